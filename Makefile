@@ -1,0 +1,79 @@
+# onnx-sfp: make | make test | make asan | make bench | make demo | make install | make clean
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+BUILD ?= build
+GEN := $(BUILD)/gen
+PREFIX ?= /usr/local
+OPT ?= -O2
+PKGS := libprotobuf-c openblas cmocka json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wdouble-promotion -fno-strict-aliasing
+CPPFLAGS += -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -MMD -MP
+LDLIBS += $(PKG_LIBS) -lz -lm -lpthread
+
+LIB_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN)/onnx.pb-c.o
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(BUILD)/tests/sfp-roundtrip
+
+.PHONY: all test asan bench demo install clean deps refs
+all: $(BUILD)/onnx-sfp $(BUILD)/libonnxsfp.a
+
+include proto/schema.mk
+
+$(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
+	$(CC) $(filter-out -Werror -Wshadow -Wdouble-promotion,$(CFLAGS)) -Wno-unused-parameter $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c | $(GEN)/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/libonnxsfp.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/onnx-sfp: $(CLI_OBJ) $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/sfp-roundtrip: $(BUILD)/tests/tools/sfp_roundtrip.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests (CMocka) first, then the end-to-end scripts against the outside
+# references (PyTorch exports, onnx.checker, ONNX Runtime).
+test: all $(TEST_BIN) $(TOOL_BIN)
+	@BUILD=$(BUILD) tests/run-all.sh $(TEST_BIN)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+refs:
+	/usr/bin/python3 tools/export_refs.py $(BUILD)/refs
+
+deps:
+	tools/install-deps.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/onnxsfp \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BUILD)/onnx-sfp $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BUILD)/libonnxsfp.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/onnxsfp/*.h $(DESTDIR)$(PREFIX)/include/onnxsfp/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' docs/onnxsfp.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/onnxsfp.pc
+	install -m 0644 docs/onnx-sfp.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,53 @@
+/* Command-line plumbing shared by the subcommands: option tables, parsing
+ * into cli_args_t, number parsing with end-pointer checks, help text. */
+#ifndef SFP_CLI_H
+#define SFP_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "onnxsfp/error.h"
+
+#define CLI_MAX_OPTS 40
+#define CLI_MAX_POS 64
+
+typedef struct cli_opt {
+    const char *name;   /* without the leading "--" */
+    const char *arg;    /* argument name shown in help, NULL for a flag */
+    const char *help;
+} cli_opt_t;
+
+typedef struct cli_args {
+    int n_pos;
+    const char *pos[CLI_MAX_POS];
+    const char *value[CLI_MAX_OPTS]; /* per option of the command's table */
+    bool set[CLI_MAX_OPTS];
+    int threads;                      /* --threads, 0 = all cores */
+    bool quiet;
+} cli_args_t;
+
+typedef struct cli_cmd {
+    const char *name;
+    const char *usage;     /* after "onnx-sfp NAME " */
+    const char *summary;   /* one line */
+    const char *details;   /* paragraph shown by NAME --help, may be NULL */
+    const cli_opt_t *opts; /* terminated by {0} */
+    int min_pos, max_pos;
+    int (*run)(const struct cli_cmd *cmd, const cli_args_t *a, sfp_error_t *err);
+} cli_cmd_t;
+
+/* Parses argv (after the command name). Returns 1 when --help was shown. */
+int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_error_t *err);
+void cli_print_help(const cli_cmd_t *cmd);
+/* Value of option name or NULL. */
+const char *cli_get(const cli_cmd_t *cmd, const cli_args_t *a, const char *name);
+bool cli_flag(const cli_cmd_t *cmd, const cli_args_t *a, const char *name);
+int cli_int(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, int64_t lo, int64_t hi, int64_t dflt,
+            int64_t *out, sfp_error_t *err);
+int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, double lo, double hi, double dflt,
+               double *out, sfp_error_t *err);
+
+extern const cli_cmd_t cmd_report;
+extern const cli_cmd_t cmd_init;
+
+#endif

@@ -1,0 +1,48 @@
+/* onnx-sfp report: parameters and MACs per node and in total, for one model
+ * or two side by side; text or the JSON schema of docs/report-json.md. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "onnxsfp/report.h"
+
+static const cli_opt_t opts[] = {
+    {"json", NULL, "print the report --json object instead of text"},
+    {0},
+};
+
+static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
+{
+    sfp_model_t *m[2] = {0};
+    sfp_report_t *r[2] = {0};
+    int rc = 0;
+    for (int i = 0; i < a->n_pos && rc == 0; i++) {
+        rc = model_load(a->pos[i], &m[i], err);
+        if (rc == 0) rc = report_build(m[i], a->pos[i], &r[i], err);
+    }
+    if (rc == 0) {
+        if (cli_flag(cmd, a, "json")) {
+            char *json = NULL;
+            rc = report_to_json(r[0], r[1], &json, err);
+            if (rc == 0) printf("%s\n", json);
+            free(json);
+        } else {
+            report_print_text(stdout, r[0], r[1]);
+        }
+        if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
+    }
+    for (int i = 0; i < 2; i++) {
+        report_free(r[i]);
+        model_free(m[i]);
+    }
+    return rc;
+}
+
+const cli_cmd_t cmd_report = {
+    "report", "MODEL.onnx [OTHER.onnx] [--json]",
+    "parameters and MACs per node and in total; with two models, side by side with reductions",
+    "MACs: Conv = output elements x input channels per group x kernel area; Gemm/MatMul = M x N x K;\n"
+    "FLOPs = 2 x MACs. Elementwise work (BN, Relu, Add, pooling) is counted on its own line.\n"
+    "Parameters: conv/linear weights and biases and BN scale/bias (as PyTorch counts), at batch 1.",
+    opts, 1, 2, run,
+};

@@ -1,0 +1,41 @@
+/* Internal header of the ONNX I/O module: protobuf-c helpers shared by the
+ * loader and the saver. Only files in src/onnx include the generated schema. */
+#ifndef SFP_ONNX_IO_H
+#define SFP_ONNX_IO_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "onnx.pb-c.h"
+#include "onnxsfp/model.h"
+
+/* Allocator for protobuf-c with a byte budget, so a small hostile file cannot
+ * make the parser allocate without bound. */
+typedef struct budget_alloc {
+    ProtobufCAllocator base;
+    size_t used;
+    size_t budget;
+} budget_alloc_t;
+void budget_alloc_init(budget_alloc_t *b, size_t budget);
+
+/* Packs msg (with the modelled fields already cleared by the caller) into
+ * residue bytes; an empty message gives an empty residue. */
+int residue_pack(const ProtobufCMessage *msg, sfp_blob_t *out, sfp_error_t *err);
+
+/* Splits residue bytes into protobuf-c unknown fields that point into blob
+ * (valid while blob lives). *out is malloc'ed (NULL when empty). */
+int residue_fields(const sfp_blob_t *blob, ProtobufCMessageUnknownField **out, size_t *n,
+                   sfp_error_t *err);
+
+/* Walks the wire format of buf once without a schema: returns 0, or the byte
+ * offset (>= 0) of the first field that cannot be read in *bad_offset with a
+ * reason. Used to explain files that protobuf-c refuses. */
+int wire_scan(const uint8_t *buf, size_t len, size_t *bad_offset, const char **reason);
+
+/* TensorProto -> tensor. base_dir resolves external data (NULL: refuse it).
+ * what names the tensor's role in messages (e.g. "initializer"). */
+int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const char *what,
+                      sfp_tensor_t **out, sfp_error_t *err);
+/* Fills a TensorProto (raw_data pointing at t->data; name borrowed). */
+void tensor_to_proto(const sfp_tensor_t *t, Onnx__TensorProto *tp, int64_t *dims_buf);
+
+#endif

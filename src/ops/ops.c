@@ -1,0 +1,163 @@
+/* Operator registry and the helpers every op file uses. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "util/util.h"
+
+static const sfp_op_def_t *const families[] = {
+    op_defs_conv, op_defs_norm, op_defs_elementwise, op_defs_pool,
+    op_defs_shape, op_defs_pad_slice, op_defs_gemm,
+};
+
+const sfp_op_def_t *op_find(const char *op_type, const char *domain)
+{
+    if (domain && *domain && strcmp(domain, "ai.onnx") != 0) return NULL;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (const sfp_op_def_t *d = families[f]; d->op_type; d++)
+            if (strcmp(d->op_type, op_type) == 0) return d;
+    return NULL;
+}
+
+const char *const *op_names(void)
+{
+    static const char *names[64];
+    if (!names[0]) {
+        size_t k = 0;
+        for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+            for (const sfp_op_def_t *d = families[f]; d->op_type && k + 1 < 64; d++) names[k++] = d->op_type;
+        names[k] = NULL;
+    }
+    return names;
+}
+
+const sfp_value_t *op_in(const sfp_op_ctx_t *c, int i)
+{
+    if (i >= c->node->n_inputs || c->node->inputs[i] < 0) return NULL;
+    return &c->g->values[c->node->inputs[i]];
+}
+
+sfp_value_t *op_out(const sfp_op_ctx_t *c, int i)
+{
+    if (i >= c->node->n_outputs || c->node->outputs[i] < 0) return NULL;
+    return &c->g->values[c->node->outputs[i]];
+}
+
+int op_errorf(const sfp_op_ctx_t *c, sfp_error_t *err, int code, const char *fmt, ...)
+{
+    char what[SFP_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return sfp_errorf(err, code, "node '%s' (%s): %s", sfp_q(c->node->name), sfp_q(c->node->op_type), what);
+}
+
+int op_set_out(const sfp_op_ctx_t *c, int i, sfp_dtype_t dt, int ndim, const int64_t *dims, bool batch0,
+               sfp_error_t *err)
+{
+    sfp_value_t *v = op_out(c, i);
+    if (!v) return 0;
+    if (ndim < 0 || ndim > SFP_MAX_DIMS)
+        return op_errorf(c, err, SFP_EUNSUPPORTED, "output rank %d outside 0..%d", ndim, SFP_MAX_DIMS);
+    int64_t numel = 0;
+    for (int k = 0; k < ndim; k++)
+        if (dims[k] < 0) return op_errorf(c, err, SFP_EBADMODEL, "output dimension %d would be %lld", k, (long long)dims[k]);
+    if (sfp_shape_numel(ndim, dims, &numel, NULL) < 0 || numel > ((int64_t)1 << 40))
+        return op_errorf(c, err, SFP_EBADMODEL, "output '%s' would hold an absurd number of elements", sfp_q(v->name));
+    v->dtype = dt;
+    v->ndim = ndim;
+    for (int k = 0; k < ndim; k++) v->dims[k] = dims[k];
+    v->batch0 = batch0 && ndim > 0;
+    return 0;
+}
+
+int op_need_rank(const sfp_op_ctx_t *c, int i, int lo, int hi, sfp_error_t *err)
+{
+    const sfp_value_t *v = op_in(c, i);
+    if (!v) return op_errorf(c, err, SFP_EBADMODEL, "input %d is missing", i);
+    if (v->ndim < 0) return op_errorf(c, err, SFP_EBADMODEL, "input '%s' has no known shape", sfp_q(v->name));
+    if (v->ndim < lo || v->ndim > hi) {
+        if (lo == hi)
+            return op_errorf(c, err, SFP_EBADMODEL, "input '%s' has rank %d, expected %d", sfp_q(v->name), v->ndim, lo);
+        return op_errorf(c, err, SFP_EBADMODEL, "input '%s' has rank %d, expected %d to %d", sfp_q(v->name), v->ndim,
+                         lo, hi);
+    }
+    return 0;
+}
+
+int op_const_ints(const sfp_op_ctx_t *c, int i, int64_t *out, int max, int *n, sfp_error_t *err)
+{
+    const sfp_value_t *v = op_in(c, i);
+    if (!v) return op_errorf(c, err, SFP_EBADMODEL, "input %d is missing", i);
+    const sfp_tensor_t *t = graph_const(c->g, c->node->inputs[i]);
+    if (!t)
+        return op_errorf(c, err, SFP_EUNSUPPORTED, "input '%s' must be known before running (a constant or a shape computation)",
+                         sfp_q(v->name));
+    if (t->dtype != SFP_DT_INT64 && t->dtype != SFP_DT_INT32)
+        return op_errorf(c, err, SFP_EBADMODEL, "input '%s' must be int64, is %s", sfp_q(v->name), sfp_dtype_name(t->dtype));
+    if (t->ndim > 1) return op_errorf(c, err, SFP_EBADMODEL, "input '%s' must be a 1-D list", sfp_q(v->name));
+    int64_t count = sfp_tensor_numel(t);
+    if (count > max) return op_errorf(c, err, SFP_EUNSUPPORTED, "input '%s' lists %lld values, at most %d supported",
+                                      sfp_q(v->name), (long long)count, max);
+    for (int64_t k = 0; k < count; k++) out[k] = sfp_tensor_get_int(t, k);
+    *n = (int)count;
+    return 0;
+}
+
+int op_axis(const sfp_op_ctx_t *c, int64_t axis, int rank, int *out, sfp_error_t *err)
+{
+    if (axis < -rank || axis >= rank)
+        return op_errorf(c, err, SFP_EBADMODEL, "axis %lld out of range for rank %d", (long long)axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return 0;
+}
+
+int op_broadcast(const sfp_op_ctx_t *c, const sfp_value_t *a, const sfp_value_t *b, int *ndim, int64_t *dims,
+                 sfp_error_t *err)
+{
+    int r = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int k = 0; k < r; k++) {
+        int ia = k - (r - a->ndim), ib = k - (r - b->ndim);
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return op_errorf(c, err, SFP_EBADMODEL, "shapes of '%s' and '%s' do not broadcast (dim %d: %lld vs %lld)",
+                             sfp_q(a->name), sfp_q(b->name), k, (long long)da, (long long)db);
+        dims[k] = da == 1 ? db : da;
+    }
+    *ndim = r;
+    return 0;
+}
+
+int op_fold(const sfp_op_ctx_t *c, int i, sfp_tensor_t *t, bool batch0, sfp_error_t *err)
+{
+    sfp_value_t *v = op_out(c, i);
+    if (!v) {
+        sfp_tensor_free(t);
+        return 0;
+    }
+    int rc = op_set_out(c, i, t->dtype, t->ndim, t->dims, batch0, err);
+    if (rc < 0) {
+        sfp_tensor_free(t);
+        return rc;
+    }
+    sfp_tensor_free(v->folded);
+    v->folded = t;
+    return 0;
+}
+
+int64_t op_numel(const sfp_value_t *v)
+{
+    int64_t n = 1;
+    for (int k = 0; k < v->ndim; k++) n *= v->dims[k];
+    return n;
+}
+
+int64_t op_work_out_elems(const sfp_graph_t *g, const sfp_node_t *n)
+{
+    if (n->n_outputs < 1 || n->outputs[0] < 0) return 0;
+    const sfp_value_t *v = &g->values[n->outputs[0]];
+    return v->ndim >= 0 ? op_numel(v) : 0;
+}

@@ -1,0 +1,94 @@
+/* The operator table: for every supported ONNX op, its arity, the attributes
+ * it understands, attribute checks, shape inference (with folding of the small
+ * int64 shape computations) and its MAC count. One file per op family
+ * registers its entries; graph-level passes (validate, infer, batch) use it. */
+#ifndef SFP_OPS_H
+#define SFP_OPS_H
+
+#include "onnxsfp/model.h"
+#include "util/util.h"
+
+/* How report counts a node's work. */
+typedef enum sfp_work_kind {
+    SFP_WORK_NONE = 0,     /* data movement or shape bookkeeping */
+    SFP_WORK_DENSE,        /* multiply-accumulates: Conv, Gemm, MatMul */
+    SFP_WORK_ELEMENTWISE   /* per-element arithmetic: BN, Relu, Add, pooling */
+} sfp_work_kind_t;
+
+typedef struct sfp_op_ctx {
+    const sfp_model_t *model; /* for the opset version */
+    sfp_graph_t *g;
+    const sfp_node_t *node;
+    int64_t opset;
+} sfp_op_ctx_t;
+
+typedef struct sfp_op_def {
+    const char *op_type;
+    int min_inputs, max_inputs;
+    int min_outputs, max_outputs;
+    const char *const *attrs;        /* NULL-terminated names understood */
+    /* Attribute values and static input ranks; NULL when nothing to check. */
+    int (*check)(const sfp_op_ctx_t *c, sfp_error_t *err);
+    /* Sets dtype/ndim/dims/batch0 (and folded, when computable) of the outputs. */
+    int (*infer)(const sfp_op_ctx_t *c, sfp_error_t *err);
+    /* Work at the inferred shapes: MACs for dense ops, element ops otherwise. */
+    int64_t (*work)(const sfp_graph_t *g, const sfp_node_t *n);
+    sfp_work_kind_t work_kind;
+    unsigned param_inputs;           /* bit i: input i is a trainable parameter */
+} sfp_op_def_t;
+
+const sfp_op_def_t *op_find(const char *op_type, const char *domain);
+/* NULL-terminated list of supported op types (for --help and messages). */
+const char *const *op_names(void);
+
+/* Each family file exposes its table. */
+extern const sfp_op_def_t op_defs_conv[];
+extern const sfp_op_def_t op_defs_norm[];
+extern const sfp_op_def_t op_defs_elementwise[];
+extern const sfp_op_def_t op_defs_pool[];
+extern const sfp_op_def_t op_defs_shape[];
+extern const sfp_op_def_t op_defs_pad_slice[];
+extern const sfp_op_def_t op_defs_gemm[];
+
+/* ---- helpers for op files ---- */
+const sfp_value_t *op_in(const sfp_op_ctx_t *c, int i);   /* NULL when omitted */
+sfp_value_t *op_out(const sfp_op_ctx_t *c, int i);        /* NULL when omitted */
+int op_set_out(const sfp_op_ctx_t *c, int i, sfp_dtype_t dt, int ndim, const int64_t *dims, bool batch0,
+               sfp_error_t *err);
+/* Error prefixed with the node's name and op type. */
+int op_errorf(const sfp_op_ctx_t *c, sfp_error_t *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Input i must be inferred with rank in [lo, hi]. */
+int op_need_rank(const sfp_op_ctx_t *c, int i, int lo, int hi, sfp_error_t *err);
+/* Constant int64 list from input i (initializer or folded). */
+int op_const_ints(const sfp_op_ctx_t *c, int i, int64_t *out, int max, int *n, sfp_error_t *err);
+/* Normalises axis into [0, rank) or fails naming the node. */
+int op_axis(const sfp_op_ctx_t *c, int64_t axis, int rank, int *out, sfp_error_t *err);
+/* Numpy-style broadcast of two shapes. */
+int op_broadcast(const sfp_op_ctx_t *c, const sfp_value_t *a, const sfp_value_t *b, int *ndim,
+                 int64_t *dims, sfp_error_t *err);
+/* Output i becomes a folded constant (takes ownership of t; dims must be set). */
+int op_fold(const sfp_op_ctx_t *c, int i, sfp_tensor_t *t, bool batch0, sfp_error_t *err);
+int64_t op_numel(const sfp_value_t *v);
+/* Work helper: elements of output 0. */
+int64_t op_work_out_elems(const sfp_graph_t *g, const sfp_node_t *n);
+
+/* Sliding-window geometry shared by Conv and pooling: reads kernel_shape
+ * (or the given kernel), strides, dilations, pads and auto_pad, resolves
+ * auto_pad into explicit pads and computes each spatial output size. */
+#define SFP_MAX_SPATIAL 6
+typedef struct sfp_window {
+    int n_spatial;
+    int64_t kernel[SFP_MAX_SPATIAL], stride[SFP_MAX_SPATIAL], dilation[SFP_MAX_SPATIAL];
+    int64_t pad_begin[SFP_MAX_SPATIAL], pad_end[SFP_MAX_SPATIAL];
+    int64_t in[SFP_MAX_SPATIAL], out[SFP_MAX_SPATIAL];
+} sfp_window_t;
+int op_window(const sfp_op_ctx_t *c, const int64_t *in_spatial, int n_spatial, const int64_t *kernel,
+              bool ceil_mode, sfp_window_t *w, sfp_error_t *err);
+/* Checks auto_pad's value. */
+int op_check_auto_pad(const sfp_op_ctx_t *c, sfp_error_t *err);
+
+#endif

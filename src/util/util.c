@@ -1,0 +1,158 @@
+/* Checked arithmetic, strings, bounded file reads and atomic writes. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+bool sfp_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) return false;
+    *out = a * b;
+    return true;
+}
+
+bool sfp_mul_i64(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0) return false;
+    if (a != 0 && b > INT64_MAX / a) return false;
+    *out = a * b;
+    return true;
+}
+
+char *sfp_strdup(const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+char *sfp_strndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+const char *sfp_q(const char *s)
+{
+    static char bufs[4][256];
+    static int next;
+    char *b = bufs[next];
+    next = (next + 1) % 4;
+    return sfp_escape(s, b, sizeof bufs[0]);
+}
+
+int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
+                  sfp_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return sfp_errorf(err, SFP_EIO, "%s: cannot open: %s", sfp_q(path), strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return sfp_errorf(err, SFP_EIO, "%s: cannot stat: %s", sfp_q(path), strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sfp_errorf(err, SFP_EIO, "%s: not a regular file", sfp_q(path));
+    }
+    if ((uint64_t)st.st_size > (uint64_t)max_len) {
+        close(fd);
+        return sfp_errorf(err, SFP_EIO, "%s: file of %lld bytes is larger than the %zu allowed",
+                          sfp_q(path), (long long)st.st_size, max_len);
+    }
+    size_t len = (size_t)st.st_size;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        close(fd);
+        return sfp_errorf(err, SFP_ENOMEM, "%s: out of memory reading %zu bytes", sfp_q(path), len);
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return sfp_errorf(err, SFP_EIO, "%s: read failed: %s", sfp_q(path),
+                              r == 0 ? "file shrank while reading" : strerror(e));
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return sfp_errorf(err, SFP_EIO, "%s: cannot create a temporary file beside it: %s",
+                          sfp_q(path), strerror(e));
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    int rc = 0;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            rc = sfp_errorf(err, SFP_EIO, "%s: write failed: %s", sfp_q(path),
+                            w == 0 ? "no progress" : strerror(errno));
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (rc == 0 && fchmod(fd, 0644 & ~mask) != 0)
+        rc = sfp_errorf(err, SFP_EIO, "%s: chmod failed: %s", sfp_q(path), strerror(errno));
+    if (rc == 0 && fsync(fd) != 0)
+        rc = sfp_errorf(err, SFP_EIO, "%s: fsync failed: %s", sfp_q(path), strerror(errno));
+    if (close(fd) != 0 && rc == 0)
+        rc = sfp_errorf(err, SFP_EIO, "%s: close failed: %s", sfp_q(path), strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = sfp_errorf(err, SFP_EIO, "%s: rename failed: %s", sfp_q(path), strerror(errno));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err)
+{
+    if (need <= *cap) return 0;
+    int ncap = *cap ? *cap : 8;
+    while (ncap < need) {
+        if (ncap > (1 << 28)) return sfp_errorf(err, SFP_ENOMEM, "too many elements (%d)", need);
+        ncap *= 2;
+    }
+    size_t bytes = 0;
+    if (!sfp_mul_size((size_t)ncap, elem, &bytes))
+        return sfp_errorf(err, SFP_ENOMEM, "array size overflow");
+    void *p = realloc(*arr, bytes);
+    if (!p) return sfp_errorf(err, SFP_ENOMEM, "out of memory growing an array to %d", ncap);
+    memset((char *)p + (size_t)*cap * elem, 0, (size_t)(ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* Small shared helpers: checked size arithmetic, owned strings, whole-file
+ * reads with a size bound, and atomic file replacement. */
+#ifndef SFP_UTIL_H
+#define SFP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnxsfp/error.h"
+
+/* a*b into *out; false on overflow. */
+bool sfp_mul_size(size_t a, size_t b, size_t *out);
+bool sfp_mul_i64(int64_t a, int64_t b, int64_t *out);
+
+/* strdup that accepts NULL (returns NULL) and reports failure in *ok. */
+char *sfp_strdup(const char *s);
+char *sfp_strndup(const char *s, size_t n);
+
+/* Escaped copy of an untrusted name for messages; a few rotating static
+ * buffers so several can appear in one sfp_errorf call. Not thread safe. */
+const char *sfp_q(const char *s);
+
+/* Reads a whole regular file, refusing files above max_len bytes. */
+int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
+                  sfp_error_t *err);
+
+/* Writes len bytes to path atomically: temporary file in the same folder,
+ * fsync, mode 0644 minus umask, rename. Never leaves a partial file. */
+int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err);
+
+/* Grows *arr (element size elem) so it holds at least need elements. */
+int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err);
+
+#endif

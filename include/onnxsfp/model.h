@@ -178,6 +178,9 @@ int graph_add_input(sfp_graph_t *g, int id, sfp_error_t *err);
 int graph_add_output(sfp_graph_t *g, int id, sfp_error_t *err);
 /* Sorts nodes topologically (stable for an already sorted graph); fails on cycles. */
 int graph_topo_sort(sfp_graph_t *g, sfp_error_t *err);
+/* Drops nodes none of whose outputs is read (nor a graph output) and values
+ * nothing refers to any more, renumbering ids. Ids held elsewhere go stale. */
+int graph_remove_unused(sfp_graph_t *g, sfp_error_t *err);
 /* Tensor known before running: initializer or folded constant, else NULL. */
 const sfp_tensor_t *graph_const(const sfp_graph_t *g, int id);
 /* Node count that read value id. */

@@ -5,11 +5,34 @@
 
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
+#include "surgery/surgery.h"
 
 static const cli_opt_t opts[] = {
     {"json", NULL, "print the report --json object instead of text"},
+    {"groups", NULL, "also list the channel dependency groups (what is pruned together)"},
     {0},
 };
+
+/* One line per group: label, channel count, prunable or why not, members. */
+static int print_groups(sfp_model_t *m, const char *path, sfp_error_t *err)
+{
+    sfp_groups_t *gs = NULL;
+    int rc = groups_find(m, &gs, err);
+    if (rc < 0) return rc;
+    const sfp_graph_t *g = &m->graph;
+    printf("channel groups of %s: %d\n", path, gs->n);
+    for (int i = 0; i < gs->n; i++) {
+        const sfp_chan_group_t *grp = &gs->g[i];
+        printf("group %d: %s: %d channels, %s%s%s\n  layers:", i, grp->label, grp->n_channels,
+               grp->prunable ? "prunable" : "fixed", grp->prunable ? "" : " - ", grp->reason);
+        for (int k = 0; k < grp->n_sources; k++) printf(" %s", g->nodes[grp->sources[k]].name);
+        printf("\n  values (%d):", grp->n_values);
+        for (int k = 0; k < grp->n_values && k < 12; k++) printf(" %s", g->values[grp->values[k]].name);
+        printf("%s\n", grp->n_values > 12 ? " ..." : "");
+    }
+    groups_free(gs);
+    return 0;
+}
 
 static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
@@ -29,6 +52,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         } else {
             report_print_text(stdout, r[0], r[1]);
         }
+        for (int i = 0; i < a->n_pos && rc == 0 && cli_flag(cmd, a, "groups"); i++)
+            rc = print_groups(m[i], a->pos[i], err);
         if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
     }
     for (int i = 0; i < 2; i++) {
@@ -39,7 +64,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 }
 
 const cli_cmd_t cmd_report = {
-    "report", "MODEL.onnx [OTHER.onnx] [--json]",
+    "report", "MODEL.onnx [OTHER.onnx] [--json] [--groups]",
     "parameters and MACs per node and in total; with two models, side by side with reductions",
     "MACs: Conv = output elements x input channels per group x kernel area; Gemm/MatMul = M x N x K;\n"
     "FLOPs = 2 x MACs. Elementwise work (BN, Relu, Add, pooling) is counted on its own line.\n"

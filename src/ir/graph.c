@@ -436,3 +436,86 @@ int model_meta_set(sfp_model_t *m, const char *key, const char *value, sfp_error
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     return 0;
 }
+
+/* ---- compaction ---- */
+int graph_remove_unused(sfp_graph_t *g, sfp_error_t *err)
+{
+    int nv = g->n_values, nn = g->n_nodes, rc = 0;
+    int *uses = calloc((size_t)nv + 1, sizeof(int));
+    char *dead = calloc((size_t)nn + 1, 1);
+    int *new_id = malloc(sizeof(int) * (size_t)(nv + 1));
+    int *new_node = malloc(sizeof(int) * (size_t)(nn + 1));
+    if (!uses || !dead || !new_id || !new_node) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] >= 0) uses[g->nodes[i].inputs[k]]++;
+    /* Remove dead nodes from the back: a node's removal can free its producers. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = nn - 1; i >= 0; i--) {
+            const sfp_node_t *n = &g->nodes[i];
+            if (dead[i]) continue;
+            bool live = false;
+            for (int o = 0; o < n->n_outputs; o++) {
+                int v = n->outputs[o];
+                if (v >= 0 && (uses[v] > 0 || (g->values[v].flags & SFP_VAL_OUTPUT))) live = true;
+            }
+            if (live) continue;
+            dead[i] = 1;
+            changed = 1;
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0) uses[n->inputs[k]]--;
+        }
+    }
+    int kept_nodes = 0;
+    for (int i = 0; i < nn; i++) {
+        if (dead[i]) {
+            node_clear(&g->nodes[i]);
+            new_node[i] = -1;
+            continue;
+        }
+        new_node[i] = kept_nodes;
+        g->nodes[kept_nodes++] = g->nodes[i];
+    }
+    g->n_nodes = kept_nodes;
+    int kept_values = 0;
+    for (int v = 0; v < nv; v++) {
+        sfp_value_t *val = &g->values[v];
+        bool keep = uses[v] > 0 || (val->flags & (SFP_VAL_INPUT | SFP_VAL_OUTPUT)) ||
+                    (val->producer >= 0 && new_node[val->producer] >= 0);
+        if (!keep) {
+            value_clear(val);
+            new_id[v] = -1;
+            continue;
+        }
+        new_id[v] = kept_values;
+        if (val->producer >= 0) val->producer = new_node[val->producer];
+        g->values[kept_values++] = *val;
+    }
+    g->n_values = kept_values;
+    for (int i = 0; i < g->n_nodes; i++) {
+        sfp_node_t *n = &g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) n->inputs[k] = new_id[n->inputs[k]];
+        for (int o = 0; o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0) n->outputs[o] = new_id[n->outputs[o]];
+    }
+    int *lists[3] = {g->inputs, g->outputs, g->inits};
+    int *counts[3] = {&g->n_inputs, &g->n_outputs, &g->n_inits};
+    for (int l = 0; l < 3; l++) {
+        int k = 0;
+        for (int i = 0; i < *counts[l]; i++)
+            if (new_id[lists[l][i]] >= 0) lists[l][k++] = new_id[lists[l][i]];
+        *counts[l] = k;
+    }
+    rc = index_rebuild(g, ((name_index_t *)g->name_index)->cap, err);
+out:
+    free(uses);
+    free(dead);
+    free(new_id);
+    free(new_node);
+    return rc;
+}

@@ -114,12 +114,24 @@ static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     bool batch0 = x->batch0 && plan[0].start == 0 && plan[0].step == 1 && plan[0].count == x->dims[0];
     if ((rc = op_set_out(c, 0, x->dtype, x->ndim, dims, batch0, err)) < 0) return rc;
     const sfp_tensor_t *k = graph_const(c->g, c->node->inputs[0]);
-    if (!k || x->ndim != 1 || sfp_dtype_size(x->dtype) == 0) return 0; /* fold 1-D shape lists only */
+    if (!k || sfp_dtype_size(x->dtype) == 0) return 0; /* constant data (shape computations): fold */
     sfp_tensor_t *t = NULL;
-    if ((rc = sfp_tensor_create(NULL, x->dtype, 1, dims, &t, err)) < 0) return rc;
+    if ((rc = sfp_tensor_create(NULL, x->dtype, x->ndim, dims, &t, err)) < 0) return rc;
     size_t es = sfp_dtype_size(x->dtype);
-    for (int64_t i = 0; i < dims[0]; i++)
-        memcpy((char *)t->data + (size_t)i * es, (const char *)k->data + (size_t)(plan[0].start + i * plan[0].step) * es, es);
+    int64_t stride[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = op_numel(op_out(c, 0));
+    for (int d = x->ndim - 1, s = 1; d >= 0; d--) {
+        stride[d] = s;
+        s *= (int)x->dims[d];
+    }
+    for (int64_t o = 0; o < total; o++) {
+        int64_t at = 0;
+        for (int d = 0; d < x->ndim; d++) at += (plan[d].start + idx[d] * plan[d].step) * stride[d];
+        memcpy((char *)t->data + (size_t)o * es, (const char *)k->data + (size_t)at * es, es);
+        for (int d = x->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < dims[d]) break;
+            idx[d] = 0;
+        }
+    }
     return op_fold(c, 0, t, batch0, err);
 }
 

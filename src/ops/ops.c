@@ -9,7 +9,7 @@
 
 static const sfp_op_def_t *const families[] = {
     op_defs_conv, op_defs_norm, op_defs_elementwise, op_defs_pool,
-    op_defs_shape, op_defs_pad_slice, op_defs_gemm,
+    op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose,
 };
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain)

@@ -49,6 +49,7 @@ extern const sfp_op_def_t op_defs_pool[];
 extern const sfp_op_def_t op_defs_shape[];
 extern const sfp_op_def_t op_defs_pad_slice[];
 extern const sfp_op_def_t op_defs_gemm[];
+extern const sfp_op_def_t op_defs_transpose[];
 
 /* ---- helpers for op files ---- */
 const sfp_value_t *op_in(const sfp_op_ctx_t *c, int i);   /* NULL when omitted */

@@ -1,0 +1,123 @@
+/* L2-norm selection per dependency group (coupled channels are scored by the
+ * summed filter norms of the layers that produce them; the same indices go
+ * from every member) and the uniform-rate search behind --flops. */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxsfp/report.h"
+#include "prune/prune.h"
+
+int prune_count(int n_channels, double rate)
+{
+    int n = (int)floor(rate * (double)n_channels + 1e-9);
+    if (n >= n_channels) n = n_channels - 1;
+    return n < 0 ? 0 : n;
+}
+
+bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip)
+{
+    const sfp_chan_group_t *grp = &gs->g[gi];
+    if (!grp->prunable) return true;
+    if (!skip) return false;
+    for (int k = 0; k < grp->n_sources; k++)
+        if (fnmatch(skip, m->graph.nodes[grp->sources[k]].name, 0) == 0) return true;
+    return false;
+}
+
+typedef struct scored {
+    double score;
+    int index;
+} scored_t;
+
+static int cmp_scored(const void *pa, const void *pb)
+{
+    const scored_t *a = pa, *b = pb;
+    if (a->score != b->score) return a->score < b->score ? -1 : 1;
+    return a->index - b->index; /* ties: lower index first, deterministic */
+}
+
+int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
+                    sfp_error_t *err)
+{
+    for (int gi = 0; gi < gs->n; gi++) {
+        const sfp_chan_group_t *grp = &gs->g[gi];
+        int n_remove = prune_count(grp->n_channels, rate);
+        if (n_remove == 0 || prune_group_skipped(m, gs, gi, skip)) continue;
+        double *scores = malloc(sizeof(double) * (size_t)grp->n_channels);
+        scored_t *order = malloc(sizeof *order * (size_t)grp->n_channels);
+        if (!scores || !order) {
+            free(scores);
+            free(order);
+            return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        }
+        int rc = groups_score_l2(m, gs, gi, scores, err);
+        if (rc == 0) {
+            for (int j = 0; j < grp->n_channels; j++) order[j] = (scored_t){scores[j], j};
+            qsort(order, (size_t)grp->n_channels, sizeof *order, cmp_scored);
+            for (int j = 0; j < n_remove; j++) removal_add_channel(r, gs, gi, order[j].index);
+        }
+        free(scores);
+        free(order);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+int model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = model_encode(m, &buf, &len, err);
+    if (rc < 0) return rc;
+    rc = model_load_bytes(buf, len, m->path, out, err);
+    free(buf);
+    return rc;
+}
+
+int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err)
+{
+    sfp_model_t *copy = NULL;
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    sfp_report_t *rep = NULL;
+    int rc = model_clone(m, &copy, err);
+    if (rc == 0) rc = groups_find(copy, &gs, err);
+    if (rc == 0) rc = removal_create(gs, &r, err);
+    if (rc == 0) rc = prune_select_l2(copy, gs, rate, skip, r, err);
+    if (rc == 0) rc = surgery_apply(copy, gs, r, err);
+    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
+    if (rc == 0) *macs = rep->macs;
+    report_free(rep);
+    removal_free(r);
+    groups_free(gs);
+    model_free(copy);
+    return rc;
+}
+
+int prune_rate_for_flops(const sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err)
+{
+    sfp_model_t *copy = NULL;
+    sfp_report_t *rep = NULL;
+    int rc = model_clone(m, &copy, err);
+    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
+    int64_t base = rep ? rep->macs : 0, macs = 0;
+    report_free(rep);
+    model_free(copy);
+    if (rc < 0) return rc;
+    double target = (double)base * (1.0 - flops);
+    if ((rc = prune_macs_at_rate(m, 0.99, skip, &macs, err)) < 0) return rc;
+    if ((double)macs > target)
+        return sfp_errorf(err, SFP_ERUNTIME, "--flops %.3f cannot be reached: pruning every prunable group at rate 0.99 removes only %.1f%% of MACs",
+                          flops, 100.0 * (1.0 - (double)macs / (double)base));
+    double lo = 0.0, hi = 0.99;
+    while (hi - lo > 1e-3) {
+        double mid = 0.5 * (lo + hi);
+        if ((rc = prune_macs_at_rate(m, mid, skip, &macs, err)) < 0) return rc;
+        if ((double)macs <= target) hi = mid;
+        else lo = mid;
+    }
+    *rate = hi;
+    return 0;
+}

@@ -1,0 +1,500 @@
+/* Channel dependency groups: one union-find over the channel slots of every
+ * activation, joined by per-op rules, then channels with the same footprint
+ * gathered into groups. No rule is written for a network; each op says how
+ * its output channels relate to its input channels. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "surgery/surgery.h"
+
+typedef struct uf_ctx {
+    const sfp_graph_t *g;
+    sfp_groups_t *gs;
+    int64_t *base;       /* first slot id of each value */
+    int64_t n_slots;
+    int64_t *parent;
+    bool *blocked;       /* per slot, folded into roots at the end */
+    int *source;         /* per slot: producing Conv/Gemm/MatMul node or -1 */
+    char (*block_reason)[96];
+} uf_ctx_t;
+
+static int64_t uf_find(uf_ctx_t *u, int64_t a)
+{
+    while (u->parent[a] != a) {
+        u->parent[a] = u->parent[u->parent[a]];
+        a = u->parent[a];
+    }
+    return a;
+}
+
+static void uf_union(uf_ctx_t *u, int64_t a, int64_t b)
+{
+    a = uf_find(u, a);
+    b = uf_find(u, b);
+    if (a == b) return;
+    if (a < b) u->parent[b] = a;
+    else u->parent[a] = b;
+}
+
+static int64_t slots_of(const uf_ctx_t *u, int v)
+{
+    return v >= 0 ? u->gs->value_slots[v] : 0;
+}
+
+static int64_t slot(const uf_ctx_t *u, int v, int64_t i)
+{
+    return u->base[v] + i;
+}
+
+static void block_value(uf_ctx_t *u, int v, const char *why)
+{
+    for (int64_t i = 0; i < slots_of(u, v); i++) {
+        int64_t s = slot(u, v, i);
+        if (!u->blocked[s]) snprintf(u->block_reason[s], sizeof u->block_reason[s], "%s", why);
+        u->blocked[s] = true;
+    }
+}
+
+static void union_same(uf_ctx_t *u, int a, int b)
+{
+    for (int64_t i = 0; i < slots_of(u, a) && i < slots_of(u, b); i++) uf_union(u, slot(u, a, i), slot(u, b, i));
+}
+
+static bool const_all_zero(const sfp_graph_t *g, int v)
+{
+    const sfp_tensor_t *t = graph_const(g, v);
+    if (!t) return false;
+    for (int64_t i = 0; i < sfp_tensor_numel(t); i++)
+        if (sfp_tensor_get_double(t, i) != 0.0) return false;
+    return true;
+}
+
+static int cannot_see(const sfp_node_t *n, const char *why, sfp_error_t *err)
+{
+    return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): channel dependencies cannot be traced through it: %s",
+                      sfp_q(n->name), sfp_q(n->op_type), why);
+}
+
+/* Binary elementwise op: operands with the output's channel count are joined
+ * to it, except the non-constant side of a multiplication by zero. */
+static void rule_binary(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int out = n->outputs[0];
+    bool mul_zero = !strcmp(n->op_type, "Mul") && (const_all_zero(g, n->inputs[0]) || const_all_zero(g, n->inputs[1]) ||
+                                                   u->gs->value_zero[n->inputs[0]] || u->gs->value_zero[n->inputs[1]]);
+    if (mul_zero) {
+        u->gs->value_zero[out] = true;
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        int x = n->inputs[k];
+        if (slots_of(u, x) == slots_of(u, out) && g->values[x].ndim == g->values[out].ndim) union_same(u, x, out);
+    }
+}
+
+static int rule_conv(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0], y = n->outputs[0];
+    int64_t group = node_attr_int(n, "group", 1), cin = g->values[x].dims[1], m = g->values[y].dims[1];
+    for (int64_t o = 0; o < slots_of(u, y); o++) u->source[slot(u, y, o)] = (int)(n - g->nodes);
+    if (group == 1) return 0;
+    if (group == cin && m % cin == 0) { /* depthwise: output o reads input o / multiplier */
+        int64_t mult = m / cin;
+        for (int64_t o = 0; o < m; o++) uf_union(u, slot(u, y, o), slot(u, x, o / mult));
+        return 0;
+    }
+    (void)err;
+    block_value(u, x, "grouped convolution (neither group 1 nor depthwise)");
+    block_value(u, y, "grouped convolution (neither group 1 nor depthwise)");
+    return 0;
+}
+
+static void rule_concat(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int out = n->outputs[0];
+    const sfp_value_t *o = &g->values[out];
+    int64_t axis = node_attr_int(n, "axis", 0);
+    if (axis < 0) axis += o->ndim;
+    bool all_zero = true;
+    int64_t off = 0;
+    for (int i = 0; i < n->n_inputs; i++) {
+        int x = n->inputs[i];
+        if (!u->gs->value_zero[x]) all_zero = false;
+        if (axis == 1) {
+            for (int64_t c = 0; c < slots_of(u, x); c++) uf_union(u, slot(u, out, off + c), slot(u, x, c));
+            off += slots_of(u, x);
+        } else {
+            union_same(u, x, out);
+        }
+    }
+    u->gs->value_zero[out] = all_zero;
+}
+
+static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0], y = n->outputs[0];
+    int64_t before = g->values[y].dims[1] - g->values[x].dims[1];
+    /* channel pads: the input's channel c lands at pads[1] + c */
+    int64_t pb = 0;
+    const sfp_tensor_t *p = n->n_inputs > 1 && n->inputs[1] >= 0 ? graph_const(g, n->inputs[1]) : NULL;
+    if (p) pb = sfp_tensor_get_int(p, 1);
+    else {
+        const int64_t *pads = NULL;
+        if (node_attr_ints(n, "pads", &pads) >= 2) pb = pads[1];
+    }
+    if (before != 0 && pb < 0) return cannot_see(n, "negative channel pads (cropping)", err);
+    for (int64_t c = 0; c < slots_of(u, x); c++) uf_union(u, slot(u, y, pb + c), slot(u, x, c));
+    u->gs->value_zero[y] = u->gs->value_zero[x];
+    return 0;
+}
+
+static void rule_slice(uf_ctx_t *u, const sfp_node_t *n)
+{
+    int x = n->inputs[0], y = n->outputs[0];
+    if (slots_of(u, x) == slots_of(u, y) && u->g->values[x].ndim == u->g->values[y].ndim) {
+        union_same(u, x, y); /* channel axis untouched: spatial slicing (A-pad shortcut) */
+        u->gs->value_zero[y] = u->gs->value_zero[x];
+        return;
+    }
+    block_value(u, x, "Slice on the channel axis");
+    block_value(u, y, "Slice on the channel axis");
+}
+
+/* Flatten/Reshape: [N, C, rest...] -> [N, C * rest] maps feature c*rest+j to
+ * channel c; a reshape that keeps [N, C, ...] keeps channels. */
+static void rule_reshape(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0], y = n->outputs[0];
+    const sfp_value_t *xv = &g->values[x], *yv = &g->values[y];
+    if (!slots_of(u, x) && !slots_of(u, y)) return;
+    if (xv->ndim >= 2 && yv->ndim >= 2 && xv->dims[0] == yv->dims[0]) {
+        int64_t rest = 1;
+        for (int k = 2; k < xv->ndim; k++) rest *= xv->dims[k];
+        if (yv->ndim == 2 && yv->dims[1] == xv->dims[1] * rest) {
+            for (int64_t c = 0; c < xv->dims[1]; c++)
+                for (int64_t j = 0; j < rest; j++) uf_union(u, slot(u, y, c * rest + j), slot(u, x, c));
+            return;
+        }
+        if (yv->dims[1] == xv->dims[1]) {
+            union_same(u, x, y);
+            return;
+        }
+    }
+    block_value(u, x, "reshape that mixes channels");
+    block_value(u, y, "reshape that mixes channels");
+}
+
+static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
+{
+    const char *op = n->op_type;
+    const sfp_graph_t *g = u->g;
+    int x = n->n_inputs > 0 ? n->inputs[0] : -1, y = n->n_outputs > 0 ? n->outputs[0] : -1;
+    /* Nodes that touch no channel-carrying value have nothing to say. */
+    bool touches = false;
+    for (int i = 0; i < n->n_inputs; i++)
+        if (slots_of(u, n->inputs[i])) touches = true;
+    for (int i = 0; i < n->n_outputs; i++)
+        if (slots_of(u, n->outputs[i])) touches = true;
+    if (!touches) return 0;
+    if (!strcmp(op, "Conv")) return rule_conv(u, n, err);
+    if (!strcmp(op, "Shape")) return 0; /* reads only the shape, re-inferred after removal */
+    if (!strcmp(op, "Relu") || !strcmp(op, "Sigmoid") || !strcmp(op, "BatchNormalization") || !strcmp(op, "Dropout") ||
+        !strcmp(op, "Identity") || !strcmp(op, "MaxPool") || !strcmp(op, "AveragePool") ||
+        !strcmp(op, "GlobalAveragePool") || !strcmp(op, "GlobalMaxPool") || !strcmp(op, "Cast")) {
+        union_same(u, x, y);
+        if (strcmp(op, "BatchNormalization")) u->gs->value_zero[y] = u->gs->value_zero[x];
+        return 0;
+    }
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
+        rule_binary(u, n);
+        return 0;
+    }
+    if (!strcmp(op, "Concat")) {
+        rule_concat(u, n);
+        return 0;
+    }
+    if (!strcmp(op, "Pad")) return rule_pad(u, n, err);
+    if (!strcmp(op, "Slice")) {
+        rule_slice(u, n);
+        return 0;
+    }
+    if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze")) {
+        rule_reshape(u, n);
+        return 0;
+    }
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+        bool trans_a = !strcmp(op, "Gemm") && node_attr_int(n, "transA", 0);
+        const sfp_value_t *a = &g->values[x];
+        if (trans_a || a->ndim != 2) block_value(u, x, "matrix product over a non-feature axis");
+        for (int i = 1; i < n->n_inputs; i++)
+            if (n->inputs[i] >= 0 && slots_of(u, n->inputs[i]) && !graph_const(g, n->inputs[i]))
+                block_value(u, n->inputs[i], "product of two activations");
+        if (g->values[y].ndim == 2)
+            for (int64_t o = 0; o < slots_of(u, y); o++) u->source[slot(u, y, o)] = (int)(n - g->nodes);
+        else block_value(u, y, "batched matrix product");
+        return 0;
+    }
+    if (!strcmp(op, "Softmax")) {
+        block_value(u, x, "Softmax normalises across channels");
+        block_value(u, y, "Softmax normalises across channels");
+        return 0;
+    }
+    return cannot_see(n, "no channel rule for this op", err);
+}
+
+/* Sort key of a channel: the values it touches, then its first slot. */
+typedef struct chan_rec {
+    int64_t root;
+    int n;        /* slot entries */
+    int *vals;    /* sorted value ids (with repeats) */
+    int64_t first_index;
+} chan_rec_t;
+
+static int cmp_chan(const void *pa, const void *pb)
+{
+    const chan_rec_t *a = pa, *b = pb;
+    if (a->n != b->n) return a->n < b->n ? -1 : 1;
+    for (int i = 0; i < a->n; i++)
+        if (a->vals[i] != b->vals[i]) return a->vals[i] < b->vals[i] ? -1 : 1;
+    if (a->first_index != b->first_index) return a->first_index < b->first_index ? -1 : 1;
+    return 0;
+}
+
+static bool same_footprint(const chan_rec_t *a, const chan_rec_t *b)
+{
+    if (a->n != b->n) return false;
+    for (int i = 0; i < a->n; i++)
+        if (a->vals[i] != b->vals[i]) return false;
+    return true;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+void groups_free(sfp_groups_t *gs)
+{
+    if (!gs) return;
+    for (int i = 0; i < gs->n; i++) {
+        free(gs->g[i].slot_start);
+        free(gs->g[i].slot_value);
+        free(gs->g[i].slot_index);
+        free(gs->g[i].values);
+        free(gs->g[i].sources);
+    }
+    free(gs->g);
+    free(gs->value_slots);
+    free(gs->value_zero);
+    free(gs);
+}
+
+/* Builds group records from the union-find: channels with equal footprints. */
+static int collect(uf_ctx_t *u, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    sfp_groups_t *gs = u->gs;
+    int64_t S = u->n_slots;
+    int rc = 0;
+    int64_t *root_chan = malloc(sizeof(int64_t) * (size_t)(S ? S : 1));
+    int *owner = malloc(sizeof(int) * (size_t)(S ? S : 1)); /* slot -> value id */
+    chan_rec_t *ch = calloc((size_t)(S ? S : 1), sizeof *ch);
+    int *fill = calloc((size_t)(S ? S : 1), sizeof(int));
+    if (!root_chan || !owner || !ch || !fill) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int v = 0; v < g->n_values; v++)
+        for (int64_t i = 0; i < slots_of(u, v); i++) owner[slot(u, v, i)] = v;
+    int64_t n_ch = 0;
+    for (int64_t s = 0; s < S; s++) root_chan[s] = -1;
+    for (int64_t s = 0; s < S; s++) {
+        int64_t r = uf_find(u, s);
+        if (root_chan[r] < 0) {
+            root_chan[r] = n_ch;
+            ch[n_ch].root = r;
+            ch[n_ch].first_index = s - u->base[owner[s]];
+            n_ch++;
+        }
+        ch[root_chan[r]].n++;
+        if (u->blocked[s]) {
+            if (!u->blocked[r]) snprintf(u->block_reason[r], sizeof u->block_reason[r], "%s", u->block_reason[s]);
+            u->blocked[r] = true;
+        }
+    }
+    for (int64_t c = 0; c < n_ch; c++) {
+        ch[c].vals = malloc(sizeof(int) * (size_t)ch[c].n);
+        if (!ch[c].vals) {
+            rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    for (int64_t s = 0; s < S; s++) {
+        int64_t c = root_chan[uf_find(u, s)];
+        ch[c].vals[fill[c]++] = owner[s];
+    }
+    for (int64_t c = 0; c < n_ch; c++) qsort(ch[c].vals, (size_t)ch[c].n, sizeof(int), cmp_int);
+    /* remember each channel's root before sorting reorders records */
+    qsort(ch, (size_t)n_ch, sizeof *ch, cmp_chan);
+    int n_groups = 0;
+    for (int64_t c = 0; c < n_ch; c++)
+        if (c == 0 || !same_footprint(&ch[c - 1], &ch[c])) n_groups++;
+    gs->g = calloc((size_t)(n_groups ? n_groups : 1), sizeof *gs->g);
+    if (!gs->g) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    gs->n = n_groups;
+    for (int64_t c = 0; c < n_ch; c++) root_chan[ch[c].root] = c; /* root -> sorted position */
+    int64_t start = 0;
+    for (int gi = 0; gi < n_groups; gi++) {
+        int64_t end = start + 1;
+        while (end < n_ch && same_footprint(&ch[start], &ch[end])) end++;
+        sfp_chan_group_t *grp = &gs->g[gi];
+        int per = ch[start].n;
+        grp->n_channels = (int)(end - start);
+        grp->slot_start = malloc(sizeof(int) * (size_t)(grp->n_channels + 1));
+        grp->slot_value = malloc(sizeof(int) * (size_t)(grp->n_channels * per));
+        grp->slot_index = malloc(sizeof(int64_t) * (size_t)(grp->n_channels * per));
+        grp->values = malloc(sizeof(int) * (size_t)per);
+        grp->sources = malloc(sizeof(int) * (size_t)per);
+        if (!grp->slot_start || !grp->slot_value || !grp->slot_index || !grp->values || !grp->sources) {
+            rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (int j = 0; j < grp->n_channels; j++) grp->slot_start[j] = j * per;
+        grp->slot_start[grp->n_channels] = grp->n_channels * per;
+        for (int k = 0; k < per; k++)
+            if (k == 0 || ch[start].vals[k] != ch[start].vals[k - 1]) grp->values[grp->n_values++] = ch[start].vals[k];
+        bool blocked = false;
+        const char *why = "";
+        for (int64_t c = start; c < end; c++)
+            if (u->blocked[ch[c].root]) {
+                blocked = true;
+                why = u->block_reason[ch[c].root];
+            }
+        grp->prunable = !blocked;
+        snprintf(grp->reason, sizeof grp->reason, "%s", blocked ? why : "");
+        start = end;
+    }
+    /* fill slots channel by channel, in slot order so index order is natural */
+    int *pos = calloc((size_t)(n_ch ? n_ch : 1), sizeof(int));
+    if (!pos) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    int64_t *chan_group = malloc(sizeof(int64_t) * (size_t)(n_ch ? n_ch : 1));
+    int *chan_local = malloc(sizeof(int) * (size_t)(n_ch ? n_ch : 1));
+    if (!chan_group || !chan_local) {
+        free(pos);
+        free(chan_group);
+        free(chan_local);
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int gi = 0, c = 0; gi < n_groups; gi++)
+        for (int j = 0; j < gs->g[gi].n_channels; j++, c++) {
+            chan_group[c] = gi;
+            chan_local[c] = j;
+        }
+    for (int64_t s = 0; s < S; s++) {
+        int64_t c = root_chan[uf_find(u, s)];
+        sfp_chan_group_t *grp = &gs->g[chan_group[c]];
+        int at = grp->slot_start[chan_local[c]] + pos[c]++;
+        grp->slot_value[at] = owner[s];
+        grp->slot_index[at] = s - u->base[owner[s]];
+        int src = u->source[s];
+        if (src >= 0) {
+            bool seen = false;
+            for (int k = 0; k < grp->n_sources; k++)
+                if (grp->sources[k] == src) seen = true;
+            if (!seen) grp->sources[grp->n_sources++] = src;
+        }
+    }
+    free(pos);
+    free(chan_group);
+    free(chan_local);
+    for (int gi = 0; gi < n_groups; gi++) {
+        sfp_chan_group_t *grp = &gs->g[gi];
+        qsort(grp->sources, (size_t)grp->n_sources, sizeof(int), cmp_int);
+        if (grp->prunable && grp->n_sources == 0) {
+            grp->prunable = false;
+            snprintf(grp->reason, sizeof grp->reason, "no layer produces these channels (constant or zero)");
+        }
+        const char *first = grp->n_sources ? g->nodes[grp->sources[0]].name : g->values[grp->values[0]].name;
+        if (grp->n_sources > 1)
+            snprintf(grp->label, sizeof grp->label, "%s (+%d coupled)", first, grp->n_sources - 1);
+        else
+            snprintf(grp->label, sizeof grp->label, "%s", first);
+    }
+out:
+    if (ch)
+        for (int64_t c = 0; c < S; c++) free(ch[c].vals);
+    free(ch);
+    free(fill);
+    free(owner);
+    free(root_chan);
+    return rc;
+}
+
+int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int rc = 0;
+    if (g->batch != 1 && (rc = model_infer_shapes(m, 1, err)) < 0) return rc;
+    sfp_groups_t *gs = calloc(1, sizeof *gs);
+    uf_ctx_t u = {g, gs, NULL, 0, NULL, NULL, NULL, NULL};
+    if (!gs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    gs->n_values = g->n_values;
+    gs->value_slots = calloc((size_t)g->n_values + 1, sizeof(int64_t));
+    gs->value_zero = calloc((size_t)g->n_values + 1, sizeof(bool));
+    u.base = calloc((size_t)g->n_values + 1, sizeof(int64_t));
+    if (!gs->value_slots || !gs->value_zero || !u.base) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        const sfp_value_t *val = &g->values[v];
+        bool activation = !val->init && !val->folded && val->dtype == SFP_DT_FLOAT && val->ndim >= 2;
+        gs->value_slots[v] = activation ? val->dims[1] : 0;
+        u.base[v] = u.n_slots;
+        u.n_slots += gs->value_slots[v];
+    }
+    size_t S = (size_t)(u.n_slots ? u.n_slots : 1);
+    u.parent = malloc(sizeof(int64_t) * S);
+    u.blocked = calloc(S, sizeof(bool));
+    u.source = malloc(sizeof(int) * S);
+    u.block_reason = calloc(S, sizeof *u.block_reason);
+    if (!u.parent || !u.blocked || !u.source || !u.block_reason) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t s = 0; s < u.n_slots; s++) {
+        u.parent[s] = s;
+        u.source[s] = -1;
+    }
+    for (int i = 0; i < g->n_inputs; i++) block_value(&u, g->inputs[i], "model input channels are never pruned");
+    for (int i = 0; i < g->n_outputs; i++) block_value(&u, g->outputs[i], "model output channels are never pruned");
+    for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = apply_rule(&u, &g->nodes[i], err);
+    if (rc == 0) rc = collect(&u, err);
+out:
+    free(u.base);
+    free(u.parent);
+    free(u.blocked);
+    free(u.source);
+    free(u.block_reason);
+    if (rc < 0) {
+        groups_free(gs);
+        return rc;
+    }
+    *out = gs;
+    return 0;
+}

@@ -1,0 +1,438 @@
+/* Physical channel removal and masking. A removal is a per-value slot mask
+ * (from the groups); every node is rewritten from the masks of its own inputs
+ * and outputs: Conv/Gemm/MatMul weights, biases, BN parameters, per-channel
+ * constants, channel pads, Reshape targets, declared value shapes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "surgery/surgery.h"
+
+int removal_create(const sfp_groups_t *gs, sfp_removal_t **out, sfp_error_t *err)
+{
+    sfp_removal_t *r = calloc(1, sizeof *r);
+    if (!r) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    r->n_values = gs->n_values;
+    r->masks = calloc((size_t)gs->n_values + 1, sizeof *r->masks);
+    if (!r->masks) {
+        free(r);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < gs->n_values; v++) {
+        if (!gs->value_slots[v]) continue;
+        r->masks[v] = calloc((size_t)gs->value_slots[v], sizeof(bool));
+        if (!r->masks[v]) {
+            removal_free(r);
+            return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+void removal_add_channel(sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j)
+{
+    const sfp_chan_group_t *g = &gs->g[gi];
+    for (int k = g->slot_start[j]; k < g->slot_start[j + 1]; k++) r->masks[g->slot_value[k]][g->slot_index[k]] = true;
+}
+
+void removal_free(sfp_removal_t *r)
+{
+    if (!r) return;
+    for (int v = 0; v < r->n_values; v++) free(r->masks[v]);
+    free(r->masks);
+    free(r);
+}
+
+static int64_t removed_count(const sfp_removal_t *r, const sfp_groups_t *gs, int v)
+{
+    int64_t n = 0;
+    if (v < 0 || !r->masks[v]) return 0;
+    for (int64_t i = 0; i < gs->value_slots[v]; i++) n += r->masks[v][i];
+    return n;
+}
+
+static bool is_removed(const sfp_removal_t *r, int v, int64_t i)
+{
+    return v >= 0 && r->masks[v] && r->masks[v][i];
+}
+
+/* Keeps the entries of axis `axis` of t for which drop(i) is false. */
+static int tensor_keep(sfp_tensor_t *t, int axis, const bool *drop, int64_t n_drop_src, sfp_error_t *err)
+{
+    if (!drop || axis >= t->ndim) return 0;
+    int64_t len = t->dims[axis];
+    if (len != n_drop_src)
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: tensor '%s' axis %d has %lld entries, mask %lld", sfp_q(t->name),
+                          axis, (long long)len, (long long)n_drop_src);
+    int64_t outer = 1, inner = 1, kept = 0;
+    for (int k = 0; k < axis; k++) outer *= t->dims[k];
+    for (int k = axis + 1; k < t->ndim; k++) inner *= t->dims[k];
+    for (int64_t i = 0; i < len; i++) kept += !drop[i];
+    if (kept == len) return 0;
+    size_t es = sfp_dtype_size(t->dtype), chunk = (size_t)inner * es;
+    char *dst = t->data;
+    const char *src = t->data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < len; i++) {
+            const char *from = src + ((size_t)(o * len + i)) * chunk;
+            if (drop[i]) continue;
+            if (dst != from) memmove(dst, from, chunk);
+            dst += chunk;
+        }
+    t->dims[axis] = kept;
+    t->nbytes = (size_t)(outer * kept) * chunk;
+    return 0;
+}
+
+/* The writable initializer of input k of node n. One shared with other nodes
+ * (exporters deduplicate equal constants, e.g. zero biases) is first copied
+ * into an initializer of this node's own. */
+static int own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, sfp_error_t *err)
+{
+    *out = NULL;
+    if (k >= n->n_inputs || n->inputs[k] < 0) return 0;
+    int vid = n->inputs[k], uses = 0, rc;
+    bool folded = !g->values[vid].init && g->values[vid].folded && !g->values[vid].batch_dep;
+    if (!g->values[vid].init && !folded)
+        return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): input '%s' must be an initializer to remove channels",
+                          sfp_q(n->name), sfp_q(n->op_type), sfp_q(g->values[vid].name));
+    for (int i = 0; i < n->n_inputs; i++) uses += n->inputs[i] == vid;
+    /* A constant computed by a node (e.g. Identity of a deduplicated bias) or
+     * shared with other nodes becomes an initializer of this node's own. */
+    if (folded || graph_count_consumers(g, vid) > uses || (g->values[vid].flags & (SFP_VAL_INPUT | SFP_VAL_OUTPUT))) {
+        char name[600];
+        sfp_tensor_t *copy = NULL;
+        int nid = -1;
+        snprintf(name, sizeof name, "%s_%s", g->values[vid].name, *n->name ? n->name : n->op_type);
+        for (int i = 1; graph_find_value(g, name) >= 0; i++)
+            snprintf(name, sizeof name, "%s_%s_%d", g->values[vid].name, *n->name ? n->name : n->op_type, i);
+        if ((rc = sfp_tensor_clone(graph_const(g, vid), &copy, err)) < 0) return rc;
+        if ((rc = graph_add_value(g, name, &nid, err)) < 0) {
+            sfp_tensor_free(copy);
+            return rc;
+        }
+        if ((rc = graph_set_init(g, nid, copy, err)) < 0) return rc;
+        for (int i = 0; i < n->n_inputs; i++)
+            if (n->inputs[i] == vid) n->inputs[i] = nid;
+        vid = nid;
+    }
+    *out = g->values[vid].init;
+    return 0;
+}
+
+static int shrink_conv(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int x = n->inputs[0], y = n->outputs[0], rc;
+    sfp_tensor_t *w = NULL, *b = NULL;
+    if ((rc = own_init(g, n, 0 + 1, &w, err)) < 0 || (rc = own_init(g, n, 2, &b, err)) < 0) return rc;
+    int64_t group = node_attr_int(n, "group", 1);
+    if ((rc = tensor_keep(w, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
+    if (b && (rc = tensor_keep(b, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
+    if (group == 1) return tensor_keep(w, 1, r->masks[x], gs->value_slots[x], err);
+    int64_t new_in = gs->value_slots[x] - removed_count(r, gs, x);
+    if (new_in != group) return node_set_attr_int(n, "group", new_in, err);
+    return 0;
+}
+
+static int shrink_bn(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int x = n->inputs[0], rc;
+    for (int k = 1; k < 5; k++) {
+        sfp_tensor_t *p = NULL;
+        if ((rc = own_init(g, n, k, &p, err)) < 0) return rc;
+        if ((rc = tensor_keep(p, 0, r->masks[x], gs->value_slots[x], err)) < 0) return rc;
+    }
+    return 0;
+}
+
+static int shrink_dense(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int a = n->inputs[0], y = n->outputs[0], rc;
+    bool gemm = !strcmp(n->op_type, "Gemm");
+    bool trans_b = gemm && node_attr_int(n, "transB", 0);
+    sfp_tensor_t *w = NULL, *c = NULL;
+    if (!r->masks[a] && !r->masks[y]) return 0;
+    if ((rc = own_init(g, n, 1, &w, err)) < 0) return rc;
+    if ((rc = tensor_keep(w, trans_b ? 1 : 0, r->masks[a], gs->value_slots[a], err)) < 0) return rc;
+    if ((rc = tensor_keep(w, trans_b ? 0 : 1, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
+    if (gemm && r->masks[y] && n->n_inputs > 2 && n->inputs[2] >= 0) {
+        if ((rc = own_init(g, n, 2, &c, err)) < 0) return rc;
+        if (c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y])
+            return tensor_keep(c, c->ndim - 1, r->masks[y], gs->value_slots[y], err);
+    }
+    return 0;
+}
+
+/* Per-channel constant operands of elementwise ops follow the output's mask. */
+static int shrink_binary(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int y = n->outputs[0], rc;
+    if (!r->masks[y]) return 0;
+    const sfp_value_t *yv = &g->values[y];
+    for (int k = 0; k < 2; k++) {
+        const sfp_value_t *xv = &g->values[n->inputs[k]];
+        if (!xv->init) continue;
+        int axis = 1 - (yv->ndim - xv->init->ndim);
+        if (axis < 0 || xv->init->dims[axis] == 1) continue;
+        sfp_tensor_t *t = NULL;
+        if ((rc = own_init(g, n, k, &t, err)) < 0) return rc;
+        if ((rc = tensor_keep(t, axis, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
+    }
+    return 0;
+}
+
+/* Channel pads count zero channels: drop the removed ones from the counts. */
+static int shrink_pad(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int x = n->inputs[0], y = n->outputs[0], rank = g->values[x].ndim;
+    int64_t in_c = g->values[x].dims[1], out_c = g->values[y].dims[1];
+    if (!r->masks[y] || in_c == out_c) return 0;
+    int64_t pb = 0, pe = 0;
+    sfp_tensor_t *t = NULL;
+    sfp_attr_t *a = NULL;
+    if (n->n_inputs > 1 && n->inputs[1] >= 0) {
+        int rc = own_init(g, n, 1, &t, err);
+        if (rc < 0) return rc;
+        pb = sfp_tensor_get_int(t, 1);
+        pe = sfp_tensor_get_int(t, 1 + rank);
+    } else {
+        a = (sfp_attr_t *)node_attr(n, "pads");
+        if (!a || a->n < (size_t)(2 * rank)) return sfp_errorf(err, SFP_EBADMODEL, "node '%s' (Pad): no pads", sfp_q(n->name));
+        pb = a->ints[1];
+        pe = a->ints[1 + rank];
+    }
+    int64_t gone_b = 0, gone_e = 0;
+    for (int64_t i = 0; i < pb; i++) gone_b += is_removed(r, y, i);
+    for (int64_t i = out_c - pe; i < out_c; i++) gone_e += is_removed(r, y, i);
+    if (t) {
+        ((int64_t *)t->data)[1] = pb - gone_b;
+        ((int64_t *)t->data)[1 + rank] = pe - gone_e;
+    } else {
+        a->ints[1] = pb - gone_b;
+        a->ints[1 + rank] = pe - gone_e;
+    }
+    return 0;
+}
+
+/* A Reshape target that spells out the channel/feature count is rewritten. */
+static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int y = n->outputs[0];
+    int64_t gone = removed_count(r, gs, y);
+    if (!gone) return 0;
+    const sfp_tensor_t *k = graph_const(g, n->inputs[1]);
+    if (!k || sfp_tensor_numel(k) < 2 || sfp_tensor_get_int(k, 1) <= 0) return 0;
+    sfp_tensor_t *t = NULL;
+    int rc = own_init(g, n, 1, &t, err);
+    if (rc < 0) return rc;
+    if (t->dtype == SFP_DT_INT64) ((int64_t *)t->data)[1] -= gone;
+    else ((int32_t *)t->data)[1] -= (int32_t)gone;
+    return 0;
+}
+
+/* Inserts a node after value v that gives it `want` channels: a zero value's
+ * extra channels are sliced off or zero channels padded on. */
+static int resize_zero_value(sfp_model_t *m, int v, int64_t have, int64_t want, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    char name[600], tname[640];
+    int nv = -1, kv = -1, rc, nid = -1;
+    int64_t opset = model_opset(m, "");
+    int rank = g->values[v].ndim;
+    snprintf(name, sizeof name, "%s_resized", g->values[v].name);
+    for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, sizeof name, "%s_resized_%d", g->values[v].name, i);
+    if ((rc = graph_add_value(g, name, &nv, err)) < 0) return rc;
+    /* consumers of v read the resized value */
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] == v) g->nodes[i].inputs[k] = nv;
+    bool slice = want < have;
+    snprintf(tname, sizeof tname, "%s_%s", name, slice ? "ends" : "pads");
+    if (slice) {
+        if (opset >= 10) {
+            int64_t one = 1;
+            sfp_tensor_t *starts = NULL, *ends = NULL, *axes = NULL;
+            int ids[4] = {v, -1, -1, -1};
+            if ((rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &one, &starts, err)) < 0) return rc;
+            if ((rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &one, &ends, err)) < 0) return rc;
+            if ((rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &one, &axes, err)) < 0) return rc;
+            ((int64_t *)ends->data)[0] = want;
+            ((int64_t *)axes->data)[0] = 1;
+            const char *suffix[3] = {"_starts", "_ends", "_axes"};
+            sfp_tensor_t *ts[3] = {starts, ends, axes};
+            for (int k = 0; k < 3; k++) {
+                snprintf(tname, sizeof tname, "%s%s", name, suffix[k]);
+                if ((rc = graph_add_value(g, tname, &kv, err)) < 0) return rc;
+                if ((rc = graph_set_init(g, kv, ts[k], err)) < 0) return rc;
+                ids[k + 1] = kv;
+            }
+            if ((rc = graph_add_node(g, "Slice", name, 4, ids, 1, &nv, &nid, err)) < 0) return rc;
+        } else {
+            if ((rc = graph_add_node(g, "Slice", name, 1, &v, 1, &nv, &nid, err)) < 0) return rc;
+            int64_t s0 = 0, e0 = want, a0 = 1;
+            if ((rc = node_set_attr_ints(&g->nodes[nid], "starts", &s0, 1, err)) < 0) return rc;
+            if ((rc = node_set_attr_ints(&g->nodes[nid], "ends", &e0, 1, err)) < 0) return rc;
+            if ((rc = node_set_attr_ints(&g->nodes[nid], "axes", &a0, 1, err)) < 0) return rc;
+        }
+    } else {
+        int64_t pads[2 * SFP_MAX_DIMS] = {0}, np = 2 * rank;
+        pads[rank + 1] = want - have;
+        if (opset >= 11) {
+            sfp_tensor_t *t = NULL;
+            int ids[2] = {v, -1};
+            if ((rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &np, &t, err)) < 0) return rc;
+            memcpy(t->data, pads, sizeof(int64_t) * (size_t)np);
+            if ((rc = graph_add_value(g, tname, &kv, err)) < 0) return rc;
+            if ((rc = graph_set_init(g, kv, t, err)) < 0) return rc;
+            ids[1] = kv;
+            if ((rc = graph_add_node(g, "Pad", name, 2, ids, 1, &nv, &nid, err)) < 0) return rc;
+        } else {
+            if ((rc = graph_add_node(g, "Pad", name, 1, &v, 1, &nv, &nid, err)) < 0) return rc;
+            if ((rc = node_set_attr_ints(&g->nodes[nid], "pads", pads, (size_t)np, err)) < 0) return rc;
+        }
+    }
+    return 0;
+}
+
+/* Where x.mul(0) was decoupled from x, the zero branch may now have the wrong
+ * channel count: compute both and insert an adapter where they differ. */
+static int fix_zero_branches(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int n_nodes = g->n_nodes, rc;
+    for (int i = 0; i < n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        if (strcmp(n->op_type, "Mul")) continue;
+        int y = n->outputs[0];
+        if (!gs->value_slots[y] || !gs->value_zero[y]) continue;
+        int src = -1;
+        for (int k = 0; k < 2; k++)
+            if (gs->value_slots[n->inputs[k]] == gs->value_slots[y] && !gs->value_zero[n->inputs[k]]) src = n->inputs[k];
+        if (src < 0) continue;
+        int64_t have = gs->value_slots[src] - removed_count(r, gs, src);
+        int64_t want = gs->value_slots[y] - removed_count(r, gs, y);
+        if (have != want && (rc = resize_zero_value(m, y, have, want, err)) < 0) return rc;
+    }
+    return 0;
+}
+
+static void shrink_decl(sfp_graph_t *g, const sfp_groups_t *gs, const sfp_removal_t *r)
+{
+    for (int v = 0; v < gs->n_values; v++) {
+        sfp_value_t *val = &g->values[v];
+        if (!r->masks[v] || val->decl.rank < 2 || val->decl.dims[1] < 0) continue;
+        val->decl.dims[1] = gs->value_slots[v] - removed_count(r, gs, v);
+    }
+}
+
+int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int rc = 0;
+    if (gs->n_values != g->n_values)
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: groups were computed for another graph");
+    int n_nodes = g->n_nodes;
+    for (int i = 0; i < n_nodes && rc == 0; i++) {
+        sfp_node_t *n = &g->nodes[i];
+        const char *op = n->op_type;
+        if (!strcmp(op, "Conv")) rc = shrink_conv(g, n, gs, r, err);
+        else if (!strcmp(op, "BatchNormalization")) rc = shrink_bn(g, n, gs, r, err);
+        else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) rc = shrink_dense(g, n, gs, r, err);
+        else if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
+            rc = shrink_binary(g, n, gs, r, err);
+        else if (!strcmp(op, "Pad")) rc = shrink_pad(g, n, r, err);
+        else if (!strcmp(op, "Reshape")) rc = shrink_reshape(g, n, gs, r, err);
+    }
+    if (rc == 0) rc = fix_zero_branches(m, gs, r, err);
+    if (rc < 0) return rc;
+    shrink_decl(g, gs, r);
+    if ((rc = graph_remove_unused(g, err)) < 0) return rc;
+    if ((rc = graph_topo_sort(g, err)) < 0) return rc;
+    if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0)
+        return sfp_error_prefix(err, "after channel removal");
+    return 0;
+}
+
+/* Zeroes row o of a source layer's weight (Conv: filter o; Gemm: output o). */
+static void zero_rows(sfp_tensor_t *t, int axis, int64_t o)
+{
+    if (!t || axis >= t->ndim) return;
+    int64_t outer = 1, inner = 1, len = t->dims[axis];
+    for (int k = 0; k < axis; k++) outer *= t->dims[k];
+    for (int k = axis + 1; k < t->ndim; k++) inner *= t->dims[k];
+    size_t es = sfp_dtype_size(t->dtype);
+    for (int64_t i = 0; i < outer; i++) memset((char *)t->data + (size_t)((i * len + o) * inner) * es, 0, (size_t)inner * es);
+}
+
+int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        sfp_node_t *n = &g->nodes[i];
+        const char *op = n->op_type;
+        int y = n->n_outputs ? n->outputs[0] : -1;
+        if (y < 0 || !r->masks[y]) continue;
+        for (int64_t o = 0; o < gs->value_slots[y]; o++) {
+            if (!r->masks[y][o]) continue;
+            if (!strcmp(op, "Conv")) {
+                zero_rows(g->values[n->inputs[1]].init, 0, o);
+                if (n->n_inputs > 2 && n->inputs[2] >= 0) zero_rows(g->values[n->inputs[2]].init, 0, o);
+            } else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+                bool tb = !strcmp(op, "Gemm") && node_attr_int(n, "transB", 0);
+                zero_rows(g->values[n->inputs[1]].init, tb ? 0 : 1, o);
+                if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+                    sfp_tensor_t *c = g->values[n->inputs[2]].init;
+                    if (c && c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y]) zero_rows(c, c->ndim - 1, o);
+                }
+            } else if (!strcmp(op, "BatchNormalization")) {
+                zero_rows(g->values[n->inputs[1]].init, 0, o); /* scale */
+                zero_rows(g->values[n->inputs[2]].init, 0, o); /* bias */
+            } else if (!strcmp(op, "Add") || !strcmp(op, "Sub")) {
+                for (int k = 0; k < 2; k++) {
+                    sfp_tensor_t *t = g->values[n->inputs[k]].init;
+                    int axis = t ? 1 - (g->values[y].ndim - t->ndim) : -1;
+                    if (t && axis >= 0 && t->dims[axis] == gs->value_slots[y]) zero_rows(t, axis, o);
+                }
+            }
+        }
+    }
+    (void)err;
+    return 0;
+}
+
+int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &m->graph;
+    const sfp_chan_group_t *grp = &gs->g[gi];
+    for (int j = 0; j < grp->n_channels; j++) out[j] = 0.0;
+    for (int j = 0; j < grp->n_channels; j++)
+        for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
+            int v = grp->slot_value[k];
+            int p = g->values[v].producer;
+            if (p < 0) continue;
+            const sfp_node_t *n = &g->nodes[p];
+            bool conv = !strcmp(n->op_type, "Conv");
+            bool dense = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
+            if (!conv && !dense) continue;
+            const sfp_tensor_t *w = graph_const(g, n->inputs[1]);
+            if (!w || w->dtype != SFP_DT_FLOAT)
+                return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): weights must be float initializers", sfp_q(n->name),
+                                  sfp_q(n->op_type));
+            int axis = conv ? 0 : (!strcmp(n->op_type, "Gemm") && node_attr_int(n, "transB", 0) ? 0 : 1);
+            int64_t o = grp->slot_index[k], outer = 1, inner = 1, len = w->dims[axis];
+            for (int d = 0; d < axis; d++) outer *= w->dims[d];
+            for (int d = axis + 1; d < w->ndim; d++) inner *= w->dims[d];
+            double sum = 0.0;
+            const float *p_w = w->data;
+            for (int64_t i = 0; i < outer; i++)
+                for (int64_t e = 0; e < inner; e++) {
+                    double x = (double)p_w[(i * len + o) * inner + e];
+                    sum += x * x;
+                }
+            out[j] += sqrt(sum);
+        }
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* Channel dependency groups and physical channel removal.
+ *
+ * Every float activation with a channel axis (axis 1) has one "slot" per
+ * channel (per feature after Flatten). A union-find joins slots that must go
+ * together: an op's output channel with the input channel it comes from,
+ * residual Adds across their operands, Concat/Pad ranges onto their sources,
+ * Flatten features onto their channel. A connected set of slots is one
+ * channel; channels touching the same set of values form a group (e.g. "the
+ * residual stream of stage 1", 16 channels). Removal is a per-value mask of
+ * slots; each node is then rewritten locally from the masks of its values. */
+#ifndef SFP_SURGERY_H
+#define SFP_SURGERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "onnxsfp/model.h"
+
+/* One coupled set of channels. Channel j of the group owns slots
+ * slots[slot_start[j] .. slot_start[j+1]) (value id, index on its axis). */
+typedef struct sfp_chan_group {
+    int n_channels;
+    int *slot_start;          /* n_channels + 1 */
+    int *slot_value;          /* value id per slot entry */
+    int64_t *slot_index;      /* channel/feature index per slot entry */
+    int n_values;
+    int *values;              /* distinct values touched, ascending */
+    int n_sources;
+    int *sources;             /* Conv/Gemm/MatMul nodes whose output rows make these channels */
+    bool prunable;
+    char reason[160];         /* why not prunable */
+    char label[160];          /* readable: the first source's name, else the first value's */
+} sfp_chan_group_t;
+
+typedef struct sfp_groups {
+    int n;
+    sfp_chan_group_t *g;
+    /* per value: its slot count (0 when the value has no channel axis) */
+    int n_values;
+    int64_t *value_slots;
+    bool *value_zero;         /* value known to be all zeros (x.mul(0) shortcut) */
+} sfp_groups_t;
+
+/* Finds the groups of m (shapes inferred at batch 1). Ops it cannot see
+ * through give SFP_EUNSUPPORTED naming the node. */
+int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err);
+void groups_free(sfp_groups_t *gs);
+
+/* L2 score of every channel of group gi: the sum over its source layers of
+ * the L2 norm of the filter (weight row) that makes the channel. out has
+ * n_channels entries. */
+int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err);
+
+/* Removal: masks[v][s] = true when slot s of value v goes. */
+typedef struct sfp_removal {
+    int n_values;
+    bool **masks;             /* NULL entries for values without removals */
+} sfp_removal_t;
+
+int removal_create(const sfp_groups_t *gs, sfp_removal_t **out, sfp_error_t *err);
+/* Marks channel j of group gi for removal. */
+void removal_add_channel(sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j);
+void removal_free(sfp_removal_t *r);
+
+/* Removes the marked channels from every node of m (weights out and in,
+ * biases, BN parameters and statistics, Gemm columns, Pad extents, shape
+ * constants) and re-infers shapes. */
+int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err);
+
+/* Zeroes the marked channels at full size (the --keep-masked model): source
+ * filter rows, their biases, and the BN that follows (scale and bias 0), so
+ * each removed channel is exactly zero everywhere it flows. */
+int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err);
+
+#endif

@@ -445,6 +445,15 @@ out:
     return rc;
 }
 
+/* Groups in graph order: by their first producing layer, then first value. */
+static int cmp_group(const void *pa, const void *pb)
+{
+    const sfp_chan_group_t *a = pa, *b = pb;
+    int ka = a->n_sources ? a->sources[0] : 1 << 30, kb = b->n_sources ? b->sources[0] : 1 << 30;
+    if (ka != kb) return ka < kb ? -1 : 1;
+    return (a->values[0] > b->values[0]) - (a->values[0] < b->values[0]);
+}
+
 int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
 {
     sfp_graph_t *g = &m->graph;
@@ -485,6 +494,7 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     for (int i = 0; i < g->n_outputs; i++) block_value(&u, g->outputs[i], "model output channels are never pruned");
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = apply_rule(&u, &g->nodes[i], err);
     if (rc == 0) rc = collect(&u, err);
+    if (rc == 0) qsort(gs->g, (size_t)gs->n, sizeof *gs->g, cmp_group);
 out:
     free(u.base);
     free(u.parent);

@@ -1,0 +1,411 @@
+/* Channel dependency groups and removal on small hand-built graphs: residual
+ * chains, the zero-padding shortcuts (Concat with x*0, channel Pad), grouped
+ * and depthwise convs, Gemm/MatMul/Reshape heads, ops that cannot be traced. */
+#define _DEFAULT_SOURCE
+#define _XOPEN_SOURCE 700
+#include "testutil.h"
+
+#include "prune/prune.h"
+#include "surgery/surgery.h"
+
+static void conv(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t cin, int64_t cout,
+                 int64_t k, uint32_t seed)
+{
+    char w[128];
+    snprintf(w, sizeof w, "%s.weight", name);
+    int64_t dims[4] = {cout, cin, k, k};
+    tu_init_f32(m, w, 4, dims, NULL, seed);
+    char ins[300];
+    snprintf(ins, sizeof ins, "%s,%s", in, w);
+    sfp_node_t *n = tu_node(m, "Conv", name, ins, out);
+    int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    tu_attr_ints(n, "pads", 4, pads);
+}
+
+static void bn(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t c)
+{
+    char p[4][128], ins[600];
+    const char *suffix[4] = {"weight", "bias", "mean", "var"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p[i], sizeof p[i], "%s.%s", name, suffix[i]);
+        tu_init_f32(m, p[i], 1, &c, NULL, (uint32_t)(i + 7));
+        if (i == 3) {
+            float *v = m->graph.values[graph_find_value(&m->graph, p[i])].init->data;
+            for (int64_t j = 0; j < c; j++) v[j] = 1.0f + 0.5f * v[j];
+        }
+    }
+    snprintf(ins, sizeof ins, "%s,%s,%s,%s,%s", in, p[0], p[1], p[2], p[3]);
+    tu_node(m, "BatchNormalization", name, ins, out);
+}
+
+/* input -> conv0(8) -> bn -> relu = s0; block: conv1 -> relu -> conv2 -> add(s0) -> relu = s1;
+ * GlobalAveragePool -> Flatten -> Gemm(10). */
+static sfp_model_t *residual_model(void)
+{
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "c0", 3, 8, 3, 1);
+    bn(m, "bn0", "c0", "b0", 8);
+    tu_node(m, "Relu", "relu0", "b0", "s0");
+    conv(m, "conv1", "s0", "c1", 8, 6, 3, 2);
+    tu_node(m, "Relu", "relu1", "c1", "r1");
+    conv(m, "conv2", "r1", "c2", 6, 8, 3, 3);
+    tu_node(m, "Add", "add", "c2,s0", "a");
+    tu_node(m, "Relu", "relu2", "a", "s1");
+    tu_node(m, "GlobalAveragePool", "gap", "s1", "g");
+    tu_node(m, "Flatten", "flat", "g", "f");
+    int64_t wd[2] = {10, 8}, bd = 10;
+    tu_init_f32(m, "fc.weight", 2, wd, NULL, 4);
+    tu_init_f32(m, "fc.bias", 1, &bd, NULL, 5);
+    sfp_node_t *fc = tu_node(m, "Gemm", "fc", "f,fc.weight,fc.bias", "y");
+    tu_attr_int(fc, "transB", 1);
+    tu_output(m, "y");
+    return m;
+}
+
+static int find_group(const sfp_groups_t *gs, const sfp_model_t *m, const char *source)
+{
+    for (int i = 0; i < gs->n; i++)
+        for (int k = 0; k < gs->g[i].n_sources; k++)
+            if (!strcmp(m->graph.nodes[gs->g[i].sources[k]].name, source)) return i;
+    return -1;
+}
+
+/* The group made by `source` but not by `other`. */
+static int find_group_without(const sfp_groups_t *gs, const sfp_model_t *m, const char *source, const char *other)
+{
+    for (int i = 0; i < gs->n; i++) {
+        bool has = false, has_other = false;
+        for (int k = 0; k < gs->g[i].n_sources; k++) {
+            const char *name = m->graph.nodes[gs->g[i].sources[k]].name;
+            has |= !strcmp(name, source);
+            has_other |= !strcmp(name, other);
+        }
+        if (has && !has_other) return i;
+    }
+    return -1;
+}
+
+static void load_checked(sfp_model_t *m)
+{
+    sfp_error_t err = {0};
+    TU_OK(&err, model_validate(m, &err));
+    TU_OK(&err, model_infer_shapes(m, 1, &err));
+}
+
+static void test_residual_add_couples_stream_and_gemm_columns(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = residual_model();
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int stream = find_group(gs, m, "conv0"), inner = find_group(gs, m, "conv1");
+    assert_true(stream >= 0 && inner >= 0 && stream != inner);
+    assert_int_equal(find_group(gs, m, "conv2"), stream); /* the Add couples conv2 with conv0 */
+    assert_int_equal(gs->g[stream].n_channels, 8);
+    assert_int_equal(gs->g[stream].n_sources, 2);
+    assert_true(gs->g[stream].prunable);
+    assert_int_equal(gs->g[inner].n_channels, 6);
+    int fc = find_group(gs, m, "fc");
+    assert_false(gs->g[fc].prunable); /* model output */
+    /* the Flatten output (features) belongs to the stream */
+    int f = graph_find_value(&m->graph, "f"), seen = 0;
+    for (int k = 0; k < gs->g[stream].n_values; k++) seen |= gs->g[stream].values[k] == f;
+    assert_true(seen);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_removal_shrinks_every_member(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = residual_model();
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    TU_OK(&err, removal_create(gs, &r, &err));
+    TU_OK(&err, prune_select_l2(m, gs, 0.5, NULL, r, &err)); /* 8 -> 4 stream, 6 -> 3 inner */
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "s0", 1, 4, 8, 8);
+    TU_EXPECT_SHAPE(m, "r1", 1, 3, 8, 8);
+    TU_EXPECT_SHAPE(m, "f", 1, 4);
+    const sfp_tensor_t *w1 = m->graph.values[graph_find_value(&m->graph, "conv1.weight")].init;
+    assert_int_equal(w1->dims[0], 3);
+    assert_int_equal(w1->dims[1], 4);
+    const sfp_tensor_t *fc = m->graph.values[graph_find_value(&m->graph, "fc.weight")].init;
+    assert_int_equal(fc->dims[0], 10);
+    assert_int_equal(fc->dims[1], 4);
+    const sfp_tensor_t *var = m->graph.values[graph_find_value(&m->graph, "bn0.var")].init;
+    assert_int_equal(var->dims[0], 4);
+    removal_free(r);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_l2_selection_removes_smallest_summed_norms(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = residual_model();
+    load_checked(m);
+    /* make stream channel 5 tiny in both producing convs: it must go first */
+    float *w0 = m->graph.values[graph_find_value(&m->graph, "conv0.weight")].init->data;
+    float *w2 = m->graph.values[graph_find_value(&m->graph, "conv2.weight")].init->data;
+    for (int i = 0; i < 3 * 9; i++) w0[5 * 27 + i] *= 1e-3f;
+    for (int i = 0; i < 6 * 9; i++) w2[5 * 54 + i] *= 1e-3f;
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int stream = find_group(gs, m, "conv0");
+    double scores[8];
+    TU_OK(&err, groups_score_l2(m, gs, stream, scores, &err));
+    for (int j = 0; j < 8; j++)
+        if (j != 5) assert_true(scores[5] < scores[j]);
+    TU_OK(&err, removal_create(gs, &r, &err));
+    TU_OK(&err, prune_select_l2(m, gs, 0.125, NULL, r, &err)); /* floor(0.125 * 8) = 1 */
+    int s0 = graph_find_value(&m->graph, "s0");
+    for (int j = 0; j < 8; j++) assert_int_equal(r->masks[s0][j], j == 5);
+    removal_free(r);
+    groups_free(gs);
+    model_free(m);
+}
+
+/* x (4ch) -> AveragePool(1, s2) -> Concat(x', x'*0) (8ch) + conv(8) */
+static void test_concat_with_zero_half_splits_the_stream(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    sfp_node_t *ap = tu_node(m, "AveragePool", "avg", "s0", "d");
+    int64_t k1[2] = {1, 1}, s2[2] = {2, 2};
+    tu_attr_ints(ap, "kernel_shape", 2, k1);
+    tu_attr_ints(ap, "strides", 2, s2);
+    float zero = 0.0f;
+    tu_init(m, "zero", SFP_DT_FLOAT, 0, NULL, &zero);
+    tu_node(m, "Mul", "mul0", "d,zero", "z");
+    sfp_node_t *cat = tu_node(m, "Concat", "cat", "d,z", "sc");
+    tu_attr_int(cat, "axis", 1);
+    conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
+    sfp_node_t *c1 = &m->graph.nodes[m->graph.n_nodes - 1];
+    int64_t st[2] = {2, 2};
+    tu_attr_ints(c1, "strides", 2, st);
+    tu_node(m, "Add", "add", "c1,sc", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    /* y is an output here, so make the check on a copy whose output is a Relu... simpler: groups see
+     * the stream blocked by the output; what matters is the split of the 8 channels into 4 + 4. */
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int lower = find_group(gs, m, "conv0");
+    assert_true(lower >= 0);
+    assert_int_equal(gs->g[lower].n_channels, 4);
+    assert_int_equal(gs->g[lower].n_sources, 2); /* conv0 and conv1's lower half */
+    int c1g = find_group_without(gs, m, "conv1", "conv0");
+    assert_true(c1g >= 0 && c1g != lower);
+    assert_int_equal(gs->g[c1g].n_channels, 4); /* upper half: conv1 + the zero branch */
+    assert_true(gs->value_zero[graph_find_value(&m->graph, "z")]);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_zero_branch_gets_an_adapter_when_halves_prune_differently(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    sfp_node_t *ap = tu_node(m, "AveragePool", "avg", "s0", "d");
+    int64_t k1[2] = {1, 1}, s2[2] = {2, 2};
+    tu_attr_ints(ap, "kernel_shape", 2, k1);
+    tu_attr_ints(ap, "strides", 2, s2);
+    float zero = 0.0f;
+    tu_init(m, "zero", SFP_DT_FLOAT, 0, NULL, &zero);
+    tu_node(m, "Mul", "mul0", "d,zero", "z");
+    sfp_node_t *cat = tu_node(m, "Concat", "cat", "d,z", "sc");
+    tu_attr_int(cat, "axis", 1);
+    conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
+    int64_t st[2] = {2, 2};
+    tu_attr_ints(&m->graph.nodes[m->graph.n_nodes - 1], "strides", 2, st);
+    tu_node(m, "Add", "add", "c1,sc", "a");
+    tu_node(m, "Relu", "relu", "a", "s1");
+    tu_node(m, "GlobalAveragePool", "gap", "s1", "g");
+    tu_node(m, "Flatten", "flat", "g", "f");
+    int64_t wd[2] = {2, 8};
+    tu_init_f32(m, "fc.weight", 2, wd, NULL, 4);
+    sfp_node_t *fc = tu_node(m, "Gemm", "fc", "f,fc.weight", "y");
+    tu_attr_int(fc, "transB", 1);
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    TU_OK(&err, removal_create(gs, &r, &err));
+    int lower = find_group(gs, m, "conv0");
+    removal_add_channel(r, gs, lower, 0); /* only the lower half loses a channel */
+    removal_add_channel(r, gs, lower, 1);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "sc", 1, 6, 4, 4);
+    TU_EXPECT_SHAPE(m, "f", 1, 6);
+    int pads = 0;
+    for (int i = 0; i < m->graph.n_nodes; i++) pads += !strcmp(m->graph.nodes[i].op_type, "Pad");
+    assert_int_equal(pads, 1); /* the zero branch (2 channels now) is padded back to 4 */
+    removal_free(r);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    int64_t pads[8] = {0, 2, 0, 0, 0, 2, 0, 0};
+    tu_init_i64(m, "pads", 8, pads);
+    tu_node(m, "Pad", "pad", "s0,pads", "p");
+    conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
+    tu_node(m, "Add", "add", "c1,p", "a");
+    tu_node(m, "Relu", "relu", "a", "s1");
+    tu_node(m, "GlobalAveragePool", "gap", "s1", "g");
+    tu_node(m, "Flatten", "flat", "g", "f");
+    int64_t wd[2] = {2, 8};
+    tu_init_f32(m, "fc.weight", 2, wd, NULL, 4);
+    sfp_node_t *fc = tu_node(m, "Gemm", "fc", "f,fc.weight", "y");
+    tu_attr_int(fc, "transB", 1);
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int middle = find_group(gs, m, "conv0");
+    assert_int_equal(gs->g[middle].n_channels, 4); /* conv0's 4 land on channels 2..5 of the stream */
+    int outer = find_group_without(gs, m, "conv1", "conv0");
+    assert_true(outer >= 0); /* channels 0,1,6,7: conv1 + pad zeros */
+    assert_int_equal(gs->g[outer].n_channels, 4);
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, outer, 0);  /* stream channel 0: a begin pad */
+    removal_add_channel(r, gs, middle, 3); /* stream channel 5 */
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "p", 1, 6, 8, 8);
+    const sfp_node_t *pad = NULL;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (!strcmp(m->graph.nodes[i].name, "pad")) pad = &m->graph.nodes[i];
+    const sfp_tensor_t *pt = graph_const(&m->graph, pad->inputs[1]);
+    assert_int_equal(sfp_tensor_get_int(pt, 1), 1);
+    assert_int_equal(sfp_tensor_get_int(pt, 5), 2);
+    removal_free(r);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {4, 2, 3, 3};
+    tu_init_f32(m, "dw.weight", 4, dw, NULL, 2);
+    sfp_node_t *d = tu_node(m, "Conv", "dw", "s0,dw.weight", "s1");
+    tu_attr_int(d, "group", 4);
+    tu_init_f32(m, "gc.weight", 4, gw, NULL, 3);
+    sfp_node_t *gc = tu_node(m, "Conv", "gc", "s1,gc.weight", "s2");
+    tu_attr_int(gc, "group", 2);
+    tu_node(m, "GlobalAveragePool", "gap", "s2", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0");
+    assert_int_equal(find_group(gs, m, "dw"), g0); /* depthwise: out c reads in c */
+    assert_false(gs->g[g0].prunable);              /* ...and feeds a group-2 conv */
+    assert_non_null(strstr(gs->g[g0].reason, "grouped"));
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    int64_t shape[2] = {0, -1};
+    tu_init_i64(m, "shape", 2, shape);
+    tu_node(m, "Reshape", "view", "s0,shape", "f"); /* [N, 5*16] */
+    int64_t wd[2] = {80, 3}, bd = 3;
+    tu_init_f32(m, "W", 2, wd, NULL, 4);
+    tu_init_f32(m, "b", 1, &bd, NULL, 5);
+    tu_node(m, "MatMul", "mm", "f,W", "h");
+    tu_node(m, "Add", "bias", "h,b", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0");
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_channels, 5);
+    /* each channel owns its 16 features of f */
+    assert_int_equal(gs->g[g0].slot_start[1] - gs->g[g0].slot_start[0], 1 + 16);
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, g0, 2);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "f", 1, 64);
+    assert_int_equal(m->graph.values[graph_find_value(&m->graph, "W")].init->dims[0], 64);
+    removal_free(r);
+    groups_free(gs);
+    model_free(m);
+}
+
+static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    sfp_node_t *t = tu_node(m, "Transpose", "swap", "s0", "t");
+    int64_t perm[4] = {0, 2, 1, 3};
+    tu_attr_ints(t, "perm", 4, perm);
+    tu_node(m, "Relu", "relu", "t", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    int rc = groups_find(m, &gs, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "swap", "Transpose");
+    model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_residual_add_couples_stream_and_gemm_columns),
+        cmocka_unit_test(test_removal_shrinks_every_member),
+        cmocka_unit_test(test_l2_selection_removes_smallest_summed_norms),
+        cmocka_unit_test(test_concat_with_zero_half_splits_the_stream),
+        cmocka_unit_test(test_zero_branch_gets_an_adapter_when_halves_prune_differently),
+        cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
+        cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
+        cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
+        cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
+    };
+    return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);
+}

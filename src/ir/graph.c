@@ -93,10 +93,24 @@ int graph_value(sfp_graph_t *g, const char *name, int *id, sfp_error_t *err)
     return graph_add_value(g, name, id, err);
 }
 
-int graph_add_node(sfp_graph_t *g, const char *op_type, const char *name, int n_in,
-                   const int *inputs, int n_out, const int *outputs, int *node_id,
-                   sfp_error_t *err)
+int graph_add_node(sfp_graph_t *g, const char *op_type, const char *name, int n_in, const int *inputs, int n_out,
+                   const int *outputs, int *node_id, sfp_error_t *err)
 {
+    /* Every check before any allocation, so a refused node leaves no trace. */
+    for (int i = 0; i < n_in; i++)
+        if (inputs[i] < -1 || inputs[i] >= g->n_values)
+            return sfp_errorf(err, SFP_EBADMODEL, "node '%s': input id %d out of range", sfp_q(name), inputs[i]);
+    for (int i = 0; i < n_out; i++) {
+        if (outputs[i] < -1 || outputs[i] >= g->n_values)
+            return sfp_errorf(err, SFP_EBADMODEL, "node '%s': output id %d out of range", sfp_q(name), outputs[i]);
+        if (outputs[i] < 0) continue;
+        const sfp_value_t *v = &g->values[outputs[i]];
+        bool twice_here = false;
+        for (int k = 0; k < i; k++) twice_here |= outputs[k] == outputs[i];
+        if (v->producer >= 0 || v->init || twice_here)
+            return sfp_errorf(err, SFP_EBADMODEL, "value '%s' is produced twice (node '%s')", sfp_q(v->name),
+                              sfp_q(name));
+    }
     int rc = sfp_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes, err);
     if (rc < 0) return rc;
     sfp_node_t *n = &g->nodes[g->n_nodes];
@@ -107,30 +121,20 @@ int graph_add_node(sfp_graph_t *g, const char *op_type, const char *name, int n_
     n->inputs = malloc(sizeof(int) * (size_t)(n_in > 0 ? n_in : 1));
     n->outputs = malloc(sizeof(int) * (size_t)(n_out > 0 ? n_out : 1));
     if (!n->op_type || !n->name || !n->domain || !n->inputs || !n->outputs) {
-        free(n->op_type); free(n->name); free(n->domain); free(n->inputs); free(n->outputs);
+        free(n->op_type);
+        free(n->name);
+        free(n->domain);
+        free(n->inputs);
+        free(n->outputs);
         memset(n, 0, sizeof *n);
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < n_in; i++) {
-        if (inputs[i] < -1 || inputs[i] >= g->n_values)
-            return sfp_errorf(err, SFP_EBADMODEL, "node '%s': input id %d out of range", sfp_q(name), inputs[i]);
-        n->inputs[i] = inputs[i];
-    }
-    for (int i = 0; i < n_out; i++) {
-        if (outputs[i] < -1 || outputs[i] >= g->n_values)
-            return sfp_errorf(err, SFP_EBADMODEL, "node '%s': output id %d out of range", sfp_q(name), outputs[i]);
-        n->outputs[i] = outputs[i];
-    }
+    if (n_in) memcpy(n->inputs, inputs, sizeof(int) * (size_t)n_in);
+    if (n_out) memcpy(n->outputs, outputs, sizeof(int) * (size_t)n_out);
     n->n_inputs = n_in;
     n->n_outputs = n_out;
-    for (int i = 0; i < n_out; i++) {
-        if (outputs[i] < 0) continue;
-        sfp_value_t *v = &g->values[outputs[i]];
-        if (v->producer >= 0 || v->init)
-            return sfp_errorf(err, SFP_EBADMODEL, "value '%s' is produced twice (node '%s')",
-                              sfp_q(v->name), sfp_q(name));
-        v->producer = g->n_nodes;
-    }
+    for (int i = 0; i < n_out; i++)
+        if (outputs[i] >= 0) g->values[outputs[i]].producer = g->n_nodes;
     if (node_id) *node_id = g->n_nodes;
     g->n_nodes++;
     return 0;

@@ -20,9 +20,11 @@ static int bad(sfp_error_t *err, const char *what, const char *name, const char 
     return sfp_errorf(err, SFP_EBADMODEL, "%s '%s': %s", what, sfp_q(name), fmt_reason);
 }
 
-/* Reads length bytes at offset of location (relative to base_dir) into dst. */
-static int read_external(const char *base_dir, const char *name, const char *location,
-                         uint64_t offset, uint64_t length, void *dst, sfp_error_t *err)
+/* Opens the external data file of a tensor (location relative to base_dir) and
+ * checks that [offset, offset + length) lies inside it. Nothing is allocated
+ * for the tensor before this succeeds. Returns the open descriptor in *fd. */
+static int external_open(const char *base_dir, const char *name, const char *location, uint64_t offset,
+                         uint64_t length, int *fd_out, sfp_error_t *err)
 {
     char base_real[PATH_MAX], file_real[PATH_MAX];
     if (!location || !*location)
@@ -53,26 +55,31 @@ static int read_external(const char *base_dir, const char *name, const char *loc
                           sfp_q(location), strerror(errno));
     struct stat st;
     int rc = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': external data '%s' is not a regular file", sfp_q(name), sfp_q(location));
-    } else if (offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - offset) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': external data '%s' is not a regular file", sfp_q(name),
+                        sfp_q(location));
+    else if (offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - offset)
         rc = sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': external data '%s' has %lld bytes, offset %llu + length %llu runs past its end",
                         sfp_q(name), sfp_q(location), (long long)st.st_size, (unsigned long long)offset,
                         (unsigned long long)length);
-    } else {
-        size_t got = 0;
-        while (got < length) {
-            ssize_t r = pread(fd, (char *)dst + got, (size_t)length - got, (off_t)(offset + got));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                rc = sfp_errorf(err, SFP_EIO, "tensor '%s': reading external data '%s' failed", sfp_q(name), sfp_q(location));
-                break;
-            }
-            got += (size_t)r;
-        }
+    if (rc < 0) {
+        close(fd);
+        return rc;
     }
-    close(fd);
-    return rc;
+    *fd_out = fd;
+    return 0;
+}
+
+static int external_read(int fd, const char *name, uint64_t offset, void *dst, size_t length, sfp_error_t *err)
+{
+    size_t got = 0;
+    while (got < length) {
+        ssize_t r = pread(fd, (char *)dst + got, length - got, (off_t)(offset + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return sfp_errorf(err, SFP_EIO, "tensor '%s': reading external data failed", sfp_q(name));
+        got += (size_t)r;
+    }
+    return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -86,30 +93,31 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static int from_external(const Onnx__TensorProto *tp, const char *base_dir, const char *name,
-                         sfp_tensor_t *t, sfp_error_t *err)
+/* Location and offset of a tensor's external data, its length checked against
+ * nbytes, and the file opened and bounds-checked. */
+static int external_prepare(const Onnx__TensorProto *tp, const char *base_dir, const char *name, uint64_t nbytes,
+                            int *fd, uint64_t *offset, sfp_error_t *err)
 {
     const char *location = NULL;
-    uint64_t offset = 0, length = t->nbytes;
+    uint64_t length = nbytes;
     int has_length = 0;
+    *offset = 0;
     for (size_t i = 0; i < tp->n_external_data; i++) {
         const Onnx__StringStringEntryProto *kv = tp->external_data[i];
         if (!kv->key) continue;
         if (strcmp(kv->key, "location") == 0) {
             location = kv->value;
         } else if (strcmp(kv->key, "offset") == 0) {
-            if (parse_u64(kv->value, &offset) < 0)
-                return bad(err, "tensor", name, "external data offset is not a number");
+            if (parse_u64(kv->value, offset) < 0) return bad(err, "tensor", name, "external data offset is not a number");
         } else if (strcmp(kv->key, "length") == 0) {
-            if (parse_u64(kv->value, &length) < 0)
-                return bad(err, "tensor", name, "external data length is not a number");
+            if (parse_u64(kv->value, &length) < 0) return bad(err, "tensor", name, "external data length is not a number");
             has_length = 1;
         }
     }
-    if (has_length && length != t->nbytes)
-        return sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': external data length %llu does not match its dims (%zu bytes)",
-                          sfp_q(name), (unsigned long long)length, t->nbytes);
-    return read_external(base_dir, name, location, offset, t->nbytes, t->data, err);
+    if (has_length && length != nbytes)
+        return sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': external data length %llu does not match its dims (%llu bytes)",
+                          sfp_q(name), (unsigned long long)length, (unsigned long long)nbytes);
+    return external_open(base_dir, name, location, *offset, nbytes, fd, err);
 }
 
 /* Copies the typed field that ONNX uses for this dtype into t. */
@@ -188,11 +196,18 @@ int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const c
     } else if (!base_dir) {
         return sfp_errorf(err, SFP_EBADMODEL, "%s '%s': external data is not allowed here", what, sfp_q(name));
     }
+    int fd = -1, rc;
+    uint64_t ext_offset = 0;
+    if (external && (rc = external_prepare(tp, base_dir, name, nbytes, &fd, &ext_offset, err)) < 0) return rc;
     sfp_tensor_t *t = NULL;
-    int rc = sfp_tensor_create(name, dt, (int)tp->n_dims, tp->dims, &t, err);
-    if (rc < 0) return rc;
+    rc = sfp_tensor_create(name, dt, (int)tp->n_dims, tp->dims, &t, err);
+    if (rc < 0) {
+        if (fd >= 0) close(fd);
+        return rc;
+    }
     if (external) {
-        rc = from_external(tp, base_dir, name, t, err);
+        rc = external_read(fd, name, ext_offset, t->data, t->nbytes, err);
+        close(fd);
     } else if (tp->has_raw_data) {
         if (nbytes) memcpy(t->data, tp->raw_data.data, (size_t)nbytes);
     } else {

@@ -93,7 +93,7 @@ static int slice_plan(const sfp_op_ctx_t *c, const sfp_value_t *x, slice_axis_t 
             s = s < 0 ? 0 : (s > dim ? dim : s);
             e = e < 0 ? 0 : (e > dim ? dim : e);
         } else {
-            s = s < 0 ? -1 : (s > dim - 1 ? dim - 1 : s);
+            s = s < 0 ? 0 : (s > dim - 1 ? dim - 1 : s);
             e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
         }
         int64_t count = step > 0 ? (e - s + step - 1) / step : (s - e + (-step) - 1) / (-step);

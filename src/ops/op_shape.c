@@ -56,7 +56,8 @@ static int reshape_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
         } else {
             dims[k] = target[k];
         }
-        known *= dims[k];
+        if (!sfp_mul_i64(known, dims[k], &known))
+            return op_errorf(c, err, SFP_EBADMODEL, "target shape overflows");
     }
     if (infer_at >= 0) {
         if (known == 0 || total % known != 0)

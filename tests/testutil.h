@@ -1,0 +1,343 @@
+/* Shared helpers of the CMocka unit tests: small models built through the IR
+ * API, checks of error codes and messages, temporary folders. Header-only
+ * (static inline) because the Makefile links each tests/test_*.c alone with
+ * the library; a helper that fails ends the current test with its location. */
+#ifndef SFP_TESTUTIL_H
+#define SFP_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "onnxsfp/model.h"
+
+/* Ends the test when call (an expression returning 0 or SFP_E*) fails,
+ * printing the library's message from err. */
+#define TU_OK(err, call)                                                                          \
+    do {                                                                                          \
+        int tu_rc_ = (call);                                                                      \
+        if (tu_rc_ != 0) {                                                                        \
+            print_error("%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #call, tu_rc_,         \
+                        (err)->msg);                                                              \
+            _fail(__FILE__, __LINE__);                                                            \
+        }                                                                                         \
+    } while (0)
+
+/* True when msg holds no byte below 0x20 and no DEL (one printable line). */
+static inline int tu_msg_is_clean(const char *msg)
+{
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
+/* True when the decimal number appears in msg as a whole token (not inside a
+ * longer number). */
+static inline int tu_msg_has_number(const char *msg, long long number)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", number);
+    size_t n = strlen(digits);
+    for (const char *p = strstr(msg, digits); p; p = strstr(p + 1, digits)) {
+        int before = p > msg && p[-1] >= '0' && p[-1] <= '9';
+        int after = p[n] >= '0' && p[n] <= '9';
+        if (!before && !after) return 1;
+    }
+    return 0;
+}
+
+/* rc and err->code must equal code, err->msg must contain every string of
+ * the NULL-terminated list and be one clean line. Use TU_EXPECT_ERR. */
+static inline void tu_expect_err_(int rc, const sfp_error_t *err, int code, const char *file, int line, ...)
+{
+    if (rc != code || err->code != code) {
+        print_error("%s:%d: expected code %d, got rc %d (err.code %d): %s\n", file, line, code, rc, err->code,
+                    err->msg);
+        _fail(file, line);
+    }
+    va_list ap;
+    va_start(ap, line);
+    for (const char *want = va_arg(ap, const char *); want; want = va_arg(ap, const char *))
+        if (!strstr(err->msg, want)) {
+            va_end(ap);
+            print_error("%s:%d: message lacks \"%s\": %s\n", file, line, want, err->msg);
+            _fail(file, line);
+        }
+    va_end(ap);
+    if (!tu_msg_is_clean(err->msg)) {
+        print_error("%s:%d: message holds control bytes\n", file, line);
+        _fail(file, line);
+    }
+}
+#define TU_EXPECT_ERR(rc, err, code, ...) tu_expect_err_((rc), (err), (code), __FILE__, __LINE__, __VA_ARGS__, (const char *)NULL)
+
+/* ---- model building (each helper ends the test on failure) ---- */
+
+/* Empty model: ir_version 8, default-domain opset, producer "sfp-tests". */
+static inline sfp_model_t *tu_model(int64_t opset)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = NULL;
+    TU_OK(&err, model_create(&m, &err));
+    m->ir_version = 8;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    assert_non_null(m->opsets);
+    m->opsets[0].domain = strdup("");
+    m->opsets[0].version = opset;
+    m->n_opsets = 1;
+    m->producer_name = strdup("sfp-tests");
+    m->graph.name = strdup("test_graph");
+    return m;
+}
+
+/* Value id of name, added when missing. */
+static inline int tu_val(sfp_model_t *m, const char *name)
+{
+    sfp_error_t err = {0};
+    int id = -1;
+    TU_OK(&err, graph_value(&m->graph, name, &id, &err));
+    return id;
+}
+
+/* Declared type of value name: dims[i] < 0 is unknown; dim 0 < 0 is named "N". */
+static inline void tu_declare(sfp_model_t *m, const char *name, sfp_dtype_t dt, int rank, const int64_t *dims)
+{
+    sfp_value_t *v = &m->graph.values[tu_val(m, name)];
+    v->decl.dtype = dt;
+    v->decl.rank = rank;
+    for (int i = 0; i < rank; i++) {
+        v->decl.dims[i] = dims[i] < 0 ? -1 : dims[i];
+        free(v->decl.params[i]);
+        v->decl.params[i] = i == 0 && dims[i] < 0 ? strdup("N") : NULL;
+    }
+}
+
+/* Graph input with a declared type; returns its value id. */
+static inline int tu_input(sfp_model_t *m, const char *name, sfp_dtype_t dt, int rank, const int64_t *dims)
+{
+    sfp_error_t err = {0};
+    int id = tu_val(m, name);
+    tu_declare(m, name, dt, rank, dims);
+    TU_OK(&err, graph_add_input(&m->graph, id, &err));
+    return id;
+}
+
+static inline int tu_output(sfp_model_t *m, const char *name)
+{
+    sfp_error_t err = {0};
+    int id = tu_val(m, name);
+    TU_OK(&err, graph_add_output(&m->graph, id, &err));
+    return id;
+}
+
+/* Initializer of any type; data (nbytes of the tensor, may be NULL = zeros). */
+static inline int tu_init(sfp_model_t *m, const char *name, sfp_dtype_t dt, int ndim, const int64_t *dims,
+                          const void *data)
+{
+    sfp_error_t err = {0};
+    sfp_tensor_t *t = NULL;
+    TU_OK(&err, sfp_tensor_create(name, dt, ndim, dims, &t, &err));
+    if (data && t->nbytes) memcpy(t->data, data, t->nbytes);
+    int id = tu_val(m, name);
+    TU_OK(&err, graph_set_init(&m->graph, id, t, &err));
+    return id;
+}
+
+/* float32 initializer filled with a fixed pseudo-random pattern in [-1, 1)
+ * (seeded by seed) when data is NULL. */
+static inline int tu_init_f32(sfp_model_t *m, const char *name, int ndim, const int64_t *dims, const float *data,
+                              uint32_t seed)
+{
+    int id = tu_init(m, name, SFP_DT_FLOAT, ndim, dims, data);
+    if (!data) {
+        sfp_tensor_t *t = m->graph.values[id].init;
+        float *p = t->data;
+        uint32_t s = seed * 2654435761u + 12345u;
+        for (size_t i = 0; i < t->nbytes / sizeof(float); i++) {
+            s = s * 1664525u + 1013904223u;
+            p[i] = (float)(s >> 8) / (float)(1u << 23) - 1.0f;
+        }
+    }
+    return id;
+}
+
+static inline int tu_init_i64(sfp_model_t *m, const char *name, int64_t count, const int64_t *values)
+{
+    return tu_init(m, name, SFP_DT_INT64, 1, &count, values);
+}
+
+/* Appends a node. ins/outs: comma-separated value names, an empty entry is an
+ * omitted input ("x,,b"), "" is no input at all. Returns the node, valid until
+ * the next node is added. */
+static inline sfp_node_t *tu_node(sfp_model_t *m, const char *op, const char *name, const char *ins,
+                                  const char *outs)
+{
+    sfp_error_t err = {0};
+    int ids[2][64];
+    int counts[2] = {0, 0};
+    const char *lists[2] = {ins, outs};
+    for (int l = 0; l < 2; l++) {
+        const char *p = lists[l];
+        if (!*p) continue;
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char one[256];
+            assert_true(len < sizeof one && counts[l] < 64);
+            memcpy(one, p, len);
+            one[len] = '\0';
+            ids[l][counts[l]++] = len ? tu_val(m, one) : -1;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
+    int nid = -1;
+    TU_OK(&err, graph_add_node(&m->graph, op, name, counts[0], ids[0], counts[1], ids[1], &nid, &err));
+    return &m->graph.nodes[nid];
+}
+
+static inline void tu_attr_int(sfp_node_t *n, const char *name, int64_t v)
+{
+    sfp_error_t err = {0};
+    TU_OK(&err, node_set_attr_int(n, name, v, &err));
+}
+
+static inline void tu_attr_ints(sfp_node_t *n, const char *name, size_t count, const int64_t *v)
+{
+    sfp_error_t err = {0};
+    TU_OK(&err, node_set_attr_ints(n, name, v, count, &err));
+}
+
+static inline void tu_attr_float(sfp_node_t *n, const char *name, float v)
+{
+    sfp_error_t err = {0};
+    TU_OK(&err, node_set_attr_float(n, name, v, &err));
+}
+
+static inline void tu_attr_string(sfp_node_t *n, const char *name, const char *v)
+{
+    sfp_error_t err = {0};
+    TU_OK(&err, node_set_attr_string(n, name, v, &err));
+}
+
+/* The inferred value of name (fails the test when absent). */
+static inline const sfp_value_t *tu_value(const sfp_model_t *m, const char *name)
+{
+    int id = graph_find_value(&m->graph, name);
+    if (id < 0) {
+        print_error("no value named '%s'\n", name);
+        fail();
+    }
+    return &m->graph.values[id];
+}
+
+/* Inferred shape of name must be exactly dims (rank ndim). */
+static inline void tu_expect_shape_(const sfp_model_t *m, const char *name, int ndim, const int64_t *dims,
+                                    const char *file, int line)
+{
+    const sfp_value_t *v = tu_value(m, name);
+    int same = v->ndim == ndim;
+    for (int k = 0; same && k < ndim; k++) same = v->dims[k] == dims[k];
+    if (same) return;
+    char got[256] = "", want[256] = "";
+    size_t o = 0;
+    for (int k = 0; k < v->ndim && o < 200; k++) o += (size_t)snprintf(got + o, sizeof got - o, " %lld", (long long)v->dims[k]);
+    o = 0;
+    for (int k = 0; k < ndim && o < 200; k++) o += (size_t)snprintf(want + o, sizeof want - o, " %lld", (long long)dims[k]);
+    print_error("%s:%d: value '%s' has shape [%s ] (rank %d), expected [%s ]\n", file, line, name, got, v->ndim,
+                want);
+    _fail(file, line);
+}
+#define TU_EXPECT_SHAPE(m, name, ...)                                                              \
+    do {                                                                                           \
+        const int64_t tu_dims_[] = {__VA_ARGS__};                                                  \
+        tu_expect_shape_((m), (name), (int)(sizeof tu_dims_ / sizeof tu_dims_[0]), tu_dims_,       \
+                         __FILE__, __LINE__);                                                      \
+    } while (0)
+
+/* ---- files ---- */
+
+static inline int tu_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes a folder and everything in it (symlinks are not followed). */
+static inline void tu_rm_rf(const char *dir)
+{
+    nftw(dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Folders made by tu_tmpdir, removed by tu_cleanup_tmpdirs even when a test
+ * failed halfway. */
+static char tu_tmpdirs_[64][64];
+static int tu_n_tmpdirs_;
+
+/* New empty folder under /tmp; path written into buf (at least 32 bytes). */
+static inline void tu_tmpdir(char *buf, size_t size)
+{
+    snprintf(buf, size, "/tmp/sfp-test-XXXXXX");
+    assert_non_null(mkdtemp(buf));
+    if (tu_n_tmpdirs_ < 64) snprintf(tu_tmpdirs_[tu_n_tmpdirs_++], sizeof tu_tmpdirs_[0], "%s", buf);
+}
+
+/* Group teardown: cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs). */
+static inline int tu_cleanup_tmpdirs(void **state)
+{
+    (void)state;
+    for (int i = 0; i < tu_n_tmpdirs_; i++) tu_rm_rf(tu_tmpdirs_[i]);
+    tu_n_tmpdirs_ = 0;
+    return 0;
+}
+
+static inline void tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Whole file into a malloc'ed buffer; NULL when it cannot be read. */
+static inline uint8_t *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        cap *= 2;
+        buf = realloc(buf, cap);
+        assert_non_null(buf);
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Deterministic generator for fuzz-style loops (xorshift32, never 0). */
+static inline uint32_t tu_rand(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
+
+#endif

@@ -11,7 +11,8 @@ PKGS := libprotobuf-c openblas cmocka json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wdouble-promotion -fno-strict-aliasing
+CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wdouble-promotion -fno-strict-aliasing $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
 CPPFLAGS += -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -MMD -MP
 LDLIBS += $(PKG_LIBS) -lz -lm -lpthread
 
@@ -23,7 +24,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sfp-roundtrip
 
-.PHONY: all test asan bench demo install clean deps refs
+.PHONY: all test check asan bench demo install clean deps refs
 all: $(BUILD)/onnx-sfp $(BUILD)/libonnxsfp.a
 
 include proto/schema.mk
@@ -50,19 +51,37 @@ $(BUILD)/tests/sfp-roundtrip: $(BUILD)/tests/tools/sfp_roundtrip.o $(BUILD)/libo
 
 # Unit tests (CMocka) first, then the end-to-end scripts against the outside
 # references (PyTorch exports, onnx.checker, ONNX Runtime).
-test: all $(TEST_BIN) $(TOOL_BIN)
+test: deps
+	$(MAKE) check
+
+# The same without installing packages.
+check: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) tests/run-all.sh $(TEST_BIN)
 
-asan:
+asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  LDFLAGS="-fsanitize=address,undefined" test
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
 
 refs:
 	/usr/bin/python3 tools/export_refs.py $(BUILD)/refs
 
 deps:
 	tools/install-deps.sh
+
+# The main job on the default model: a CIFAR ResNet-20 for Fashion-MNIST's
+# 1x28x28 images made by `init`, compressed at rate 0.5 (--epochs 0 until the
+# training runtime lands), then both models reported side by side.
+DEMO := $(BUILD)/demo
+demo: deps
+	$(MAKE) all
+	@mkdir -p $(DEMO)
+	$(BUILD)/onnx-sfp init resnet20 $(DEMO)/resnet20.onnx --input 1x28x28 --classes 10 --seed 1
+	$(BUILD)/onnx-sfp compress $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx --epochs 0 --rate 0.5 \
+	  --keep-masked $(DEMO)/resnet20-masked.onnx --report-json $(DEMO)/report.json
+	$(BUILD)/onnx-sfp report $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx
+
+bench: all
+	sh bench/compress_latency.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/onnxsfp \

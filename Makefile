@@ -95,4 +95,7 @@ install: all
 clean:
 	rm -rf build build-asan
 
+# Fuzzing and the hostile-input corpus (tests/fuzz/fuzz.mk, when present).
+-include tests/fuzz/fuzz.mk
+
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

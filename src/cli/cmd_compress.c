@@ -127,12 +127,14 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if ((rc = report_build(orig, in, &rep_in, err)) < 0 || (rc = report_build(pruned, out, &rep_out, err)) < 0) goto done;
     if ((rc = model_save(pruned, out, err)) < 0) goto done;
     if (json_path && (rc = write_report_json(json_path, rep_in, rep_out, method, rate, orig, pruned, err)) < 0) goto done;
-    if (!a->quiet) {
-        int pruned_groups = 0;
-        for (int gi = 0; gi < gs->n; gi++)
+    if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
+        int pruned_groups = 0, prunable = 0;
+        for (int gi = 0; gi < gs->n; gi++) {
+            prunable += gs->g[gi].prunable;
             if (!prune_group_skipped(pruned, gs, gi, skip) && prune_count(gs->g[gi].n_channels, rate) > 0) pruned_groups++;
-        fprintf(stderr, "onnx-sfp: pruned %d of %d channel groups at rate %.3f (L2 norm, no fine-tuning)\n", pruned_groups,
-                gs->n, rate);
+        }
+        fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (L2 norm, no fine-tuning)\n",
+                pruned_groups, prunable, rate);
     }
     printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\nwrote %s\n", (long long)rep_in->params,
            (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,

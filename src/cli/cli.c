@@ -1,5 +1,6 @@
 /* Option parsing for every subcommand: --name value, --name=value, flags,
- * positionals, and the global --threads/--quiet/--help. */
+ * lists (--name V1 V2 ... up to the next --option, for options whose argument
+ * name ends in "..."), positionals, and the global --threads/--quiet/--help. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,12 @@ void cli_print_help(const cli_cmd_t *cmd)
     }
 }
 
+static bool takes_list(const cli_opt_t *o)
+{
+    size_t n = o->arg ? strlen(o->arg) : 0;
+    return n > 3 && !strcmp(o->arg + n - 3, "...");
+}
+
 static int parse_threads(const char *v, int *out, sfp_error_t *err)
 {
     char *end = NULL;
@@ -69,6 +76,29 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_er
         if (k < 0 && g < 0) return sfp_errorf(err, SFP_EUSAGE, "%s: unknown option '%s'", cmd->name, s);
         const cli_opt_t *o = k >= 0 ? &cmd->opts[k] : &global_opts[g];
         const char *val = NULL;
+        if (k >= 0 && takes_list(o)) {
+            if (a->set[k])
+                return sfp_errorf(err, SFP_EUSAGE, "%s: option --%s given twice (list every value after one --%s)",
+                                  cmd->name, o->name, o->name);
+            int count = eq ? 1 : 0;
+            if (eq) {
+                a->value[k] = eq + 1;
+                a->list[k] = &a->value[k]; /* valid while a lives */
+            } else {
+                a->list[k] = (const char *const *)argv + i + 1;
+                while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                    i++;
+                    count++;
+                }
+                a->value[k] = count ? a->list[k][0] : NULL;
+            }
+            if (count == 0)
+                return sfp_errorf(err, SFP_EUSAGE, "%s: option --%s needs at least one value (%s)", cmd->name,
+                                  o->name, o->arg);
+            a->set[k] = true;
+            a->n_list[k] = count;
+            continue;
+        }
         if (o->arg) {
             if (eq) val = eq + 1;
             else if (i + 1 < argc) val = argv[++i];
@@ -106,6 +136,15 @@ bool cli_flag(const cli_cmd_t *cmd, const cli_args_t *a, const char *name)
 {
     int k = find_opt(cmd->opts, name, strlen(name));
     return k >= 0 && a->set[k];
+}
+
+int cli_list(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, const char *const **out)
+{
+    int k = find_opt(cmd->opts, name, strlen(name));
+    *out = NULL;
+    if (k < 0 || !a->set[k]) return 0;
+    *out = a->list[k];
+    return a->n_list[k];
 }
 
 int cli_int(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, int64_t lo, int64_t hi, int64_t dflt,

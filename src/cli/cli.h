@@ -13,15 +13,19 @@
 
 typedef struct cli_opt {
     const char *name;   /* without the leading "--" */
-    const char *arg;    /* argument name shown in help, NULL for a flag */
+    const char *arg;    /* argument name shown in help, NULL for a flag; ending in
+                           "..." (e.g. "IN.pb...") the option takes every value up
+                           to the next --option */
     const char *help;
 } cli_opt_t;
 
 typedef struct cli_args {
     int n_pos;
     const char *pos[CLI_MAX_POS];
-    const char *value[CLI_MAX_OPTS]; /* per option of the command's table */
+    const char *value[CLI_MAX_OPTS]; /* per option of the command's table (a list: its first value) */
     bool set[CLI_MAX_OPTS];
+    const char *const *list[CLI_MAX_OPTS]; /* values of a "..." option (into argv, or value[]) */
+    int n_list[CLI_MAX_OPTS];
     int threads;                      /* --threads, 0 = all cores */
     bool quiet;
 } cli_args_t;
@@ -42,6 +46,8 @@ void cli_print_help(const cli_cmd_t *cmd);
 /* Value of option name or NULL. */
 const char *cli_get(const cli_cmd_t *cmd, const cli_args_t *a, const char *name);
 bool cli_flag(const cli_cmd_t *cmd, const cli_args_t *a, const char *name);
+/* Values of a "..." option: returns their count (0 when absent), *out at them. */
+int cli_list(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, const char *const **out);
 int cli_int(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, int64_t lo, int64_t hi, int64_t dflt,
             int64_t *out, sfp_error_t *err);
 int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, double lo, double hi, double dflt,
@@ -50,5 +56,6 @@ int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, doub
 extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;
 extern const cli_cmd_t cmd_compress;
+extern const cli_cmd_t cmd_run;
 
 #endif

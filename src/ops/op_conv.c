@@ -1,5 +1,12 @@
-/* Conv: shape inference and MACs. X (N,C,D1..Dk), W (M, C/group, k1..kk),
- * B (M) -> Y (N, M, O1..Ok). MACs = elements of Y * (C/group) * prod(k). */
+/* Conv: shape inference, MACs and the forward kernel. X (N,C,D1..Dk),
+ * W (M, C/group, k1..kk), B (M) -> Y (N, M, O1..Ok). MACs = elements of Y *
+ * (C/group) * prod(k). Forward: per image and group, im2col into scratch and
+ * one sgemm W_g (M/g, C/g*K) x col (C/g*K, O) straight into Y (1x1 stride-1
+ * unpadded convolutions multiply X itself); small feature maps put several
+ * images side by side in one sgemm; a batch is split by whole images over the
+ * threads, each with its own slice of scratch. */
+#include <string.h>
+
 #include "ops/ops.h"
 
 static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
@@ -44,7 +51,329 @@ static int64_t conv_work(const sfp_graph_t *g, const sfp_node_t *n)
     return op_work_out_elems(g, n) * per;
 }
 
+/* ---- forward ---- */
+static int64_t prod_n(const int64_t *d, int n)
+{
+    int64_t p = 1;
+    for (int k = 0; k < n; k++) p *= d[k];
+    return p;
+}
+
+bool conv_is_pointwise(const sfp_conv_shape_t *s)
+{
+    for (int d = 0; d < s->n_spatial; d++)
+        if (s->kernel[d] != 1 || s->stride[d] != 1 || s->pad_begin[d] != 0 || s->out[d] != s->in[d]) return false;
+    return true;
+}
+
+/* Images per sgemm: enough columns (about 1024) that packing the weights and
+ * the call itself are amortised on small feature maps. Depends on the shape
+ * only, so the arithmetic of an image does not depend on the thread count. */
+static int64_t conv_images_per_gemm(const sfp_conv_shape_t *s)
+{
+    int64_t ohw = prod_n(s->out, s->n_spatial);
+    if (conv_is_pointwise(s) || ohw >= 1024 || ohw == 0) return 1;
+    int64_t nb = 1024 / ohw;
+    return nb > s->batch ? (s->batch > 0 ? s->batch : 1) : nb;
+}
+
+/* Workers that take whole images: every thread when the batch has two
+ * images or more (sgemm then runs single-threaded inside each), else one
+ * (sgemm and im2col use all threads). */
+static int conv_workers(const sfp_conv_shape_t *s, int n_threads)
+{
+    if (n_threads < 2 || s->batch < 2) return 1;
+    return s->batch < n_threads ? (int)s->batch : n_threads;
+}
+
+/* Per worker: col (C/g * prod(K), nb * prod(O)), plus the product
+ * (M/g, nb * prod(O)) when several images share one sgemm. */
+static bool conv_worker_floats(const sfp_conv_shape_t *s, size_t *out)
+{
+    size_t cols = 0, col = 0, tmp = 0;
+    int64_t nb = conv_images_per_gemm(s);
+    if (!sfp_mul_size((size_t)nb, (size_t)prod_n(s->out, s->n_spatial), &cols)) return false;
+    if (!conv_is_pointwise(s) &&
+        (!sfp_mul_size((size_t)(s->in_channels / s->group), (size_t)prod_n(s->kernel, s->n_spatial), &col) ||
+         !sfp_mul_size(col, cols, &col)))
+        return false;
+    if (nb > 1 && !sfp_mul_size((size_t)(s->out_channels / s->group), cols, &tmp)) return false;
+    if (col > SIZE_MAX - tmp) return false;
+    *out = col + tmp;
+    return true;
+}
+
+bool conv_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+{
+    size_t per = 0;
+    if (!conv_worker_floats(s, &per)) return false;
+    return sfp_mul_size(per, (size_t)conv_workers(s, n_threads), out);
+}
+
+typedef struct im2col_job {
+    const sfp_conv_shape_t *s;
+    const float *x;     /* first channel of the range */
+    float *col;
+    int64_t ld;         /* row stride of col */
+    int64_t kk, ohw, ihw;
+} im2col_job_t;
+
+/* 2-D, stride 1, output as large as the input ("same" padding): for one tap
+ * the valid outputs form a rectangle whose rows are consecutive in both the
+ * input and col, so one copy moves them all and the few columns that wrapped
+ * into a neighbouring row are zeroed after. */
+static void im2col_row_same(const sfp_conv_shape_t *s, const float *xc, float *dst, const int64_t *koff)
+{
+    const int64_t h = s->in[0], w = s->in[1];
+    const int64_t dy = koff[0] * s->dilation[0] - s->pad_begin[0], dx = koff[1] * s->dilation[1] - s->pad_begin[1];
+    int64_t y_lo = dy < 0 ? -dy : 0, y_hi = h - dy < h ? h - dy : h;
+    int64_t x_lo = dx < 0 ? -dx : 0, x_hi = w - dx < w ? w - dx : w;
+    if (y_hi < y_lo) y_hi = y_lo;
+    if (x_hi <= x_lo || y_hi == y_lo) {
+        memset(dst, 0, sizeof(float) * (size_t)(h * w));
+        return;
+    }
+    if (y_lo > 0) memset(dst, 0, sizeof(float) * (size_t)(y_lo * w));
+    if (y_hi < h) memset(dst + y_hi * w, 0, sizeof(float) * (size_t)((h - y_hi) * w));
+    int64_t first = y_lo * w + x_lo, last = (y_hi - 1) * w + x_hi; /* [first, last) of dst */
+    memcpy(dst + first, xc + first + dy * w + dx, sizeof(float) * (size_t)(last - first));
+    for (int64_t y = y_lo; y < y_hi; y++) {
+        float *row = dst + y * w;
+        for (int64_t i = 0; i < x_lo; i++) row[i] = 0.0f;
+        for (int64_t i = x_hi; i < w; i++) row[i] = 0.0f;
+    }
+}
+
+/* Rows [r0, r1) of col: row r = (channel r / kk, kernel tap r % kk), one
+ * column per output position. The last spatial dim is copied as a run with
+ * its valid range computed once; outer dims step an odometer. */
+static void im2col_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const im2col_job_t *j = ctx;
+    const sfp_conv_shape_t *s = j->s;
+    const int ns = s->n_spatial, last = ns - 1;
+    const int64_t ow_n = s->out[last], in_last = s->in[last], st = s->stride[last];
+    const int64_t n_outer = prod_n(s->out, last);
+    const bool same = ns == 2 && s->stride[0] == 1 && s->stride[1] == 1 && s->out[0] == s->in[0] &&
+                      s->out[1] == s->in[1];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t tap = r % j->kk, koff[SFP_MAX_SPATIAL];
+        for (int d = last; d >= 0; d--) {
+            koff[d] = tap % s->kernel[d];
+            tap /= s->kernel[d];
+        }
+        const float *xc = j->x + (r / j->kk) * j->ihw;
+        float *dst = j->col + r * j->ld;
+        if (same) {
+            im2col_row_same(s, xc, dst, koff);
+            continue;
+        }
+        /* input column iw = ow * st + shift must lie in [0, in_last) */
+        const int64_t shift = koff[last] * s->dilation[last] - s->pad_begin[last];
+        int64_t lo = shift >= 0 ? 0 : (-shift + st - 1) / st;
+        int64_t hi = in_last - 1 - shift < 0 ? 0 : (in_last - 1 - shift) / st + 1;
+        if (hi > ow_n) hi = ow_n;
+        if (lo > hi) lo = hi;
+        int64_t pos[SFP_MAX_SPATIAL] = {0};
+        for (int64_t o = 0; o < n_outer; o++) {
+            float *restrict row = dst + o * ow_n;
+            int64_t off = 0;
+            bool inside = true;
+            for (int d = 0; d < last; d++) {
+                int64_t id = pos[d] * s->stride[d] - s->pad_begin[d] + koff[d] * s->dilation[d];
+                if (id < 0 || id >= s->in[d]) inside = false;
+                off = off * s->in[d] + id;
+            }
+            if (!inside) {
+                memset(row, 0, sizeof(float) * (size_t)ow_n);
+            } else {
+                const float *restrict src = xc + off * in_last + shift;
+                for (int64_t ow = 0; ow < lo; ow++) row[ow] = 0.0f;
+                if (st == 1) {
+                    memcpy(row + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) row[ow] = src[ow * st];
+                }
+                for (int64_t ow = hi; ow < ow_n; ow++) row[ow] = 0.0f;
+            }
+            for (int d = last - 1; d >= 0; d--) {
+                if (++pos[d] < s->out[d]) break;
+                pos[d] = 0;
+            }
+        }
+    }
+}
+
+void conv_im2col(const sfp_conv_shape_t *s, const float *x_image, int64_t c0, int64_t n_channels, float *col,
+                 int64_t ld, sfp_threads_t *threads)
+{
+    im2col_job_t j = {s, NULL, col, ld, prod_n(s->kernel, s->n_spatial), prod_n(s->out, s->n_spatial),
+                      prod_n(s->in, s->n_spatial)};
+    j.x = x_image + c0 * j.ihw;
+    /* a row is about ohw copies; grain keeps tiny layers on one thread */
+    int64_t grain = j.ohw >= 4096 ? 1 : 4096 / (j.ohw ? j.ohw : 1);
+    sfp_threads_for(threads, n_channels * j.kk, grain, im2col_rows, &j);
+}
+
+typedef struct conv_job {
+    const sfp_conv_shape_t *s;
+    const float *x, *w, *b;
+    float *y, *scratch;
+    size_t per_worker;          /* floats of scratch per worker */
+    sfp_threads_t *inner;       /* threads for im2col when one worker runs */
+} conv_job_t;
+
+/* Images [n0, n1) with the worker's own scratch. */
+static void conv_images(void *ctx, int worker, int64_t n0, int64_t n1)
+{
+    const conv_job_t *j = ctx;
+    const sfp_conv_shape_t *s = j->s;
+    const int64_t groups = s->group, cg = s->in_channels / groups, mg = s->out_channels / groups;
+    const int64_t kk = prod_n(s->kernel, s->n_spatial), ohw = prod_n(s->out, s->n_spatial);
+    const int64_t ihw = prod_n(s->in, s->n_spatial), k = cg * kk, nb = conv_images_per_gemm(s);
+    const bool pointwise = conv_is_pointwise(s);
+    float *col = j->scratch + (size_t)worker * j->per_worker;
+    float *tmp = col + (pointwise ? 0 : k * nb * ohw);
+    for (int64_t n = n0; n < n1; n += nb) {
+        const int64_t cnt = n1 - n < nb ? n1 - n : nb, cols = cnt * ohw;
+        for (int64_t g = 0; g < groups; g++) {
+            const float *wg = j->w + g * mg * k;
+            const float *bg = j->b ? j->b + g * mg : NULL;
+            if (cnt == 1) { /* straight into y, bias first */
+                const float *x_image = j->x + n * s->in_channels * ihw;
+                const float *in = pointwise ? x_image + g * cg * ihw : col;
+                float *yg = j->y + (n * s->out_channels + g * mg) * ohw;
+                if (!pointwise) conv_im2col(s, x_image, g * cg, cg, col, ohw, j->inner);
+                for (int64_t m = 0; bg && m < mg; m++) {
+                    float *restrict row = yg + m * ohw;
+                    for (int64_t i = 0; i < ohw; i++) row[i] = bg[m];
+                }
+                sfp_sgemm(false, false, mg, ohw, k, 1.0f, wg, k, in, ohw, bg ? 1.0f : 0.0f, yg, ohw);
+                continue;
+            }
+            /* cnt images side by side in col, one product, then scattered */
+            for (int64_t i = 0; i < cnt; i++)
+                conv_im2col(s, j->x + (n + i) * s->in_channels * ihw, g * cg, cg, col + i * ohw, cols, j->inner);
+            sfp_sgemm(false, false, mg, cols, k, 1.0f, wg, k, col, cols, 0.0f, tmp, cols);
+            for (int64_t i = 0; i < cnt; i++)
+                for (int64_t m = 0; m < mg; m++) {
+                    const float *restrict src = tmp + m * cols + i * ohw;
+                    float *restrict dst = j->y + ((n + i) * s->out_channels + g * mg + m) * ohw;
+                    const float bias = bg ? bg[m] : 0.0f;
+                    for (int64_t p = 0; p < ohw; p++) dst[p] = src[p] + bias;
+                }
+        }
+    }
+}
+
+/* x (N,C,D1..Dk), w (M,C/G,K1..Kk), b (M) or NULL -> y (N,M,O1..Ok);
+ * scratch: conv_scratch_floats(s, count(threads)) floats */
+void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
+                  float *scratch, sfp_threads_t *threads)
+{
+    int n_threads = sfp_threads_count(threads), workers = conv_workers(s, n_threads);
+    conv_job_t j = {s, x, w, b, y, scratch, 0, NULL};
+    if (!conv_worker_floats(s, &j.per_worker)) return; /* prepare refused such shapes */
+    if (workers > 1) {
+        sfp_blas_set_threads(1);
+        sfp_threads_for_chunks(threads, s->batch, 1, conv_images, &j);
+    } else {
+        sfp_blas_set_threads(n_threads);
+        j.inner = threads;
+        conv_images(&j, 0, 0, s->batch);
+    }
+}
+
+/* Direct convolution, one output element at a time, double accumulator. */
+void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y)
+{
+    const int ns = s->n_spatial;
+    const int64_t cg = s->in_channels / s->group, mg = s->out_channels / s->group;
+    const int64_t kk = prod_n(s->kernel, ns), ohw = prod_n(s->out, ns), ihw = prod_n(s->in, ns);
+    for (int64_t n = 0; n < s->batch; n++)
+        for (int64_t m = 0; m < s->out_channels; m++) {
+            int64_t g = m / mg;
+            for (int64_t o = 0; o < ohw; o++) {
+                int64_t opos[SFP_MAX_SPATIAL];
+                for (int64_t d = ns - 1, t = o; d >= 0; d--) {
+                    opos[d] = t % s->out[d];
+                    t /= s->out[d];
+                }
+                double acc = b ? (double)b[m] : 0.0;
+                for (int64_t ci = 0; ci < cg; ci++)
+                    for (int64_t tap = 0; tap < kk; tap++) {
+                        int64_t off = 0;
+                        bool inside = true;
+                        for (int64_t d = ns - 1, t = tap, stride = 1; d >= 0; d--) {
+                            int64_t kd = t % s->kernel[d];
+                            t /= s->kernel[d];
+                            int64_t id = opos[d] * s->stride[d] - s->pad_begin[d] + kd * s->dilation[d];
+                            if (id < 0 || id >= s->in[d]) inside = false;
+                            off += id * stride;
+                            stride *= s->in[d];
+                        }
+                        if (!inside) continue;
+                        double xv = (double)x[(n * s->in_channels + g * cg + ci) * ihw + off];
+                        acc += xv * (double)w[(m * cg + ci) * kk + tap];
+                    }
+                y[(n * s->out_channels + m) * ohw + o] = (float)acc;
+            }
+        }
+}
+
+static int conv_shape_of(const sfp_exec_t *x, sfp_conv_shape_t *s, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *ws = x->in_shape[1];
+    sfp_op_ctx_t c = exec_ctx(x);
+    sfp_window_t win;
+    int rc = op_window(&c, xs->dims + 2, xs->ndim - 2, ws->dims + 2, false, &win, err);
+    if (rc < 0) return rc;
+    memset(s, 0, sizeof *s);
+    s->batch = xs->dims[0];
+    s->in_channels = xs->dims[1];
+    s->out_channels = ws->dims[0];
+    s->group = node_attr_int(x->node, "group", 1);
+    s->n_spatial = win.n_spatial;
+    for (int d = 0; d < win.n_spatial; d++) {
+        s->in[d] = win.in[d];
+        s->out[d] = win.out[d];
+        s->kernel[d] = win.kernel[d];
+        s->stride[d] = win.stride[d];
+        s->dilation[d] = win.dilation[d];
+        s->pad_begin[d] = win.pad_begin[d];
+    }
+    return 0;
+}
+
+static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    int rc;
+    sfp_conv_shape_t s;
+    for (int i = 0; i < 3; i++)
+        if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
+    if ((rc = conv_shape_of(x, &s, err)) < 0) return rc;
+    int64_t cg = s.in_channels / s.group, mg = s.out_channels / s.group;
+    int64_t k = cg * prod_n(s.kernel, s.n_spatial), ohw = prod_n(s.out, s.n_spatial);
+    size_t floats = 0;
+    int64_t cols = ohw * (s.batch > 0 ? s.batch : 1); /* at most this many columns per sgemm */
+    if (!sfp_sgemm_fits(mg, cols, k, k, cols, cols) ||
+        !conv_scratch_floats(&s, sfp_threads_count(x->threads), &floats) ||
+        !sfp_mul_size(floats, sizeof(float), scratch_bytes))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the convolution is too large for the BLAS interface");
+    return 0;
+}
+
+static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_conv_shape_t s;
+    int rc = conv_shape_of(x, &s, err);
+    if (rc < 0) return rc;
+    conv_forward(&s, x->in[0], x->in[1], x->node->n_inputs > 2 ? x->in[2] : NULL, x->out[0], x->scratch, x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_conv[] = {
-    {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6},
+    {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
+     {.forward = conv_forward_node, .prepare = conv_prepare}},
     {0},
 };

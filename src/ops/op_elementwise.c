@@ -1,7 +1,10 @@
 /* Elementwise ops: Relu, Sigmoid, Identity, Dropout (inference), Cast,
  * Softmax, and the broadcasting binaries Add/Sub/Mul/Div. Binaries on
  * constant int64 operands are folded (older exports compute Reshape targets
- * with them). */
+ * with them). Forward: flat loops split over the thread pool; the binaries
+ * first merge dims that step alike so the inner loop is one contiguous run. */
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -42,6 +45,9 @@ static int softmax_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
 
 static int dropout_check(const sfp_op_ctx_t *c, sfp_error_t *err)
 {
+    if (c->opset < 7 && node_attr_int(c->node, "is_test", 0) == 0)
+        return op_errorf(c, err, SFP_EUNSUPPORTED,
+                         "is_test=0 (training mode of opset 6) is not supported; export the model in eval mode");
     if (c->node->n_inputs > 2 && c->node->inputs[2] >= 0) {
         const sfp_tensor_t *t = graph_const(c->g, c->node->inputs[2]);
         if (!t || sfp_tensor_get_int(t, 0) != 0)
@@ -137,16 +143,482 @@ static int binary_check(const sfp_op_ctx_t *c, sfp_error_t *err)
     return 0;
 }
 
+/* ---- forward: unary ---- */
+typedef struct unary_job {
+    const float *x;
+    float *y;
+} unary_job_t;
+
+#define UNARY_GRAIN 16384
+
+/* Blocks of 16: a fixed trip count gcc vectorises at -O2, where it leaves
+ * open-ended loops scalar. */
+static void relu_span(int64_t n, const float *restrict x, float *restrict y)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) y[i + k] = x[i + k] > 0.0f ? x[i + k] : 0.0f;
+    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const unary_job_t *j = ctx;
+    relu_span(i1 - i0, j->x + i0, j->y + i0);
+}
+
+/* x (n) -> y (n) */
+void relu_forward(int64_t n, const float *x, float *y, sfp_threads_t *threads)
+{
+    unary_job_t j = {x, y};
+    sfp_threads_for(threads, n, UNARY_GRAIN, relu_range, &j);
+}
+
+static void sigmoid_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const unary_job_t *j = ctx;
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    for (int64_t i = i0; i < i1; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+/* x (n) -> y (n) */
+void sigmoid_forward(int64_t n, const float *x, float *y, sfp_threads_t *threads)
+{
+    unary_job_t j = {x, y};
+    sfp_threads_for(threads, n, UNARY_GRAIN / 4, sigmoid_range, &j);
+}
+
+static int float_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
+static int relu_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    relu_forward(shape_numel(x->in_shape[0]), x->in[0], x->out[0], x->threads);
+    return 0;
+}
+
+static int sigmoid_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    sigmoid_forward(shape_numel(x->in_shape[0]), x->in[0], x->out[0], x->threads);
+    return 0;
+}
+
+static int copy_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_sized(x, 0, err);
+}
+
+/* Inference: y = x; the optional mask output is all true. */
+static int dropout_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    int rc = exec_copy_forward(x, err);
+    if (rc == 0 && x->node->n_outputs > 1 && x->out[1])
+        memset(x->out[1], 1, (size_t)shape_numel(x->out_shape[1]));
+    return rc;
+}
+
+/* ---- forward: softmax ---- */
+typedef struct softmax_job {
+    int64_t len, inner;
+    const float *x;
+    float *y;
+} softmax_job_t;
+
+static void softmax_rows(void *ctx, int64_t o0, int64_t o1)
+{
+    const softmax_job_t *j = ctx;
+    const int64_t len = j->len, inner = j->inner;
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t in = 0; in < inner; in++) {
+            const float *x = j->x + o * len * inner + in;
+            float *y = j->y + o * len * inner + in;
+            float top = -INFINITY;
+            for (int64_t i = 0; i < len; i++)
+                if (x[i * inner] > top) top = x[i * inner];
+            double sum = 0.0;
+            for (int64_t i = 0; i < len; i++) {
+                float e = expf(x[i * inner] - top);
+                y[i * inner] = e;
+                sum += (double)e;
+            }
+            const float scale = (float)(1.0 / sum);
+            for (int64_t i = 0; i < len; i++) y[i * inner] *= scale;
+        }
+}
+
+/* x (outer, len, inner) -> y, softmax over len */
+void softmax_forward(int64_t outer, int64_t len, int64_t inner, const float *x, float *y, sfp_threads_t *threads)
+{
+    softmax_job_t j = {len, inner, x, y};
+    int64_t row = len * inner;
+    sfp_threads_for(threads, outer, row >= 4096 ? 1 : 4096 / (row ? row : 1), softmax_rows, &j);
+}
+
+/* ONNX Softmax before opset 13 flattens to (prod(dims[:axis]), prod(dims[axis:]));
+ * from 13 it normalises along axis only. */
+static int softmax_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int axis = 0, rc = op_axis(&c, node_attr_int(x->node, "axis", x->opset >= 13 ? -1 : 1), xs->ndim, &axis, err);
+    if (rc < 0) return rc;
+    int64_t outer = shape_prod(xs, 0, axis);
+    if (x->opset >= 13)
+        softmax_forward(outer, xs->dims[axis], shape_prod(xs, axis + 1, xs->ndim), x->in[0], x->out[0], x->threads);
+    else
+        softmax_forward(outer, shape_prod(xs, axis, xs->ndim), 1, x->in[0], x->out[0], x->threads);
+    return 0;
+}
+
+/* ---- forward: Cast ---- */
+static bool cast_type_ok(sfp_dtype_t dt)
+{
+    switch (dt) {
+    case SFP_DT_FLOAT: case SFP_DT_DOUBLE: case SFP_DT_BOOL:
+    case SFP_DT_INT8: case SFP_DT_INT16: case SFP_DT_INT32: case SFP_DT_INT64:
+    case SFP_DT_UINT8: case SFP_DT_UINT16: case SFP_DT_UINT32: case SFP_DT_UINT64:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int cast_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    sfp_dtype_t from = x->in_shape[0]->dtype, to = x->out_shape[0]->dtype;
+    if (!cast_type_ok(from) || !cast_type_ok(to))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED,
+                           "cast from %s to %s is not supported (float16, bfloat16 and strings are not)",
+                           sfp_dtype_name(from), sfp_dtype_name(to));
+    return 0;
+}
+
+static bool is_float_type(sfp_dtype_t dt)
+{
+    return dt == SFP_DT_FLOAT || dt == SFP_DT_DOUBLE;
+}
+
+static void store_int(sfp_dtype_t to, void *dst, int64_t i, uint64_t bits)
+{
+    switch (to) {
+    case SFP_DT_BOOL: ((uint8_t *)dst)[i] = bits != 0; break;
+    case SFP_DT_INT8: case SFP_DT_UINT8: ((uint8_t *)dst)[i] = (uint8_t)bits; break;
+    case SFP_DT_INT16: case SFP_DT_UINT16: ((uint16_t *)dst)[i] = (uint16_t)bits; break;
+    case SFP_DT_INT32: case SFP_DT_UINT32: ((uint32_t *)dst)[i] = (uint32_t)bits; break;
+    default: ((uint64_t *)dst)[i] = bits; break;
+    }
+}
+
+/* A float to an integer: NaN gives 0, out-of-range values saturate, the rest
+ * truncate toward zero (C's conversion, which is undefined out of range). */
+static uint64_t float_to_bits(sfp_dtype_t to, double d)
+{
+    if (isnan(d)) return to == SFP_DT_BOOL;
+    if (to == SFP_DT_BOOL) return d != 0.0;
+    bool is_unsigned = to == SFP_DT_UINT8 || to == SFP_DT_UINT16 || to == SFP_DT_UINT32 || to == SFP_DT_UINT64;
+    if (is_unsigned) {
+        if (d <= 0.0) return 0;
+        return d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)d;
+    }
+    if (d <= -9223372036854775808.0) return (uint64_t)INT64_MIN;
+    if (d >= 9223372036854775807.0) return (uint64_t)INT64_MAX;
+    return (uint64_t)(int64_t)d;
+}
+
+static int cast_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    sfp_dtype_t from = x->in_shape[0]->dtype, to = x->out_shape[0]->dtype;
+    int64_t n = shape_numel(x->in_shape[0]);
+    const void *src = x->in[0];
+    void *dst = x->out[0];
+    for (int64_t i = 0; i < n; i++) {
+        double d = 0.0;
+        int64_t v = 0;
+        uint64_t u = 0;
+        bool from_float = is_float_type(from), from_u64 = from == SFP_DT_UINT64;
+        switch (from) {
+        case SFP_DT_FLOAT: d = (double)((const float *)src)[i]; break;
+        case SFP_DT_DOUBLE: d = ((const double *)src)[i]; break;
+        case SFP_DT_BOOL: case SFP_DT_UINT8: v = ((const uint8_t *)src)[i]; break;
+        case SFP_DT_INT8: v = ((const int8_t *)src)[i]; break;
+        case SFP_DT_INT16: v = ((const int16_t *)src)[i]; break;
+        case SFP_DT_UINT16: v = ((const uint16_t *)src)[i]; break;
+        case SFP_DT_INT32: v = ((const int32_t *)src)[i]; break;
+        case SFP_DT_UINT32: v = ((const uint32_t *)src)[i]; break;
+        case SFP_DT_UINT64: u = ((const uint64_t *)src)[i]; break;
+        default: v = ((const int64_t *)src)[i]; break;
+        }
+        if (to == SFP_DT_FLOAT) {
+            ((float *)dst)[i] = from_float ? (float)d : from_u64 ? (float)u : (float)v;
+        } else if (to == SFP_DT_DOUBLE) {
+            ((double *)dst)[i] = from_float ? d : from_u64 ? (double)u : (double)v;
+        } else {
+            store_int(to, dst, i, from_float ? float_to_bits(to, d) : from_u64 ? u : (uint64_t)v);
+        }
+    }
+    return 0;
+}
+
+/* ---- forward: broadcasting binaries ---- */
+bool bcast_init(int a_ndim, const int64_t *a_dims, int b_ndim, const int64_t *b_dims, sfp_bcast_t *s)
+{
+    int r = a_ndim > b_ndim ? a_ndim : b_ndim;
+    int64_t out[SFP_MAX_DIMS], sa[SFP_MAX_DIMS], sb[SFP_MAX_DIMS];
+    int64_t step_a = 1, step_b = 1;
+    for (int k = r - 1; k >= 0; k--) {
+        int ia = k - (r - a_ndim), ib = k - (r - b_ndim);
+        int64_t da = ia >= 0 ? a_dims[ia] : 1, db = ib >= 0 ? b_dims[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        out[k] = da == 1 ? db : da;
+        sa[k] = da == 1 ? 0 : step_a;
+        sb[k] = db == 1 ? 0 : step_b;
+        step_a *= da;
+        step_b *= db;
+    }
+    /* drop size-1 dims, merge neighbours that continue each other in a and b */
+    s->ndim = 0;
+    for (int k = 0; k < r; k++) {
+        if (out[k] == 1) continue;
+        int t = s->ndim - 1;
+        if (t >= 0 && s->a_stride[t] == sa[k] * out[k] && s->b_stride[t] == sb[k] * out[k]) {
+            s->out[t] *= out[k];
+            s->a_stride[t] = sa[k];
+            s->b_stride[t] = sb[k];
+            continue;
+        }
+        s->out[s->ndim] = out[k];
+        s->a_stride[s->ndim] = sa[k];
+        s->b_stride[s->ndim] = sb[k];
+        s->ndim++;
+    }
+    if (s->ndim == 0) {
+        s->ndim = 1;
+        s->out[0] = 1;
+        s->a_stride[0] = s->b_stride[0] = 0;
+    }
+    return true;
+}
+
+bool binary_has_zero_i64(int64_t n, const int64_t *b)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (b[i] == 0) return true;
+    return false;
+}
+
+/* One run of n outputs; the stride cases the compiler can vectorise are
+ * spelled out, in blocks of 16 (a fixed trip count gcc vectorises at -O2). */
+#define BINARY_RUN(T, EXPR)                                                                         \
+    do {                                                                                            \
+        int64_t i = 0;                                                                              \
+        if (sa == 1 && sb == 1) {                                                                   \
+            for (; i + 16 <= n; i += 16)                                                            \
+                for (int k = 0; k < 16; k++) { T x = a[i + k], z = b[i + k]; y[i + k] = (EXPR); }   \
+            for (; i < n; i++) { T x = a[i], z = b[i]; y[i] = (EXPR); }                             \
+        } else if (sa == 1 && sb == 0) {                                                            \
+            const T z = b[0];                                                                       \
+            for (; i + 16 <= n; i += 16)                                                            \
+                for (int k = 0; k < 16; k++) { T x = a[i + k]; y[i + k] = (EXPR); }                 \
+            for (; i < n; i++) { T x = a[i]; y[i] = (EXPR); }                                       \
+        } else if (sa == 0 && sb == 1) {                                                            \
+            const T x = a[0];                                                                       \
+            for (; i + 16 <= n; i += 16)                                                            \
+                for (int k = 0; k < 16; k++) { T z = b[i + k]; y[i + k] = (EXPR); }                 \
+            for (; i < n; i++) { T z = b[i]; y[i] = (EXPR); }                                       \
+        } else {                                                                                    \
+            for (; i < n; i++) { T x = a[i * sa], z = b[i * sb]; y[i] = (EXPR); }                   \
+        }                                                                                           \
+    } while (0)
+
+static void run_f32(sfp_binary_op_t op, int64_t n, const float *restrict a, int64_t sa, const float *restrict b,
+                    int64_t sb, float *restrict y)
+{
+    switch (op) {
+    case SFP_BIN_ADD: BINARY_RUN(float, x + z); break;
+    case SFP_BIN_SUB: BINARY_RUN(float, x - z); break;
+    case SFP_BIN_MUL: BINARY_RUN(float, x * z); break;
+    case SFP_BIN_DIV: BINARY_RUN(float, x / z); break;
+    }
+}
+
+/* Wrapping two's-complement arithmetic (C's signed overflow is undefined);
+ * division truncates toward zero, INT64_MIN / -1 wraps. Divisors are non-zero. */
+static inline int64_t i64_add(int64_t x, int64_t z) { return (int64_t)((uint64_t)x + (uint64_t)z); }
+static inline int64_t i64_sub(int64_t x, int64_t z) { return (int64_t)((uint64_t)x - (uint64_t)z); }
+static inline int64_t i64_mul(int64_t x, int64_t z) { return (int64_t)((uint64_t)x * (uint64_t)z); }
+static inline int64_t i64_div(int64_t x, int64_t z)
+{
+    if (z == -1) return (int64_t)(0 - (uint64_t)x);
+    return z == 0 ? 0 : x / z;
+}
+
+static void run_i64(sfp_binary_op_t op, int64_t n, const int64_t *restrict a, int64_t sa, const int64_t *restrict b,
+                    int64_t sb, int64_t *restrict y)
+{
+    switch (op) {
+    case SFP_BIN_ADD: BINARY_RUN(int64_t, i64_add(x, z)); break;
+    case SFP_BIN_SUB: BINARY_RUN(int64_t, i64_sub(x, z)); break;
+    case SFP_BIN_MUL: BINARY_RUN(int64_t, i64_mul(x, z)); break;
+    case SFP_BIN_DIV: BINARY_RUN(int64_t, i64_div(x, z)); break;
+    }
+}
+
+typedef struct binary_job {
+    sfp_binary_op_t op;
+    const sfp_bcast_t *s;
+    const void *a, *b;
+    void *y;
+    bool is_f32;
+} binary_job_t;
+
+/* Rows [r0, r1) of the merged output (rows = all dims but the last). */
+static void binary_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const binary_job_t *j = ctx;
+    const sfp_bcast_t *s = j->s;
+    const int last = s->ndim - 1;
+    const int64_t inner = s->out[last];
+    int64_t pos[SFP_MAX_DIMS] = {0}, off_a = 0, off_b = 0;
+    int64_t rest = r0;
+    for (int d = last - 1; d >= 0; d--) {
+        pos[d] = rest % s->out[d];
+        rest /= s->out[d];
+        off_a += pos[d] * s->a_stride[d];
+        off_b += pos[d] * s->b_stride[d];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        if (j->is_f32)
+            run_f32(j->op, inner, (const float *)j->a + off_a, s->a_stride[last], (const float *)j->b + off_b,
+                    s->b_stride[last], (float *)j->y + r * inner);
+        else
+            run_i64(j->op, inner, (const int64_t *)j->a + off_a, s->a_stride[last], (const int64_t *)j->b + off_b,
+                    s->b_stride[last], (int64_t *)j->y + r * inner);
+        for (int d = last - 1; d >= 0; d--) {
+            off_a += s->a_stride[d];
+            off_b += s->b_stride[d];
+            if (++pos[d] < s->out[d]) break;
+            off_a -= pos[d] * s->a_stride[d];
+            off_b -= pos[d] * s->b_stride[d];
+            pos[d] = 0;
+        }
+    }
+}
+
+static void binary_run(const binary_job_t *j, sfp_threads_t *threads)
+{
+    const sfp_bcast_t *s = j->s;
+    int64_t rows = 1, inner = s->out[s->ndim - 1];
+    for (int d = 0; d < s->ndim - 1; d++) rows *= s->out[d];
+    sfp_threads_for(threads, rows, inner >= UNARY_GRAIN ? 1 : UNARY_GRAIN / (inner ? inner : 1), binary_rows,
+                     (void *)j);
+}
+
+/* a, b broadcast by s -> y (prod(s->out)) */
+void binary_forward_f32(sfp_binary_op_t op, const sfp_bcast_t *s, const float *a, const float *b, float *y,
+                        sfp_threads_t *threads)
+{
+    binary_job_t j = {op, s, a, b, y, true};
+    binary_run(&j, threads);
+}
+
+void binary_forward_i64(sfp_binary_op_t op, const sfp_bcast_t *s, const int64_t *a, const int64_t *b, int64_t *y,
+                        sfp_threads_t *threads)
+{
+    binary_job_t j = {op, s, a, b, y, false};
+    binary_run(&j, threads);
+}
+
+void binary_forward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const float *a, int b_ndim,
+                            const int64_t *b_dims, const float *b, int y_ndim, const int64_t *y_dims, float *y)
+{
+    int64_t n = 1;
+    for (int k = 0; k < y_ndim; k++) n *= y_dims[k];
+    for (int64_t i = 0; i < n; i++) {
+        float x = a[bcast_index(i, y_ndim, y_dims, a_ndim, a_dims)];
+        float z = b[bcast_index(i, y_ndim, y_dims, b_ndim, b_dims)];
+        y[i] = op == SFP_BIN_ADD ? x + z : op == SFP_BIN_SUB ? x - z : op == SFP_BIN_MUL ? x * z : x / z;
+    }
+}
+
+void binary_forward_i64_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const int64_t *a, int b_ndim,
+                            const int64_t *b_dims, const int64_t *b, int y_ndim, const int64_t *y_dims, int64_t *y)
+{
+    int64_t n = 1;
+    for (int k = 0; k < y_ndim; k++) n *= y_dims[k];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t x = a[bcast_index(i, y_ndim, y_dims, a_ndim, a_dims)];
+        int64_t z = b[bcast_index(i, y_ndim, y_dims, b_ndim, b_dims)];
+        y[i] = op == SFP_BIN_ADD ? i64_add(x, z) : op == SFP_BIN_SUB ? i64_sub(x, z)
+             : op == SFP_BIN_MUL ? i64_mul(x, z) : i64_div(x, z);
+    }
+}
+
+static sfp_binary_op_t binary_op_of(const sfp_node_t *n)
+{
+    switch (n->op_type[0]) {
+    case 'A': return SFP_BIN_ADD;
+    case 'S': return SFP_BIN_SUB;
+    case 'M': return SFP_BIN_MUL;
+    default: return SFP_BIN_DIV;
+    }
+}
+
+static int binary_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    sfp_dtype_t dt = x->in_shape[0]->dtype;
+    if (dt != SFP_DT_FLOAT && dt != SFP_DT_INT64)
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "operands of type %s are not supported (float32 and int64 are)",
+                           sfp_dtype_name(dt));
+    return exec_need_dtype(x, 1, dt, err);
+}
+
+static int binary_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    sfp_bcast_t s;
+    if (!bcast_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
+        return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not broadcast");
+    sfp_binary_op_t op = binary_op_of(x->node);
+    if (as->dtype == SFP_DT_FLOAT) {
+        binary_forward_f32(op, &s, x->in[0], x->in[1], x->out[0], x->threads);
+        return 0;
+    }
+    if (op == SFP_BIN_DIV && binary_has_zero_i64(shape_numel(bs), x->in[1]))
+        return exec_errorf(x, err, SFP_EBADDATA, "integer division by zero");
+    binary_forward_i64(op, &s, x->in[0], x->in[1], x->out[0], x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_elementwise[] = {
-    {"Relu", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Sigmoid", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Identity", 1, 1, 1, 1, no_attrs, NULL, same_infer, NULL, SFP_WORK_NONE, 0},
-    {"Dropout", 1, 3, 1, 2, dropout_attrs, dropout_check, same_infer, NULL, SFP_WORK_NONE, 0},
-    {"Softmax", 1, 1, 1, 1, softmax_attrs, NULL, softmax_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Cast", 1, 1, 1, 1, cast_attrs, NULL, cast_infer, NULL, SFP_WORK_NONE, 0},
-    {"Add", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Sub", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Mul", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
-    {"Div", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0},
+    {"Relu", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = relu_forward_node, .prepare = float_prepare}},
+    {"Sigmoid", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = sigmoid_forward_node, .prepare = float_prepare}},
+    {"Identity", 1, 1, 1, 1, no_attrs, NULL, same_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = exec_copy_forward, .prepare = copy_prepare}},
+    {"Dropout", 1, 3, 1, 2, dropout_attrs, dropout_check, same_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = dropout_forward_node, .prepare = copy_prepare}},
+    {"Softmax", 1, 1, 1, 1, softmax_attrs, NULL, softmax_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = softmax_forward_node, .prepare = float_prepare}},
+    {"Cast", 1, 1, 1, 1, cast_attrs, NULL, cast_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = cast_forward_node, .prepare = cast_prepare}},
+    {"Add", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = binary_forward_node, .prepare = binary_prepare}},
+    {"Sub", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = binary_forward_node, .prepare = binary_prepare}},
+    {"Mul", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = binary_forward_node, .prepare = binary_prepare}},
+    {"Div", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = binary_forward_node, .prepare = binary_prepare}},
     {0},
 };

@@ -1,6 +1,9 @@
 /* Gemm and MatMul. Gemm: A (M,K) or its transpose, B (K,N) or its transpose,
  * optional C broadcast to (M,N); MACs = M*N*K. MatMul: numpy matmul with
- * batch broadcasting; MACs = batch * M * N * K. */
+ * batch broadcasting; MACs = batch * M * N * K. Forward: sfp_sgemm, one call
+ * for Gemm and for a MatMul whose B is shared by the whole batch. */
+#include <string.h>
+
 #include "ops/ops.h"
 
 static const char *const gemm_attrs[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
@@ -86,8 +89,175 @@ static int gemm_check(const sfp_op_ctx_t *c, sfp_error_t *err)
     return 0;
 }
 
+/* ---- forward ---- */
+static int gemm_dims(const sfp_exec_t *x, int64_t *m, int64_t *n, int64_t *k)
+{
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    bool ta = node_attr_int(x->node, "transA", 0) != 0, tb = node_attr_int(x->node, "transB", 0) != 0;
+    *m = ta ? as->dims[1] : as->dims[0];
+    *k = ta ? as->dims[0] : as->dims[1];
+    *n = tb ? bs->dims[0] : bs->dims[1];
+    return 0;
+}
+
+static int gemm_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    int rc;
+    int64_t m = 0, n = 0, k = 0;
+    *scratch_bytes = 0;
+    for (int i = 0; i < 3; i++)
+        if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
+    gemm_dims(x, &m, &n, &k);
+    if (!sfp_sgemm_fits(m, n, k, x->in_shape[0]->dims[1], x->in_shape[1]->dims[1], n))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the product is too large for the BLAS interface");
+    return 0;
+}
+
+/* A (M,K) or (K,M), B (K,N) or (N,K), C broadcast to (M,N) -> Y (M,N) = alpha A B + beta C */
+static int gemm_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    int64_t m = 0, n = 0, k = 0;
+    gemm_dims(x, &m, &n, &k);
+    bool ta = node_attr_int(x->node, "transA", 0) != 0, tb = node_attr_int(x->node, "transB", 0) != 0;
+    float alpha = node_attr_float(x->node, "alpha", 1.0f), beta = node_attr_float(x->node, "beta", 1.0f);
+    const float *c = x->node->n_inputs > 2 ? x->in[2] : NULL;
+    float *y = x->out[0];
+    if (c && beta != 0.0f) {
+        const sfp_shape_t *cs = x->in_shape[2];
+        int64_t col_step = cs->ndim >= 1 && cs->dims[cs->ndim - 1] != 1 ? 1 : 0;
+        int64_t row_step = cs->ndim == 2 && cs->dims[0] != 1 ? cs->dims[1] : 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) y[i * n + j] = beta * c[i * row_step + j * col_step];
+    }
+    sfp_blas_set_threads(sfp_threads_count(x->threads));
+    sfp_sgemm(ta, tb, m, n, k, alpha, x->in[0], x->in_shape[0]->dims[1], x->in[1], x->in_shape[1]->dims[1],
+              c && beta != 0.0f ? 1.0f : 0.0f, y, n);
+    return 0;
+}
+
+bool matmul_shape_init(int a_ndim, const int64_t *a_dims, int b_ndim, const int64_t *b_dims, sfp_matmul_shape_t *s)
+{
+    int64_t ad[SFP_MAX_DIMS + 1], bd[SFP_MAX_DIMS + 1];
+    int an = a_ndim, bn = b_ndim;
+    if (an < 1 || bn < 1 || an > SFP_MAX_DIMS || bn > SFP_MAX_DIMS) return false;
+    memcpy(ad, a_dims, sizeof(int64_t) * (size_t)an);
+    memcpy(bd, b_dims, sizeof(int64_t) * (size_t)bn);
+    if (an == 1) {
+        ad[1] = ad[0];
+        ad[0] = 1;
+        an = 2;
+    }
+    if (bn == 1) {
+        bd[1] = 1;
+        bn = 2;
+    }
+    memset(s, 0, sizeof *s);
+    s->m = ad[an - 2];
+    s->k = ad[an - 1];
+    s->n = bd[bn - 1];
+    if (bd[bn - 2] != s->k) return false;
+    int ab = an - 2, bb = bn - 2, r = ab > bb ? ab : bb;
+    int64_t step_a = s->m * s->k, step_b = s->k * s->n;
+    s->batch_ndim = r;
+    for (int d = r - 1; d >= 0; d--) {
+        int ia = d - (r - ab), ib = d - (r - bb);
+        int64_t da = ia >= 0 ? ad[ia] : 1, db = ib >= 0 ? bd[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        s->batch[d] = da == 1 ? db : da;
+        s->a_stride[d] = da == 1 ? 0 : step_a;
+        s->b_stride[d] = db == 1 ? 0 : step_b;
+        step_a *= da;
+        step_b *= db;
+    }
+    return true;
+}
+
+/* a (batch.., m, k), b (batch.., k, n) -> y (batch.., m, n) */
+void matmul_forward(const sfp_matmul_shape_t *s, const float *a, const float *b, float *y)
+{
+    int64_t count = 1;
+    bool b_shared = true, a_dense = true;
+    int64_t dense = s->m * s->k;
+    for (int d = s->batch_ndim - 1; d >= 0; d--) {
+        count *= s->batch[d];
+        if (s->b_stride[d] != 0 && s->batch[d] != 1) b_shared = false;
+        if (s->batch[d] != 1 && s->a_stride[d] != dense) a_dense = false;
+        dense *= s->batch[d];
+    }
+    if (b_shared && a_dense) { /* the batch stacks into the rows of one product */
+        sfp_sgemm(false, false, count * s->m, s->n, s->k, 1.0f, a, s->k, b, s->n, 0.0f, y, s->n);
+        return;
+    }
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < count; i++) {
+        int64_t off_a = 0, off_b = 0;
+        for (int d = 0; d < s->batch_ndim; d++) {
+            off_a += pos[d] * s->a_stride[d];
+            off_b += pos[d] * s->b_stride[d];
+        }
+        sfp_sgemm(false, false, s->m, s->n, s->k, 1.0f, a + off_a, s->k, b + off_b, s->n, 0.0f, y + i * s->m * s->n,
+                  s->n);
+        for (int d = s->batch_ndim - 1; d >= 0; d--) {
+            if (++pos[d] < s->batch[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void matmul_forward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, float *y)
+{
+    int64_t count = 1;
+    for (int d = 0; d < s->batch_ndim; d++) count *= s->batch[d];
+    for (int64_t i = 0; i < count; i++) {
+        int64_t off_a = 0, off_b = 0;
+        for (int64_t d = s->batch_ndim - 1, t = i; d >= 0; d--) {
+            off_a += t % s->batch[d] * s->a_stride[d];
+            off_b += t % s->batch[d] * s->b_stride[d];
+            t /= s->batch[d];
+        }
+        for (int64_t r = 0; r < s->m; r++)
+            for (int64_t c = 0; c < s->n; c++) {
+                double acc = 0.0;
+                for (int64_t p = 0; p < s->k; p++)
+                    acc += (double)a[off_a + r * s->k + p] * (double)b[off_b + p * s->n + c];
+                y[(i * s->m + r) * s->n + c] = (float)acc;
+            }
+    }
+}
+
+static int matmul_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    int rc;
+    sfp_matmul_shape_t s;
+    *scratch_bytes = 0;
+    for (int i = 0; i < 2; i++)
+        if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    if (!matmul_shape_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
+        return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not multiply");
+    int64_t rows = s.m;
+    for (int d = 0; d < s.batch_ndim; d++) rows *= s.batch[d];
+    if (!sfp_sgemm_fits(rows, s.n, s.k, s.k, s.n, s.n))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the product is too large for the BLAS interface");
+    return 0;
+}
+
+static int matmul_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_matmul_shape_t s;
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    if (!matmul_shape_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
+        return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not multiply");
+    sfp_blas_set_threads(sfp_threads_count(x->threads));
+    matmul_forward(&s, x->in[0], x->in[1], x->out[0]);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_gemm[] = {
-    {"Gemm", 2, 3, 1, 1, gemm_attrs, gemm_check, gemm_infer, gemm_work, SFP_WORK_DENSE, 0x6},
-    {"MatMul", 2, 2, 1, 1, no_attrs, NULL, matmul_infer, matmul_work, SFP_WORK_DENSE, 0x2},
+    {"Gemm", 2, 3, 1, 1, gemm_attrs, gemm_check, gemm_infer, gemm_work, SFP_WORK_DENSE, 0x6,
+     {.forward = gemm_forward_node, .prepare = gemm_prepare}},
+    {"MatMul", 2, 2, 1, 1, no_attrs, NULL, matmul_infer, matmul_work, SFP_WORK_DENSE, 0x2,
+     {.forward = matmul_forward_node, .prepare = matmul_prepare}},
     {0},
 };

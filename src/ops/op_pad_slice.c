@@ -1,6 +1,7 @@
 /* Pad (constant mode) and Slice: channel-range ops of the zero-padding
  * shortcut (x[:, :, ::2, ::2] then F.pad over channels). Pads and slice
- * bounds must be known before running; Slice folds on constant data. */
+ * bounds must be known before running; Slice folds on constant data.
+ * Forward: any element type; rows of the last dim are copied as runs. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -50,56 +51,83 @@ typedef struct slice_axis {
     int64_t start, step, count;
 } slice_axis_t;
 
-static int slice_plan(const sfp_op_ctx_t *c, const sfp_value_t *x, slice_axis_t *plan, sfp_error_t *err)
-{
-    int rc, ns = 0, ne = 0, na = 0, nst = 0;
+/* Slice's starts/ends/axes/steps as given (inputs from opset 10, attributes before). */
+typedef struct slice_lists {
+    int ns, ne, na, nst;
     int64_t starts[SFP_MAX_DIMS], ends[SFP_MAX_DIMS], axes[SFP_MAX_DIMS], steps[SFP_MAX_DIMS];
-    for (int k = 0; k < x->ndim; k++) plan[k] = (slice_axis_t){0, 1, x->dims[k]};
-    if (c->opset >= 10) {
-        if ((rc = op_const_ints(c, 1, starts, SFP_MAX_DIMS, &ns, err)) < 0) return rc;
-        if ((rc = op_const_ints(c, 2, ends, SFP_MAX_DIMS, &ne, err)) < 0) return rc;
-        if (c->node->n_inputs > 3 && c->node->inputs[3] >= 0 &&
-            (rc = op_const_ints(c, 3, axes, SFP_MAX_DIMS, &na, err)) < 0)
-            return rc;
-        if (c->node->n_inputs > 4 && c->node->inputs[4] >= 0 &&
-            (rc = op_const_ints(c, 4, steps, SFP_MAX_DIMS, &nst, err)) < 0)
-            return rc;
-    } else {
+} slice_lists_t;
+
+static int slice_lists_attr(const sfp_op_ctx_t *c, slice_lists_t *l, sfp_error_t *err)
+{
+    const char *names[3] = {"starts", "ends", "axes"};
+    int64_t *dst[3] = {l->starts, l->ends, l->axes};
+    int *count[3] = {&l->ns, &l->ne, &l->na};
+    for (int i = 0; i < 3; i++) {
         const int64_t *p = NULL;
-        ns = (int)node_attr_ints(c->node, "starts", &p);
-        if (ns > SFP_MAX_DIMS) return op_errorf(c, err, SFP_EBADMODEL, "too many starts");
-        if (ns) memcpy(starts, p, sizeof(int64_t) * (size_t)ns);
-        ne = (int)node_attr_ints(c->node, "ends", &p);
-        if (ne > SFP_MAX_DIMS) return op_errorf(c, err, SFP_EBADMODEL, "too many ends");
-        if (ne) memcpy(ends, p, sizeof(int64_t) * (size_t)ne);
-        na = (int)node_attr_ints(c->node, "axes", &p);
-        if (na > SFP_MAX_DIMS) return op_errorf(c, err, SFP_EBADMODEL, "too many axes");
-        if (na) memcpy(axes, p, sizeof(int64_t) * (size_t)na);
+        size_t n = node_attr_ints(c->node, names[i], &p);
+        if (n > SFP_MAX_DIMS) return op_errorf(c, err, SFP_EBADMODEL, "too many %s", names[i]);
+        if (n) memcpy(dst[i], p, sizeof(int64_t) * n);
+        *count[i] = (int)n;
     }
-    if (ne != ns || (na && na != ns) || (nst && nst != ns))
+    return 0;
+}
+
+/* Lists from the graph's constants (shape inference). */
+static int slice_lists_const(const sfp_op_ctx_t *c, slice_lists_t *l, sfp_error_t *err)
+{
+    int rc;
+    memset(l, 0, sizeof *l);
+    if (c->opset < 10) return slice_lists_attr(c, l, err);
+    if ((rc = op_const_ints(c, 1, l->starts, SFP_MAX_DIMS, &l->ns, err)) < 0) return rc;
+    if ((rc = op_const_ints(c, 2, l->ends, SFP_MAX_DIMS, &l->ne, err)) < 0) return rc;
+    if (c->node->n_inputs > 3 && c->node->inputs[3] >= 0 &&
+        (rc = op_const_ints(c, 3, l->axes, SFP_MAX_DIMS, &l->na, err)) < 0)
+        return rc;
+    if (c->node->n_inputs > 4 && c->node->inputs[4] >= 0 &&
+        (rc = op_const_ints(c, 4, l->steps, SFP_MAX_DIMS, &l->nst, err)) < 0)
+        return rc;
+    return 0;
+}
+
+static int slice_resolve(const sfp_op_ctx_t *c, int ndim, const int64_t *dims, const slice_lists_t *l,
+                         slice_axis_t *plan, sfp_error_t *err)
+{
+    int rc;
+    for (int k = 0; k < ndim; k++) plan[k] = (slice_axis_t){0, 1, dims[k]};
+    if (l->ne != l->ns || (l->na && l->na != l->ns) || (l->nst && l->nst != l->ns))
         return op_errorf(c, err, SFP_EBADMODEL, "starts, ends, axes and steps differ in length");
     bool seen[SFP_MAX_DIMS] = {0};
-    for (int i = 0; i < ns; i++) {
+    for (int i = 0; i < l->ns; i++) {
         int a = i;
-        if (na && (rc = op_axis(c, axes[i], x->ndim, &a, err)) < 0) return rc;
-        if (!na && i >= x->ndim) return op_errorf(c, err, SFP_EBADMODEL, "more starts than input dims");
+        if (l->na && (rc = op_axis(c, l->axes[i], ndim, &a, err)) < 0) return rc;
+        if (!l->na && i >= ndim) return op_errorf(c, err, SFP_EBADMODEL, "more starts than input dims");
         if (seen[a]) return op_errorf(c, err, SFP_EBADMODEL, "axis %d repeated", a);
         seen[a] = true;
-        int64_t dim = x->dims[a], step = nst ? steps[i] : 1, s = starts[i], e = ends[i];
+        int64_t dim = dims[a], step = l->nst ? l->steps[i] : 1, s = l->starts[i], e = l->ends[i];
         if (step == 0) return op_errorf(c, err, SFP_EBADMODEL, "step 0");
+        if (step < -((int64_t)1 << 62)) step = -((int64_t)1 << 62); /* keeps -step and the count below in range */
         if (s < 0) s += dim;
         if (e < 0) e += dim;
         if (step > 0) {
             s = s < 0 ? 0 : (s > dim ? dim : s);
             e = e < 0 ? 0 : (e > dim ? dim : e);
         } else {
-            s = s < 0 ? 0 : (s > dim - 1 ? dim - 1 : s);
+            s = s < 0 ? 0 : (s > dim - 1 ? dim - 1 : s); /* ONNX: starts clamp to [0, dim-1] */
             e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
         }
-        int64_t count = step > 0 ? (e - s + step - 1) / step : (s - e + (-step) - 1) / (-step);
-        plan[a] = (slice_axis_t){s, step, count > 0 ? count : 0};
+        int64_t span = step > 0 ? e - s : s - e, mag = step > 0 ? step : -step;
+        int64_t count = span > 0 ? (span - 1) / mag + 1 : 0;
+        plan[a] = (slice_axis_t){s, step, count};
     }
     return 0;
+}
+
+static int slice_plan(const sfp_op_ctx_t *c, const sfp_value_t *x, slice_axis_t *plan, sfp_error_t *err)
+{
+    slice_lists_t l;
+    int rc = slice_lists_const(c, &l, err);
+    if (rc < 0) return rc;
+    return slice_resolve(c, x->ndim, x->dims, &l, plan, err);
 }
 
 static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
@@ -118,10 +146,10 @@ static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     sfp_tensor_t *t = NULL;
     if ((rc = sfp_tensor_create(NULL, x->dtype, x->ndim, dims, &t, err)) < 0) return rc;
     size_t es = sfp_dtype_size(x->dtype);
-    int64_t stride[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = op_numel(op_out(c, 0));
-    for (int d = x->ndim - 1, s = 1; d >= 0; d--) {
-        stride[d] = s;
-        s *= (int)x->dims[d];
+    int64_t stride[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = op_numel(op_out(c, 0)), step = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        stride[d] = step;
+        step *= x->dims[d];
     }
     for (int64_t o = 0; o < total; o++) {
         int64_t at = 0;
@@ -135,8 +163,225 @@ static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     return op_fold(c, 0, t, batch0, err);
 }
 
+/* ---- forward ---- */
+static void copy_elems(size_t elem, void *dst, const void *src, int64_t n, int64_t src_step)
+{
+    if (src_step == 1) {
+        memcpy(dst, src, (size_t)n * elem);
+        return;
+    }
+    switch (elem) {
+    case 4: {
+        uint32_t *d = dst;
+        const uint32_t *p = src;
+        for (int64_t i = 0; i < n; i++) d[i] = p[i * src_step];
+        break;
+    }
+    case 8: {
+        uint64_t *d = dst;
+        const uint64_t *p = src;
+        for (int64_t i = 0; i < n; i++) d[i] = p[i * src_step];
+        break;
+    }
+    default:
+        for (int64_t i = 0; i < n; i++)
+            memcpy((char *)dst + (size_t)i * elem, (const char *)src + (size_t)(i * src_step) * elem, elem);
+    }
+}
+
+/* x (x_dims) -> y (y_dims = x_dims + pads), value everywhere outside x */
+void pad_forward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
+                 const void *value, const void *x, void *y)
+{
+    int64_t y_numel = 1, x_rows = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    if (y_numel == 0) return;
+    /* fill: one element, then doubling copies */
+    memcpy(y, value, elem);
+    for (int64_t done = 1; done < y_numel;) {
+        int64_t n = done < y_numel - done ? done : y_numel - done;
+        memcpy((char *)y + (size_t)done * elem, y, (size_t)n * elem);
+        done += n;
+    }
+    if (ndim == 0) {
+        memcpy(y, x, elem);
+        return;
+    }
+    const int last = ndim - 1;
+    for (int d = 0; d < last; d++) x_rows *= x_dims[d];
+    /* the valid run of the last dim */
+    int64_t lo = pad_begin[last] < 0 ? -pad_begin[last] : 0;
+    int64_t hi = x_dims[last];
+    if (hi > y_dims[last] - pad_begin[last]) hi = y_dims[last] - pad_begin[last];
+    if (hi <= lo) return;
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    for (int64_t r = 0; r < x_rows; r++) {
+        int64_t y_off = 0;
+        bool inside = true;
+        for (int d = 0; d < last; d++) {
+            int64_t yd = pos[d] + pad_begin[d];
+            if (yd < 0 || yd >= y_dims[d]) inside = false;
+            y_off = y_off * y_dims[d] + yd;
+        }
+        if (inside)
+            memcpy((char *)y + (size_t)(y_off * y_dims[last] + pad_begin[last] + lo) * elem,
+                   (const char *)x + (size_t)(r * x_dims[last] + lo) * elem, (size_t)(hi - lo) * elem);
+        for (int d = last - 1; d >= 0; d--) {
+            if (++pos[d] < x_dims[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void pad_forward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
+                     const void *value, const void *x, void *y)
+{
+    int64_t y_numel = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    for (int64_t o = 0; o < y_numel; o++) {
+        int64_t at = 0, stride = 1;
+        bool inside = true;
+        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
+            int64_t xd = t % y_dims[d] - pad_begin[d];
+            t /= y_dims[d];
+            if (xd < 0 || xd >= x_dims[d]) inside = false;
+            at += xd * stride;
+            stride *= x_dims[d];
+        }
+        memcpy((char *)y + (size_t)o * elem, inside ? (const char *)x + (size_t)at * elem : value, elem);
+    }
+}
+
+/* x (x_dims) -> y (count): y[i...] = x[start + i * step ...] */
+void slice_forward(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step, const int64_t *count,
+                   size_t elem, const void *x, void *y)
+{
+    int64_t rows = 1, x_stride[SFP_MAX_DIMS], st = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        x_stride[d] = st;
+        st *= x_dims[d];
+    }
+    if (ndim == 0) {
+        memcpy(y, x, elem);
+        return;
+    }
+    const int last = ndim - 1;
+    for (int d = 0; d < ndim; d++) rows *= count[d];
+    if (rows == 0) return;
+    rows /= count[last];
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = start[last];
+        for (int d = 0; d < last; d++) off += (start[d] + pos[d] * step[d]) * x_stride[d];
+        copy_elems(elem, (char *)y + (size_t)(r * count[last]) * elem, (const char *)x + (size_t)off * elem,
+                   count[last], step[last]);
+        for (int d = last - 1; d >= 0; d--) {
+            if (++pos[d] < count[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void slice_forward_ref(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step,
+                       const int64_t *count, size_t elem, const void *x, void *y)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= count[d];
+    for (int64_t o = 0; o < n; o++) {
+        int64_t at = 0, stride = 1;
+        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
+            at += (start[d] + t % count[d] * step[d]) * stride;
+            t /= count[d];
+            stride *= x_dims[d];
+        }
+        memcpy((char *)y + (size_t)o * elem, (const char *)x + (size_t)at * elem, elem);
+    }
+}
+
+static int movement_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_sized(x, 0, err);
+}
+
+/* The pad value as one element of the data type. */
+static int pad_value(const sfp_exec_t *x, sfp_dtype_t dt, uint8_t *value, sfp_error_t *err)
+{
+    size_t elem = sfp_dtype_size(dt);
+    memset(value, 0, elem);
+    if (x->opset >= 11) {
+        if (x->node->n_inputs < 3 || !x->in[2]) return 0;
+        const sfp_shape_t *vs = x->in_shape[2];
+        if (vs->dtype != dt || shape_numel(vs) != 1)
+            return exec_errorf(x, err, SFP_EBADMODEL, "constant_value must be one %s value", sfp_dtype_name(dt));
+        memcpy(value, x->in[2], elem);
+        return 0;
+    }
+    float v = node_attr_float(x->node, "value", 0.0f);
+    if (dt == SFP_DT_FLOAT) {
+        memcpy(value, &v, sizeof v);
+    } else if (dt == SFP_DT_DOUBLE) {
+        double d = (double)v;
+        memcpy(value, &d, sizeof d);
+    } else if (v != 0.0f) {
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "a non-zero pad value for %s data", sfp_dtype_name(dt));
+    }
+    return 0;
+}
+
+static int pad_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
+    int64_t pads[2 * SFP_MAX_DIMS];
+    int n = 0, rc;
+    if (x->opset >= 11) {
+        if ((rc = exec_ints(x, 1, pads, 2 * SFP_MAX_DIMS, &n, err)) < 0) return rc;
+    } else {
+        const int64_t *p = NULL;
+        n = (int)node_attr_ints(x->node, "pads", &p);
+        if (n <= 2 * SFP_MAX_DIMS && n) memcpy(pads, p, sizeof(int64_t) * (size_t)n);
+    }
+    if (n != 2 * xs->ndim) return exec_errorf(x, err, SFP_EBADMODEL, "pads lists %d values for rank %d", n, xs->ndim);
+    uint8_t value[16];
+    if ((rc = pad_value(x, xs->dtype, value, err)) < 0) return rc;
+    pad_forward(xs->ndim, xs->dims, pads, ys->dims, sfp_dtype_size(xs->dtype), value, x->in[0], x->out[0]);
+    return 0;
+}
+
+static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    slice_lists_t l;
+    slice_axis_t plan[SFP_MAX_DIMS];
+    int rc = 0;
+    memset(&l, 0, sizeof l);
+    if (x->opset < 10) {
+        rc = slice_lists_attr(&c, &l, err);
+    } else {
+        if (rc == 0) rc = exec_ints(x, 1, l.starts, SFP_MAX_DIMS, &l.ns, err);
+        if (rc == 0) rc = exec_ints(x, 2, l.ends, SFP_MAX_DIMS, &l.ne, err);
+        if (rc == 0 && x->node->n_inputs > 3 && x->in[3]) rc = exec_ints(x, 3, l.axes, SFP_MAX_DIMS, &l.na, err);
+        if (rc == 0 && x->node->n_inputs > 4 && x->in[4]) rc = exec_ints(x, 4, l.steps, SFP_MAX_DIMS, &l.nst, err);
+    }
+    if (rc == 0) rc = slice_resolve(&c, xs->ndim, xs->dims, &l, plan, err);
+    if (rc < 0) return rc;
+    int64_t start[SFP_MAX_DIMS], step[SFP_MAX_DIMS], count[SFP_MAX_DIMS];
+    for (int d = 0; d < xs->ndim; d++) {
+        start[d] = plan[d].start;
+        step[d] = plan[d].step;
+        count[d] = plan[d].count;
+        if (count[d] != x->out_shape[0]->dims[d])
+            return exec_errorf(x, err, SFP_ERUNTIME, "slice bounds changed since the plan was made");
+    }
+    slice_forward(xs->ndim, xs->dims, start, step, count, sfp_dtype_size(xs->dtype), x->in[0], x->out[0]);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_pad_slice[] = {
-    {"Pad", 1, 4, 1, 1, pad_attrs, pad_check, pad_infer, NULL, SFP_WORK_NONE, 0},
-    {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0},
+    {"Pad", 1, 4, 1, 1, pad_attrs, pad_check, pad_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = pad_forward_node, .prepare = movement_prepare}},
+    {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = slice_forward_node, .prepare = movement_prepare}},
     {0},
 };

@@ -1,6 +1,11 @@
 /* Pooling: MaxPool and AveragePool over a kernel_shape window (pads,
  * strides, dilations, ceil_mode, count_include_pad), GlobalAveragePool and
- * GlobalMaxPool to (N,C,1,...,1). Work = output elements * window size. */
+ * GlobalMaxPool to (N,C,1,...,1). Work = output elements * window size.
+ * Forward: planes (N*C) split over the thread pool; per output position the
+ * valid taps of each dim form one range, computed before the loop. */
+#include <float.h>
+#include <string.h>
+
 #include "ops/ops.h"
 
 static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
@@ -57,10 +62,276 @@ static int64_t global_work(const sfp_graph_t *g, const sfp_node_t *n)
     return x->ndim >= 0 ? op_numel(x) : 0;
 }
 
+/* ---- forward ---- */
+static int64_t prod_n(const int64_t *d, int n)
+{
+    int64_t p = 1;
+    for (int k = 0; k < n; k++) p *= d[k];
+    return p;
+}
+
+/* Taps k in [0, kernel) with start + k * dil in [0, size): [*lo, *hi). */
+static void tap_range(int64_t start, int64_t dil, int64_t kernel, int64_t size, int64_t *lo, int64_t *hi)
+{
+    int64_t l = start < 0 ? (-start + dil - 1) / dil : 0;
+    int64_t h = size - 1 - start < 0 ? 0 : (size - 1 - start) / dil + 1;
+    if (h > kernel) h = kernel;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+typedef struct pool_job {
+    const sfp_pool_shape_t *s;
+    const float *x;
+    float *y;
+    bool is_max;
+} pool_job_t;
+
+static void pool_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const pool_job_t *j = ctx;
+    const sfp_pool_shape_t *s = j->s;
+    const int ns = s->n_spatial, last = ns - 1;
+    const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
+    int64_t in_stride[SFP_MAX_SPATIAL], st = 1;
+    for (int d = last; d >= 0; d--) {
+        in_stride[d] = st;
+        st *= s->in[d];
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->x + p * ihw;
+        float *y = j->y + p * ohw;
+        int64_t pos[SFP_MAX_SPATIAL] = {0};
+        for (int64_t o = 0; o < ohw; o++) {
+            int64_t start[SFP_MAX_SPATIAL], lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL];
+            int64_t taps = 1, padded_taps = 1, base = 0;
+            for (int d = 0; d < ns; d++) {
+                int64_t plo = 0, phi = 0;
+                start[d] = pos[d] * s->stride[d] - s->pad_begin[d];
+                tap_range(start[d], s->dilation[d], s->kernel[d], s->in[d], &lo[d], &hi[d]);
+                tap_range(start[d] + s->pad_begin[d], s->dilation[d], s->kernel[d],
+                          s->in[d] + s->pad_begin[d] + s->pad_end[d], &plo, &phi);
+                taps *= hi[d] - lo[d];
+                padded_taps *= phi - plo;
+                base += (start[d] + lo[d] * s->dilation[d]) * in_stride[d];
+            }
+            float best = -FLT_MAX;
+            double sum = 0.0;
+            if (taps > 0) {
+                /* odometer over the outer dims' valid taps; the last dim is a run */
+                int64_t k[SFP_MAX_SPATIAL];
+                for (int d = 0; d < ns; d++) k[d] = lo[d];
+                const int64_t run = hi[last] - lo[last], step = s->dilation[last];
+                for (;;) {
+                    int64_t off = 0;
+                    for (int d = 0; d < last; d++) off += (k[d] - lo[d]) * s->dilation[d] * in_stride[d];
+                    const float *src = x + base + off;
+                    if (j->is_max) {
+                        for (int64_t t = 0; t < run; t++)
+                            if (src[t * step] > best) best = src[t * step];
+                    } else {
+                        for (int64_t t = 0; t < run; t++) sum += (double)src[t * step];
+                    }
+                    int d = last - 1;
+                    for (; d >= 0; d--) {
+                        if (++k[d] < hi[d]) break;
+                        k[d] = lo[d];
+                    }
+                    if (d < 0) break;
+                }
+            }
+            if (j->is_max) {
+                y[o] = best;
+            } else {
+                int64_t div = s->count_include_pad ? padded_taps : taps;
+                y[o] = div > 0 ? (float)(sum / (double)div) : 0.0f;
+            }
+            for (int d = last; d >= 0; d--) {
+                if (++pos[d] < s->out[d]) break;
+                pos[d] = 0;
+            }
+        }
+    }
+}
+
+static void pool_run(const sfp_pool_shape_t *s, const float *x, float *y, bool is_max, sfp_threads_t *threads)
+{
+    pool_job_t j = {s, x, y, is_max};
+    int64_t per_plane = prod_n(s->out, s->n_spatial) * prod_n(s->kernel, s->n_spatial);
+    sfp_threads_for(threads, s->batch * s->channels, per_plane >= 8192 ? 1 : 8192 / (per_plane ? per_plane : 1),
+                    pool_planes, &j);
+}
+
+/* x (N, C, D1..Dk) -> y (N, C, O1..Ok) */
+void maxpool_forward(const sfp_pool_shape_t *s, const float *x, float *y, sfp_threads_t *threads)
+{
+    pool_run(s, x, y, true, threads);
+}
+
+void avgpool_forward(const sfp_pool_shape_t *s, const float *x, float *y, sfp_threads_t *threads)
+{
+    pool_run(s, x, y, false, threads);
+}
+
+/* Tap by tap with a bounds check each, the definition read literally. */
+static void pool_ref(const sfp_pool_shape_t *s, const float *x, float *y, bool is_max)
+{
+    const int ns = s->n_spatial;
+    const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns), kk = prod_n(s->kernel, ns);
+    for (int64_t p = 0; p < s->batch * s->channels; p++)
+        for (int64_t o = 0; o < ohw; o++) {
+            int64_t opos[SFP_MAX_SPATIAL];
+            for (int64_t d = ns - 1, t = o; d >= 0; d--) {
+                opos[d] = t % s->out[d];
+                t /= s->out[d];
+            }
+            float best = -FLT_MAX;
+            double sum = 0.0;
+            int64_t taps = 0, padded_taps = 0;
+            for (int64_t tap = 0; tap < kk; tap++) {
+                int64_t off = 0;
+                bool inside = true, in_padded = true;
+                for (int64_t d = ns - 1, t = tap, stride = 1; d >= 0; d--) {
+                    int64_t kd = t % s->kernel[d];
+                    t /= s->kernel[d];
+                    int64_t id = opos[d] * s->stride[d] - s->pad_begin[d] + kd * s->dilation[d];
+                    if (id < 0 || id >= s->in[d]) inside = false;
+                    if (id < -s->pad_begin[d] || id >= s->in[d] + s->pad_end[d]) in_padded = false;
+                    off += id * stride;
+                    stride *= s->in[d];
+                }
+                padded_taps += in_padded;
+                if (!inside) continue;
+                float v = x[p * ihw + off];
+                taps++;
+                if (v > best) best = v;
+                sum += (double)v;
+            }
+            int64_t div = s->count_include_pad ? padded_taps : taps;
+            y[p * ohw + o] = is_max ? best : div > 0 ? (float)(sum / (double)div) : 0.0f;
+        }
+}
+
+void maxpool_forward_ref(const sfp_pool_shape_t *s, const float *x, float *y)
+{
+    pool_ref(s, x, y, true);
+}
+
+void avgpool_forward_ref(const sfp_pool_shape_t *s, const float *x, float *y)
+{
+    pool_ref(s, x, y, false);
+}
+
+typedef struct global_job {
+    int64_t spatial;
+    const float *x;
+    float *y;
+    bool is_max;
+} global_job_t;
+
+static void global_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const global_job_t *j = ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->x + p * j->spatial;
+        if (j->is_max) {
+            float best = -FLT_MAX;
+            for (int64_t i = 0; i < j->spatial; i++)
+                if (x[i] > best) best = x[i];
+            j->y[p] = best;
+        } else {
+            double sum = 0.0;
+            for (int64_t i = 0; i < j->spatial; i++) sum += (double)x[i];
+            j->y[p] = j->spatial ? (float)(sum / (double)j->spatial) : 0.0f;
+        }
+    }
+}
+
+/* x (planes, spatial) -> y (planes) */
+void global_avgpool_forward(int64_t planes, int64_t spatial, const float *x, float *y, sfp_threads_t *threads)
+{
+    global_job_t j = {spatial, x, y, false};
+    sfp_threads_for(threads, planes, spatial >= 8192 ? 1 : 8192 / (spatial ? spatial : 1), global_planes, &j);
+}
+
+void global_maxpool_forward(int64_t planes, int64_t spatial, const float *x, float *y, sfp_threads_t *threads)
+{
+    global_job_t j = {spatial, x, y, true};
+    sfp_threads_for(threads, planes, spatial >= 8192 ? 1 : 8192 / (spatial ? spatial : 1), global_planes, &j);
+}
+
+static int pool_shape_of(const sfp_exec_t *x, sfp_pool_shape_t *s, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    sfp_window_t win;
+    bool ceil_mode = node_attr_int(x->node, "ceil_mode", 0) != 0;
+    int rc = op_window(&c, xs->dims + 2, xs->ndim - 2, NULL, ceil_mode, &win, err);
+    if (rc < 0) return rc;
+    memset(s, 0, sizeof *s);
+    s->batch = xs->dims[0];
+    s->channels = xs->dims[1];
+    s->n_spatial = win.n_spatial;
+    for (int d = 0; d < win.n_spatial; d++) {
+        s->in[d] = win.in[d];
+        s->out[d] = win.out[d];
+        s->kernel[d] = win.kernel[d];
+        s->stride[d] = win.stride[d];
+        s->dilation[d] = win.dilation[d];
+        s->pad_begin[d] = win.pad_begin[d];
+        s->pad_end[d] = win.pad_end[d];
+    }
+    s->count_include_pad = node_attr_int(x->node, "count_include_pad", 0) != 0;
+    return 0;
+}
+
+static int pool_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
+static int maxpool_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_pool_shape_t s;
+    int rc = pool_shape_of(x, &s, err);
+    if (rc == 0) maxpool_forward(&s, x->in[0], x->out[0], x->threads);
+    return rc;
+}
+
+static int avgpool_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_pool_shape_t s;
+    int rc = pool_shape_of(x, &s, err);
+    if (rc == 0) avgpool_forward(&s, x->in[0], x->out[0], x->threads);
+    return rc;
+}
+
+static int global_avg_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *xs = x->in_shape[0];
+    global_avgpool_forward(xs->dims[0] * xs->dims[1], shape_prod(xs, 2, xs->ndim), x->in[0], x->out[0], x->threads);
+    return 0;
+}
+
+static int global_max_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *xs = x->in_shape[0];
+    global_maxpool_forward(xs->dims[0] * xs->dims[1], shape_prod(xs, 2, xs->ndim), x->in[0], x->out[0], x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_pool[] = {
-    {"MaxPool", 1, 1, 1, 2, maxpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0},
-    {"AveragePool", 1, 1, 1, 1, avgpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0},
-    {"GlobalAveragePool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0},
-    {"GlobalMaxPool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0},
+    {"MaxPool", 1, 1, 1, 2, maxpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = maxpool_forward_node, .prepare = pool_prepare}},
+    {"AveragePool", 1, 1, 1, 1, avgpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = avgpool_forward_node, .prepare = pool_prepare}},
+    {"GlobalAveragePool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = global_avg_forward_node, .prepare = pool_prepare}},
+    {"GlobalMaxPool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = global_max_forward_node, .prepare = pool_prepare}},
     {0},
 };

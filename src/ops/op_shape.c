@@ -1,7 +1,8 @@
 /* Shape bookkeeping ops: Flatten, Reshape, Concat, Constant, ConstantOfShape,
  * Shape, Gather, Unsqueeze, Squeeze. When their inputs are known before
  * running they are folded, so Reshape targets computed from Shape at export
- * time follow the batch size of each plan. */
+ * time follow the batch size of each plan. Their forward entry points (for
+ * inputs only known while running) move bytes of any fixed-size type. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -301,15 +302,162 @@ static int squeeze_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     return fold_same_data(c, nd, dims, x->batch0 && !drop[0], err);
 }
 
+/* ---- forward ---- */
+static int sized_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_sized(x, 0, err);
+}
+
+/* x_i (outer, len_i * inner) -> y (outer, sum(len_i) * inner) */
+void concat_forward(int n_inputs, const void *const *x, const int64_t *len, int64_t outer, int64_t inner,
+                    size_t elem, void *y)
+{
+    char *dst = y;
+    for (int64_t o = 0; o < outer; o++)
+        for (int i = 0; i < n_inputs; i++) {
+            size_t chunk = (size_t)(len[i] * inner) * elem;
+            if (chunk) memcpy(dst, (const char *)x[i] + (size_t)o * chunk, chunk);
+            dst += chunk;
+        }
+}
+
+static int concat_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *ys = x->out_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int axis = 0, rc = op_axis(&c, node_attr_int(x->node, "axis", 0), ys->ndim, &axis, err);
+    if (rc < 0) return rc;
+    int64_t len[1024];
+    int n = x->node->n_inputs;
+    if (n > 1024) return exec_errorf(x, err, SFP_EUNSUPPORTED, "more than 1024 inputs");
+    for (int i = 0; i < n; i++) len[i] = x->in_shape[i]->dims[axis];
+    concat_forward(n, x->in, len, shape_prod(ys, 0, axis), shape_prod(ys, axis + 1, ys->ndim),
+                   sfp_dtype_size(ys->dtype), x->out[0]);
+    return 0;
+}
+
+static int concat_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    if (x->node->n_inputs > 1024) return exec_errorf(x, err, SFP_EUNSUPPORTED, "more than 1024 inputs");
+    return exec_need_sized(x, 0, err);
+}
+
+/* The value attribute's bytes as the output (the folded copy is not used, so
+ * the entry point stands alone). */
+static int constant_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_attr_t *a = x->node->n_attrs == 1 ? &x->node->attrs[0] : NULL;
+    const sfp_shape_t *ys = x->out_shape[0];
+    size_t bytes = (size_t)shape_numel(ys) * sfp_dtype_size(ys->dtype);
+    const void *src = NULL;
+    size_t have = 0;
+    if (a && a->type == SFP_ATTR_TENSOR) {
+        src = a->t->data;
+        have = a->t->nbytes;
+    } else if (a && a->type == SFP_ATTR_FLOAT) {
+        src = &a->f;
+        have = sizeof a->f;
+    } else if (a && a->type == SFP_ATTR_INT) {
+        src = &a->i;
+        have = sizeof a->i;
+    } else if (a && a->type == SFP_ATTR_FLOATS) {
+        src = a->floats;
+        have = a->n * sizeof(float);
+    } else if (a && a->type == SFP_ATTR_INTS) {
+        src = a->ints;
+        have = a->n * sizeof(int64_t);
+    }
+    if (have != bytes) return exec_errorf(x, err, SFP_EBADMODEL, "value holds %zu bytes, the output needs %zu", have, bytes);
+    if (bytes) memcpy(x->out[0], src, bytes);
+    return 0;
+}
+
+static int cos_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_attr_t *a = node_attr(x->node, "value");
+    const sfp_shape_t *ys = x->out_shape[0];
+    size_t elem = sfp_dtype_size(ys->dtype);
+    int64_t n = shape_numel(ys);
+    if (!a || a->type != SFP_ATTR_TENSOR) {
+        memset(x->out[0], 0, (size_t)n * elem);
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) memcpy((char *)x->out[0] + (size_t)i * elem, a->t->data, elem);
+    return 0;
+}
+
+static int shape_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *xs = x->in_shape[0];
+    int64_t start = node_attr_int(x->node, "start", 0), end = node_attr_int(x->node, "end", xs->ndim);
+    if (start < 0) start += xs->ndim;
+    if (end < 0) end += xs->ndim;
+    if (start < 0) start = 0;
+    if (end > xs->ndim) end = xs->ndim;
+    int64_t *y = x->out[0];
+    for (int64_t k = start; k < end; k++) y[k - start] = xs->dims[k];
+    return 0;
+}
+
+static int gather_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    sfp_dtype_t it = x->in_shape[1]->dtype;
+    if (it != SFP_DT_INT64 && it != SFP_DT_INT32)
+        return exec_errorf(x, err, SFP_EBADMODEL, "indices must be int32 or int64, are %s", sfp_dtype_name(it));
+    return exec_need_sized(x, 0, err);
+}
+
+/* data (outer, len, inner), indices (n_idx) -> y (outer, n_idx, inner) */
+static int gather_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *is = x->in_shape[1];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int axis = 0, rc = op_axis(&c, node_attr_int(x->node, "axis", 0), xs->ndim, &axis, err);
+    if (rc < 0) return rc;
+    size_t elem = sfp_dtype_size(xs->dtype);
+    int64_t outer = shape_prod(xs, 0, axis), len = xs->dims[axis], inner = shape_prod(xs, axis + 1, xs->ndim);
+    int64_t n_idx = shape_numel(is);
+    for (int64_t j = 0; j < n_idx; j++) {
+        int64_t at = is->dtype == SFP_DT_INT64 ? ((const int64_t *)x->in[1])[j] : ((const int32_t *)x->in[1])[j];
+        if (at < -len || at >= len)
+            return exec_errorf(x, err, SFP_EBADDATA, "index %lld out of range [-%lld, %lld)", (long long)at,
+                               (long long)len, (long long)len);
+    }
+    size_t run = (size_t)inner * elem;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < n_idx; j++) {
+            int64_t at = is->dtype == SFP_DT_INT64 ? ((const int64_t *)x->in[1])[j] : ((const int32_t *)x->in[1])[j];
+            if (at < 0) at += len;
+            if (run)
+                memcpy((char *)x->out[0] + (size_t)(o * n_idx + j) * run,
+                       (const char *)x->in[0] + (size_t)(o * len + at) * run, run);
+        }
+    return 0;
+}
+
 const sfp_op_def_t op_defs_shape[] = {
-    {"Flatten", 1, 1, 1, 1, axis_attrs, NULL, flatten_infer, NULL, SFP_WORK_NONE, 0},
-    {"Reshape", 2, 2, 1, 1, reshape_attrs, NULL, reshape_infer, NULL, SFP_WORK_NONE, 0},
-    {"Concat", 1, 1024, 1, 1, axis_attrs, NULL, concat_infer, NULL, SFP_WORK_NONE, 0},
-    {"Constant", 0, 0, 1, 1, constant_attrs, NULL, constant_infer, NULL, SFP_WORK_NONE, 0},
-    {"ConstantOfShape", 1, 1, 1, 1, cos_attrs, NULL, cos_infer, NULL, SFP_WORK_NONE, 0},
-    {"Shape", 1, 1, 1, 1, shape_attrs, NULL, shape_infer, NULL, SFP_WORK_NONE, 0},
-    {"Gather", 2, 2, 1, 1, axis_attrs, NULL, gather_infer, NULL, SFP_WORK_NONE, 0},
-    {"Unsqueeze", 1, 2, 1, 1, axes_attrs, NULL, unsqueeze_infer, NULL, SFP_WORK_NONE, 0},
-    {"Squeeze", 1, 2, 1, 1, axes_attrs, NULL, squeeze_infer, NULL, SFP_WORK_NONE, 0},
+    {"Flatten", 1, 1, 1, 1, axis_attrs, NULL, flatten_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+    {"Reshape", 2, 2, 1, 1, reshape_attrs, NULL, reshape_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+    {"Concat", 1, 1024, 1, 1, axis_attrs, NULL, concat_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = concat_forward_node, .prepare = concat_prepare}},
+    {"Constant", 0, 0, 1, 1, constant_attrs, NULL, constant_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = constant_forward_node, .prepare = sized_prepare}},
+    {"ConstantOfShape", 1, 1, 1, 1, cos_attrs, NULL, cos_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = cos_forward_node, .prepare = sized_prepare}},
+    {"Shape", 1, 1, 1, 1, shape_attrs, NULL, shape_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = shape_forward_node}},
+    {"Gather", 2, 2, 1, 1, axis_attrs, NULL, gather_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = gather_forward_node, .prepare = gather_prepare}},
+    {"Unsqueeze", 1, 2, 1, 1, axes_attrs, NULL, unsqueeze_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+    {"Squeeze", 1, 2, 1, 1, axes_attrs, NULL, squeeze_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = exec_copy_forward, .prepare = sized_prepare}},
     {0},
 };

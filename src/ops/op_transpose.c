@@ -31,10 +31,10 @@ static int read_perm(const sfp_op_ctx_t *c, int rank, int *perm, sfp_error_t *er
 void transpose_copy(const void *src, void *dst, size_t esize, int rank, const int64_t *in_dims, const int *perm);
 void transpose_copy(const void *src, void *dst, size_t esize, int rank, const int64_t *in_dims, const int *perm)
 {
-    int64_t in_stride[SFP_MAX_DIMS], out_dims[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = 1;
-    for (int k = rank - 1, s = 1; k >= 0; k--) {
-        in_stride[k] = s;
-        s *= (int)in_dims[k];
+    int64_t in_stride[SFP_MAX_DIMS], out_dims[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = 1, step = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        in_stride[k] = step;
+        step *= in_dims[k];
     }
     for (int k = 0; k < rank; k++) {
         out_dims[k] = in_dims[perm[k]];
@@ -69,7 +69,24 @@ static int transpose_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     return op_fold(c, 0, t, batch0, err);
 }
 
+static int transpose_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    return exec_need_sized(x, 0, err);
+}
+
+static int transpose_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    int perm[SFP_MAX_DIMS];
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int rc = read_perm(&c, xs->ndim, perm, err);
+    if (rc == 0) transpose_copy(x->in[0], x->out[0], sfp_dtype_size(xs->dtype), xs->ndim, xs->dims, perm);
+    return rc;
+}
+
 const sfp_op_def_t op_defs_transpose[] = {
-    {"Transpose", 1, 1, 1, 1, transpose_attrs, NULL, transpose_infer, NULL, SFP_WORK_NONE, 0},
+    {"Transpose", 1, 1, 1, 1, transpose_attrs, NULL, transpose_infer, NULL, SFP_WORK_NONE, 0,
+     {.forward = transpose_forward_node, .prepare = transpose_prepare}},
     {0},
 };

@@ -161,3 +161,81 @@ int64_t op_work_out_elems(const sfp_graph_t *g, const sfp_node_t *n)
     const sfp_value_t *v = &g->values[n->outputs[0]];
     return v->ndim >= 0 ? op_numel(v) : 0;
 }
+
+/* ---- forward helpers ---- */
+int exec_errorf(const sfp_exec_t *x, sfp_error_t *err, int code, const char *fmt, ...)
+{
+    char what[SFP_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return sfp_errorf(err, code, "node '%s' (%s): %s", sfp_q(x->node->name), sfp_q(x->node->op_type), what);
+}
+
+sfp_op_ctx_t exec_ctx(const sfp_exec_t *x)
+{
+    /* The window and attribute helpers only read the node through it. */
+    sfp_op_ctx_t c = {NULL, (sfp_graph_t *)x->g, x->node, x->opset};
+    return c;
+}
+
+int64_t shape_prod(const sfp_shape_t *s, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= s->dims[k];
+    return p;
+}
+
+int64_t shape_numel(const sfp_shape_t *s)
+{
+    return shape_prod(s, 0, s->ndim);
+}
+
+int exec_need_dtype(const sfp_exec_t *x, int i, sfp_dtype_t dt, sfp_error_t *err)
+{
+    const sfp_shape_t *s = i < x->node->n_inputs ? x->in_shape[i] : NULL;
+    if (s && s->dtype != dt)
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "input %d is %s; the runtime computes this op in %s only", i,
+                           sfp_dtype_name(s->dtype), sfp_dtype_name(dt));
+    return 0;
+}
+
+int exec_need_sized(const sfp_exec_t *x, int i, sfp_error_t *err)
+{
+    const sfp_shape_t *s = i < x->node->n_outputs ? x->out_shape[i] : NULL;
+    if (s && sfp_dtype_size(s->dtype) == 0)
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "output %d has type %s, which the runtime cannot hold", i,
+                           sfp_dtype_name(s->dtype));
+    return 0;
+}
+
+int exec_ints(const sfp_exec_t *x, int i, int64_t *out, int max, int *n, sfp_error_t *err)
+{
+    const sfp_shape_t *s = i < x->node->n_inputs ? x->in_shape[i] : NULL;
+    const void *p = i < x->node->n_inputs ? x->in[i] : NULL;
+    if (!s || !p) return exec_errorf(x, err, SFP_EBADMODEL, "input %d is missing", i);
+    if (s->dtype != SFP_DT_INT64 && s->dtype != SFP_DT_INT32)
+        return exec_errorf(x, err, SFP_EBADMODEL, "input %d must be int64, is %s", i, sfp_dtype_name(s->dtype));
+    int64_t count = shape_numel(s);
+    if (s->ndim > 1 || count > max)
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "input %d must be a list of at most %d values", i, max);
+    for (int64_t k = 0; k < count; k++) {
+        if (s->dtype == SFP_DT_INT64) {
+            out[k] = ((const int64_t *)p)[k];
+        } else {
+            out[k] = ((const int32_t *)p)[k];
+        }
+    }
+    *n = (int)count;
+    return 0;
+}
+
+int exec_copy_forward(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *s = x->out_shape[0];
+    size_t bytes = (size_t)shape_numel(s) * sfp_dtype_size(s->dtype);
+    if (bytes && x->out[0] != x->in[0]) memmove(x->out[0], x->in[0], bytes);
+    return 0;
+}

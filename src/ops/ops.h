@@ -6,6 +6,8 @@
 #define SFP_OPS_H
 
 #include "onnxsfp/model.h"
+#include "ops/kernels.h"
+#include "util/threads.h"
 #include "util/util.h"
 
 /* How report counts a node's work. */
@@ -22,6 +24,45 @@ typedef struct sfp_op_ctx {
     int64_t opset;
 } sfp_op_ctx_t;
 
+/* ---- forward runtime ---- */
+/* Shape of one value as the execution plan fixed it (its own copy, so plans
+ * at different batch sizes can live side by side). */
+typedef struct sfp_shape {
+    sfp_dtype_t dtype;
+    int ndim;
+    int64_t dims[SFP_MAX_DIMS];
+} sfp_shape_t;
+
+/* What a forward entry point sees for one node. Borrows everything. Shapes
+ * come from in_shape/out_shape, never from g->values (the graph may have been
+ * re-inferred for another plan); g and node give names and attributes.
+ * in[i]/in_shape[i] are NULL for an omitted optional input, out[i] likewise.
+ * prepare() sees in[i] set for constant inputs only and out[i] NULL. */
+typedef struct sfp_exec {
+    const sfp_graph_t *g;
+    const sfp_node_t *node;
+    int64_t opset;
+    const sfp_shape_t *const *in_shape;
+    const sfp_shape_t *const *out_shape;
+    const void *const *in;
+    void *const *out;
+    void *scratch;              /* scratch_bytes as prepare() asked, 64-byte aligned */
+    size_t scratch_bytes;
+    sfp_threads_t *threads;     /* for the kernels' parallel loops; may be NULL */
+} sfp_exec_t;
+
+/* Runtime entry points of an op; a NULL forward means the op cannot run. */
+typedef struct sfp_op_run {
+    /* Computes the outputs from the inputs. Must not allocate. */
+    int (*forward)(const sfp_exec_t *x, sfp_error_t *err);
+    /* Once per plan: refuses (SFP_EUNSUPPORTED) dtypes or attributes the forward
+     * does not handle and says how many scratch bytes it needs. NULL: no
+     * scratch, nothing to refuse. */
+    int (*prepare)(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err);
+    /* Reserved for the training runtime (reverse mode); NULL for now. */
+    int (*backward)(const sfp_exec_t *x, sfp_error_t *err);
+} sfp_op_run_t;
+
 typedef struct sfp_op_def {
     const char *op_type;
     int min_inputs, max_inputs;
@@ -35,6 +76,8 @@ typedef struct sfp_op_def {
     int64_t (*work)(const sfp_graph_t *g, const sfp_node_t *n);
     sfp_work_kind_t work_kind;
     unsigned param_inputs;           /* bit i: input i is a trainable parameter */
+    /* Forward runtime; rows initialise it with designated members. */
+    sfp_op_run_t run;
 } sfp_op_def_t;
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain);
@@ -80,7 +123,6 @@ int64_t op_work_out_elems(const sfp_graph_t *g, const sfp_node_t *n);
 /* Sliding-window geometry shared by Conv and pooling: reads kernel_shape
  * (or the given kernel), strides, dilations, pads and auto_pad, resolves
  * auto_pad into explicit pads and computes each spatial output size. */
-#define SFP_MAX_SPATIAL 6
 typedef struct sfp_window {
     int n_spatial;
     int64_t kernel[SFP_MAX_SPATIAL], stride[SFP_MAX_SPATIAL], dilation[SFP_MAX_SPATIAL];
@@ -91,5 +133,26 @@ int op_window(const sfp_op_ctx_t *c, const int64_t *in_spatial, int n_spatial, c
               bool ceil_mode, sfp_window_t *w, sfp_error_t *err);
 /* Checks auto_pad's value. */
 int op_check_auto_pad(const sfp_op_ctx_t *c, sfp_error_t *err);
+
+/* ---- helpers for forward entry points ---- */
+/* Error prefixed with the node's name and op type. */
+int exec_errorf(const sfp_exec_t *x, sfp_error_t *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Context for op_window and friends at the plan's shapes (borrows x). */
+sfp_op_ctx_t exec_ctx(const sfp_exec_t *x);
+int64_t shape_numel(const sfp_shape_t *s);
+/* Product of dims [from, to). */
+int64_t shape_prod(const sfp_shape_t *s, int from, int to);
+/* Input i must have dtype dt (SFP_EUNSUPPORTED otherwise, naming the op). */
+int exec_need_dtype(const sfp_exec_t *x, int i, sfp_dtype_t dt, sfp_error_t *err);
+/* Output i must hold a fixed-size dtype (data movement ops). */
+int exec_need_sized(const sfp_exec_t *x, int i, sfp_error_t *err);
+/* Integer list of input i (int64 or int32 data), at most max entries. */
+int exec_ints(const sfp_exec_t *x, int i, int64_t *out, int max, int *n, sfp_error_t *err);
+/* Copies input 0 to output 0 (same bytes): Identity, Reshape, Flatten... */
+int exec_copy_forward(const sfp_exec_t *x, sfp_error_t *err);
 
 #endif

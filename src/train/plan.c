@@ -1,0 +1,527 @@
+/* Execution plan: shape snapshot, step list, buffer placement by lifetime and
+ * the run loop. Buffers are "slots" of an arena: a value takes the best-
+ * fitting free slot when its producer runs and gives it back after its last
+ * reader (outputs are placed before inputs are released, so a kernel never
+ * reads and writes the same bytes). Offsets are fixed once all slots are
+ * sized; the arena, the scratch and the constant copies are one allocation. */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/plan.h"
+#include "util/threads.h"
+#include "util/util.h"
+
+#define ALIGN 64
+#define NEVER_FREED INT_MAX
+
+typedef enum value_kind {
+    VK_NONE = 0,   /* not needed by this plan */
+    VK_CONST,      /* initializer or folded constant, not produced by a step */
+    VK_INPUT,      /* plan input: the caller's memory */
+    VK_BUFFER      /* written by a step into the arena */
+} value_kind_t;
+
+typedef struct plan_step {
+    int node;
+    const sfp_op_def_t *def;
+    sfp_exec_t x;
+    const sfp_shape_t **in_shape, **out_shape;
+    const void **in;
+    void **out;
+    double seconds;            /* SFP_PLAN_PROFILE: summed over runs */
+} plan_step_t;
+
+struct sfp_plan {
+    sfp_model_t *m;
+    int64_t batch;
+    unsigned flags;
+    int n_values;
+    sfp_shape_t *shapes;       /* per value, snapshot at the plan's batch */
+    value_kind_t *kind;
+    void **data;               /* per value: where its bytes are (NULL: none) */
+    size_t *offset;            /* VK_BUFFER: offset in the arena; copied constants too */
+    bool *copied;              /* VK_CONST copied into the arena (folded values) */
+    int n_steps;
+    plan_step_t *steps;
+    const sfp_shape_t **shape_ptrs; /* backing store of the steps' shape arrays */
+    const void **in_ptrs;
+    void **out_ptrs;
+    int n_inputs, n_outputs;
+    int *input_ids, *output_ids;
+    sfp_threads_t *threads;
+    int n_threads;
+    uint8_t *arena;
+    size_t arena_bytes, scratch_bytes, scratch_offset;
+};
+
+/* ---- small helpers ---- */
+static bool align_up(size_t n, size_t *out)
+{
+    if (n > SIZE_MAX - (ALIGN - 1)) return false;
+    *out = (n + ALIGN - 1) / ALIGN * ALIGN;
+    return true;
+}
+
+static bool add_size(size_t a, size_t b, size_t *out)
+{
+    if (a > SIZE_MAX - b) return false;
+    *out = a + b;
+    return true;
+}
+
+static int value_bytes(const sfp_plan_t *p, int id, size_t *out, sfp_error_t *err)
+{
+    const sfp_shape_t *s = &p->shapes[id];
+    const char *name = p->m->graph.values[id].name;
+    size_t es = sfp_dtype_size(s->dtype);
+    int64_t numel = 0;
+    if (es == 0)
+        return sfp_errorf(err, SFP_EUNSUPPORTED, "value '%s' has type %s, which the runtime cannot hold", sfp_q(name),
+                          sfp_dtype_name(s->dtype));
+    if (sfp_shape_numel(s->ndim, s->dims, &numel, err) < 0 || (uint64_t)numel > SIZE_MAX ||
+        !sfp_mul_size((size_t)numel, es, out))
+        return sfp_errorf(err, SFP_ENOMEM, "value '%s' is too large", sfp_q(name));
+    return 0;
+}
+
+/* The data of a constant value as the graph holds it now (for prepare and
+ * for the copy into the arena). */
+static const sfp_tensor_t *const_tensor(const sfp_graph_t *g, int id)
+{
+    return graph_const(g, id);
+}
+
+/* Constant nodes keep their value in the node's attribute, which outlives any
+ * re-inference: such values are borrowed instead of copied. */
+static const void *constant_node_data(const sfp_graph_t *g, int id)
+{
+    const sfp_value_t *v = &g->values[id];
+    if (v->producer < 0) return NULL;
+    const sfp_node_t *n = &g->nodes[v->producer];
+    if (strcmp(n->op_type, "Constant") || n->n_attrs != 1 || n->attrs[0].type != SFP_ATTR_TENSOR) return NULL;
+    return n->attrs[0].t->data;
+}
+
+/* ---- planning ---- */
+static int snapshot_shapes(sfp_plan_t *p, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    p->n_values = g->n_values;
+    size_t nv = (size_t)g->n_values + 1;
+    p->shapes = calloc(nv, sizeof *p->shapes);
+    p->kind = calloc(nv, sizeof *p->kind);
+    p->data = calloc(nv, sizeof *p->data);
+    p->offset = calloc(nv, sizeof *p->offset);
+    p->copied = calloc(nv, sizeof *p->copied);
+    if (!p->shapes || !p->kind || !p->data || !p->offset || !p->copied)
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_values; i++) {
+        const sfp_value_t *v = &g->values[i];
+        p->shapes[i].dtype = v->dtype;
+        p->shapes[i].ndim = v->ndim;
+        if (v->ndim > 0) memcpy(p->shapes[i].dims, v->dims, sizeof(int64_t) * (size_t)v->ndim);
+    }
+    p->batch = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const sfp_value_t *v = &g->values[g->inputs[i]];
+        if (!v->init && v->batch0 && v->ndim > 0) {
+            p->batch = v->dims[0];
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Which nodes run: those with a needed output that is not a constant. A
+ * value is needed when it is a graph output or read by a running node. */
+static int choose_steps(sfp_plan_t *p, int *run_node, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    bool *needed = calloc((size_t)g->n_values + 1, sizeof *needed);
+    if (!needed) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_outputs; i++) needed[g->outputs[i]] = true;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const sfp_node_t *n = &g->nodes[i];
+        run_node[i] = 0;
+        for (int o = 0; o < n->n_outputs; o++) {
+            int v = n->outputs[o];
+            if (v >= 0 && needed[v] && !graph_const(g, v)) run_node[i] = 1;
+        }
+        if (!run_node[i]) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) needed[n->inputs[k]] = true;
+    }
+    /* kinds: inputs, constants, buffers */
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        if (!g->values[v].init) p->kind[v] = VK_INPUT;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!run_node[i]) continue;
+        const sfp_node_t *n = &g->nodes[i];
+        for (int o = 0; o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0) p->kind[n->outputs[o]] = VK_BUFFER;
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (needed[v] && p->kind[v] == VK_NONE && graph_const(g, v)) p->kind[v] = VK_CONST;
+    free(needed);
+    return 0;
+}
+
+static int build_steps(sfp_plan_t *p, const int *run_node, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    int n_steps = 0;
+    size_t n_in = 0, n_out = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (run_node[i]) {
+            n_steps++;
+            n_in += (size_t)g->nodes[i].n_inputs;
+            n_out += (size_t)g->nodes[i].n_outputs;
+        }
+    p->steps = calloc((size_t)n_steps + 1, sizeof *p->steps);
+    p->shape_ptrs = calloc(n_in + n_out + 1, sizeof *p->shape_ptrs);
+    p->in_ptrs = calloc(n_in + 1, sizeof *p->in_ptrs);
+    p->out_ptrs = calloc(n_out + 1, sizeof *p->out_ptrs);
+    if (!p->steps || !p->shape_ptrs || !p->in_ptrs || !p->out_ptrs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    size_t si = 0, ii = 0, oi = 0;
+    int64_t opset = model_opset(p->m, "");
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!run_node[i]) continue;
+        const sfp_node_t *n = &g->nodes[i];
+        plan_step_t *st = &p->steps[p->n_steps];
+        st->node = i;
+        st->def = op_find(n->op_type, n->domain);
+        if (!st->def)
+            return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): operator not supported", sfp_q(n->name),
+                              sfp_q(n->op_type));
+        if (!st->def->run.forward)
+            return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): the runtime cannot execute this operator",
+                              sfp_q(n->name), sfp_q(n->op_type));
+        st->in_shape = p->shape_ptrs + si;
+        si += (size_t)n->n_inputs;
+        st->out_shape = p->shape_ptrs + si;
+        si += (size_t)n->n_outputs;
+        st->in = p->in_ptrs + ii;
+        ii += (size_t)n->n_inputs;
+        st->out = p->out_ptrs + oi;
+        oi += (size_t)n->n_outputs;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0) continue;
+            if (p->kind[v] == VK_NONE || (p->kind[v] == VK_BUFFER && g->values[v].producer >= i))
+                return sfp_errorf(err, SFP_EBADMODEL, "node '%s' (%s): input '%s' is not available when the node runs",
+                                  sfp_q(n->name), sfp_q(n->op_type), sfp_q(g->values[v].name));
+            st->in_shape[k] = &p->shapes[v];
+        }
+        for (int o = 0; o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0) st->out_shape[o] = &p->shapes[n->outputs[o]];
+        st->x.g = g;
+        st->x.node = n;
+        st->x.opset = opset;
+        st->x.in_shape = st->in_shape;
+        st->x.out_shape = st->out_shape;
+        st->x.in = st->in;
+        st->x.out = st->out;
+        p->n_steps++;
+    }
+    return 0;
+}
+
+/* Each step's prepare: refusals and the scratch it needs (the maximum is kept). */
+static int prepare_steps(sfp_plan_t *p, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    p->scratch_bytes = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        plan_step_t *st = &p->steps[s];
+        const sfp_node_t *n = st->x.node;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            const sfp_tensor_t *t = v >= 0 && p->kind[v] == VK_CONST ? const_tensor(g, v) : NULL;
+            st->in[k] = t ? t->data : NULL;
+        }
+        for (int o = 0; o < n->n_outputs; o++) st->out[o] = NULL;
+        for (int o = 0; o < n->n_outputs; o++) {
+            int rc, v = n->outputs[o];
+            size_t bytes = 0;
+            if (v >= 0 && (rc = value_bytes(p, v, &bytes, err)) < 0)
+                return sfp_error_prefix(err, "node '%s' (%s)", sfp_q(n->name), sfp_q(n->op_type));
+        }
+        size_t need = 0;
+        if (st->def->run.prepare) {
+            int rc = st->def->run.prepare(&st->x, &need, err);
+            if (rc < 0) return rc;
+        }
+        if (need > p->scratch_bytes) p->scratch_bytes = need;
+    }
+    return 0;
+}
+
+typedef struct slot {
+    size_t bytes;
+    bool busy;
+} slot_t;
+
+/* Best fit among free slots; else the largest free one grows; else a new one. */
+static int take_slot(slot_t *slots, int *n_slots, size_t need)
+{
+    int best = -1, largest = -1;
+    for (int i = 0; i < *n_slots; i++) {
+        if (slots[i].busy) continue;
+        if (slots[i].bytes >= need && (best < 0 || slots[i].bytes < slots[best].bytes)) best = i;
+        if (largest < 0 || slots[i].bytes > slots[largest].bytes) largest = i;
+    }
+    int at = best >= 0 ? best : largest >= 0 ? largest : (*n_slots)++;
+    if (slots[at].bytes < need) slots[at].bytes = need;
+    slots[at].busy = true;
+    return at;
+}
+
+static int place_buffers(sfp_plan_t *p, size_t *buffers_bytes, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    int rc = 0, n_slots = 0;
+    bool keep = (p->flags & SFP_PLAN_KEEP_ACTIVATIONS) != 0;
+    int *last_use = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    int *slot_of = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    size_t n_buffers = 0;
+    for (int v = 0; v < g->n_values; v++) n_buffers += p->kind[v] == VK_BUFFER;
+    slot_t *slots = calloc(n_buffers + 1, sizeof *slots);
+    size_t *slot_offset = calloc(n_buffers + 1, sizeof *slot_offset);
+    if (!last_use || !slot_of || !slots || !slot_offset) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        last_use[v] = -1;
+        slot_of[v] = -1;
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        const sfp_node_t *n = p->steps[s].x.node;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) last_use[n->inputs[k]] = s;
+    }
+    for (int i = 0; i < g->n_outputs; i++) last_use[g->outputs[i]] = NEVER_FREED;
+    for (int s = 0; s < p->n_steps; s++) {
+        const sfp_node_t *n = p->steps[s].x.node;
+        for (int o = 0; o < n->n_outputs; o++) {
+            int v = n->outputs[o];
+            size_t bytes = 0, need = 0;
+            if (v < 0) continue;
+            if ((rc = value_bytes(p, v, &bytes, err)) < 0) goto out;
+            if (!align_up(bytes, &need)) {
+                rc = sfp_errorf(err, SFP_ENOMEM, "value '%s' is too large", sfp_q(g->values[v].name));
+                goto out;
+            }
+            slot_of[v] = take_slot(slots, &n_slots, need);
+        }
+        if (keep) continue;
+        for (int o = 0; o < n->n_outputs; o++) { /* written but never read */
+            int v = n->outputs[o];
+            if (v >= 0 && last_use[v] < s) slots[slot_of[v]].busy = false;
+        }
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v >= 0 && p->kind[v] == VK_BUFFER && last_use[v] == s) slots[slot_of[v]].busy = false;
+        }
+    }
+    size_t total = 0;
+    for (int i = 0; i < n_slots; i++) {
+        slot_offset[i] = total;
+        if (!add_size(total, slots[i].bytes, &total)) {
+            rc = sfp_errorf(err, SFP_ENOMEM, "the activations of this plan do not fit in memory");
+            goto out;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (slot_of[v] >= 0) p->offset[v] = slot_offset[slot_of[v]];
+    *buffers_bytes = total;
+out:
+    free(last_use);
+    free(slot_of);
+    free(slots);
+    free(slot_offset);
+    return rc;
+}
+
+/* Folded constants (other than Constant nodes' values) are copied: another
+ * plan's inference replaces the graph's folded tensors. */
+static int place_constants(sfp_plan_t *p, size_t start, size_t *end, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    size_t at = start;
+    for (int v = 0; v < g->n_values; v++) {
+        if (p->kind[v] != VK_CONST || g->values[v].init || constant_node_data(g, v)) continue;
+        size_t bytes = const_tensor(g, v)->nbytes, need = 0;
+        if (!align_up(bytes, &need) || !add_size(at, need, &at))
+            return sfp_errorf(err, SFP_ENOMEM, "constant '%s' is too large", sfp_q(g->values[v].name));
+        p->offset[v] = at - need;
+        p->copied[v] = true;
+    }
+    *end = at;
+    return 0;
+}
+
+static int allocate(sfp_plan_t *p, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    size_t buffers = 0, scratch = 0, end = 0;
+    int rc = place_buffers(p, &buffers, err);
+    if (rc < 0) return rc;
+    if (!align_up(buffers, &p->scratch_offset) || !align_up(p->scratch_bytes, &scratch) ||
+        !add_size(p->scratch_offset, scratch, &end))
+        return sfp_errorf(err, SFP_ENOMEM, "the plan does not fit in memory");
+    if ((rc = place_constants(p, end, &end, err)) < 0) return rc;
+    p->arena_bytes = end;
+    p->arena = aligned_alloc(ALIGN, end ? end : ALIGN);
+    if (!p->arena)
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory allocating %zu bytes for the plan's activations", end);
+    for (int v = 0; v < g->n_values; v++) {
+        if (p->kind[v] == VK_BUFFER || p->copied[v]) p->data[v] = p->arena + p->offset[v];
+        if (p->copied[v]) {
+            const sfp_tensor_t *t = const_tensor(g, v);
+            if (t->nbytes) memcpy(p->data[v], t->data, t->nbytes);
+        } else if (p->kind[v] == VK_CONST) {
+            const void *d = g->values[v].init ? g->values[v].init->data : constant_node_data(g, v);
+            p->data[v] = (void *)d; /* read-only: only ever passed as a const input */
+        }
+    }
+    return 0;
+}
+
+static int list_io(sfp_plan_t *p, sfp_error_t *err)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    p->input_ids = calloc((size_t)g->n_inputs + 1, sizeof(int));
+    p->output_ids = calloc((size_t)g->n_outputs + 1, sizeof(int));
+    if (!p->input_ids || !p->output_ids) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->values[g->inputs[i]].init) p->input_ids[p->n_inputs++] = g->inputs[i];
+    for (int i = 0; i < g->n_outputs; i++) {
+        int v = g->outputs[i];
+        if (p->kind[v] == VK_NONE)
+            return sfp_errorf(err, SFP_EBADMODEL, "graph output '%s' is not computed by anything",
+                              sfp_q(g->values[v].name));
+        p->output_ids[p->n_outputs++] = v;
+    }
+    return 0;
+}
+
+int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_plan_t **out, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int64_t old_batch = g->batch;
+    int rc;
+    int *run_node = NULL;
+    sfp_plan_t *p = calloc(1, sizeof *p);
+    if (!p) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    p->m = m;
+    p->flags = flags;
+    if ((rc = graph_topo_sort(g, err)) < 0) goto fail;
+    if ((rc = model_infer_shapes(m, batch > 0 ? batch : 0, err)) < 0) goto fail;
+    if ((rc = snapshot_shapes(p, err)) < 0) goto fail;
+    run_node = calloc((size_t)g->n_nodes + 1, sizeof *run_node);
+    if (!run_node) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = choose_steps(p, run_node, err)) < 0) goto fail;
+    if ((rc = build_steps(p, run_node, err)) < 0) goto fail;
+    if ((rc = list_io(p, err)) < 0) goto fail;
+    if ((rc = sfp_threads_create(threads, &p->threads, err)) < 0) goto fail;
+    p->n_threads = sfp_threads_count(p->threads);
+    for (int s = 0; s < p->n_steps; s++) p->steps[s].x.threads = p->threads;
+    if ((rc = prepare_steps(p, err)) < 0) goto fail;
+    if ((rc = allocate(p, err)) < 0) goto fail;
+    for (int s = 0; s < p->n_steps; s++) {
+        p->steps[s].x.scratch = p->arena + p->scratch_offset;
+        p->steps[s].x.scratch_bytes = p->scratch_bytes;
+    }
+    free(run_node);
+    run_node = NULL;
+    if (old_batch > 0 && old_batch != g->batch && (rc = model_infer_shapes(m, old_batch, err)) < 0) goto fail;
+    *out = p;
+    return 0;
+fail:
+    free(run_node);
+    plan_free(p);
+    if (old_batch > 0 && g->batch != old_batch) model_infer_shapes(m, old_batch, NULL); /* best effort */
+    return rc;
+}
+
+void plan_free(sfp_plan_t *p)
+{
+    if (!p) return;
+    sfp_threads_free(p->threads);
+    free(p->arena);
+    free(p->steps);
+    free(p->shape_ptrs);
+    free(p->in_ptrs);
+    free(p->out_ptrs);
+    free(p->input_ids);
+    free(p->output_ids);
+    free(p->shapes);
+    free(p->kind);
+    free(p->data);
+    free(p->offset);
+    free(p->copied);
+    free(p);
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
+{
+    bool profile = (p->flags & SFP_PLAN_PROFILE) != 0;
+    for (int i = 0; i < p->n_inputs; i++) {
+        if (!inputs || !inputs[i])
+            return sfp_errorf(err, SFP_EUSAGE, "plan input %d ('%s') has no data", i,
+                              sfp_q(p->m->graph.values[p->input_ids[i]].name));
+        p->data[p->input_ids[i]] = (void *)inputs[i]; /* read-only: only passed as const inputs */
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        plan_step_t *st = &p->steps[s];
+        const sfp_node_t *n = st->x.node;
+        for (int k = 0; k < n->n_inputs; k++) st->in[k] = n->inputs[k] >= 0 ? p->data[n->inputs[k]] : NULL;
+        for (int o = 0; o < n->n_outputs; o++) st->out[o] = n->outputs[o] >= 0 ? p->data[n->outputs[o]] : NULL;
+        double start = profile ? now_seconds() : 0.0;
+        int rc = st->def->run.forward(&st->x, err);
+        if (rc < 0) return rc;
+        if (profile) st->seconds += now_seconds() - start;
+    }
+    return 0;
+}
+
+/* ---- accessors ---- */
+int plan_n_inputs(const sfp_plan_t *p) { return p->n_inputs; }
+int plan_input_value(const sfp_plan_t *p, int i) { return p->input_ids[i]; }
+const sfp_shape_t *plan_input_shape(const sfp_plan_t *p, int i) { return &p->shapes[p->input_ids[i]]; }
+int plan_n_outputs(const sfp_plan_t *p) { return p->n_outputs; }
+int plan_output_value(const sfp_plan_t *p, int i) { return p->output_ids[i]; }
+const sfp_shape_t *plan_output_shape(const sfp_plan_t *p, int i) { return &p->shapes[p->output_ids[i]]; }
+const void *plan_output(const sfp_plan_t *p, int i) { return p->data[p->output_ids[i]]; }
+int64_t plan_batch(const sfp_plan_t *p) { return p->batch; }
+size_t plan_arena_bytes(const sfp_plan_t *p) { return p->arena_bytes; }
+int plan_threads(const sfp_plan_t *p) { return p->n_threads; }
+int plan_n_steps(const sfp_plan_t *p) { return p->n_steps; }
+int plan_step_node(const sfp_plan_t *p, int step) { return p->steps[step].node; }
+double plan_step_seconds(const sfp_plan_t *p, int step) { return p->steps[step].seconds; }
+
+const sfp_shape_t *plan_value_shape(const sfp_plan_t *p, int value_id)
+{
+    return value_id >= 0 && value_id < p->n_values ? &p->shapes[value_id] : NULL;
+}
+
+const void *plan_value_data(const sfp_plan_t *p, int value_id)
+{
+    return value_id >= 0 && value_id < p->n_values ? p->data[value_id] : NULL;
+}

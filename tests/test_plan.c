@@ -1,0 +1,338 @@
+/* Execution plans (src/train/plan.c): buffer reuse never changes results,
+ * plans at different batch sizes live side by side on one model (shape
+ * computations folded per batch), the model's inferred shapes are left as
+ * they were, activations are kept on request, and what cannot run is refused
+ * when planning with the node named. */
+#define _DEFAULT_SOURCE
+#define _XOPEN_SOURCE 700
+
+#include "testutil.h"
+
+#include <math.h>
+
+#include "ops/ops.h"
+#include "train/plan.h"
+
+static float *pattern(int64_t n, uint32_t seed)
+{
+    float *p = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(tu_rand(&seed) % 2001) / 1000.0f - 1.0f;
+    return p;
+}
+
+/* x (N,4,6,6) -> conv 3x3 -> relu -> conv 1x1 -> add(relu) -> relu -> flatten
+ * via Reshape(x, Concat(Shape(x)[0:1], [-1])) (the export pattern whose
+ * target is folded per batch) -> gemm -> y (N,5). Several values die early,
+ * so buffers are reused. */
+static sfp_model_t *chain_model(void)
+{
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {-1, 4, 6, 6};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    const int64_t w1[4] = {4, 4, 3, 3}, w2[4] = {4, 4, 1, 1}, fc[2] = {5, 144}, c5[1] = {5};
+    tu_init_f32(m, "w1", 4, w1, NULL, 11);
+    tu_init_f32(m, "w2", 4, w2, NULL, 12);
+    tu_init_f32(m, "fc_w", 2, fc, NULL, 13);
+    tu_init_f32(m, "fc_b", 1, c5, NULL, 14);
+    const int64_t zero = 0, one = 1, minus1 = -1;
+    tu_init_i64(m, "start", 1, &zero);
+    tu_init_i64(m, "end", 1, &one);
+    tu_init_i64(m, "rest", 1, &minus1);
+    sfp_node_t *n = tu_node(m, "Conv", "conv1", "x,w1", "c1");
+    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
+    tu_node(m, "Relu", "relu1", "c1", "r1");
+    tu_node(m, "Conv", "conv2", "r1,w2", "c2");
+    tu_node(m, "Add", "add", "c2,r1", "s");
+    tu_node(m, "Relu", "relu2", "s", "r2");
+    tu_node(m, "Shape", "shape", "r2", "shp");
+    tu_node(m, "Slice", "first", "shp,start,end", "n");
+    n = tu_node(m, "Concat", "target", "n,rest", "tgt");
+    tu_attr_int(n, "axis", 0);
+    tu_node(m, "Reshape", "flat", "r2,tgt", "f");
+    n = tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "y");
+    tu_attr_int(n, "transB", 1);
+    tu_output(m, "y");
+    sfp_error_t err = {0};
+    TU_OK(&err, model_validate(m, &err));
+    return m;
+}
+
+static void run_plan(sfp_plan_t *p, const float *x)
+{
+    sfp_error_t err = {0};
+    const void *in[1] = {x};
+    TU_OK(&err, plan_run(p, in, &err));
+}
+
+static void test_buffer_reuse_gives_the_same_outputs_in_less_memory(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = chain_model();
+    sfp_plan_t *reuse = NULL, *keep = NULL;
+    TU_OK(&err, plan_create(m, 3, 0, 1, &reuse, &err));
+    TU_OK(&err, plan_create(m, 3, SFP_PLAN_KEEP_ACTIVATIONS, 1, &keep, &err));
+    assert_true(plan_arena_bytes(reuse) < plan_arena_bytes(keep));
+    /* Shape, Slice and Concat are folded: they are not steps */
+    assert_int_equal(plan_n_steps(reuse), 7);
+    float *x = pattern(3 * 4 * 6 * 6, 5);
+    run_plan(reuse, x);
+    run_plan(keep, x);
+    const float *a = plan_output(reuse, 0), *b = plan_output(keep, 0);
+    for (int i = 0; i < 15; i++) assert_float_equal(a[i], b[i], 0.0f);
+    /* kept activations are readable: relu1 = max(conv1, 0) */
+    const sfp_graph_t *g = &m->graph;
+    const float *c1 = plan_value_data(keep, graph_find_value(g, "c1"));
+    const float *r1 = plan_value_data(keep, graph_find_value(g, "r1"));
+    assert_non_null(c1);
+    assert_non_null(r1);
+    for (int i = 0; i < 3 * 4 * 36; i++) assert_float_equal(r1[i], c1[i] > 0.0f ? c1[i] : 0.0f, 0.0f);
+    plan_free(reuse);
+    plan_free(keep);
+    free(x);
+    model_free(m);
+}
+
+/* Each image's output does not depend on the batch it is run in; a plan made
+ * for batch 5 leaves the batch-2 plan (and its folded Reshape target) intact. */
+static void test_plans_at_two_batches_coexist(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = chain_model();
+    TU_OK(&err, model_infer_shapes(m, 1, &err));
+    sfp_plan_t *p2 = NULL, *p5 = NULL;
+    TU_OK(&err, plan_create(m, 2, 0, 2, &p2, &err));
+    TU_OK(&err, plan_create(m, 5, 0, 2, &p5, &err));
+    assert_int_equal(plan_batch(p2), 2);
+    assert_int_equal(plan_batch(p5), 5);
+    assert_int_equal(plan_output_shape(p5, 0)->dims[0], 5);
+    /* the model is still inferred for batch 1 */
+    assert_int_equal(m->graph.batch, 1);
+    TU_EXPECT_SHAPE(m, "f", 1, 144);
+    const int64_t image = 4 * 6 * 6;
+    float *x = pattern(5 * image, 9);
+    run_plan(p5, x);
+    run_plan(p2, x + 3 * image); /* images 3 and 4 */
+    const float *y5 = plan_output(p5, 0), *y2 = plan_output(p2, 0);
+    float first_two[10];
+    for (int i = 0; i < 10; i++) assert_float_equal(y2[i], y5[15 + i], 1e-5f);
+    memcpy(first_two, y5, sizeof first_two);
+    plan_free(p5);
+    TU_OK(&err, model_infer_shapes(m, 7, &err)); /* replaces the graph's folded values */
+    run_plan(p2, x); /* images 0 and 1, with the plan's own copy of the Reshape target */
+    for (int i = 0; i < 10; i++) assert_float_equal(y2[i], first_two[i], 1e-5f);
+    plan_free(p2);
+    free(x);
+    model_free(m);
+}
+
+static void test_missing_input_data_is_refused(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = chain_model();
+    sfp_plan_t *p = NULL;
+    TU_OK(&err, plan_create(m, 1, 0, 1, &p, &err));
+    assert_int_equal(plan_n_inputs(p), 1);
+    const void *in[1] = {NULL};
+    int rc = plan_run(p, in, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "'x'");
+    plan_free(p);
+    model_free(m);
+}
+
+/* Relu computes float32 only: an int64 Relu is refused while planning. */
+static void test_unsupported_types_are_refused_when_planning(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t dims[2] = {2, 3};
+    tu_input(m, "x", SFP_DT_INT64, 2, dims);
+    tu_node(m, "Relu", "int_relu", "x", "y");
+    tu_output(m, "y");
+    TU_OK(&err, model_validate(m, &err));
+    sfp_plan_t *p = NULL;
+    int rc = plan_create(m, 0, 0, 1, &p, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "int_relu", "Relu", "int64");
+    assert_null(p);
+    model_free(m);
+}
+
+/* An integer division by zero in the data is an error naming the node, not a crash. */
+static void test_integer_division_by_zero_is_an_error(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t dims[1] = {3};
+    tu_input(m, "a", SFP_DT_INT64, 1, dims);
+    tu_input(m, "b", SFP_DT_INT64, 1, dims);
+    tu_node(m, "Div", "idiv", "a,b", "y");
+    tu_output(m, "y");
+    TU_OK(&err, model_validate(m, &err));
+    sfp_plan_t *p = NULL;
+    TU_OK(&err, plan_create(m, 0, 0, 1, &p, &err));
+    int64_t a[3] = {6, -7, 8}, b[3] = {3, 2, 0};
+    const void *in[2] = {a, b};
+    int rc = plan_run(p, in, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "idiv", "division by zero");
+    b[2] = -4;
+    TU_OK(&err, plan_run(p, in, &err));
+    const int64_t *y = plan_output(p, 0);
+    assert_true(y[0] == 2 && y[1] == -3 && y[2] == -2);
+    plan_free(p);
+    model_free(m);
+}
+
+/* A graph output that is a constant or a graph input is served in place. */
+static void test_outputs_may_be_inputs_or_constants(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t dims[1] = {4};
+    tu_input(m, "x", SFP_DT_FLOAT, 1, dims);
+    tu_node(m, "Shape", "shape", "x", "s");
+    tu_output(m, "x");
+    tu_output(m, "s");
+    TU_OK(&err, model_validate(m, &err));
+    sfp_plan_t *p = NULL;
+    TU_OK(&err, plan_create(m, 0, 0, 1, &p, &err));
+    assert_int_equal(plan_n_steps(p), 0);
+    float x[4] = {1, 2, 3, 4};
+    const void *in[1] = {x};
+    TU_OK(&err, plan_run(p, in, &err));
+    assert_ptr_equal(plan_output(p, 0), x);
+    assert_true(((const int64_t *)plan_output(p, 1))[0] == 4);
+    plan_free(p);
+    model_free(m);
+}
+
+/* Runs node n's forward on the graph's constant inputs and compares each
+ * output with what shape inference folded. */
+static void expect_forward_matches_folding(const sfp_model_t *m, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = &m->graph;
+    sfp_error_t err = {0};
+    sfp_shape_t in_shape[8], out_shape[4];
+    const sfp_shape_t *in_sp[8] = {0}, *out_sp[4] = {0};
+    const void *in[8] = {0};
+    void *out[4] = {0};
+    assert_true(n->n_inputs <= 8 && n->n_outputs <= 4);
+    for (int k = 0; k < n->n_inputs; k++) {
+        if (n->inputs[k] < 0) continue;
+        const sfp_tensor_t *t = graph_const(g, n->inputs[k]);
+        const sfp_value_t *v = &g->values[n->inputs[k]];
+        /* Shape reads only the shape of its input, which is not a constant */
+        in_shape[k].dtype = v->dtype;
+        in_shape[k].ndim = v->ndim;
+        memcpy(in_shape[k].dims, v->dims, sizeof v->dims);
+        in_sp[k] = &in_shape[k];
+        in[k] = t ? t->data : NULL;
+        if (!t) assert_string_equal(n->op_type, "Shape");
+    }
+    for (int o = 0; o < n->n_outputs; o++) {
+        const sfp_tensor_t *t = graph_const(g, n->outputs[o]);
+        assert_non_null(t);
+        out_shape[o].dtype = t->dtype;
+        out_shape[o].ndim = t->ndim;
+        memcpy(out_shape[o].dims, t->dims, sizeof t->dims);
+        out_sp[o] = &out_shape[o];
+        out[o] = calloc(t->nbytes + 1, 1);
+        assert_non_null(out[o]);
+    }
+    const sfp_op_def_t *def = op_find(n->op_type, n->domain);
+    sfp_exec_t x = {g, n, model_opset(m, ""), in_sp, out_sp, in, out, NULL, 0, NULL};
+    size_t scratch = 0;
+    if (def->run.prepare) TU_OK(&err, def->run.prepare(&x, &scratch, &err));
+    x.scratch = malloc(scratch + 1);
+    x.scratch_bytes = scratch;
+    TU_OK(&err, def->run.forward(&x, &err));
+    for (int o = 0; o < n->n_outputs; o++) {
+        const sfp_tensor_t *t = graph_const(g, n->outputs[o]);
+        if (t->nbytes && memcmp(out[o], t->data, t->nbytes) != 0)
+            fail_msg("node '%s' (%s): forward differs from the folded value", n->name, n->op_type);
+        free(out[o]);
+    }
+    free(x.scratch);
+}
+
+/* Ops that shape inference folds (Constant, ConstantOfShape, Shape, Gather,
+ * Unsqueeze, Squeeze, Concat, Reshape, Slice, Cast, Transpose, int64 Add...)
+ * also have forward code for inputs only known while running: both must give
+ * the same bytes. */
+static void test_forward_of_folded_ops_matches_their_folding(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {-1, 3, 4, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    const int64_t zero = 0, axes0 = 0, two[2] = {2, 3};
+    tu_init(m, "idx", SFP_DT_INT64, 0, NULL, &zero); /* scalar index: Gather drops the axis */
+    tu_init_i64(m, "ax0", 1, &axes0);
+    tu_init_i64(m, "two", 2, two);
+    tu_init_i64(m, "s0", 1, (const int64_t[]){1});
+    tu_init_i64(m, "s1", 1, (const int64_t[]){-1});
+    tu_init_i64(m, "step", 1, (const int64_t[]){-1});
+    tu_node(m, "Shape", "shape", "x", "shp");
+    sfp_node_t *n = tu_node(m, "Gather", "gather", "shp,idx", "b");
+    tu_attr_int(n, "axis", 0);
+    tu_node(m, "Unsqueeze", "unsq", "b,ax0", "b1");
+    tu_node(m, "Squeeze", "sq", "b1,ax0", "b2");
+    tu_node(m, "Add", "add", "shp,shp", "twice");
+    tu_node(m, "Mul", "mul", "twice,s1", "neg");
+    tu_node(m, "Div", "div", "neg,s1", "back");
+    tu_node(m, "Slice", "slice", "back,s1,s0,ax0,step", "rev");
+    n = tu_node(m, "Concat", "cat", "b1,two,rev", "tgt");
+    tu_attr_int(n, "axis", 0);
+    tu_node(m, "Cast", "cast", "tgt", "tgt_f");
+    tu_attr_int(m->graph.nodes + m->graph.n_nodes - 1, "to", SFP_DT_FLOAT);
+    tu_node(m, "ConstantOfShape", "cos", "two", "ones");
+    sfp_tensor_t *one = NULL;
+    TU_OK(&err, sfp_tensor_create(NULL, SFP_DT_FLOAT, 1, (const int64_t[]){1}, &one, &err));
+    ((float *)one->data)[0] = 1.5f;
+    TU_OK(&err, node_set_attr_tensor(m->graph.nodes + m->graph.n_nodes - 1, "value", one, &err));
+    n = tu_node(m, "Transpose", "tr", "ones", "ones_t");
+    n = tu_node(m, "Constant", "const", "", "k");
+    TU_OK(&err, node_set_attr_ints(n, "value_ints", (const int64_t[]){4, 5, 6}, 3, &err));
+    tu_node(m, "Identity", "ident", "k", "k2");
+    n = tu_node(m, "Reshape", "reshape", "ones_t,s1", "flat");
+    tu_output(m, "tgt_f");
+    tu_output(m, "flat");
+    tu_output(m, "k2");
+    tu_output(m, "b2");
+    TU_OK(&err, model_validate(m, &err));
+    TU_OK(&err, model_infer_shapes(m, 6, &err));
+    int checked = 0;
+    for (int i = 0; i < m->graph.n_nodes; i++) {
+        const sfp_node_t *node = &m->graph.nodes[i];
+        expect_forward_matches_folding(m, node);
+        checked++;
+    }
+    assert_int_equal(checked, 15);
+    /* and the values are what the graph computes: batch 6, [2, 3], then dims
+     * 3 and 2 of x doubled (Slice from -1 down to 1 exclusive) */
+    const sfp_tensor_t *t = graph_const(&m->graph, graph_find_value(&m->graph, "tgt"));
+    const int64_t want[5] = {6, 2, 3, 10, 8};
+    assert_int_equal(sfp_tensor_numel(t), 5);
+    for (int k = 0; k < 5; k++) assert_true(((const int64_t *)t->data)[k] == want[k]);
+    model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buffer_reuse_gives_the_same_outputs_in_less_memory),
+        cmocka_unit_test(test_plans_at_two_batches_coexist),
+        cmocka_unit_test(test_missing_input_data_is_refused),
+        cmocka_unit_test(test_unsupported_types_are_refused_when_planning),
+        cmocka_unit_test(test_integer_division_by_zero_is_an_error),
+        cmocka_unit_test(test_outputs_may_be_inputs_or_constants),
+        cmocka_unit_test(test_forward_of_folded_ops_matches_their_folding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -56,6 +56,7 @@ int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, doub
 extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;
 extern const cli_cmd_t cmd_compress;
+extern const cli_cmd_t cmd_eval;
 extern const cli_cmd_t cmd_run;
 
 #endif

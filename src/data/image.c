@@ -1,0 +1,312 @@
+/* Image files: decoding with stb_image and fitting to the model's input with
+ * stb_image_resize, both compiled here as static functions (no symbol can
+ * clash with another copy). The size a file declares is checked against its
+ * byte count before decoding, so a small file cannot make us allocate much.
+ * Debian's stb_image (v2.27) has known memory-safety bugs on crafted JPEG,
+ * PNG and GIF files (nothings/stb#1289, #1291, #1166, fixed in 2.28), so all
+ * decoding runs in a child process writing into shared memory: a decoder bug
+ * can only kill the child, and the file is then refused as bad data. */
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/data.h"
+#include "util/util.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_NO_STDIO
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_ONLY_PNM
+#define STBI_FAILURE_USERMSG
+#define STBI_MAX_DIMENSIONS (1 << 15)
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#define STB_IMAGE_RESIZE_STATIC
+#if defined(__GNUC__)
+/* Static stb functions we do not call; reported at the end of the file, so
+ * this one stays off for the whole file. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#define IMAGE_MAX_FILE_BYTES ((size_t)256 << 20)
+/* Decoded bytes a file may declare: generous for PNG (deflate tops out at
+ * 1032:1) and JPEG, far below what a hostile header could claim. */
+#define IMAGE_MAX_RATIO 2048u
+#define IMAGE_SLACK_BYTES ((size_t)1 << 20)
+
+typedef struct image_file {
+    uint8_t *bytes;
+    size_t len;
+    int width, height, comp; /* as declared; comp 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+} image_file_t;
+
+/* Reads path and its declared geometry, refusing what its size cannot hold. */
+static int image_read(const char *path, image_file_t *img, sfp_error_t *err)
+{
+    memset(img, 0, sizeof *img);
+    int rc = sfp_read_file(path, IMAGE_MAX_FILE_BYTES, &img->bytes, &img->len, err);
+    if (rc < 0) return rc;
+    if (!stbi_info_from_memory(img->bytes, (int)img->len, &img->width, &img->height, &img->comp)) {
+        free(img->bytes);
+        img->bytes = NULL;
+        return sfp_errorf(err, SFP_EBADDATA, "%s: not a readable PNG/JPEG/BMP/GIF/PGM/PPM image (%s)", sfp_q(path),
+                          stbi_failure_reason());
+    }
+    size_t pixels = 0, decoded = 0;
+    size_t bound = img->len <= (SIZE_MAX - IMAGE_SLACK_BYTES) / IMAGE_MAX_RATIO
+                       ? img->len * IMAGE_MAX_RATIO + IMAGE_SLACK_BYTES
+                       : SIZE_MAX;
+    if (img->width < 1 || img->height < 1 || img->comp < 1 || img->comp > 4 ||
+        !sfp_mul_size((size_t)img->width, (size_t)img->height, &pixels) ||
+        !sfp_mul_size(pixels, (size_t)img->comp, &decoded) || decoded > bound) {
+        rc = sfp_errorf(err, SFP_EBADDATA, "%s: declares %dx%d pixels, more than a %zu-byte image file can hold",
+                        sfp_q(path), img->width, img->height, img->len);
+        free(img->bytes);
+        img->bytes = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static int image_probe(const char *path, int *channels, int *height, int *width, sfp_error_t *err)
+{
+    image_file_t img;
+    int rc = image_read(path, &img, err);
+    if (rc < 0) return rc;
+    free(img.bytes);
+    *channels = img.comp <= 2 ? 1 : 3;
+    *height = img.height;
+    *width = img.width;
+    return 0;
+}
+
+/* BT.601 luminance, rounded. */
+static uint8_t luminance(const uint8_t *rgb)
+{
+    return (uint8_t)((299u * rgb[0] + 587u * rgb[1] + 114u * rgb[2] + 500u) / 1000u);
+}
+
+/* Decoded HWC pixels (comp channels) -> HWC with `channels` (1 or 3). */
+static void convert_channels(const uint8_t *src, int comp, size_t n_pixels, int channels, uint8_t *dst)
+{
+    for (size_t p = 0; p < n_pixels; p++) {
+        const uint8_t *s = src + p * (size_t)comp;
+        uint8_t *d = dst + p * (size_t)channels;
+        bool gray = comp <= 2;
+        if (channels == 1) d[0] = gray ? s[0] : luminance(s);
+        else for (int c = 0; c < 3; c++) d[c] = gray ? s[0] : s[c];
+    }
+}
+
+/* Decodes, converts and fits one file in this process (the child's job). */
+static int image_decode(const char *path, int channels, int height, int width, uint8_t *out_chw, sfp_error_t *err)
+{
+    image_file_t img;
+    int rc = image_read(path, &img, err);
+    if (rc < 0) return rc;
+    int w = 0, h = 0, comp = 0;
+    uint8_t *decoded = stbi_load_from_memory(img.bytes, (int)img.len, &w, &h, &comp, 0);
+    free(img.bytes);
+    if (!decoded)
+        return sfp_errorf(err, SFP_EBADDATA, "%s: cannot decode the image: %s", sfp_q(path), stbi_failure_reason());
+    size_t n_pixels = (size_t)w * (size_t)h; /* stb allocated w * h * comp bytes */
+    uint8_t *hwc = malloc(n_pixels * (size_t)channels);
+    uint8_t *resized = NULL;
+    if (!hwc) {
+        stbi_image_free(decoded);
+        return sfp_errorf(err, SFP_ENOMEM, "%s: out of memory for %dx%d pixels", sfp_q(path), w, h);
+    }
+    convert_channels(decoded, comp, n_pixels, channels, hwc);
+    stbi_image_free(decoded);
+
+    /* Fit: same size copies, smaller pads centred with black, else resize. */
+    size_t plane = (size_t)height * (size_t)width;
+    const uint8_t *src = hwc;
+    int top = 0, left = 0, src_w = w, src_h = h;
+    if (w <= width && h <= height) {
+        memset(out_chw, 0, plane * (size_t)channels);
+        top = (height - h) / 2;
+        left = (width - w) / 2;
+    } else {
+        resized = malloc(plane * (size_t)channels);
+        if (!resized || !stbir_resize_uint8(hwc, w, h, 0, resized, width, height, 0, channels)) {
+            free(hwc);
+            free(resized);
+            return sfp_errorf(err, SFP_ENOMEM, "%s: out of memory resizing %dx%d to %dx%d", sfp_q(path), w, h,
+                              width, height);
+        }
+        src = resized;
+        src_w = width;
+        src_h = height;
+    }
+    for (int c = 0; c < channels; c++)
+        for (int y = 0; y < src_h; y++)
+            for (int x = 0; x < src_w; x++)
+                out_chw[(size_t)c * plane + (size_t)(y + top) * (size_t)width + (size_t)(x + left)] =
+                    src[((size_t)y * (size_t)src_w + (size_t)x) * (size_t)channels + (size_t)c];
+    free(hwc);
+    free(resized);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The decoding child                                                       */
+
+#define SANDBOX_CHUNK_BYTES ((size_t)64 << 20) /* pixels decoded per child */
+
+enum { CHILD_RUNNING = 0, CHILD_DONE = 1, CHILD_FAILED = 2 };
+
+/* Shared between parent and child, followed by the pixels. */
+typedef struct sandbox_header {
+    volatile int64_t current; /* index of the file being decoded */
+    volatile int state;
+    int rc;
+    int probed[3];            /* channels, height, width of a probe */
+    sfp_error_t err;
+} sandbox_header_t;
+
+#define SANDBOX_PIXELS_OFFSET ((sizeof(sandbox_header_t) + 63) & ~(size_t)63)
+
+/* Runs in the child: probe paths[0] (out NULL) or decode count files. */
+static void child_main(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
+                       int channels, int height, int width)
+{
+    size_t row = (size_t)channels * (size_t)height * (size_t)width;
+    int rc = 0;
+    /* The parent reports a crash; a sanitizer's report of stb's bug on a
+     * crafted file would only be noise on the terminal. */
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull >= 0) dup2(devnull, STDERR_FILENO);
+    if (!pixels) {
+        rc = image_probe(paths[0], &hdr->probed[0], &hdr->probed[1], &hdr->probed[2], &hdr->err);
+    } else {
+        for (int64_t i = 0; i < count && rc == 0; i++) {
+            hdr->current = i;
+            rc = image_decode(paths[i], channels, height, width, pixels + (size_t)i * row, &hdr->err);
+        }
+    }
+    hdr->rc = rc;
+    hdr->state = rc == 0 ? CHILD_DONE : CHILD_FAILED;
+    _exit(rc == 0 ? 0 : 1);
+}
+
+/* Probes paths[0] (out_chw NULL, results in probed) or decodes count files
+ * into out_chw (count x row bytes) in a child process. */
+static int sandbox_run(const char *const *paths, int64_t count, int channels, int height, int width,
+                       uint8_t *out_chw, int *probed, sfp_error_t *err)
+{
+    size_t row = (size_t)channels * (size_t)height * (size_t)width;
+    size_t map_bytes = SANDBOX_PIXELS_OFFSET + (out_chw ? (size_t)count * row : 0);
+    void *map = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return sfp_errorf(err, SFP_ENOMEM, "cannot map %zu bytes for decoding images: %s", map_bytes,
+                          strerror(errno));
+    sandbox_header_t *hdr = map;
+    uint8_t *pixels = out_chw ? (uint8_t *)map + SANDBOX_PIXELS_OFFSET : NULL;
+    pid_t pid = fork();
+    if (pid == 0) child_main(hdr, pixels, paths, count, channels, height, width);
+    int rc = 0;
+    if (pid < 0) {
+        rc = sfp_errorf(err, SFP_ERUNTIME, "cannot start the image decoding process: %s", strerror(errno));
+        munmap(map, map_bytes);
+        return rc;
+    }
+    int status = 0;
+    pid_t waited;
+    do waited = waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR);
+    /* The shared state is the truth (waitpid fails when SIGCHLD is ignored),
+     * but a child gone wrong may have scribbled on it: nothing read back is
+     * trusted beyond bytes. */
+    int64_t current = out_chw ? hdr->current : 0;
+    if (current < 0 || current >= count) current = 0;
+    const char *path = paths[current];
+    if (hdr->state == CHILD_DONE) {
+        if (out_chw) memcpy(out_chw, pixels, (size_t)count * row);
+        if (probed) {
+            memcpy(probed, hdr->probed, sizeof hdr->probed);
+            if ((probed[0] != 1 && probed[0] != 3) || probed[1] < 1 || probed[2] < 1 ||
+                probed[1] > STBI_MAX_DIMENSIONS || probed[2] > STBI_MAX_DIMENSIONS)
+                rc = sfp_errorf(err, SFP_EBADDATA, "%s: the image decoder returned a bad size", sfp_q(path));
+        }
+    } else if (hdr->state == CHILD_FAILED) {
+        rc = hdr->rc < 0 && hdr->rc >= SFP_EINTERRUPTED ? hdr->rc : SFP_EBADDATA;
+        if (err) {
+            *err = hdr->err;
+            err->msg[sizeof err->msg - 1] = '\0';
+            err->code = rc;
+        }
+    } else {
+        if (waited == pid && WIFSIGNALED(status))
+            rc = sfp_errorf(err, SFP_EBADDATA, "%s: the image decoder crashed on this file (signal %d): corrupt "
+                            "or crafted image", sfp_q(path), WTERMSIG(status));
+        else
+            rc = sfp_errorf(err, SFP_EBADDATA, "%s: the image decoder failed on this file (exit status %d): "
+                            "corrupt or crafted image", sfp_q(path), waited == pid && WIFEXITED(status) ?
+                            WEXITSTATUS(status) : -1);
+    }
+    munmap(map, map_bytes);
+    return rc;
+}
+
+static int check_geometry(int channels, int height, int width, sfp_error_t *err)
+{
+    if ((channels != 1 && channels != 3) || height < 1 || width < 1 || height > DATA_MAX_SIDE ||
+        width > DATA_MAX_SIDE)
+        return sfp_errorf(err, SFP_EUNSUPPORTED, "images can be read as 1 or 3 channels of at most %d pixels a "
+                          "side, not %dx%dx%d", DATA_MAX_SIDE, channels, height, width);
+    return 0;
+}
+
+int data_image_probe(const char *path, int *channels, int *height, int *width, sfp_error_t *err)
+{
+    int probed[3] = {0, 0, 0};
+    int rc = sandbox_run(&path, 1, 1, 1, 1, NULL, probed, err);
+    if (rc < 0) return rc;
+    *channels = probed[0];
+    *height = probed[1];
+    *width = probed[2];
+    return 0;
+}
+
+int data_image_load_many(const char *const *paths, int64_t n, int channels, int height, int width,
+                         uint8_t *out_chw, sfp_error_t *err)
+{
+    int rc = check_geometry(channels, height, width, err);
+    if (rc < 0) return rc;
+    size_t row = (size_t)channels * (size_t)height * (size_t)width;
+    int64_t per_child = row >= SANDBOX_CHUNK_BYTES ? 1 : (int64_t)(SANDBOX_CHUNK_BYTES / row);
+    for (int64_t first = 0; first < n && rc == 0; first += per_child) {
+        int64_t count = n - first < per_child ? n - first : per_child;
+        rc = sandbox_run(paths + first, count, channels, height, width, out_chw + (size_t)first * row, NULL, err);
+    }
+    return rc;
+}
+
+int data_image_load(const char *path, int channels, int height, int width, uint8_t *out_chw, sfp_error_t *err)
+{
+    return data_image_load_many(&path, 1, channels, height, width, out_chw, err);
+}

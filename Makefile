@@ -81,6 +81,7 @@ demo: deps
 	$(BUILD)/onnx-sfp report $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx
 
 bench: all
+	sh bench/infer_vs_ort.sh
 	sh bench/compress_latency.sh
 
 install: all

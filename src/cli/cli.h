@@ -57,6 +57,7 @@ extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;
 extern const cli_cmd_t cmd_compress;
 extern const cli_cmd_t cmd_eval;
+extern const cli_cmd_t cmd_bench;
 extern const cli_cmd_t cmd_run;
 
 #endif

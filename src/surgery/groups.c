@@ -326,7 +326,7 @@ static int collect(uf_ctx_t *u, sfp_error_t *err)
         }
         ch[root_chan[r]].n++;
         if (u->blocked[s]) {
-            if (!u->blocked[r]) snprintf(u->block_reason[r], sizeof u->block_reason[r], "%s", u->block_reason[s]);
+            if (!u->blocked[r]) memcpy(u->block_reason[r], u->block_reason[s], sizeof u->block_reason[r]);
             u->blocked[r] = true;
         }
     }

@@ -109,22 +109,40 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                           (long long)epochs);
     if (same_file(in, out) || !strcmp(in, out))
         return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(out));
+    /* The other files written must not be IN nor OUT nor each other either. */
+    const char *extra[2][2] = {{"--keep-masked", masked_path}, {"--report-json", json_path}};
+    for (int i = 0; i < 2; i++) {
+        const char *p = extra[i][1];
+        if (!p) continue;
+        if (same_file(in, p) || !strcmp(in, p))
+            return sfp_errorf(err, SFP_EUSAGE, "%s %s: would overwrite IN; the input is never overwritten", extra[i][0],
+                              sfp_q(p));
+        if (same_file(out, p) || !strcmp(out, p))
+            return sfp_errorf(err, SFP_EUSAGE, "%s %s: is also OUT", extra[i][0], sfp_q(p));
+    }
+    if (masked_path && json_path && (same_file(masked_path, json_path) || !strcmp(masked_path, json_path)))
+        return sfp_errorf(err, SFP_EUSAGE, "--keep-masked and --report-json name the same file (%s)", sfp_q(json_path));
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
     sfp_report_t *rep_in = NULL, *rep_out = NULL;
     if ((rc = model_load(in, &orig, err)) < 0) return rc;
-    if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, flops, skip, &rate, err)) < 0) goto done;
-    if ((rc = model_clone(orig, &pruned, err)) < 0) goto done;
-    if ((rc = groups_find(pruned, &gs, err)) < 0) goto done;
-    if ((rc = removal_create(gs, &r, err)) < 0) goto done;
-    if ((rc = prune_select_l2(pruned, gs, rate, skip, r, err)) < 0) goto done;
+    /* Errors of the pruning steps name the input file, as loading errors do. */
+    if ((cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, flops, skip, &rate, err)) < 0) ||
+        (rc = model_clone(orig, &pruned, err)) < 0 || (rc = groups_find(pruned, &gs, err)) < 0 ||
+        (rc = removal_create(gs, &r, err)) < 0 || (rc = prune_select_l2(pruned, gs, rate, skip, r, err)) < 0) {
+        if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
     if (masked_path) {
         if ((rc = model_clone(pruned, &masked, err)) < 0) goto done;
         if ((rc = surgery_mask(masked, gs, r, err)) < 0 || (rc = model_save(masked, masked_path, err)) < 0) goto done;
     }
-    if ((rc = surgery_apply(pruned, gs, r, err)) < 0) goto done;
-    if ((rc = report_build(orig, in, &rep_in, err)) < 0 || (rc = report_build(pruned, out, &rep_out, err)) < 0) goto done;
+    if ((rc = surgery_apply(pruned, gs, r, err)) < 0 || (rc = report_build(orig, in, &rep_in, err)) < 0 ||
+        (rc = report_build(pruned, out, &rep_out, err)) < 0) {
+        sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
     if ((rc = model_save(pruned, out, err)) < 0) goto done;
     if (json_path && (rc = write_report_json(json_path, rep_in, rep_out, method, rate, orig, pruned, err)) < 0) goto done;
     if (!a->quiet) { /* progress and summary on stderr, figures on stdout */

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
 #include "surgery/surgery.h"
+#include "util/util.h"
 
 static const cli_opt_t opts[] = {
     {"json", NULL, "print the report --json object instead of text"},
@@ -41,7 +42,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     int rc = 0;
     for (int i = 0; i < a->n_pos && rc == 0; i++) {
         rc = model_load(a->pos[i], &m[i], err);
-        if (rc == 0) rc = report_build(m[i], a->pos[i], &r[i], err);
+        if (rc == 0 && (rc = report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
     }
     if (rc == 0) {
         if (cli_flag(cmd, a, "json")) {
@@ -53,7 +54,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
             report_print_text(stdout, r[0], r[1]);
         }
         for (int i = 0; i < a->n_pos && rc == 0 && cli_flag(cmd, a, "groups"); i++)
-            rc = print_groups(m[i], a->pos[i], err);
+            if ((rc = print_groups(m[i], a->pos[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
         if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
     }
     for (int i = 0; i < 2; i++) {

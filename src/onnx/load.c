@@ -25,6 +25,9 @@ static int decl_from_type(const Onnx__ValueInfoProto *vi, sfp_decl_type_t *d, sf
     const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
     if (!tt) return 0;
     d->dtype = tt->has_elem_type ? (sfp_dtype_t)tt->elem_type : SFP_DT_UNDEFINED;
+    if (d->dtype < SFP_DT_UNDEFINED || d->dtype > 20) /* TensorProto.DataType ends at 20 */
+        return sfp_errorf(err, SFP_EBADMODEL, "value '%s': element type %d is not an ONNX data type", sfp_q(name),
+                          (int)d->dtype);
     if (!tt->shape) {
         d->rank = -1;
         return 0;
@@ -58,7 +61,9 @@ static int take_value_info(load_ctx_t *c, const Onnx__ValueInfoProto *vi, int *i
     int id = -1, rc = graph_value(g, vi->name, &id, c->err);
     if (rc < 0) return rc;
     sfp_value_t *v = &g->values[id];
-    if (v->decl.dtype == SFP_DT_UNDEFINED && v->decl.rank < 0) {
+    /* The first entry that says something wins (a value may be listed as
+     * input, value_info and output; an untyped entry leaves room for a later one). */
+    if (v->decl.dtype == SFP_DT_UNDEFINED && v->decl.rank < 0 && !v->decl_residue.data) {
         if ((rc = decl_from_type(vi, &v->decl, c->err)) < 0) return rc;
         Onnx__ValueInfoProto tmp = *vi;
         tmp.name = NULL;
@@ -298,17 +303,21 @@ int model_decode(const uint8_t *buf, size_t len, const char *path, sfp_model_t *
 {
     const char *shown = path ? path : "(memory)";
     if (len == 0) return sfp_errorf(err, SFP_EBADMODEL, "%s: empty file, not an ONNX model", sfp_q(shown));
+    size_t off = 0;
+    const char *why = NULL;
+    /* Before protobuf-c: it recurses per nested message and would overflow
+     * the stack on hostile nesting; this walk also names the broken byte. */
+    if (wire_check(buf, len, &onnx__model_proto__descriptor, &off, &why) < 0)
+        return sfp_errorf(err, SFP_EBADMODEL, "%s: not a valid ONNX model: byte %zu: %s", sfp_q(shown), off, why);
     budget_alloc_t alloc;
     /* Parsed structures never need more than a small multiple of the input. */
     budget_alloc_init(&alloc, len * 8 + ((size_t)1 << 20));
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&alloc.base, len, buf);
     if (!mp) {
-        size_t off = 0;
-        const char *why = NULL;
-        if (alloc.used >= alloc.budget)
+        if (alloc.out_of_memory)
+            return sfp_errorf(err, SFP_ENOMEM, "%s: out of memory decoding %zu bytes", sfp_q(shown), len);
+        if (alloc.exhausted)
             return sfp_errorf(err, SFP_EBADMODEL, "%s: not a valid ONNX model: it would need more memory than its size justifies", sfp_q(shown));
-        if (wire_scan(buf, len, &off, &why) < 0)
-            return sfp_errorf(err, SFP_EBADMODEL, "%s: not a valid ONNX model: byte %zu: %s", sfp_q(shown), off, why);
         return sfp_errorf(err, SFP_EBADMODEL, "%s: not a valid ONNX model: protobuf decoding failed (wrong field types or a broken nested message)", sfp_q(shown));
     }
     sfp_model_t *m = NULL;

@@ -14,6 +14,8 @@ typedef struct budget_alloc {
     ProtobufCAllocator base;
     size_t used;
     size_t budget;
+    int exhausted;      /* set once a request was refused (stays set after frees) */
+    int out_of_memory;  /* set once malloc itself failed */
 } budget_alloc_t;
 void budget_alloc_init(budget_alloc_t *b, size_t budget);
 
@@ -30,6 +32,17 @@ int residue_fields(const sfp_blob_t *blob, ProtobufCMessageUnknownField **out, s
  * offset (>= 0) of the first field that cannot be read in *bad_offset with a
  * reason. Used to explain files that protobuf-c refuses. */
 int wire_scan(const uint8_t *buf, size_t len, size_t *bad_offset, const char **reason);
+
+/* Deepest message nesting accepted (protobuf's own default recursion limit). */
+#define WIRE_MAX_DEPTH 100
+
+/* The same walk with the schema: descends into known message fields (without
+ * recursion), checks each known field's wire type and refuses nesting deeper
+ * than WIRE_MAX_DEPTH, which would exhaust the stack of protobuf-c's
+ * recursive unpack. Run before unpacking. *reason may point into a static
+ * buffer. */
+int wire_check(const uint8_t *buf, size_t len, const ProtobufCMessageDescriptor *desc, size_t *bad_offset,
+               const char **reason);
 
 /* TensorProto -> tensor. base_dir resolves external data (NULL: refuse it).
  * what names the tensor's role in messages (e.g. "initializer"). */

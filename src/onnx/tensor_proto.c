@@ -121,8 +121,8 @@ static int external_prepare(const Onnx__TensorProto *tp, const char *base_dir, c
 }
 
 /* Copies the typed field that ONNX uses for this dtype into t. */
-static int copy_typed(const Onnx__TensorProto *tp, sfp_tensor_t *t, int64_t numel, const char *name,
-                      sfp_error_t *err)
+static int copy_typed(const Onnx__TensorProto *tp, sfp_tensor_t *t, int64_t numel, const char *what,
+                      const char *name, sfp_error_t *err)
 {
     size_t have = 0;
     switch (t->dtype) {
@@ -133,8 +133,8 @@ static int copy_typed(const Onnx__TensorProto *tp, sfp_tensor_t *t, int64_t nume
     default: have = tp->n_int32_data; break;
     }
     if ((uint64_t)have != (uint64_t)numel)
-        return sfp_errorf(err, SFP_EBADMODEL, "tensor '%s': holds %zu values but its dims need %lld",
-                          sfp_q(name), have, (long long)numel);
+        return sfp_errorf(err, SFP_EBADMODEL, "%s '%s': holds %zu values of its data type but its dims need %lld",
+                          what, sfp_q(name), have, (long long)numel);
     for (int64_t i = 0; i < numel; i++) {
         char *dst = (char *)t->data + (size_t)i * sfp_dtype_size(t->dtype);
         switch (t->dtype) {
@@ -160,6 +160,10 @@ int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const c
 {
     const char *name = tp->name ? tp->name : "";
     sfp_dtype_t dt = tp->has_data_type ? (sfp_dtype_t)tp->data_type : SFP_DT_UNDEFINED;
+    /* TensorProto.DataType of ONNX 1.12..1.16 ends at 20 (float8 variants). */
+    if (dt < SFP_DT_UNDEFINED || dt > 20)
+        return sfp_errorf(err, SFP_EBADMODEL, "%s '%s': data type %d is not an ONNX data type", what, sfp_q(name),
+                          (int)dt);
     if (sfp_dtype_size(dt) == 0)
         return sfp_errorf(err, dt == SFP_DT_UNDEFINED ? SFP_EBADMODEL : SFP_EUNSUPPORTED,
                           "%s '%s': data type %d (%s) is not supported", what, sfp_q(name), (int)dt,
@@ -211,7 +215,7 @@ int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const c
     } else if (tp->has_raw_data) {
         if (nbytes) memcpy(t->data, tp->raw_data.data, (size_t)nbytes);
     } else {
-        rc = copy_typed(tp, t, numel, name, err);
+        rc = copy_typed(tp, t, numel, what, name, err);
     }
     if (rc < 0) {
         sfp_tensor_free(t);

@@ -1,5 +1,7 @@
 /* Protobuf wire-format helpers: a byte-budgeted allocator for protobuf-c,
- * residue bytes (fields the IR does not model) and a schema-free wire scan. */
+ * residue bytes (fields the IR does not model), a schema-free wire scan, and
+ * the schema-aware check run before protobuf-c (nesting depth, wire types). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +15,15 @@ typedef struct alloc_header {
 static void *budget_malloc(void *data, size_t size)
 {
     budget_alloc_t *b = data;
-    if (size > b->budget - b->used) return NULL;
+    if (size > b->budget - b->used) {
+        b->exhausted = 1; /* sticky: protobuf-c frees what it had before failing */
+        return NULL;
+    }
     alloc_header_t *h = malloc(sizeof *h + size);
-    if (!h) return NULL;
+    if (!h) {
+        b->out_of_memory = 1;
+        return NULL;
+    }
     h->size = size;
     b->used += size;
     return h + 1;
@@ -37,6 +45,8 @@ void budget_alloc_init(budget_alloc_t *b, size_t budget)
     b->base.allocator_data = b;
     b->used = 0;
     b->budget = budget;
+    b->exhausted = 0;
+    b->out_of_memory = 0;
 }
 
 int residue_pack(const ProtobufCMessage *msg, sfp_blob_t *out, sfp_error_t *err)
@@ -174,4 +184,74 @@ int wire_scan(const uint8_t *buf, size_t len, size_t *bad_offset, const char **r
         p += tl + bl;
     }
     return 0;
+}
+
+/* Wire type a known field must use (packed repeated scalars may also use 2). */
+static int field_wire_type(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE: return 1;
+    case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_FLOAT: return 5;
+    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE: return 2;
+    default: return 0;
+    }
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+int wire_check(const uint8_t *buf, size_t len, const ProtobufCMessageDescriptor *desc, size_t *bad_offset,
+               const char **reason)
+{
+    /* An explicit stack: the depth of hostile nesting costs no C stack here,
+     * and protobuf-c (which recurses) only ever sees bounded nesting. */
+    struct frame {
+        const uint8_t *end;
+        const ProtobufCMessageDescriptor *desc;
+    } stack[WIRE_MAX_DEPTH];
+    int depth = 0;
+    const uint8_t *p = buf;
+    stack[0].end = buf + len;
+    stack[0].desc = desc;
+    for (;;) {
+        if (p == stack[depth].end) {
+            if (depth == 0) return 0;
+            depth--;
+            continue;
+        }
+        uint64_t tag = 0;
+        size_t tl = 0, bl = 0;
+        if (read_field(p, stack[depth].end, &tag, &tl, &bl, reason) < 0) {
+            *bad_offset = (size_t)(p - buf);
+            return -1;
+        }
+        int wt = (int)(tag & 7);
+        const ProtobufCFieldDescriptor *f = NULL;
+        if (stack[depth].desc && (tag >> 3) <= UINT32_MAX)
+            f = protobuf_c_message_descriptor_get_field(stack[depth].desc, (unsigned)(tag >> 3));
+        if (f && wt != field_wire_type(f) &&
+            !(wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED && field_wire_type(f) != 2)) {
+            static char msg[160];
+            snprintf(msg, sizeof msg, "field %u (%s.%s) has wire type %d, expected %d", (unsigned)(tag >> 3),
+                     stack[depth].desc->short_name, f->name, wt, field_wire_type(f));
+            *bad_offset = (size_t)(p - buf);
+            *reason = msg;
+            return -1;
+        }
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (depth + 1 >= WIRE_MAX_DEPTH) {
+                *bad_offset = (size_t)(p - buf);
+                *reason = "messages nested deeper than " STR(WIRE_MAX_DEPTH) " levels";
+                return -1;
+            }
+            uint64_t payload = 0;
+            size_t ll = read_varint(p + tl, stack[depth].end, &payload);
+            depth++;
+            stack[depth].end = p + tl + bl;
+            stack[depth].desc = f->descriptor;
+            p += tl + ll;
+            continue;
+        }
+        p += tl + bl;
+    }
 }

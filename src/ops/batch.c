@@ -3,6 +3,7 @@
  * the export batch (PyTorch's x.view(x.size(0), -1) exported as [2, -1]) gets
  * that entry rewritten to copy dim 0; outputs and value_info follow. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -37,13 +38,23 @@ static int rewrite_target(sfp_graph_t *g, sfp_node_t *n, int64_t first, sfp_erro
     sfp_tensor_t *t = NULL;
     int rc = sfp_tensor_clone(k, &t, err), nid = -1;
     if (rc < 0) return rc;
-    ((int64_t *)t->data)[0] = first;
-    char name[512];
+    if (t->dtype == SFP_DT_INT64) ((int64_t *)t->data)[0] = first;
+    else ((int32_t *)t->data)[0] = (int32_t)first;
+    /* Sized to the name: a fixed buffer truncated every candidate to the same
+     * string for long names, and the search below never ended. */
+    size_t cap = strlen(tv->name) + 32;
+    char *name = malloc(cap);
+    if (!name) {
+        sfp_tensor_free(t);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
     for (int i = 0;; i++) {
-        snprintf(name, sizeof name, "%s_batchfree%s%d", tv->name, i ? "_" : "", i);
+        snprintf(name, cap, "%s_batchfree%s%d", tv->name, i ? "_" : "", i);
         if (graph_find_value(g, name) < 0) break;
     }
-    if ((rc = graph_add_value(g, name, &nid, err)) < 0) {
+    rc = graph_add_value(g, name, &nid, err);
+    free(name);
+    if (rc < 0) {
         sfp_tensor_free(t);
         return rc;
     }

@@ -34,6 +34,9 @@ static int seed_inputs(sfp_graph_t *g, int64_t batch, sfp_error_t *err)
         if (v->init) continue;
         if (v->decl.rank < 0 || v->decl.dtype == SFP_DT_UNDEFINED)
             return sfp_errorf(err, SFP_EBADMODEL, "graph input '%s' has no declared type and shape", sfp_q(v->name));
+        if (sfp_dtype_size(v->decl.dtype) == 0)
+            return sfp_errorf(err, SFP_EUNSUPPORTED, "graph input '%s' has element type %s, which is not supported",
+                              sfp_q(v->name), sfp_dtype_name(v->decl.dtype));
         v->dtype = v->decl.dtype;
         v->ndim = v->decl.rank;
         for (int k = 0; k < v->ndim; k++) {
@@ -47,6 +50,13 @@ static int seed_inputs(sfp_graph_t *g, int64_t batch, sfp_error_t *err)
                                   sfp_q(v->name), k, sfp_q(v->decl.params[k] ? v->decl.params[k] : "?"));
             v->dims[k] = d;
         }
+        int64_t numel = 0, largest = 0;
+        for (int k = 0; k < v->ndim; k++) largest = v->dims[k] > largest ? v->dims[k] : largest;
+        /* each dim too: a zero elsewhere must not let 2^63 through to the ops' arithmetic */
+        if (sfp_shape_numel(v->ndim, v->dims, &numel, NULL) < 0 || numel > ((int64_t)1 << 40) ||
+            largest > ((int64_t)1 << 40))
+            return sfp_errorf(err, SFP_EBADMODEL, "graph input '%s' would hold an absurd number of elements",
+                              sfp_q(v->name));
     }
     return 0;
 }

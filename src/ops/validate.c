@@ -87,6 +87,9 @@ static int check_node(const sfp_model_t *m, const sfp_node_t *n, int index, sfp_
     }
     for (int i = 0; i < n->n_outputs; i++) {
         int v = n->outputs[i];
+        if (v < 0 && i < def->min_outputs)
+            return sfp_errorf(err, SFP_EBADMODEL, "node '%s' (%s): required output %d is empty", sfp_q(name),
+                              sfp_q(n->op_type), i);
         if (v >= 0 && (g->values[v].flags & SFP_VAL_INPUT))
             return sfp_errorf(err, SFP_EBADMODEL, "node '%s' (%s): output '%s' is also a graph input", sfp_q(name),
                               sfp_q(n->op_type), sfp_q(g->values[v].name));

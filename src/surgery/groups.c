@@ -9,6 +9,10 @@
 #include "ops/ops.h"
 #include "surgery/surgery.h"
 
+/* Upper bound of channel slots over all activations (a torchvision ResNet-50
+ * has about 10^5); ~120 bytes each are allocated. */
+#define GROUPS_MAX_SLOTS (1 << 20)
+
 typedef struct uf_ctx {
     const sfp_graph_t *g;
     sfp_groups_t *gs;
@@ -102,7 +106,9 @@ static int rule_conv(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     int64_t group = node_attr_int(n, "group", 1), cin = g->values[x].dims[1], m = g->values[y].dims[1];
     for (int64_t o = 0; o < slots_of(u, y); o++) u->source[slot(u, y, o)] = (int)(n - g->nodes);
     if (group == 1) return 0;
-    if (group == cin && m % cin == 0) { /* depthwise: output o reads input o / multiplier */
+    /* (slot counts checked: an input of another dtype has no channel slots) */
+    if (group == cin && m % cin == 0 && slots_of(u, x) == cin && slots_of(u, y) == m) {
+        /* depthwise: output o reads input o / multiplier */
         int64_t mult = m / cin;
         for (int64_t o = 0; o < m; o++) uf_union(u, slot(u, y, o), slot(u, x, o / mult));
         return 0;
@@ -125,7 +131,10 @@ static void rule_concat(uf_ctx_t *u, const sfp_node_t *n)
     for (int i = 0; i < n->n_inputs; i++) {
         int x = n->inputs[i];
         if (!u->gs->value_zero[x]) all_zero = false;
-        if (axis == 1) {
+        if (axis == 1 && slots_of(u, x) > slots_of(u, out) - off) { /* mixed dtypes: not all are activations */
+            block_value(u, x, "Concat of values that are not all activations");
+            block_value(u, out, "Concat of values that are not all activations");
+        } else if (axis == 1) {
             for (int64_t c = 0; c < slots_of(u, x); c++) uf_union(u, slot(u, out, off + c), slot(u, x, c));
             off += slots_of(u, x);
         } else {
@@ -139,7 +148,6 @@ static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
     const sfp_graph_t *g = u->g;
     int x = n->inputs[0], y = n->outputs[0];
-    int64_t before = g->values[y].dims[1] - g->values[x].dims[1];
     /* channel pads: the input's channel c lands at pads[1] + c */
     int64_t pb = 0;
     const sfp_tensor_t *p = n->n_inputs > 1 && n->inputs[1] >= 0 ? graph_const(g, n->inputs[1]) : NULL;
@@ -148,7 +156,8 @@ static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
         const int64_t *pads = NULL;
         if (node_attr_ints(n, "pads", &pads) >= 2) pb = pads[1];
     }
-    if (before != 0 && pb < 0) return cannot_see(n, "negative channel pads (cropping)", err);
+    if (pb < 0 || pb > slots_of(u, y) - slots_of(u, x))
+        return cannot_see(n, "negative channel pads (cropping)", err);
     for (int64_t c = 0; c < slots_of(u, x); c++) uf_union(u, slot(u, y, pb + c), slot(u, x, c));
     u->gs->value_zero[y] = u->gs->value_zero[x];
     return 0;
@@ -174,7 +183,8 @@ static void rule_reshape(uf_ctx_t *u, const sfp_node_t *n)
     int x = n->inputs[0], y = n->outputs[0];
     const sfp_value_t *xv = &g->values[x], *yv = &g->values[y];
     if (!slots_of(u, x) && !slots_of(u, y)) return;
-    if (xv->ndim >= 2 && yv->ndim >= 2 && xv->dims[0] == yv->dims[0]) {
+    if (xv->ndim >= 2 && yv->ndim >= 2 && xv->dims[0] == yv->dims[0] && slots_of(u, x) == xv->dims[1] &&
+        slots_of(u, y) == yv->dims[1]) {
         int64_t rest = 1;
         for (int k = 2; k < xv->ndim; k++) rest *= xv->dims[k];
         if (yv->ndim == 2 && yv->dims[1] == xv->dims[1] * rest) {
@@ -476,6 +486,13 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
         gs->value_slots[v] = activation ? val->dims[1] : 0;
         u.base[v] = u.n_slots;
         u.n_slots += gs->value_slots[v];
+        /* ~120 bytes per slot below; declared shapes alone (no weights in the
+         * file) could otherwise ask for terabytes. */
+        if (u.n_slots > GROUPS_MAX_SLOTS) {
+            rc = sfp_errorf(err, SFP_EUNSUPPORTED, "more than %d channels and features to trace (value '%s' has %lld)",
+                            GROUPS_MAX_SLOTS, sfp_q(val->name), (long long)gs->value_slots[v]);
+            goto out;
+        }
     }
     size_t S = (size_t)(u.n_slots ? u.n_slots : 1);
     u.parent = malloc(sizeof(int64_t) * S);

@@ -103,14 +103,23 @@ static int own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, sf
     /* A constant computed by a node (e.g. Identity of a deduplicated bias) or
      * shared with other nodes becomes an initializer of this node's own. */
     if (folded || graph_count_consumers(g, vid) > uses || (g->values[vid].flags & (SFP_VAL_INPUT | SFP_VAL_OUTPUT))) {
-        char name[600];
+        const char *base = g->values[vid].name, *owner = *n->name ? n->name : n->op_type;
+        /* Sized to the names: a fixed buffer truncated every candidate to the
+         * same string for long names, and the search never ended. */
+        size_t cap = strlen(base) + strlen(owner) + 32;
+        char *name = malloc(cap);
         sfp_tensor_t *copy = NULL;
         int nid = -1;
-        snprintf(name, sizeof name, "%s_%s", g->values[vid].name, *n->name ? n->name : n->op_type);
-        for (int i = 1; graph_find_value(g, name) >= 0; i++)
-            snprintf(name, sizeof name, "%s_%s_%d", g->values[vid].name, *n->name ? n->name : n->op_type, i);
-        if ((rc = sfp_tensor_clone(graph_const(g, vid), &copy, err)) < 0) return rc;
-        if ((rc = graph_add_value(g, name, &nid, err)) < 0) {
+        if (!name) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        snprintf(name, cap, "%s_%s", base, owner);
+        for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, cap, "%s_%s_%d", base, owner, i);
+        if ((rc = sfp_tensor_clone(graph_const(g, vid), &copy, err)) < 0) {
+            free(name);
+            return rc;
+        }
+        rc = graph_add_value(g, name, &nid, err);
+        free(name);
+        if (rc < 0) {
             sfp_tensor_free(copy);
             return rc;
         }
@@ -207,7 +216,10 @@ static int shrink_pad(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp
     int64_t gone_b = 0, gone_e = 0;
     for (int64_t i = 0; i < pb; i++) gone_b += is_removed(r, y, i);
     for (int64_t i = out_c - pe; i < out_c; i++) gone_e += is_removed(r, y, i);
-    if (t) {
+    if (t && t->dtype == SFP_DT_INT32) { /* (ONNX says int64; int32 pads are read too) */
+        ((int32_t *)t->data)[1] = (int32_t)(pb - gone_b);
+        ((int32_t *)t->data)[1 + rank] = (int32_t)(pe - gone_e);
+    } else if (t) {
         ((int64_t *)t->data)[1] = pb - gone_b;
         ((int64_t *)t->data)[1 + rank] = pe - gone_e;
     } else {
@@ -235,22 +247,22 @@ static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs,
 
 /* Inserts a node after value v that gives it `want` channels: a zero value's
  * extra channels are sliced off or zero channels padded on. */
-static int resize_zero_value(sfp_model_t *m, int v, int64_t have, int64_t want, sfp_error_t *err)
+static int resize_zero_nodes(sfp_model_t *m, int v, int64_t have, int64_t want, char *name, size_t name_size,
+                             char *tname, size_t tname_size, sfp_error_t *err)
 {
     sfp_graph_t *g = &m->graph;
-    char name[600], tname[640];
     int nv = -1, kv = -1, rc, nid = -1;
     int64_t opset = model_opset(m, "");
     int rank = g->values[v].ndim;
-    snprintf(name, sizeof name, "%s_resized", g->values[v].name);
-    for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, sizeof name, "%s_resized_%d", g->values[v].name, i);
+    snprintf(name, name_size, "%s_resized", g->values[v].name);
+    for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, name_size, "%s_resized_%d", g->values[v].name, i);
     if ((rc = graph_add_value(g, name, &nv, err)) < 0) return rc;
     /* consumers of v read the resized value */
     for (int i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_inputs; k++)
             if (g->nodes[i].inputs[k] == v) g->nodes[i].inputs[k] = nv;
     bool slice = want < have;
-    snprintf(tname, sizeof tname, "%s_%s", name, slice ? "ends" : "pads");
+    snprintf(tname, tname_size, "%s_%s", name, slice ? "ends" : "pads");
     if (slice) {
         if (opset >= 10) {
             int64_t one = 1;
@@ -264,7 +276,7 @@ static int resize_zero_value(sfp_model_t *m, int v, int64_t have, int64_t want, 
             const char *suffix[3] = {"_starts", "_ends", "_axes"};
             sfp_tensor_t *ts[3] = {starts, ends, axes};
             for (int k = 0; k < 3; k++) {
-                snprintf(tname, sizeof tname, "%s%s", name, suffix[k]);
+                snprintf(tname, tname_size, "%s%s", name, suffix[k]);
                 if ((rc = graph_add_value(g, tname, &kv, err)) < 0) return rc;
                 if ((rc = graph_set_init(g, kv, ts[k], err)) < 0) return rc;
                 ids[k + 1] = kv;
@@ -295,6 +307,20 @@ static int resize_zero_value(sfp_model_t *m, int v, int64_t have, int64_t want, 
         }
     }
     return 0;
+}
+
+/* Wrapper owning the two name buffers, sized to v's name (a fixed buffer
+ * truncated long names so that no candidate ever became unique). */
+static int resize_zero_value(sfp_model_t *m, int v, int64_t have, int64_t want, sfp_error_t *err)
+{
+    size_t cap = strlen(m->graph.values[v].name) + 48;
+    char *name = malloc(cap), *tname = malloc(cap + 16);
+    int rc = 0;
+    if (!name || !tname) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    else rc = resize_zero_nodes(m, v, have, want, name, cap, tname, cap + 16, err);
+    free(name);
+    free(tname);
+    return rc;
 }
 
 /* Where x.mul(0) was decoupled from x, the zero branch may now have the wrong

@@ -6,14 +6,25 @@
 
 #include "onnxsfp/error.h"
 
+/* C0 controls, DEL, and the UTF-8 encoding of a C1 control (U+0080..U+009F:
+ * 0xc2 0x80..0x9f; U+009B is CSI to some terminals) starting at s[i]. */
+static int is_control_at(const char *s, size_t i)
+{
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) return 1;
+    return c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f;
+}
+
 /* Keeps a message to one printable line: control bytes become \xNN. */
 static void sanitize_line(char *msg, size_t cap)
 {
     char tmp[SFP_ERROR_MSG_MAX];
     size_t o = 0;
-    for (size_t i = 0; msg[i] && o + 5 < sizeof tmp; i++) {
+    for (size_t i = 0; msg[i] && o + 9 < sizeof tmp; i++) {
         unsigned char c = (unsigned char)msg[i];
-        if (c < 0x20 || c == 0x7f) {
+        if (c == 0xc2 && is_control_at(msg, i)) {
+            o += (size_t)snprintf(tmp + o, sizeof tmp - o, "\\xc2\\x%02x", (unsigned char)msg[++i]);
+        } else if (c < 0x20 || c == 0x7f) {
             o += (size_t)snprintf(tmp + o, sizeof tmp - o, "\\x%02x", c);
         } else {
             tmp[o++] = (char)c;
@@ -73,9 +84,11 @@ const char *sfp_escape(const char *s, char *out, size_t out_size)
     size_t o = 0;
     if (out_size == 0) return out;
     if (!s) s = "(null)";
-    for (size_t i = 0; s[i] && o + 5 < out_size; i++) {
+    for (size_t i = 0; s[i] && o + 9 < out_size; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\') {
+        if (c == 0xc2 && is_control_at(s, i)) {
+            o += (size_t)snprintf(out + o, out_size - o, "\\xc2\\x%02x", (unsigned char)s[++i]);
+        } else if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\') {
             o += (size_t)snprintf(out + o, out_size - o, "\\x%02x", c);
         } else {
             out[o++] = (char)c;

@@ -68,8 +68,11 @@ static void add_reason(const char *msg)
     const char *q = p ? strstr(p + 6, "' (") : NULL;
     if (p && q)
         snprintf(key, sizeof key, "%.*s%s", (int)(p - msg), msg, q + 2);
-    else
-        snprintf(key, sizeof key, "%s", msg);
+    else {
+        size_t n = strnlen(msg, sizeof key - 1); /* truncation wanted: keys are short labels */
+        memcpy(key, msg, n);
+        key[n] = '\0';
+    }
     stats.skipped++;
     for (int i = 0; i < stats.n_reasons; i++)
         if (!strcmp(stats.reasons[i].text, key)) {

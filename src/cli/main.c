@@ -1,5 +1,7 @@
 /* onnx-sfp entry point: picks the subcommand, prints its one-line error as
  * "onnx-sfp: error: ..." and maps the error code to the exit status. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +21,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     sfp_error_t err = {0};
+    /* A file size limit (ulimit -f) must give a clear write error (EFBIG) and
+     * the temp file removed, not a kill by SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -21,7 +21,9 @@ int tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err)
     if (!tp) {
         size_t off = 0;
         const char *why = NULL;
-        if (alloc.used >= alloc.budget)
+        if (alloc.out_of_memory)
+            rc = sfp_errorf(err, SFP_ENOMEM, "%s: out of memory decoding the TensorProto", sfp_q(path));
+        else if (alloc.exhausted)
             rc = sfp_errorf(err, SFP_EBADDATA, "%s: not a TensorProto: it would need more memory than its size justifies",
                             sfp_q(path));
         else if (wire_scan(buf, len, &off, &why) < 0)

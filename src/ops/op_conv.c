@@ -22,6 +22,9 @@ static int conv_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     if (group < 1 || cin % group != 0 || m % group != 0)
         return op_errorf(c, err, SFP_EBADMODEL, "group %lld does not divide %lld input and %lld output channels",
                          (long long)group, (long long)cin, (long long)m);
+    if (x->dtype != w->dtype || (b && b->dtype != x->dtype))
+        return op_errorf(c, err, SFP_EBADMODEL, "input, weight and bias types differ (%s, %s)", sfp_dtype_name(x->dtype),
+                         sfp_dtype_name(w->dtype));
     if (w->dims[1] * group != cin)
         return op_errorf(c, err, SFP_EBADMODEL, "weight '%s' expects %lld input channels, input '%s' has %lld",
                          sfp_q(w->name), (long long)(w->dims[1] * group), sfp_q(x->name), (long long)cin);

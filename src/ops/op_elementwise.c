@@ -124,13 +124,19 @@ static int binary_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
         int64_t x = sfp_tensor_get_int(ka, bcast_index(i, nd, dims, ka->ndim, ka->dims));
         int64_t y = sfp_tensor_get_int(kb, bcast_index(i, nd, dims, kb->ndim, kb->dims));
         int64_t r = 0;
-        if (op == 'A') r = x + y;
-        else if (op == 'S') r = x - y;
-        else if (op == 'M') r = x * y;
+        bool overflow = false;
+        if (op == 'A') overflow = __builtin_add_overflow(x, y, &r);
+        else if (op == 'S') overflow = __builtin_sub_overflow(x, y, &r);
+        else if (op == 'M') overflow = __builtin_mul_overflow(x, y, &r);
         else if (y == 0) {
             sfp_tensor_free(t);
             return op_errorf(c, err, SFP_EBADMODEL, "integer division by zero in a shape computation");
-        } else r = x / y;
+        } else if (x == INT64_MIN && y == -1) overflow = true;
+        else r = x / y;
+        if (overflow) {
+            sfp_tensor_free(t);
+            return op_errorf(c, err, SFP_EBADMODEL, "integer overflow in a shape computation");
+        }
         ((int64_t *)t->data)[i] = r;
     }
     return op_fold(c, 0, t, batch0, err);

@@ -39,6 +39,8 @@ static int pad_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
         return op_errorf(c, err, SFP_EBADMODEL, "pads lists %d values, rank %d needs %d", n, x->ndim, 2 * x->ndim);
     int64_t dims[SFP_MAX_DIMS];
     for (int k = 0; k < x->ndim; k++) {
+        if (pads[k] < -OP_MAX_DIM || pads[k] > OP_MAX_DIM || pads[k + x->ndim] < -OP_MAX_DIM || pads[k + x->ndim] > OP_MAX_DIM)
+            return op_errorf(c, err, SFP_EBADMODEL, "pads of dim %d are out of range", k);
         dims[k] = x->dims[k] + pads[k] + pads[k + x->ndim];
         if (dims[k] < 0) return op_errorf(c, err, SFP_EBADMODEL, "pads crop dim %d below zero", k);
     }

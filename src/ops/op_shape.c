@@ -162,11 +162,14 @@ static int cos_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
         return op_errorf(c, err, SFP_EBADMODEL, "value must be a one-element tensor");
     for (int k = 0; k < n; k++)
         if (dims[k] < 0) return op_errorf(c, err, SFP_EBADMODEL, "negative dimension in the shape");
+    int64_t numel = 0;
+    if (sfp_shape_numel(n, dims, &numel, NULL) < 0 || numel > OP_FOLD_MAX_ELEMS)
+        return op_set_out(c, 0, dt, n, dims, false, err); /* too big to fold: computed when run */
     sfp_tensor_t *t = NULL;
     if ((rc = sfp_tensor_create(NULL, dt, n, dims, &t, err)) < 0) return rc;
     if (a) {
         size_t es = sfp_dtype_size(dt);
-        for (int64_t i = 0; i < sfp_tensor_numel(t); i++) memcpy((char *)t->data + (size_t)i * es, a->t->data, es);
+        for (int64_t i = 0; i < numel; i++) memcpy((char *)t->data + (size_t)i * es, a->t->data, es);
     }
     return op_fold(c, 0, t, false, err);
 }

@@ -64,7 +64,8 @@ int op_set_out(const sfp_op_ctx_t *c, int i, sfp_dtype_t dt, int ndim, const int
         return op_errorf(c, err, SFP_EUNSUPPORTED, "output rank %d outside 0..%d", ndim, SFP_MAX_DIMS);
     int64_t numel = 0;
     for (int k = 0; k < ndim; k++)
-        if (dims[k] < 0) return op_errorf(c, err, SFP_EBADMODEL, "output dimension %d would be %lld", k, (long long)dims[k]);
+        if (dims[k] < 0 || dims[k] > OP_MAX_DIM)
+            return op_errorf(c, err, SFP_EBADMODEL, "output dimension %d would be %lld", k, (long long)dims[k]);
     if (sfp_shape_numel(ndim, dims, &numel, NULL) < 0 || numel > ((int64_t)1 << 40))
         return op_errorf(c, err, SFP_EBADMODEL, "output '%s' would hold an absurd number of elements", sfp_q(v->name));
     v->dtype = dt;

@@ -94,6 +94,11 @@ extern const sfp_op_def_t op_defs_pad_slice[];
 extern const sfp_op_def_t op_defs_gemm[];
 extern const sfp_op_def_t op_defs_transpose[];
 
+/* Largest dimension any value may have, and the largest constant that shape
+ * inference folds (bigger ones are computed when the plan runs). */
+#define OP_MAX_DIM ((int64_t)1 << 40)
+#define OP_FOLD_MAX_ELEMS ((int64_t)1 << 16)
+
 /* ---- helpers for op files ---- */
 const sfp_value_t *op_in(const sfp_op_ctx_t *c, int i);   /* NULL when omitted */
 sfp_value_t *op_out(const sfp_op_ctx_t *c, int i);        /* NULL when omitted */

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from refs_common import BUILD, SFP, checker_problem, finish, ort_problem, reference_models, run
+from refs_common import BUILD, SFP, check_all, checker_problem, ort_problem, run
 
 OUT = os.path.join(BUILD, "compress-e2e")
 
@@ -28,12 +28,12 @@ def check(entry):
     rc, out = run([SFP, "compress", src, dst, "--epochs", "0", "--rate", "0.5", "--keep-masked", masked,
                    "--report-json", rjson, "--quiet"])
     if rc != 0:
-        return [f"compress exit {rc}: {out.strip()}"], None
+        return [f"compress exit {rc}: {out.strip()}"]
     problems = [p for p in (checker_problem(dst), checker_problem(masked)) if p]
     p = ort_problem(masked, dst, f"{eb},{3 * eb}", 1e-4)
     if p:
         problems.append("masked vs pruned: " + p)
-    rep = json.load(open(rjson))
+    rep = entry["report"] = json.load(open(rjson))
     rc, out = run([SFP, "report", src, dst, "--json"])
     if rc != 0:
         problems.append("report: " + out.strip())
@@ -45,21 +45,12 @@ def check(entry):
     p = ("rate 0: " + out.strip()) if rc != 0 else ort_problem(src, same, str(eb), 1e-5)
     if p:
         problems.append("rate 0 changed the function: " + p)
-    return problems, rep
+    return problems
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    failures, checked = [], 0
-    for entry in reference_models():
-        checked += 1
-        problems, rep = check(entry)
-        if problems:
-            failures.append(f"{entry['name']}: " + "; ".join(problems))
-        else:
-            print(f"ok   {entry['name']}: MACs -{100 * rep['reduction']['macs']:.1f}%, "
-                  f"params -{100 * rep['reduction']['params']:.1f}%")
-    return finish(failures, checked, "compress --epochs 0")
+    return check_all(OUT, check, lambda e: f"{e['name']}: MACs -{100 * e['report']['reduction']['macs']:.1f}%, "
+                     f"params -{100 * e['report']['reduction']['params']:.1f}%", "compress --epochs 0")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from refs_common import BUILD, SFP, checker_problem, finish, ort_problem, reference_models, run
+from refs_common import BUILD, SFP, check_all, checker_problem, ort_problem, run
 
 OUT = os.path.join(BUILD, "refs-roundtrip")
 
@@ -44,17 +44,8 @@ def check(entry):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    failures, checked = [], 0
-    for entry in reference_models():
-        checked += 1
-        problems = check(entry)
-        if problems:
-            failures.append(f"{entry['name']}: " + "; ".join(problems))
-        else:
-            print(f"ok   {entry['name']}: macs {entry['macs']:,} params {entry['params']:,} "
-                  f"({entry['bn']} BN, opset {entry['opset']}, batch {entry['batch']})")
-    return finish(failures, checked, "reference models")
+    return check_all(OUT, check, lambda e: f"{e['name']}: macs {e['macs']:,} params {e['params']:,} "
+                     f"({e['bn']} BN, opset {e['opset']}, batch {e['batch']})", "reference models")
 
 
 if __name__ == "__main__":

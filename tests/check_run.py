@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from refs_common import BUILD, SFP, finish, reference_models, run
+from refs_common import BUILD, SFP, check_all, run
 
 OUT = os.path.join(BUILD, "refs-run")
 TOL = 1e-4  # float32 sums in another order than PyTorch's: a few ulps per term
@@ -60,16 +60,8 @@ def check(entry):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    failures, checked = [], 0
-    for entry in reference_models():
-        checked += 1
-        problems = check(entry)
-        if problems:
-            failures.append(f"{entry['name']}: " + "; ".join(problems))
-        else:
-            print(f"ok   {entry['name']}: run matches PyTorch at batch {entry.get('export_batch', 1)} and 3x")
-    return finish(failures, checked, "reference models run")
+    return check_all(OUT, check, lambda e: f"{e['name']}: run matches PyTorch at batch {e.get('export_batch', 1)} and 3x",
+                     "reference models run")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,21 @@ def ort_problem(a, b, batches, tol):
     return None if rc == 0 else out.strip().replace("\n", " | ")
 
 
+def check_all(out_dir, check, describe, what):
+    """Runs check(entry) -> list of problems on every reference model, prints
+    "ok   " + describe(entry) for the clean ones, and returns finish()'s status."""
+    os.makedirs(out_dir, exist_ok=True)
+    failures, checked = [], 0
+    for entry in reference_models():
+        checked += 1
+        problems = check(entry)
+        if problems:
+            failures.append(f"{entry['name']}: " + "; ".join(problems))
+        else:
+            print("ok   " + describe(entry))
+    return finish(failures, checked, what)
+
+
 def finish(failures, checked, what):
     for f in failures:
         print("FAIL " + f)

@@ -48,9 +48,43 @@ def check(entry):
     return problems
 
 
+def check_flops_and_skip():
+    """--flops reaches its MAC cut on the emitted graph; --skip keeps the
+    matching layers' channels (ResNet-20 with zero-padding shortcuts)."""
+    src = os.path.join(BUILD, "refs", "resnet20_a_concat_fused_op13.onnx")
+    dst, rjson = os.path.join(OUT, "flops.onnx"), os.path.join(OUT, "flops.json")
+    rc, out = run([SFP, "compress", src, dst, "--epochs", "0", "--flops", "0.4", "--report-json", rjson])
+    if rc != 0:
+        return ["--flops 0.4: " + out.strip()]
+    rep = json.load(open(rjson))
+    problems = []
+    if not rep["reduction"]["macs"] >= 0.4:
+        problems.append(f"--flops 0.4 cut only {rep['reduction']['macs']:.4f} of the MACs")
+    if not 0 < rep["rate"] < 0.99:
+        problems.append(f"--flops chose rate {rep['rate']}")
+    rc, out = run([SFP, "compress", src, dst, "--epochs", "0", "--rate", "0.5", "--skip", "*blocks.1*",
+                   "--report-json", rjson, "--quiet"])
+    if rc != 0:
+        return problems + ["--skip: " + out.strip()]
+    layers = json.load(open(rjson))["layers"]
+    kept = {l["name"]: (l["channels"], l["kept"]) for l in layers}
+    inner = [n for n in kept if "blocks.1/" in n and "conv_a" in n]
+    if not inner or any(kept[n][0] != kept[n][1] for n in inner):
+        problems.append(f"--skip '*blocks.1*' changed {inner}: {[kept[n] for n in inner]}")
+    if all(c == k for c, k in kept.values()):
+        problems.append("--skip: nothing was pruned")
+    return problems
+
+
 def main():
-    return check_all(OUT, check, lambda e: f"{e['name']}: MACs -{100 * e['report']['reduction']['macs']:.1f}%, "
-                     f"params -{100 * e['report']['reduction']['params']:.1f}%", "compress --epochs 0")
+    status = check_all(OUT, check, lambda e: f"{e['name']}: MACs -{100 * e['report']['reduction']['macs']:.1f}%, "
+                       f"params -{100 * e['report']['reduction']['params']:.1f}%", "compress --epochs 0")
+    problems = check_flops_and_skip()
+    for p in problems:
+        print("FAIL flops/skip: " + p)
+    if not problems:
+        print("ok   --flops 0.4 reaches its MAC cut; --skip keeps the matching layers")
+    return 1 if problems else status
 
 
 if __name__ == "__main__":

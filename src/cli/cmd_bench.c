@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
 #include "train/plan.h"
@@ -108,11 +110,19 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     for (int i = 0; i < a->n_pos; i++)
         if ((rc = bench_model(a->pos[i], batch, a->threads, seconds, &r[i], err)) < 0) return rc;
     if (cli_flag(cmd, a, "json")) {
-        printf("{\"models\": [");
-        for (int i = 0; i < a->n_pos; i++)
-            printf("%s{\"path\": \"%s\", \"batch\": %lld, \"infer_images_per_s\": %.1f, \"latency_ms_batch1\": %.3f, \"macs\": %lld}",
-                   i ? ", " : "", a->pos[i], (long long)batch, r[i].images_per_s, r[i].latency_ms, (long long)r[i].macs);
-        printf("]}\n");
+        json_object *root = json_object_new_object(), *models = json_object_new_array();
+        for (int i = 0; i < a->n_pos; i++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "path", json_object_new_string(a->pos[i]));
+            json_object_object_add(o, "batch", json_object_new_int64(batch));
+            json_object_object_add(o, "infer_images_per_s", json_object_new_double(r[i].images_per_s));
+            json_object_object_add(o, "latency_ms_batch1", json_object_new_double(r[i].latency_ms));
+            json_object_object_add(o, "macs", json_object_new_int64(r[i].macs));
+            json_object_array_add(models, o);
+        }
+        json_object_object_add(root, "models", models);
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(root);
         return 0;
     }
     printf("%-40s %14s %18s %14s\n", "model", "MACs", "latency b1 (ms)", "images/s b" );

@@ -80,8 +80,12 @@ demo: deps
 	  --keep-masked $(DEMO)/resnet20-masked.onnx --report-json $(DEMO)/report.json
 	$(BUILD)/onnx-sfp report $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx
 
-bench: all
+$(BUILD)/bench/train_step: $(BUILD)/bench/train_step.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+bench: all $(BUILD)/bench/train_step
 	sh bench/infer_vs_ort.sh
+	sh bench/train_vs_torch.sh
 	sh bench/compress_latency.sh
 
 install: all

@@ -245,7 +245,8 @@ static void expect_forward_matches_folding(const sfp_model_t *m, const sfp_node_
         assert_non_null(out[o]);
     }
     const sfp_op_def_t *def = op_find(n->op_type, n->domain);
-    sfp_exec_t x = {g, n, model_opset(m, ""), in_sp, out_sp, in, out, NULL, 0, NULL};
+    sfp_exec_t x = {.g = g, .node = n, .opset = model_opset(m, ""), .in_shape = in_sp, .out_shape = out_sp,
+                    .in = in, .out = out};
     size_t scratch = 0;
     if (def->run.prepare) TU_OK(&err, def->run.prepare(&x, &scratch, &err));
     x.scratch = malloc(scratch + 1);

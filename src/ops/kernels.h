@@ -150,4 +150,113 @@ void slice_forward(int ndim, const int64_t *x_dims, const int64_t *start, const 
 void slice_forward_ref(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step,
                        const int64_t *count, size_t elem, const void *x, void *y);
 
+/* ---- backward passes (training runtime) ----
+ * Each *_backward is the adjoint of the forward kernel above it: given dy,
+ * the gradient of the loss with respect to the forward's output, it ADDS the
+ * gradients of the inputs into dx, dw, ... (+=; the caller zeroes them).
+ * A NULL gradient pointer means that gradient is not wanted. Shapes are the
+ * forward's. Each has a plain `_ref` twin where the fast one is not already
+ * the plain loop. */
+
+/* dst (n) += src (n). */
+void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads);
+
+/* Conv: x (N,C,D..), w (M,C/G,K..), dy (N,M,O..) -> dx (N,C,D..) +=,
+ * dw (M,C/G,K..) +=, db (M) +=. dW via im2col + sgemm, per image (or
+ * several images side by side on small maps); the batch is cut into a fixed
+ * number of partial sums of dw/db that do not depend on the thread count,
+ * workers take whole partials. dX: with stride 1, the forward convolution of
+ * dY by the flipped kernel with its channel axes swapped; otherwise sgemm
+ * + col2im. */
+bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                   float *db, float *scratch, sfp_threads_t *threads);
+void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
+                       float *dw, float *db);
+/* Adjoint of conv_im2col: adds the rows of col (channels [c0, c0 +
+ * n_channels) of one image, row stride ld) back into dx_image; positions in
+ * the padding are dropped. Threads split channels. */
+void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_t n_channels, int64_t ld,
+                 float *dx_image, sfp_threads_t *threads);
+
+/* BatchNormalization, training form: x (N, C, S) -> y normalised by each
+ * channel's batch mean and biased variance; save_mean / save_invstd (C, may
+ * be NULL) keep mean and 1/sqrt(var + eps) for backward; running_mean /
+ * running_var (C,
+ * both or neither NULL) become momentum * running + (1 - momentum) * batch,
+ * with the unbiased variance (N*S/(N*S-1)) as ONNX and PyTorch do. Sums:
+ * float lanes within blocks of 256 elements, blocks added in double; the
+ * variance about the mean (two passes). Needs N*S >= 2. */
+void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                             const float *bias, float eps, float momentum, float *y, float *save_mean,
+                             float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads);
+/* x (N,C,S), dy -> dx +=, dscale +=, dbias += for y = scale * (x - mean) *
+ * invstd + bias. batch_stats: mean/invstd were the batch's own (training
+ * form), so the gradient also flows through them; otherwise they are
+ * constants (running statistics). */
+void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                        const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                        float *dscale, float *dbias, sfp_threads_t *threads);
+void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                            const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                            float *dscale, float *dbias);
+
+/* y = relu(x) (n): dx += dy where y > 0. */
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
+/* y = sigmoid(x) (n): dx += dy * y * (1 - y). */
+void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
+/* y = softmax of x (outer, len, inner) over len: dx += y * (dy - sum(dy * y)). */
+void softmax_backward(int64_t outer, int64_t len, int64_t inner, const float *y, const float *dy, float *dx,
+                      sfp_threads_t *threads);
+/* a, b broadcast by s to y (prod(s->out)); dy (y) -> da += (a's shape),
+ * db += (b's shape), summed over the dims an operand was broadcast along.
+ * a and b are read for Mul and Div only; da and db may be the same buffer
+ * (x op x). */
+void binary_backward_f32(sfp_binary_op_t op, const sfp_bcast_t *s, const float *a, const float *b, const float *dy,
+                         float *da, float *db, sfp_threads_t *threads);
+void binary_backward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const float *a, int b_ndim,
+                             const int64_t *b_dims, const float *b, int y_ndim, const int64_t *y_dims,
+                             const float *dy, float *da, float *db);
+
+/* Pooling: x (N,C,D..), dy (N,C,O..) -> dx +=. Max sends each output's
+ * gradient to the first maximum of its window (row-major tap order, as the
+ * forward picks it and PyTorch does); average spreads it over the taps the
+ * forward divided by. */
+void maxpool_backward(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, sfp_threads_t *threads);
+void maxpool_backward_ref(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx);
+void avgpool_backward(const sfp_pool_shape_t *s, const float *dy, float *dx, sfp_threads_t *threads);
+void avgpool_backward_ref(const sfp_pool_shape_t *s, const float *dy, float *dx);
+/* x (planes, spatial), dy (planes) -> dx (planes, spatial) +=. */
+void global_avgpool_backward(int64_t planes, int64_t spatial, const float *dy, float *dx, sfp_threads_t *threads);
+void global_maxpool_backward(int64_t planes, int64_t spatial, const float *x, const float *dy, float *dx,
+                             sfp_threads_t *threads);
+
+/* Gemm without C: y (m,n) = alpha op(a) op(b), a (m,k) or (k,m) when
+ * trans_a, b (k,n) or (n,k) when trans_b -> da +=, db += (same layouts). */
+void gemm_backward(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   const float *b, const float *dy, float *da, float *db);
+/* MatMul (shapes as matmul_shape_init) -> da +=, db +=, summed over the
+ * batch dims an operand was broadcast along. */
+void matmul_backward(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                     float *db);
+void matmul_backward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                         float *db);
+
+/* Data movement, float32: the gradient goes back where the element came from. */
+/* dy (outer, sum(len_i) * inner) -> dx_i (outer, len_i * inner) += (dx[i] may be NULL). */
+void concat_backward(int n_inputs, float *const *dx, const int64_t *len, int64_t outer, int64_t inner,
+                     const float *dy);
+/* dy (y_dims) -> dx (x_dims) += the window pad_forward placed x in. */
+void pad_backward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, const float *dy,
+                  float *dx);
+void pad_backward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                      const float *dy, float *dx);
+/* dy (count) -> dx (x_dims): dx[start + i * step] += dy[i]. */
+void slice_backward(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step, const int64_t *count,
+                    const float *dy, float *dx);
+void slice_backward_ref(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step,
+                        const int64_t *count, const float *dy, float *dx);
+/* y = transpose(x, perm), x (x_dims): dx += transpose(dy, perm^-1). */
+void transpose_backward(int rank, const int64_t *x_dims, const int *perm, const float *dy, float *dx);
+
 #endif

@@ -224,6 +224,7 @@ typedef struct conv_job {
     float *y, *scratch;
     size_t per_worker;          /* floats of scratch per worker */
     sfp_threads_t *inner;       /* threads for im2col when one worker runs */
+    bool accumulate;            /* y += conv (the backward's dX), no bias */
 } conv_job_t;
 
 /* Images [n0, n1) with the worker's own scratch. */
@@ -251,7 +252,7 @@ static void conv_images(void *ctx, int worker, int64_t n0, int64_t n1)
                     float *restrict row = yg + m * ohw;
                     for (int64_t i = 0; i < ohw; i++) row[i] = bg[m];
                 }
-                sfp_sgemm(false, false, mg, ohw, k, 1.0f, wg, k, in, ohw, bg ? 1.0f : 0.0f, yg, ohw);
+                sfp_sgemm(false, false, mg, ohw, k, 1.0f, wg, k, in, ohw, bg || j->accumulate ? 1.0f : 0.0f, yg, ohw);
                 continue;
             }
             /* cnt images side by side in col, one product, then scattered */
@@ -263,19 +264,22 @@ static void conv_images(void *ctx, int worker, int64_t n0, int64_t n1)
                     const float *restrict src = tmp + m * cols + i * ohw;
                     float *restrict dst = j->y + ((n + i) * s->out_channels + g * mg + m) * ohw;
                     const float bias = bg ? bg[m] : 0.0f;
-                    for (int64_t p = 0; p < ohw; p++) dst[p] = src[p] + bias;
+                    if (j->accumulate) {
+                        for (int64_t p = 0; p < ohw; p++) dst[p] += src[p];
+                    } else {
+                        for (int64_t p = 0; p < ohw; p++) dst[p] = src[p] + bias;
+                    }
                 }
         }
     }
 }
 
-/* x (N,C,D1..Dk), w (M,C/G,K1..Kk), b (M) or NULL -> y (N,M,O1..Ok);
- * scratch: conv_scratch_floats(s, count(threads)) floats */
-void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
-                  float *scratch, sfp_threads_t *threads)
+/* The forward's loops; accumulate: y += conv(x, w) (b must be NULL). */
+static void conv_run(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
+                     bool accumulate, float *scratch, sfp_threads_t *threads)
 {
     int n_threads = sfp_threads_count(threads), workers = conv_workers(s, n_threads);
-    conv_job_t j = {s, x, w, b, y, scratch, 0, NULL};
+    conv_job_t j = {s, x, w, b, y, scratch, 0, NULL, accumulate};
     if (!conv_worker_floats(s, &j.per_worker)) return; /* prepare refused such shapes */
     if (workers > 1) {
         sfp_blas_set_threads(1);
@@ -285,6 +289,14 @@ void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, con
         j.inner = threads;
         conv_images(&j, 0, 0, s->batch);
     }
+}
+
+/* x (N,C,D1..Dk), w (M,C/G,K1..Kk), b (M) or NULL -> y (N,M,O1..Ok);
+ * scratch: conv_scratch_floats(s, count(threads)) floats */
+void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
+                  float *scratch, sfp_threads_t *threads)
+{
+    conv_run(s, x, w, b, y, false, scratch, threads);
 }
 
 /* Direct convolution, one output element at a time, double accumulator. */
@@ -375,8 +387,387 @@ static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return 0;
 }
 
+/* ---- backward ---- */
+
+/* Partial sums of dw and db: the batch's image chunks (conv_images_per_gemm
+ * images each) are cut into at most this many contiguous ranges whatever the
+ * thread count, each summed into its own buffer, then added in order; so dw
+ * does not depend on the thread count. */
+#define CONV_BWD_PARTIALS 8
+
+static int64_t conv_bwd_chunks(const sfp_conv_shape_t *s)
+{
+    int64_t nb = conv_images_per_gemm(s);
+    return (s->batch + nb - 1) / nb;
+}
+
+static int64_t conv_bwd_partials(const sfp_conv_shape_t *s)
+{
+    int64_t chunks = conv_bwd_chunks(s);
+    if (chunks < 1) return 1;
+    return chunks < CONV_BWD_PARTIALS ? chunks : CONV_BWD_PARTIALS;
+}
+
+/* Workers taking whole partials (sgemm single-threaded inside), or one
+ * worker with multi-threaded sgemm and col2im. */
+static int conv_bwd_workers(const sfp_conv_shape_t *s, int n_threads)
+{
+    int64_t partials = conv_bwd_partials(s);
+    if (n_threads < 2 || partials < 2) return 1;
+    return partials < n_threads ? (int)partials : n_threads;
+}
+
+/* Per worker: col (C/g * prod(K), nb * prod(O)), reused for dcol, plus dY of
+ * the group gathered as (M/g, nb * prod(O)) when several images share one
+ * sgemm. Pointwise convolutions need neither. */
+static bool conv_bwd_worker_floats(const sfp_conv_shape_t *s, size_t *out)
+{
+    return conv_worker_floats(s, out); /* the same two matrices as the forward */
+}
+
+/* Per partial: dw (M, C/g * prod(K)) and db (M). */
+static bool conv_bwd_partial_floats(const sfp_conv_shape_t *s, size_t *out)
+{
+    size_t dw = 0;
+    if (!sfp_mul_size((size_t)s->out_channels, (size_t)(s->in_channels / s->group), &dw) ||
+        !sfp_mul_size(dw, (size_t)prod_n(s->kernel, s->n_spatial), &dw) || dw > SIZE_MAX - (size_t)s->out_channels)
+        return false;
+    *out = dw + (size_t)s->out_channels;
+    return true;
+}
+
+/* With stride 1, dX is itself a convolution: of dY (as input, M channels)
+ * with the kernel flipped in every spatial dim and its two channel axes
+ * swapped, pads (K-1)*dilation - pad on each side, giving C channels of the
+ * input's size. That runs the forward's im2col + sgemm instead of the
+ * scatter-adds of col2im. False (col2im then) for strides, pads wider than
+ * the kernel span, and pointwise convolutions (one sgemm already). */
+static bool conv_dx_as_conv(const sfp_conv_shape_t *s, sfp_conv_shape_t *t)
+{
+    if (conv_is_pointwise(s)) return false;
+    memset(t, 0, sizeof *t);
+    t->batch = s->batch;
+    t->in_channels = s->out_channels;
+    t->out_channels = s->in_channels;
+    t->group = s->group;
+    t->n_spatial = s->n_spatial;
+    for (int d = 0; d < s->n_spatial; d++) {
+        const int64_t span = (s->kernel[d] - 1) * s->dilation[d];
+        const int64_t pad_end = s->out[d] - 1 + span + 1 - s->in[d] - s->pad_begin[d];
+        if (s->stride[d] != 1 || s->pad_begin[d] > span || pad_end > span || pad_end < 0) return false;
+        t->in[d] = s->out[d];
+        t->out[d] = s->in[d];
+        t->kernel[d] = s->kernel[d];
+        t->stride[d] = 1;
+        t->dilation[d] = s->dilation[d];
+        t->pad_begin[d] = span - s->pad_begin[d];
+    }
+    return true;
+}
+
+/* The flipped, channel-swapped kernel: (C, M/g, K) from (M, C/g, K). */
+static void conv_flip_kernel(const sfp_conv_shape_t *s, const float *w, float *wt)
+{
+    const int64_t cg = s->in_channels / s->group, mg = s->out_channels / s->group;
+    const int64_t kk = prod_n(s->kernel, s->n_spatial);
+    for (int64_t g = 0; g < s->group; g++)
+        for (int64_t c = 0; c < cg; c++)
+            for (int64_t m = 0; m < mg; m++) {
+                const float *src = w + ((g * mg + m) * cg + c) * kk;
+                float *dst = wt + ((g * cg + c) * mg + m) * kk;
+                for (int64_t t = 0; t < kk; t++) dst[t] = src[kk - 1 - t];
+            }
+}
+
+/* Pass 1 (dW, db, and dX by col2im when not a convolution) and pass 2 (dX
+ * as a convolution) run one after the other and share the scratch. */
+bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+{
+    size_t per = 0, workers = 0, part = 0, parts = 0, pass2 = 0, wt = 0;
+    sfp_conv_shape_t t;
+    if (!conv_bwd_worker_floats(s, &per) || !conv_bwd_partial_floats(s, &part)) return false;
+    if (!sfp_mul_size(per, (size_t)conv_bwd_workers(s, n_threads), &workers) ||
+        !sfp_mul_size(part, (size_t)conv_bwd_partials(s), &parts) || workers > SIZE_MAX - parts)
+        return false;
+    if (conv_dx_as_conv(s, &t)) {
+        wt = part - (size_t)s->out_channels; /* the size of w */
+        if (!conv_scratch_floats(&t, n_threads, &pass2) || pass2 > SIZE_MAX - wt) return false;
+        pass2 += wt;
+    }
+    *out = workers + parts > pass2 ? workers + parts : pass2;
+    return true;
+}
+
+typedef struct col2im_job {
+    const sfp_conv_shape_t *s;
+    const float *col;
+    float *dx;          /* first channel of the range */
+    int64_t ld, kk, ihw;
+} col2im_job_t;
+
+/* Channels [c0, c1): every kernel tap's row is added back at the input
+ * positions im2col_rows read it from (same runs, same valid ranges). */
+static void col2im_channels(void *ctx, int64_t c0, int64_t c1)
+{
+    const col2im_job_t *j = ctx;
+    const sfp_conv_shape_t *s = j->s;
+    const int ns = s->n_spatial, last = ns - 1;
+    const int64_t ow_n = s->out[last], in_last = s->in[last], st = s->stride[last];
+    const int64_t n_outer = prod_n(s->out, last);
+    for (int64_t c = c0; c < c1; c++) {
+        float *dxc = j->dx + c * j->ihw;
+        for (int64_t tap_index = 0; tap_index < j->kk; tap_index++) {
+            int64_t tap = tap_index, koff[SFP_MAX_SPATIAL];
+            for (int d = last; d >= 0; d--) {
+                koff[d] = tap % s->kernel[d];
+                tap /= s->kernel[d];
+            }
+            const float *src_row = j->col + (c * j->kk + tap_index) * j->ld;
+            const int64_t shift = koff[last] * s->dilation[last] - s->pad_begin[last];
+            int64_t lo = shift >= 0 ? 0 : (-shift + st - 1) / st;
+            int64_t hi = in_last - 1 - shift < 0 ? 0 : (in_last - 1 - shift) / st + 1;
+            if (hi > ow_n) hi = ow_n;
+            if (lo >= hi) continue;
+            int64_t pos[SFP_MAX_SPATIAL] = {0};
+            for (int64_t o = 0; o < n_outer; o++) {
+                int64_t off = 0;
+                bool inside = true;
+                for (int d = 0; d < last; d++) {
+                    int64_t id = pos[d] * s->stride[d] - s->pad_begin[d] + koff[d] * s->dilation[d];
+                    if (id < 0 || id >= s->in[d]) inside = false;
+                    off = off * s->in[d] + id;
+                }
+                if (inside) {
+                    float *restrict dst = dxc + off * in_last + shift;
+                    const float *restrict src = src_row + o * ow_n;
+                    if (st == 1) {
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++) dst[ow * st] += src[ow];
+                    }
+                }
+                for (int d = last - 1; d >= 0; d--) {
+                    if (++pos[d] < s->out[d]) break;
+                    pos[d] = 0;
+                }
+            }
+        }
+    }
+}
+
+void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_t n_channels, int64_t ld,
+                 float *dx_image, sfp_threads_t *threads)
+{
+    col2im_job_t j = {s, col, NULL, ld, prod_n(s->kernel, s->n_spatial), prod_n(s->in, s->n_spatial)};
+    j.dx = dx_image + c0 * j.ihw;
+    int64_t per_channel = j.kk * prod_n(s->out, s->n_spatial);
+    sfp_threads_for(threads, n_channels, per_channel >= 4096 ? 1 : 4096 / (per_channel ? per_channel : 1),
+                    col2im_channels, &j);
+}
+
+typedef struct conv_bwd_job {
+    const sfp_conv_shape_t *s;
+    const float *x, *w, *dy;
+    float *dx;
+    float *partials;            /* conv_bwd_partials x (dw, db), zeroed by each partial */
+    bool want_dw, want_db;
+    float *scratch;
+    size_t per_worker, per_partial;
+    sfp_threads_t *inner;       /* threads for im2col/col2im when one worker runs */
+} conv_bwd_job_t;
+
+/* Images [n, n + cnt) into the partial sums dw_part (M, K) and db_part (M),
+ * and their dx. */
+static void conv_bwd_images(const conv_bwd_job_t *j, int worker, int64_t n, int64_t cnt, float *dw_part,
+                            float *db_part)
+{
+    const sfp_conv_shape_t *s = j->s;
+    const int64_t groups = s->group, cg = s->in_channels / groups, mg = s->out_channels / groups;
+    const int64_t kk = prod_n(s->kernel, s->n_spatial), ohw = prod_n(s->out, s->n_spatial);
+    const int64_t ihw = prod_n(s->in, s->n_spatial), k = cg * kk, cols = cnt * ohw;
+    const bool pointwise = conv_is_pointwise(s);
+    float *col = j->scratch + (size_t)worker * j->per_worker;
+    float *dy_gathered = col + (pointwise ? 0 : k * conv_images_per_gemm(s) * ohw);
+    for (int64_t g = 0; g < groups; g++) {
+        /* dY of the group as one (mg, cols) matrix */
+        const float *dyg = j->dy + (n * s->out_channels + g * mg) * ohw;
+        int64_t ld_dy = ohw;
+        if (cnt > 1) {
+            for (int64_t i = 0; i < cnt; i++)
+                for (int64_t m = 0; m < mg; m++)
+                    memcpy(dy_gathered + m * cols + i * ohw, j->dy + ((n + i) * s->out_channels + g * mg + m) * ohw,
+                           sizeof(float) * (size_t)ohw);
+            dyg = dy_gathered;
+            ld_dy = cols;
+        }
+        if (j->want_db)
+            for (int64_t m = 0; m < mg; m++) {
+                const float *restrict row = dyg + m * ld_dy;
+                double sum = 0.0;
+                for (int64_t i = 0; i < cols; i++) sum += (double)row[i];
+                db_part[g * mg + m] += (float)sum;
+            }
+        /* the input patches: x itself for pointwise convolutions */
+        const float *colg = col;
+        int64_t ld_col = cols;
+        if (pointwise) {
+            colg = j->x + (n * s->in_channels + g * cg) * ihw;
+            ld_col = ihw;
+        } else if (j->want_dw) {
+            for (int64_t i = 0; i < cnt; i++)
+                conv_im2col(s, j->x + (n + i) * s->in_channels * ihw, g * cg, cg, col + i * ohw, cols, j->inner);
+        }
+        /* dW_g (mg, k) += dY_g (mg, cols) col^T (cols, k) */
+        if (j->want_dw)
+            sfp_sgemm(false, true, mg, k, cols, 1.0f, dyg, ld_dy, colg, ld_col, 1.0f, dw_part + g * mg * k, k);
+        if (!j->dx) continue;
+        const float *wg = j->w + g * mg * k;
+        if (pointwise) { /* dX_g (cg, ohw) += W_g^T (cg, mg) dY_g (mg, ohw) */
+            sfp_sgemm(true, false, cg, ohw, mg, 1.0f, wg, k, dyg, ld_dy, 1.0f,
+                      j->dx + (n * s->in_channels + g * cg) * ihw, ihw);
+            continue;
+        }
+        /* dcol (k, cols) = W_g^T (k, mg) dY_g (mg, cols), then back to the images */
+        sfp_sgemm(true, false, k, cols, mg, 1.0f, wg, k, dyg, ld_dy, 0.0f, col, cols);
+        for (int64_t i = 0; i < cnt; i++)
+            conv_col2im(s, col + i * ohw, g * cg, cg, cols, j->dx + (n + i) * s->in_channels * ihw, j->inner);
+    }
+}
+
+/* Partials [p0, p1): each covers a fixed range of image chunks. */
+static void conv_bwd_partials_run(void *ctx, int worker, int64_t p0, int64_t p1)
+{
+    const conv_bwd_job_t *j = ctx;
+    const sfp_conv_shape_t *s = j->s;
+    const int64_t nb = conv_images_per_gemm(s), chunks = conv_bwd_chunks(s), n_part = conv_bwd_partials(s);
+    const size_t dw_floats = j->per_partial - (size_t)s->out_channels;
+    for (int64_t p = p0; p < p1; p++) {
+        float *dw_part = j->partials + (size_t)p * j->per_partial, *db_part = dw_part + dw_floats;
+        memset(dw_part, 0, sizeof(float) * j->per_partial);
+        int64_t c0 = chunks / n_part * p + chunks % n_part * p / n_part;
+        int64_t c1 = chunks / n_part * (p + 1) + chunks % n_part * (p + 1) / n_part;
+        for (int64_t c = c0; c < c1; c++) {
+            int64_t n = c * nb, cnt = s->batch - n < nb ? s->batch - n : nb;
+            conv_bwd_images(j, worker, n, cnt, dw_part, db_part);
+        }
+    }
+}
+
+/* x (N,C,D1..Dk), w (M,C/G,K1..Kk), dy (N,M,O1..Ok) -> dx +=, dw +=, db +=;
+ * scratch: conv_backward_scratch_floats(s, count(threads)) floats. Pass 1:
+ * dw, db (and dx by col2im); pass 2, stride 1: dx as a convolution. */
+void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                   float *db, float *scratch, sfp_threads_t *threads)
+{
+    if (s->batch <= 0 || (!dx && !dw && !db)) return;
+    sfp_conv_shape_t t;
+    const bool dx_as_conv = dx && conv_dx_as_conv(s, &t);
+    int n_threads = sfp_threads_count(threads), workers = conv_bwd_workers(s, n_threads);
+    conv_bwd_job_t j = {s, x, w, dy, dx_as_conv ? NULL : dx, NULL, dw != NULL, db != NULL, scratch, 0, 0, NULL};
+    if (!conv_bwd_worker_floats(s, &j.per_worker) || !conv_bwd_partial_floats(s, &j.per_partial))
+        return; /* prepare_backward refused such shapes */
+    if (dx_as_conv) { /* pass 2 after pass 1, in the same scratch */
+        if (dw || db) conv_backward(s, x, w, dy, NULL, dw, db, scratch, threads);
+        float *wt = scratch;
+        conv_flip_kernel(s, w, wt);
+        conv_run(&t, dy, wt, NULL, dx, true, scratch + (j.per_partial - (size_t)s->out_channels), threads);
+        return;
+    }
+    const int64_t n_part = conv_bwd_partials(s);
+    j.partials = scratch + j.per_worker * (size_t)workers;
+    if (workers > 1) {
+        sfp_blas_set_threads(1);
+        sfp_threads_for_chunks(threads, n_part, 1, conv_bwd_partials_run, &j);
+    } else {
+        sfp_blas_set_threads(n_threads);
+        j.inner = threads;
+        conv_bwd_partials_run(&j, 0, 0, n_part);
+    }
+    const size_t dw_floats = j.per_partial - (size_t)s->out_channels;
+    for (int64_t p = 0; p < n_part; p++) {
+        const float *restrict part = j.partials + (size_t)p * j.per_partial;
+        if (dw)
+            for (size_t i = 0; i < dw_floats; i++) dw[i] += part[i];
+        if (db)
+            for (int64_t m = 0; m < s->out_channels; m++) db[m] += part[dw_floats + (size_t)m];
+    }
+}
+
+/* The forward's definition differentiated tap by tap: double sums for dw and
+ * db, dx accumulated term by term. */
+void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
+                       float *dw, float *db)
+{
+    const int ns = s->n_spatial;
+    const int64_t cg = s->in_channels / s->group, mg = s->out_channels / s->group;
+    const int64_t kk = prod_n(s->kernel, ns), ohw = prod_n(s->out, ns), ihw = prod_n(s->in, ns);
+    for (int64_t m = 0; m < s->out_channels; m++) {
+        const int64_t g = m / mg;
+        double bias_sum = 0.0;
+        for (int64_t ci = 0; ci < cg; ci++)
+            for (int64_t tap = 0; tap < kk; tap++) {
+                double w_sum = 0.0;
+                for (int64_t n = 0; n < s->batch; n++)
+                    for (int64_t o = 0; o < ohw; o++) {
+                        int64_t off = 0;
+                        bool inside = true;
+                        for (int64_t d = ns - 1, t = tap, q = o, stride = 1; d >= 0; d--) {
+                            int64_t kd = t % s->kernel[d], od = q % s->out[d];
+                            t /= s->kernel[d];
+                            q /= s->out[d];
+                            int64_t id = od * s->stride[d] - s->pad_begin[d] + kd * s->dilation[d];
+                            if (id < 0 || id >= s->in[d]) inside = false;
+                            off += id * stride;
+                            stride *= s->in[d];
+                        }
+                        if (!inside) continue;
+                        const float g_out = dy[(n * s->out_channels + m) * ohw + o];
+                        const int64_t xi = (n * s->in_channels + g * cg + ci) * ihw + off;
+                        w_sum += (double)x[xi] * (double)g_out;
+                        if (dx) dx[xi] += w[(m * cg + ci) * kk + tap] * g_out;
+                    }
+                if (dw) dw[(m * cg + ci) * kk + tap] += (float)w_sum;
+            }
+        for (int64_t n = 0; n < s->batch; n++)
+            for (int64_t o = 0; o < ohw; o++) bias_sum += (double)dy[(n * s->out_channels + m) * ohw + o];
+        if (db) db[m] += (float)bias_sum;
+    }
+}
+
+static int conv_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    sfp_conv_shape_t s;
+    int rc = conv_shape_of(x, &s, err);
+    if (rc < 0) return rc;
+    *saved_bytes = 0;
+    int64_t cg = s.in_channels / s.group, mg = s.out_channels / s.group;
+    int64_t k = cg * prod_n(s.kernel, s.n_spatial), cols = prod_n(s.out, s.n_spatial) * (s.batch > 0 ? s.batch : 1);
+    size_t floats = 0;
+    sfp_conv_shape_t t;
+    bool fits = sfp_sgemm_fits(k, cols, mg, k, cols, cols) && sfp_sgemm_fits(mg, k, cols, cols, cols, k);
+    if (fits && conv_dx_as_conv(&s, &t)) { /* dX as a convolution: (C/g, in positions) from (M/g * K) */
+        int64_t kt = mg * prod_n(t.kernel, t.n_spatial), cols_t = prod_n(t.out, t.n_spatial) * (s.batch > 0 ? s.batch : 1);
+        fits = sfp_sgemm_fits(cg, cols_t, kt, kt, cols_t, cols_t);
+    }
+    if (!fits || !conv_backward_scratch_floats(&s, sfp_threads_count(x->threads), &floats) ||
+        !sfp_mul_size(floats, sizeof(float), scratch_bytes))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the convolution's gradient is too large for the BLAS interface");
+    return 0;
+}
+
+static int conv_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_conv_shape_t s;
+    int rc = conv_shape_of(x, &s, err);
+    if (rc < 0) return rc;
+    conv_backward(&s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1], x->node->n_inputs > 2 ? x->din[2] : NULL,
+                  x->scratch, x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_conv[] = {
     {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
-     {.forward = conv_forward_node, .prepare = conv_prepare}},
+     {.forward = conv_forward_node, .prepare = conv_prepare, .backward = conv_backward_node,
+      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3}},
     {0},
 };

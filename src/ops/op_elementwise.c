@@ -2,7 +2,10 @@
  * Softmax, and the broadcasting binaries Add/Sub/Mul/Div. Binaries on
  * constant int64 operands are folded (older exports compute Reshape targets
  * with them). Forward: flat loops split over the thread pool; the binaries
- * first merge dims that step alike so the inner loop is one contiguous run. */
+ * first merge dims that step alike so the inner loop is one contiguous run.
+ * Backward: the same loops; a broadcast operand's gradient is summed over
+ * the dims it was broadcast along (one thread: several outputs land on one
+ * element). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -605,26 +608,291 @@ static int binary_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return 0;
 }
 
+/* ---- backward ---- */
+typedef struct accumulate_job {
+    const float *src;
+    float *dst;
+} accumulate_job_t;
+
+static void accumulate_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const accumulate_job_t *j = ctx;
+    const float *restrict src = j->src + i0;
+    float *restrict dst = j->dst + i0;
+    const int64_t n = i1 - i0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) dst[i + k] += src[i + k];
+    for (; i < n; i++) dst[i] += src[i];
+}
+
+/* src (n) -> dst (n) += */
+void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads)
+{
+    accumulate_job_t j = {src, dst};
+    sfp_threads_for(threads, n, UNARY_GRAIN, accumulate_range, &j);
+}
+
+typedef struct unary_bwd_job {
+    const float *y, *dy;
+    float *dx;
+} unary_bwd_job_t;
+
+static void relu_bwd_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const unary_bwd_job_t *j = ctx;
+    const float *restrict y = j->y + i0, *restrict dy = j->dy + i0;
+    float *restrict dx = j->dx + i0;
+    const int64_t n = i1 - i0;
+    int64_t i = 0;
+    /* dy read unconditionally: a select the compiler vectorises, no branch
+     * on the (random) signs */
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) {
+            const float g = dy[i + k];
+            dx[i + k] += y[i + k] > 0.0f ? g : 0.0f;
+        }
+    for (; i < n; i++) {
+        const float g = dy[i];
+        dx[i] += y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+/* y = relu(x), dy (n) -> dx (n) += */
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads)
+{
+    unary_bwd_job_t j = {y, dy, dx};
+    sfp_threads_for(threads, n, UNARY_GRAIN, relu_bwd_range, &j);
+}
+
+static void sigmoid_bwd_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const unary_bwd_job_t *j = ctx;
+    const float *restrict y = j->y, *restrict dy = j->dy;
+    float *restrict dx = j->dx;
+    for (int64_t i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+/* y = sigmoid(x), dy (n) -> dx (n) += */
+void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads)
+{
+    unary_bwd_job_t j = {y, dy, dx};
+    sfp_threads_for(threads, n, UNARY_GRAIN, sigmoid_bwd_range, &j);
+}
+
+typedef struct softmax_bwd_job {
+    int64_t len, inner;
+    const float *y, *dy;
+    float *dx;
+} softmax_bwd_job_t;
+
+static void softmax_bwd_rows(void *ctx, int64_t o0, int64_t o1)
+{
+    const softmax_bwd_job_t *j = ctx;
+    const int64_t len = j->len, inner = j->inner;
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t in = 0; in < inner; in++) {
+            const int64_t base = o * len * inner + in;
+            const float *y = j->y + base, *dy = j->dy + base;
+            float *dx = j->dx + base;
+            double dot = 0.0;
+            for (int64_t i = 0; i < len; i++) dot += (double)dy[i * inner] * (double)y[i * inner];
+            const float d = (float)dot;
+            for (int64_t i = 0; i < len; i++) dx[i * inner] += y[i * inner] * (dy[i * inner] - d);
+        }
+}
+
+/* y = softmax (outer, len, inner), dy -> dx += */
+void softmax_backward(int64_t outer, int64_t len, int64_t inner, const float *y, const float *dy, float *dx,
+                      sfp_threads_t *threads)
+{
+    softmax_bwd_job_t j = {len, inner, y, dy, dx};
+    int64_t row = len * inner;
+    sfp_threads_for(threads, outer, row >= 4096 ? 1 : 4096 / (row ? row : 1), softmax_bwd_rows, &j);
+}
+
+/* The gradient of one operand: which one, and the other's values. */
+typedef struct binary_bwd_job {
+    sfp_binary_op_t op;
+    const sfp_bcast_t *s;
+    const float *a, *b, *dy;
+    float *grad;
+    bool wrt_a;
+} binary_bwd_job_t;
+
+/* d out / d operand at one output, times g. */
+static inline float binary_partial(sfp_binary_op_t op, bool wrt_a, float a, float b, float g)
+{
+    switch (op) {
+    case SFP_BIN_ADD: return g;
+    case SFP_BIN_SUB: return wrt_a ? g : -g;
+    case SFP_BIN_MUL: return wrt_a ? g * b : g * a;
+    default: return wrt_a ? g / b : -g * a / (b * b);
+    }
+}
+
+/* Rows [r0, r1) of the merged output, as binary_rows walks them. */
+static void binary_bwd_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const binary_bwd_job_t *j = ctx;
+    const sfp_bcast_t *s = j->s;
+    const int last = s->ndim - 1;
+    const int64_t inner = s->out[last], sa = s->a_stride[last], sb = s->b_stride[last];
+    const int64_t sg = j->wrt_a ? sa : sb;
+    const bool need_a = j->op == SFP_BIN_DIV || (j->op == SFP_BIN_MUL && !j->wrt_a);
+    const bool need_b = j->op == SFP_BIN_DIV || (j->op == SFP_BIN_MUL && j->wrt_a);
+    int64_t pos[SFP_MAX_DIMS] = {0}, off_a = 0, off_b = 0;
+    int64_t rest = r0;
+    for (int d = last - 1; d >= 0; d--) {
+        pos[d] = rest % s->out[d];
+        rest /= s->out[d];
+        off_a += pos[d] * s->a_stride[d];
+        off_b += pos[d] * s->b_stride[d];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *restrict dy = j->dy + r * inner;
+        float *restrict g = j->grad + (j->wrt_a ? off_a : off_b);
+        const float *a = j->a ? j->a + off_a : NULL, *b = j->b ? j->b + off_b : NULL;
+        if (sg == 0) { /* the whole run lands on one element */
+            double sum = 0.0;
+            for (int64_t i = 0; i < inner; i++)
+                sum += (double)binary_partial(j->op, j->wrt_a, need_a ? a[i * sa] : 0.0f, need_b ? b[i * sb] : 0.0f,
+                                              dy[i]);
+            g[0] += (float)sum;
+        } else if (j->op == SFP_BIN_ADD || j->op == SFP_BIN_SUB) {
+            const float sign = j->op == SFP_BIN_SUB && !j->wrt_a ? -1.0f : 1.0f;
+            for (int64_t i = 0; i < inner; i++) g[i * sg] += sign * dy[i];
+        } else {
+            for (int64_t i = 0; i < inner; i++)
+                g[i * sg] += binary_partial(j->op, j->wrt_a, need_a ? a[i * sa] : 0.0f, need_b ? b[i * sb] : 0.0f,
+                                            dy[i]);
+        }
+        for (int d = last - 1; d >= 0; d--) {
+            off_a += s->a_stride[d];
+            off_b += s->b_stride[d];
+            if (++pos[d] < s->out[d]) break;
+            off_a -= pos[d] * s->a_stride[d];
+            off_b -= pos[d] * s->b_stride[d];
+            pos[d] = 0;
+        }
+    }
+}
+
+static void binary_bwd_operand(binary_bwd_job_t *j, sfp_threads_t *threads)
+{
+    const sfp_bcast_t *s = j->s;
+    const int64_t *stride = j->wrt_a ? s->a_stride : s->b_stride;
+    int64_t rows = 1, inner = s->out[s->ndim - 1];
+    bool broadcast = false;
+    for (int d = 0; d < s->ndim; d++) {
+        if (stride[d] == 0 && s->out[d] > 1) broadcast = true;
+        if (d < s->ndim - 1) rows *= s->out[d];
+    }
+    /* rows of a broadcast operand share elements: one thread */
+    int64_t grain = broadcast ? rows : inner >= UNARY_GRAIN ? 1 : UNARY_GRAIN / (inner ? inner : 1);
+    sfp_threads_for(threads, rows, grain, binary_bwd_rows, j);
+}
+
+/* a, b broadcast by s, dy (prod(s->out)) -> da +=, db += */
+void binary_backward_f32(sfp_binary_op_t op, const sfp_bcast_t *s, const float *a, const float *b, const float *dy,
+                         float *da, float *db, sfp_threads_t *threads)
+{
+    binary_bwd_job_t j = {op, s, a, b, dy, da, true};
+    if (da) binary_bwd_operand(&j, threads);
+    j.grad = db;
+    j.wrt_a = false;
+    if (db) binary_bwd_operand(&j, threads);
+}
+
+void binary_backward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const float *a, int b_ndim,
+                             const int64_t *b_dims, const float *b, int y_ndim, const int64_t *y_dims,
+                             const float *dy, float *da, float *db)
+{
+    int64_t n = 1;
+    for (int k = 0; k < y_ndim; k++) n *= y_dims[k];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t ia = bcast_index(i, y_ndim, y_dims, a_ndim, a_dims), ib = bcast_index(i, y_ndim, y_dims, b_ndim, b_dims);
+        double x = a ? (double)a[ia] : 0.0, z = b ? (double)b[ib] : 0.0, g = (double)dy[i];
+        double ga = op == SFP_BIN_MUL ? g * z : op == SFP_BIN_DIV ? g / z : g;
+        double gb = op == SFP_BIN_ADD ? g : op == SFP_BIN_SUB ? -g : op == SFP_BIN_MUL ? g * x : -g * x / (z * z);
+        if (da) da[ia] += (float)ga;
+        if (db) db[ib] += (float)gb;
+    }
+}
+
+static int relu_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    if (x->din[0]) relu_backward(shape_numel(x->in_shape[0]), x->out[0], x->dout[0], x->din[0], x->threads);
+    return 0;
+}
+
+static int sigmoid_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    if (x->din[0]) sigmoid_backward(shape_numel(x->in_shape[0]), x->out[0], x->dout[0], x->din[0], x->threads);
+    return 0;
+}
+
+static int softmax_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int axis = 0, rc = op_axis(&c, node_attr_int(x->node, "axis", x->opset >= 13 ? -1 : 1), xs->ndim, &axis, err);
+    if (rc < 0 || !x->din[0]) return rc;
+    int64_t outer = shape_prod(xs, 0, axis);
+    if (x->opset >= 13)
+        softmax_backward(outer, xs->dims[axis], shape_prod(xs, axis + 1, xs->ndim), x->out[0], x->dout[0], x->din[0],
+                         x->threads);
+    else
+        softmax_backward(outer, shape_prod(xs, axis, xs->ndim), 1, x->out[0], x->dout[0], x->din[0], x->threads);
+    return 0;
+}
+
+static int binary_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *saved_bytes = *scratch_bytes = 0;
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
+static int binary_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    sfp_bcast_t s;
+    if (!bcast_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
+        return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not broadcast");
+    binary_backward_f32(binary_op_of(x->node), &s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1], x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_elementwise[] = {
     {"Relu", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = relu_forward_node, .prepare = float_prepare}},
+     {.forward = relu_forward_node, .prepare = float_prepare, .backward = relu_backward_node, .keep_outputs = 0x1}},
     {"Sigmoid", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = sigmoid_forward_node, .prepare = float_prepare}},
+     {.forward = sigmoid_forward_node, .prepare = float_prepare, .backward = sigmoid_backward_node,
+      .keep_outputs = 0x1}},
     {"Identity", 1, 1, 1, 1, no_attrs, NULL, same_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = exec_copy_forward, .prepare = copy_prepare}},
+     {.forward = exec_copy_forward, .prepare = copy_prepare, .backward = exec_copy_backward}},
+    /* inference form: y = x, so the gradient passes unchanged */
     {"Dropout", 1, 3, 1, 2, dropout_attrs, dropout_check, same_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = dropout_forward_node, .prepare = copy_prepare}},
+     {.forward = dropout_forward_node, .prepare = copy_prepare, .backward = exec_copy_backward}},
     {"Softmax", 1, 1, 1, 1, softmax_attrs, NULL, softmax_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = softmax_forward_node, .prepare = float_prepare}},
+     {.forward = softmax_forward_node, .prepare = float_prepare, .backward = softmax_backward_node,
+      .keep_outputs = 0x1}},
     {"Cast", 1, 1, 1, 1, cast_attrs, NULL, cast_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = cast_forward_node, .prepare = cast_prepare}},
     {"Add", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = binary_forward_node, .prepare = binary_prepare}},
+     {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},
     {"Sub", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = binary_forward_node, .prepare = binary_prepare}},
+     {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},
+    /* Mul and Div read both operands backward; Add and Sub neither */
     {"Mul", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = binary_forward_node, .prepare = binary_prepare}},
+     {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x3}},
     {"Div", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = binary_forward_node, .prepare = binary_prepare}},
+     {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x3}},
     {0},
 };

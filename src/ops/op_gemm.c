@@ -1,7 +1,9 @@
 /* Gemm and MatMul. Gemm: A (M,K) or its transpose, B (K,N) or its transpose,
  * optional C broadcast to (M,N); MACs = M*N*K. MatMul: numpy matmul with
  * batch broadcasting; MACs = batch * M * N * K. Forward: sfp_sgemm, one call
- * for Gemm and for a MatMul whose B is shared by the whole batch. */
+ * for Gemm and for a MatMul whose B is shared by the whole batch. Backward:
+ * two sgemm with beta = 1 (dA = dY B^T, dB = A^T dY in the stored layouts);
+ * broadcast operands (C, MatMul batch dims) get the sum of their outputs. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -254,10 +256,122 @@ static int matmul_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return 0;
 }
 
+/* ---- backward ---- */
+/* y (m,n) = alpha op(a) op(b), dy (m,n) -> da += (a's layout), db += (b's) */
+void gemm_backward(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   const float *b, const float *dy, float *da, float *db)
+{
+    const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+    if (da) {
+        if (!trans_a) /* da (m,k) += alpha dy (m,n) op(b)^T (n,k) */
+            sfp_sgemm(false, !trans_b, m, k, n, alpha, dy, n, b, ldb, 1.0f, da, lda);
+        else /* da (k,m) += alpha op(b) (k,n) dy^T (n,m) */
+            sfp_sgemm(trans_b, true, k, m, n, alpha, b, ldb, dy, n, 1.0f, da, lda);
+    }
+    if (db) {
+        if (!trans_b) /* db (k,n) += alpha op(a)^T (k,m) dy (m,n) */
+            sfp_sgemm(!trans_a, false, k, n, m, alpha, a, lda, dy, n, 1.0f, db, ldb);
+        else /* db (n,k) += alpha dy^T (n,m) op(a) (m,k) */
+            sfp_sgemm(true, trans_a, n, k, m, alpha, dy, n, a, lda, 1.0f, db, ldb);
+    }
+}
+
+/* a (batch.., m, k), b (batch.., k, n), dy (batch.., m, n) -> da +=, db += */
+void matmul_backward(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                     float *db)
+{
+    int64_t count = 1;
+    bool b_shared = true, a_dense = true;
+    int64_t dense = s->m * s->k;
+    for (int d = s->batch_ndim - 1; d >= 0; d--) {
+        count *= s->batch[d];
+        if (s->b_stride[d] != 0 && s->batch[d] != 1) b_shared = false;
+        if (s->batch[d] != 1 && s->a_stride[d] != dense) a_dense = false;
+        dense *= s->batch[d];
+    }
+    if (b_shared && a_dense) { /* the batch stacks into the rows of one product */
+        if (da) sfp_sgemm(false, true, count * s->m, s->k, s->n, 1.0f, dy, s->n, b, s->n, 1.0f, da, s->k);
+        if (db) sfp_sgemm(true, false, s->k, s->n, count * s->m, 1.0f, a, s->k, dy, s->n, 1.0f, db, s->n);
+        return;
+    }
+    /* one product per batch element; broadcast operands accumulate in turn */
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < count; i++) {
+        int64_t off_a = 0, off_b = 0;
+        for (int d = 0; d < s->batch_ndim; d++) {
+            off_a += pos[d] * s->a_stride[d];
+            off_b += pos[d] * s->b_stride[d];
+        }
+        const float *dyi = dy + i * s->m * s->n;
+        if (da) sfp_sgemm(false, true, s->m, s->k, s->n, 1.0f, dyi, s->n, b + off_b, s->n, 1.0f, da + off_a, s->k);
+        if (db) sfp_sgemm(true, false, s->k, s->n, s->m, 1.0f, a + off_a, s->k, dyi, s->n, 1.0f, db + off_b, s->n);
+        for (int d = s->batch_ndim - 1; d >= 0; d--) {
+            if (++pos[d] < s->batch[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void matmul_backward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                         float *db)
+{
+    int64_t count = 1;
+    for (int d = 0; d < s->batch_ndim; d++) count *= s->batch[d];
+    for (int64_t i = 0; i < count; i++) {
+        int64_t off_a = 0, off_b = 0;
+        for (int64_t d = s->batch_ndim - 1, t = i; d >= 0; d--) {
+            off_a += t % s->batch[d] * s->a_stride[d];
+            off_b += t % s->batch[d] * s->b_stride[d];
+            t /= s->batch[d];
+        }
+        for (int64_t r = 0; r < s->m; r++)
+            for (int64_t c = 0; c < s->n; c++) {
+                const double g = (double)dy[(i * s->m + r) * s->n + c];
+                for (int64_t p = 0; p < s->k; p++) {
+                    if (da) da[off_a + r * s->k + p] += (float)(g * (double)b[off_b + p * s->n + c]);
+                    if (db) db[off_b + p * s->n + c] += (float)(g * (double)a[off_a + r * s->k + p]);
+                }
+            }
+    }
+}
+
+static int gemm_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    int64_t m = 0, n = 0, k = 0;
+    gemm_dims(x, &m, &n, &k);
+    bool ta = node_attr_int(x->node, "transA", 0) != 0, tb = node_attr_int(x->node, "transB", 0) != 0;
+    float alpha = node_attr_float(x->node, "alpha", 1.0f), beta = node_attr_float(x->node, "beta", 1.0f);
+    const float *dy = x->dout[0];
+    sfp_blas_set_threads(sfp_threads_count(x->threads));
+    gemm_backward(ta, tb, m, n, k, alpha, x->in[0], x->in[1], dy, x->din[0], x->din[1]);
+    float *dc = x->node->n_inputs > 2 ? x->din[2] : NULL;
+    if (dc) { /* dC = beta dY summed over the dims C was broadcast along */
+        const sfp_shape_t *cs = x->in_shape[2];
+        int64_t col_step = cs->ndim >= 1 && cs->dims[cs->ndim - 1] != 1 ? 1 : 0;
+        int64_t row_step = cs->ndim == 2 && cs->dims[0] != 1 ? cs->dims[1] : 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) dc[i * row_step + j * col_step] += beta * dy[i * n + j];
+    }
+    return 0;
+}
+
+static int matmul_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_matmul_shape_t s;
+    const sfp_shape_t *as = x->in_shape[0], *bs = x->in_shape[1];
+    if (!matmul_shape_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
+        return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not multiply");
+    sfp_blas_set_threads(sfp_threads_count(x->threads));
+    matmul_backward(&s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1]);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_gemm[] = {
     {"Gemm", 2, 3, 1, 1, gemm_attrs, gemm_check, gemm_infer, gemm_work, SFP_WORK_DENSE, 0x6,
-     {.forward = gemm_forward_node, .prepare = gemm_prepare}},
+     {.forward = gemm_forward_node, .prepare = gemm_prepare, .backward = gemm_backward_node, .keep_inputs = 0x3}},
     {"MatMul", 2, 2, 1, 1, no_attrs, NULL, matmul_infer, matmul_work, SFP_WORK_DENSE, 0x2,
-     {.forward = matmul_forward_node, .prepare = matmul_prepare}},
+     {.forward = matmul_forward_node, .prepare = matmul_prepare, .backward = matmul_backward_node,
+      .keep_inputs = 0x3}},
     {0},
 };

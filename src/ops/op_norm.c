@@ -1,7 +1,10 @@
 /* BatchNormalization: X (N,C,...) with per-channel scale, B, mean, var (C).
  * Inference form Y = scale * (X - mean) / sqrt(var + epsilon) + B, computed as
- * one multiply-add per element with per-channel factors. Training mode
- * (batch statistics, the running mean/var and saved-stat outputs) is refused. */
+ * one multiply-add per element with per-channel factors. A model's own
+ * training mode (training_mode=1, the saved-stat outputs) is refused; a
+ * training plan instead runs every BN in training form: batch statistics,
+ * running mean/var updated in place (ONNX momentum), mean and 1/std saved
+ * for the backward pass. */
 #include <math.h>
 
 #include "ops/ops.h"
@@ -98,17 +101,272 @@ static int bn_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *e
     return 0;
 }
 
+/* ---- training form ---- */
+/* Sums over one plane for the batch statistics: 16 float lanes (a fixed trip
+ * count gcc vectorises) within blocks of 256 elements, blocks added in
+ * double, so the rounding stays that of a 256-term float sum whatever the
+ * plane size. */
+#define BN_BLOCK 256
+
+/* sum of x (n) */
+static double plane_sum(const float *restrict x, int64_t n)
+{
+    double total = 0.0;
+    for (int64_t b = 0; b < n; b += BN_BLOCK) {
+        const int64_t e = b + BN_BLOCK < n ? b + BN_BLOCK : n;
+        float lane[16] = {0}, part = 0.0f;
+        int64_t i = b;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++) lane[k] += x[i + k];
+        for (; i < e; i++) part += x[i];
+        for (int k = 0; k < 16; k++) part += lane[k];
+        total += (double)part;
+    }
+    return total;
+}
+
+/* sum of (x - c)^2 (n) */
+static double plane_sq_dev(const float *restrict x, int64_t n, float c)
+{
+    double total = 0.0;
+    for (int64_t b = 0; b < n; b += BN_BLOCK) {
+        const int64_t e = b + BN_BLOCK < n ? b + BN_BLOCK : n;
+        float lane[16] = {0}, part = 0.0f;
+        int64_t i = b;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++) {
+                const float d = x[i + k] - c;
+                lane[k] += d * d;
+            }
+        for (; i < e; i++) part += (x[i] - c) * (x[i] - c);
+        for (int k = 0; k < 16; k++) part += lane[k];
+        total += (double)part;
+    }
+    return total;
+}
+
+/* sum of g and of g * (x - c) (n) */
+static void plane_grad_sums(const float *restrict x, const float *restrict g, int64_t n, float c, double *sum_g,
+                            double *sum_gx)
+{
+    for (int64_t b = 0; b < n; b += BN_BLOCK) {
+        const int64_t e = b + BN_BLOCK < n ? b + BN_BLOCK : n;
+        float lane_g[16] = {0}, lane_gx[16] = {0}, part_g = 0.0f, part_gx = 0.0f;
+        int64_t i = b;
+        for (; i + 16 <= e; i += 16)
+            for (int k = 0; k < 16; k++) {
+                lane_g[k] += g[i + k];
+                lane_gx[k] += g[i + k] * (x[i + k] - c);
+            }
+        for (; i < e; i++) {
+            part_g += g[i];
+            part_gx += g[i] * (x[i] - c);
+        }
+        for (int k = 0; k < 16; k++) {
+            part_g += lane_g[k];
+            part_gx += lane_gx[k];
+        }
+        *sum_g += (double)part_g;
+        *sum_gx += (double)part_gx;
+    }
+}
+
+typedef struct bn_train_job {
+    int64_t n, c, spatial;
+    const float *x, *scale, *bias;
+    float eps, momentum;
+    float *y, *mean, *invstd, *running_mean, *running_var;
+} bn_train_job_t;
+
+/* Channels [c0, c1): two passes for mean and variance (the second about
+ * the mean, so no cancellation), then y = (x - mean) * (scale * invstd) +
+ * bias. */
+static void bn_train_channels(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_train_job_t *j = ctx;
+    const int64_t count = j->n * j->spatial;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t i = 0; i < j->n; i++) sum += plane_sum(j->x + (i * j->c + ch) * j->spatial, j->spatial);
+        const double mu = sum / (double)count;
+        for (int64_t i = 0; i < j->n; i++)
+            sq += plane_sq_dev(j->x + (i * j->c + ch) * j->spatial, j->spatial, (float)mu);
+        const double var = sq / (double)count;
+        const float mean = (float)mu, invstd = (float)(1.0 / sqrt(var + (double)j->eps));
+        const float a = j->scale[ch] * invstd, b = j->bias[ch];
+        if (j->mean) j->mean[ch] = mean;
+        if (j->invstd) j->invstd[ch] = invstd;
+        if (j->running_mean) {
+            const double unbiased = count > 1 ? sq / (double)(count - 1) : var;
+            j->running_mean[ch] = (float)((double)j->momentum * (double)j->running_mean[ch] +
+                                          (1.0 - (double)j->momentum) * mu);
+            j->running_var[ch] = (float)((double)j->momentum * (double)j->running_var[ch] +
+                                         (1.0 - (double)j->momentum) * unbiased);
+        }
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
+            float *restrict yp = j->y + (i * j->c + ch) * j->spatial;
+            int64_t k = 0;
+            for (; k + 16 <= j->spatial; k += 16)
+                for (int l = 0; l < 16; l++) yp[k + l] = (xp[k + l] - mean) * a + b;
+            for (; k < j->spatial; k++) yp[k] = (xp[k] - mean) * a + b;
+        }
+    }
+}
+
+/* x (N, C, S), scale/bias (C) -> y (N, C, S); save_mean/save_invstd (C,
+ * may be NULL); running_mean/running_var (C) updated when not NULL */
+void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                             const float *bias, float eps, float momentum, float *y, float *save_mean,
+                             float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads)
+{
+    bn_train_job_t j = {n,    c,    spatial,   x,         scale,        bias,       eps,
+                        momentum, y, save_mean, save_invstd, running_mean, running_var};
+    if (!running_mean || !running_var) j.running_mean = j.running_var = NULL;
+    int64_t per_channel = n * spatial;
+    sfp_threads_for(threads, c, per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1), bn_train_channels,
+                    &j);
+}
+
+typedef struct bn_bwd_job {
+    int64_t n, c, spatial;
+    const float *x, *scale, *mean, *invstd, *dy;
+    bool batch_stats;
+    float *dx, *dscale, *dbias;
+} bn_bwd_job_t;
+
+/* Channels [c0, c1): sum(dy) and sum(dy * xhat), then dx. */
+static void bn_bwd_channels(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_bwd_job_t *j = ctx;
+    const int64_t count = j->n * j->spatial;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        const float mean = j->mean[ch], invstd = j->invstd[ch];
+        double sum_dy = 0.0, sum_dy_xc = 0.0;
+        for (int64_t i = 0; i < j->n; i++)
+            plane_grad_sums(j->x + (i * j->c + ch) * j->spatial, j->dy + (i * j->c + ch) * j->spatial, j->spatial,
+                            mean, &sum_dy, &sum_dy_xc);
+        const double sum_dy_xhat = sum_dy_xc * (double)invstd;
+        if (j->dscale) j->dscale[ch] += (float)sum_dy_xhat;
+        if (j->dbias) j->dbias[ch] += (float)sum_dy;
+        if (!j->dx) continue;
+        const float k_dy = j->scale[ch] * invstd;
+        /* batch statistics: dx = k (dy - mean(dy) - xhat mean(dy xhat)) */
+        const float mean_dy = j->batch_stats ? (float)(sum_dy / (double)count) : 0.0f;
+        const float mean_dy_xhat = j->batch_stats ? (float)(sum_dy_xhat / (double)count) : 0.0f;
+        /* dx += k_dy (dy - mean_dy) - k_x (x - mean) */
+        const float k_x = k_dy * invstd * mean_dy_xhat, k_0 = k_dy * mean_dy;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
+            const float *restrict gp = j->dy + (i * j->c + ch) * j->spatial;
+            float *restrict dxp = j->dx + (i * j->c + ch) * j->spatial;
+            int64_t k = 0;
+            for (; k + 16 <= j->spatial; k += 16)
+                for (int l = 0; l < 16; l++) dxp[k + l] += k_dy * gp[k + l] - k_0 - k_x * (xp[k + l] - mean);
+            for (; k < j->spatial; k++) dxp[k] += k_dy * gp[k] - k_0 - k_x * (xp[k] - mean);
+        }
+    }
+}
+
+/* x, dy (N, C, S), scale/mean/invstd (C) -> dx (N, C, S) +=, dscale/dbias (C) += */
+void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                        const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                        float *dscale, float *dbias, sfp_threads_t *threads)
+{
+    bn_bwd_job_t j = {n, c, spatial, x, scale, mean, invstd, dy, batch_stats, dx, dscale, dbias};
+    int64_t per_channel = n * spatial;
+    sfp_threads_for(threads, c, per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1), bn_bwd_channels,
+                    &j);
+}
+
+/* The chain rule spelled out through mean and variance (the textbook
+ * derivation, in double): dxhat = dy scale; dvar = sum(dxhat (x - mu)) *
+ * -1/2 (var + eps)^-3/2; dmu = -sum(dxhat) invstd; dx = dxhat invstd +
+ * dvar 2 (x - mu) / M + dmu / M. */
+void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                            const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                            float *dscale, float *dbias)
+{
+    const double count = (double)(n * spatial);
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double mu = (double)mean[ch], is = (double)invstd[ch], sc = (double)scale[ch];
+        double sum_dxhat = 0.0, sum_dxhat_centred = 0.0, sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < spatial; k++) {
+                int64_t at = (i * c + ch) * spatial + k;
+                double centred = (double)x[at] - mu, g = (double)dy[at];
+                sum_dy += g;
+                sum_dy_xhat += g * centred * is;
+                sum_dxhat += g * sc;
+                sum_dxhat_centred += g * sc * centred;
+            }
+        if (dscale) dscale[ch] += (float)sum_dy_xhat;
+        if (dbias) dbias[ch] += (float)sum_dy;
+        if (!dx) continue;
+        const double dvar = batch_stats ? sum_dxhat_centred * -0.5 * is * is * is : 0.0;
+        const double dmu = batch_stats ? -sum_dxhat * is : 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < spatial; k++) {
+                int64_t at = (i * c + ch) * spatial + k;
+                double centred = (double)x[at] - mu;
+                dx[at] += (float)((double)dy[at] * sc * is + dvar * 2.0 * centred / count + dmu / count);
+            }
+    }
+}
+
 static int bn_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    const int64_t n = xs->dims[0], c = xs->dims[1], spatial = shape_prod(xs, 2, xs->ndim);
+    const float eps = node_attr_float(x->node, "epsilon", 1e-5f);
+    if (!x->training) {
+        batchnorm_forward(n, c, spatial, x->in[0], x->in[1], x->in[2], x->in[3], x->in[4], eps, x->out[0],
+                          x->threads);
+        return 0;
+    }
+    if (n * spatial < 2)
+        return exec_errorf(x, err, SFP_EUNSUPPORTED,
+                           "training needs more than one value per channel (batch %lld x %lld positions)",
+                           (long long)n, (long long)spatial);
+    float *saved = x->saved; /* NULL when no backward pass reads it */
+    batchnorm_train_forward(n, c, spatial, x->in[0], x->in[1], x->in[2], eps,
+                            node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved, saved ? saved + c : NULL,
+                            x->in_init ? x->in_init[3] : NULL, x->in_init ? x->in_init[4] : NULL, x->threads);
+    return 0;
+}
+
+/* Saved: batch mean and 1/std (2C floats); scratch: 1/std of the running
+ * variance when backward runs in inference form (C floats). */
+static int bn_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    (void)err;
+    int64_t c = x->in_shape[0]->dims[1];
+    *saved_bytes = 2 * (size_t)c * sizeof(float);
+    *scratch_bytes = (size_t)c * sizeof(float);
+    return 0;
+}
+
+static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
     (void)err;
     const sfp_shape_t *xs = x->in_shape[0];
-    batchnorm_forward(xs->dims[0], xs->dims[1], shape_prod(xs, 2, xs->ndim), x->in[0], x->in[1], x->in[2], x->in[3],
-                      x->in[4], node_attr_float(x->node, "epsilon", 1e-5f), x->out[0], x->threads);
+    const int64_t n = xs->dims[0], c = xs->dims[1], spatial = shape_prod(xs, 2, xs->ndim);
+    const float *mean = x->saved, *invstd = (const float *)x->saved + c;
+    if (!x->training) { /* running statistics: constants of the graph */
+        const float *var = x->in[4], eps = node_attr_float(x->node, "epsilon", 1e-5f);
+        float *is = x->scratch;
+        for (int64_t ch = 0; ch < c; ch++) is[ch] = 1.0f / sqrtf(var[ch] + eps);
+        mean = x->in[3];
+        invstd = is;
+    }
+    batchnorm_backward(n, c, spatial, x->in[0], x->in[1], mean, invstd, x->dout[0], x->training, x->din[0],
+                       x->din[1], x->din[2], x->threads);
     return 0;
 }
 
 const sfp_op_def_t op_defs_norm[] = {
     {"BatchNormalization", 5, 5, 1, 5, bn_attrs, bn_check, bn_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0x6,
-     {.forward = bn_forward_node, .prepare = bn_prepare}},
+     {.forward = bn_forward_node, .prepare = bn_prepare, .backward = bn_backward_node,
+      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f}},
     {0},
 };

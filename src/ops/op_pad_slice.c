@@ -1,7 +1,9 @@
 /* Pad (constant mode) and Slice: channel-range ops of the zero-padding
  * shortcut (x[:, :, ::2, ::2] then F.pad over channels). Pads and slice
  * bounds must be known before running; Slice folds on constant data.
- * Forward: any element type; rows of the last dim are copied as runs. */
+ * Forward: any element type; rows of the last dim are copied as runs.
+ * Backward (float32): each element's gradient goes back where it came from;
+ * the pad value and the cropped or skipped elements get none. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -331,10 +333,10 @@ static int pad_value(const sfp_exec_t *x, sfp_dtype_t dt, uint8_t *value, sfp_er
     return 0;
 }
 
-static int pad_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+/* Pad's pads (input from opset 11, attribute before), 2 * rank of them. */
+static int pad_pads(const sfp_exec_t *x, int64_t *pads, sfp_error_t *err)
 {
-    const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
-    int64_t pads[2 * SFP_MAX_DIMS];
+    const sfp_shape_t *xs = x->in_shape[0];
     int n = 0, rc;
     if (x->opset >= 11) {
         if ((rc = exec_ints(x, 1, pads, 2 * SFP_MAX_DIMS, &n, err)) < 0) return rc;
@@ -344,13 +346,23 @@ static int pad_forward_node(const sfp_exec_t *x, sfp_error_t *err)
         if (n <= 2 * SFP_MAX_DIMS && n) memcpy(pads, p, sizeof(int64_t) * (size_t)n);
     }
     if (n != 2 * xs->ndim) return exec_errorf(x, err, SFP_EBADMODEL, "pads lists %d values for rank %d", n, xs->ndim);
+    return 0;
+}
+
+static int pad_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
+    int64_t pads[2 * SFP_MAX_DIMS];
+    int rc;
+    if ((rc = pad_pads(x, pads, err)) < 0) return rc;
     uint8_t value[16];
     if ((rc = pad_value(x, xs->dtype, value, err)) < 0) return rc;
     pad_forward(xs->ndim, xs->dims, pads, ys->dims, sfp_dtype_size(xs->dtype), value, x->in[0], x->out[0]);
     return 0;
 }
 
-static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+/* Start, step and count per axis as the plan's shapes fix them. */
+static int slice_geometry(const sfp_exec_t *x, int64_t *start, int64_t *step, int64_t *count, sfp_error_t *err)
 {
     const sfp_shape_t *xs = x->in_shape[0];
     sfp_op_ctx_t c = exec_ctx(x);
@@ -368,7 +380,6 @@ static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     }
     if (rc == 0) rc = slice_resolve(&c, xs->ndim, xs->dims, &l, plan, err);
     if (rc < 0) return rc;
-    int64_t start[SFP_MAX_DIMS], step[SFP_MAX_DIMS], count[SFP_MAX_DIMS];
     for (int d = 0; d < xs->ndim; d++) {
         start[d] = plan[d].start;
         step[d] = plan[d].step;
@@ -376,14 +387,162 @@ static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
         if (count[d] != x->out_shape[0]->dims[d])
             return exec_errorf(x, err, SFP_ERUNTIME, "slice bounds changed since the plan was made");
     }
+    return 0;
+}
+
+static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    int64_t start[SFP_MAX_DIMS], step[SFP_MAX_DIMS], count[SFP_MAX_DIMS];
+    int rc = slice_geometry(x, start, step, count, err);
+    if (rc < 0) return rc;
     slice_forward(xs->ndim, xs->dims, start, step, count, sfp_dtype_size(xs->dtype), x->in[0], x->out[0]);
     return 0;
 }
 
+/* ---- backward ---- */
+/* dy (y_dims) -> dx (x_dims) += the window x was placed in (pads may crop) */
+void pad_backward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, const float *dy,
+                  float *dx)
+{
+    if (ndim == 0) {
+        dx[0] += dy[0];
+        return;
+    }
+    int64_t x_rows = 1;
+    const int last = ndim - 1;
+    for (int d = 0; d < last; d++) x_rows *= x_dims[d];
+    int64_t lo = pad_begin[last] < 0 ? -pad_begin[last] : 0;
+    int64_t hi = x_dims[last];
+    if (hi > y_dims[last] - pad_begin[last]) hi = y_dims[last] - pad_begin[last];
+    if (hi <= lo) return;
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    for (int64_t r = 0; r < x_rows; r++) {
+        int64_t y_off = 0;
+        bool inside = true;
+        for (int d = 0; d < last; d++) {
+            int64_t yd = pos[d] + pad_begin[d];
+            if (yd < 0 || yd >= y_dims[d]) inside = false;
+            y_off = y_off * y_dims[d] + yd;
+        }
+        if (inside) {
+            const float *restrict src = dy + y_off * y_dims[last] + pad_begin[last];
+            float *restrict dst = dx + r * x_dims[last];
+            for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
+        }
+        for (int d = last - 1; d >= 0; d--) {
+            if (++pos[d] < x_dims[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void pad_backward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                      const float *dy, float *dx)
+{
+    int64_t y_numel = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    for (int64_t o = 0; o < y_numel; o++) {
+        int64_t at = 0, stride = 1;
+        bool inside = true;
+        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
+            int64_t xd = t % y_dims[d] - pad_begin[d];
+            t /= y_dims[d];
+            if (xd < 0 || xd >= x_dims[d]) inside = false;
+            at += xd * stride;
+            stride *= x_dims[d];
+        }
+        if (inside) dx[at] += dy[o];
+    }
+}
+
+/* dy (count) -> dx (x_dims): dx[start + i * step] += dy[i] */
+void slice_backward(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step, const int64_t *count,
+                    const float *dy, float *dx)
+{
+    if (ndim == 0) {
+        dx[0] += dy[0];
+        return;
+    }
+    int64_t rows = 1, x_stride[SFP_MAX_DIMS], st = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        x_stride[d] = st;
+        st *= x_dims[d];
+    }
+    const int last = ndim - 1;
+    for (int d = 0; d < ndim; d++) rows *= count[d];
+    if (rows == 0) return;
+    rows /= count[last];
+    int64_t pos[SFP_MAX_DIMS] = {0};
+    const int64_t run = count[last], stp = step[last];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = start[last];
+        for (int d = 0; d < last; d++) off += (start[d] + pos[d] * step[d]) * x_stride[d];
+        const float *restrict src = dy + r * run;
+        float *restrict dst = dx + off;
+        for (int64_t i = 0; i < run; i++) dst[i * stp] += src[i];
+        for (int d = last - 1; d >= 0; d--) {
+            if (++pos[d] < count[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+void slice_backward_ref(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step,
+                        const int64_t *count, const float *dy, float *dx)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= count[d];
+    for (int64_t o = 0; o < n; o++) {
+        int64_t at = 0, stride = 1;
+        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
+            at += (start[d] + t % count[d] * step[d]) * stride;
+            t /= count[d];
+            stride *= x_dims[d];
+        }
+        dx[at] += dy[o];
+    }
+}
+
+static int pad_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
+    int64_t pads[2 * SFP_MAX_DIMS];
+    int rc = pad_pads(x, pads, err);
+    if (rc == 0 && x->din[0]) pad_backward(xs->ndim, xs->dims, pads, ys->dims, x->dout[0], x->din[0]);
+    return rc;
+}
+
+static int slice_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0];
+    int64_t start[SFP_MAX_DIMS], step[SFP_MAX_DIMS], count[SFP_MAX_DIMS];
+    int rc = slice_geometry(x, start, step, count, err);
+    if (rc == 0 && x->din[0]) slice_backward(xs->ndim, xs->dims, start, step, count, x->dout[0], x->din[0]);
+    return rc;
+}
+
+/* Only the data gradient exists: a pad value that needs one is refused. */
+static int pad_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *saved_bytes = *scratch_bytes = 0;
+    if (x->node->n_inputs > 2 && x->din[2])
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the gradient of constant_value is not supported");
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
+static int slice_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *saved_bytes = *scratch_bytes = 0;
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
 const sfp_op_def_t op_defs_pad_slice[] = {
     {"Pad", 1, 4, 1, 1, pad_attrs, pad_check, pad_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = pad_forward_node, .prepare = movement_prepare}},
+     {.forward = pad_forward_node, .prepare = movement_prepare, .backward = pad_backward_node,
+      .prepare_backward = pad_prepare_backward}},
     {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = slice_forward_node, .prepare = movement_prepare}},
+     {.forward = slice_forward_node, .prepare = movement_prepare, .backward = slice_backward_node,
+      .prepare_backward = slice_prepare_backward}},
     {0},
 };

@@ -2,7 +2,9 @@
  * strides, dilations, ceil_mode, count_include_pad), GlobalAveragePool and
  * GlobalMaxPool to (N,C,1,...,1). Work = output elements * window size.
  * Forward: planes (N*C) split over the thread pool; per output position the
- * valid taps of each dim form one range, computed before the loop. */
+ * valid taps of each dim form one range, computed before the loop. Backward
+ * walks the same windows: max sends the gradient to the window's first
+ * maximum, average spreads it over the taps it divided by. */
 #include <float.h>
 #include <string.h>
 
@@ -324,14 +326,246 @@ static int global_max_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return 0;
 }
 
+/* ---- backward ---- */
+typedef struct pool_bwd_job {
+    const sfp_pool_shape_t *s;
+    const float *x, *dy;
+    float *dx;
+    bool is_max;
+} pool_bwd_job_t;
+
+/* Planes [p0, p1): the forward's window walk; max finds the first largest
+ * tap (strictly greater replaces), average adds dy / divisor to every tap. */
+static void pool_bwd_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const pool_bwd_job_t *j = ctx;
+    const sfp_pool_shape_t *s = j->s;
+    const int ns = s->n_spatial, last = ns - 1;
+    const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
+    int64_t in_stride[SFP_MAX_SPATIAL], st = 1;
+    for (int d = last; d >= 0; d--) {
+        in_stride[d] = st;
+        st *= s->in[d];
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->is_max ? j->x + p * ihw : NULL;
+        const float *dy = j->dy + p * ohw;
+        float *dx = j->dx + p * ihw;
+        int64_t pos[SFP_MAX_SPATIAL] = {0};
+        for (int64_t o = 0; o < ohw; o++) {
+            int64_t lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL];
+            int64_t taps = 1, padded_taps = 1, base = 0;
+            for (int d = 0; d < ns; d++) {
+                int64_t plo = 0, phi = 0, start = pos[d] * s->stride[d] - s->pad_begin[d];
+                tap_range(start, s->dilation[d], s->kernel[d], s->in[d], &lo[d], &hi[d]);
+                tap_range(start + s->pad_begin[d], s->dilation[d], s->kernel[d],
+                          s->in[d] + s->pad_begin[d] + s->pad_end[d], &plo, &phi);
+                taps *= hi[d] - lo[d];
+                padded_taps *= phi - plo;
+                base += (start + lo[d] * s->dilation[d]) * in_stride[d];
+            }
+            int64_t div = s->count_include_pad ? padded_taps : taps;
+            if (taps > 0 && (j->is_max || div > 0)) {
+                const float g = j->is_max ? dy[o] : (float)((double)dy[o] / (double)div);
+                int64_t k[SFP_MAX_SPATIAL], best_at = -1;
+                float best = 0.0f;
+                for (int d = 0; d < ns; d++) k[d] = lo[d];
+                const int64_t run = hi[last] - lo[last], step = s->dilation[last];
+                for (;;) {
+                    int64_t off = base;
+                    for (int d = 0; d < last; d++) off += (k[d] - lo[d]) * s->dilation[d] * in_stride[d];
+                    if (j->is_max) {
+                        for (int64_t t = 0; t < run; t++)
+                            if (best_at < 0 || x[off + t * step] > best) {
+                                best = x[off + t * step];
+                                best_at = off + t * step;
+                            }
+                    } else {
+                        for (int64_t t = 0; t < run; t++) dx[off + t * step] += g;
+                    }
+                    int d = last - 1;
+                    for (; d >= 0; d--) {
+                        if (++k[d] < hi[d]) break;
+                        k[d] = lo[d];
+                    }
+                    if (d < 0) break;
+                }
+                if (j->is_max && best_at >= 0) dx[best_at] += g;
+            }
+            for (int d = last; d >= 0; d--) {
+                if (++pos[d] < s->out[d]) break;
+                pos[d] = 0;
+            }
+        }
+    }
+}
+
+static void pool_bwd_run(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, bool is_max,
+                         sfp_threads_t *threads)
+{
+    pool_bwd_job_t j = {s, x, dy, dx, is_max};
+    int64_t per_plane = prod_n(s->out, s->n_spatial) * prod_n(s->kernel, s->n_spatial);
+    sfp_threads_for(threads, s->batch * s->channels, per_plane >= 8192 ? 1 : 8192 / (per_plane ? per_plane : 1),
+                    pool_bwd_planes, &j);
+}
+
+/* x, dx (N, C, D1..Dk), dy (N, C, O1..Ok) */
+void maxpool_backward(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, sfp_threads_t *threads)
+{
+    pool_bwd_run(s, x, dy, dx, true, threads);
+}
+
+void avgpool_backward(const sfp_pool_shape_t *s, const float *dy, float *dx, sfp_threads_t *threads)
+{
+    pool_bwd_run(s, NULL, dy, dx, false, threads);
+}
+
+/* Tap by tap with a bounds check each, as pool_ref. */
+static void pool_bwd_ref(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, bool is_max)
+{
+    const int ns = s->n_spatial;
+    const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns), kk = prod_n(s->kernel, ns);
+    for (int64_t p = 0; p < s->batch * s->channels; p++)
+        for (int64_t o = 0; o < ohw; o++) {
+            int64_t opos[SFP_MAX_SPATIAL];
+            for (int64_t d = ns - 1, t = o; d >= 0; d--) {
+                opos[d] = t % s->out[d];
+                t /= s->out[d];
+            }
+            /* two passes over the window: divisor or argmax, then the gradient */
+            int64_t taps = 0, padded_taps = 0, best_at = -1;
+            float best = -FLT_MAX;
+            for (int pass = 0; pass < 2; pass++)
+                for (int64_t tap = 0; tap < kk; tap++) {
+                    int64_t off = 0;
+                    bool inside = true, in_padded = true;
+                    for (int64_t d = ns - 1, t = tap, stride = 1; d >= 0; d--) {
+                        int64_t kd = t % s->kernel[d];
+                        t /= s->kernel[d];
+                        int64_t id = opos[d] * s->stride[d] - s->pad_begin[d] + kd * s->dilation[d];
+                        if (id < 0 || id >= s->in[d]) inside = false;
+                        if (id < -s->pad_begin[d] || id >= s->in[d] + s->pad_end[d]) in_padded = false;
+                        off += id * stride;
+                        stride *= s->in[d];
+                    }
+                    if (pass == 0) {
+                        padded_taps += in_padded;
+                        if (!inside) continue;
+                        taps++;
+                        if (is_max && (best_at < 0 || x[p * ihw + off] > best)) {
+                            best = x[p * ihw + off];
+                            best_at = off;
+                        }
+                    } else if (inside && !is_max) {
+                        int64_t div = s->count_include_pad ? padded_taps : taps;
+                        dx[p * ihw + off] += (float)((double)dy[p * ohw + o] / (double)div);
+                    }
+                }
+            if (is_max && best_at >= 0) dx[p * ihw + best_at] += dy[p * ohw + o];
+        }
+}
+
+void maxpool_backward_ref(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx)
+{
+    pool_bwd_ref(s, x, dy, dx, true);
+}
+
+void avgpool_backward_ref(const sfp_pool_shape_t *s, const float *dy, float *dx)
+{
+    pool_bwd_ref(s, NULL, dy, dx, false);
+}
+
+typedef struct global_bwd_job {
+    int64_t spatial;
+    const float *x, *dy;
+    float *dx;
+} global_bwd_job_t;
+
+static void global_avg_bwd_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const global_bwd_job_t *j = ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        const float g = (float)((double)j->dy[p] / (double)j->spatial);
+        float *restrict dx = j->dx + p * j->spatial;
+        for (int64_t i = 0; i < j->spatial; i++) dx[i] += g;
+    }
+}
+
+static void global_max_bwd_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const global_bwd_job_t *j = ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->x + p * j->spatial;
+        int64_t best_at = 0;
+        for (int64_t i = 1; i < j->spatial; i++)
+            if (x[i] > x[best_at]) best_at = i;
+        j->dx[p * j->spatial + best_at] += j->dy[p];
+    }
+}
+
+/* dy (planes) -> dx (planes, spatial) += dy / spatial */
+void global_avgpool_backward(int64_t planes, int64_t spatial, const float *dy, float *dx, sfp_threads_t *threads)
+{
+    global_bwd_job_t j = {spatial, NULL, dy, dx};
+    if (spatial > 0)
+        sfp_threads_for(threads, planes, spatial >= 8192 ? 1 : 8192 / spatial, global_avg_bwd_planes, &j);
+}
+
+/* x (planes, spatial), dy (planes) -> dx += dy at each plane's first maximum */
+void global_maxpool_backward(int64_t planes, int64_t spatial, const float *x, const float *dy, float *dx,
+                             sfp_threads_t *threads)
+{
+    global_bwd_job_t j = {spatial, x, dy, dx};
+    if (spatial > 0)
+        sfp_threads_for(threads, planes, spatial >= 8192 ? 1 : 8192 / spatial, global_max_bwd_planes, &j);
+}
+
+static int maxpool_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_pool_shape_t s;
+    int rc = pool_shape_of(x, &s, err);
+    if (rc == 0 && x->din[0]) maxpool_backward(&s, x->in[0], x->dout[0], x->din[0], x->threads);
+    return rc;
+}
+
+static int avgpool_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_pool_shape_t s;
+    int rc = pool_shape_of(x, &s, err);
+    if (rc == 0 && x->din[0]) avgpool_backward(&s, x->dout[0], x->din[0], x->threads);
+    return rc;
+}
+
+static int global_avg_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *xs = x->in_shape[0];
+    if (x->din[0])
+        global_avgpool_backward(xs->dims[0] * xs->dims[1], shape_prod(xs, 2, xs->ndim), x->dout[0], x->din[0],
+                                x->threads);
+    return 0;
+}
+
+static int global_max_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    const sfp_shape_t *xs = x->in_shape[0];
+    if (x->din[0])
+        global_maxpool_backward(xs->dims[0] * xs->dims[1], shape_prod(xs, 2, xs->ndim), x->in[0], x->dout[0],
+                                x->din[0], x->threads);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_pool[] = {
     {"MaxPool", 1, 1, 1, 2, maxpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = maxpool_forward_node, .prepare = pool_prepare}},
+     {.forward = maxpool_forward_node, .prepare = pool_prepare, .backward = maxpool_backward_node,
+      .keep_inputs = 0x1}},
     {"AveragePool", 1, 1, 1, 1, avgpool_attrs, pool_check, pool_infer, pool_work, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = avgpool_forward_node, .prepare = pool_prepare}},
+     {.forward = avgpool_forward_node, .prepare = pool_prepare, .backward = avgpool_backward_node}},
     {"GlobalAveragePool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = global_avg_forward_node, .prepare = pool_prepare}},
+     {.forward = global_avg_forward_node, .prepare = pool_prepare, .backward = global_avg_backward_node}},
     {"GlobalMaxPool", 1, 1, 1, 1, no_attrs, NULL, global_infer, global_work, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = global_max_forward_node, .prepare = pool_prepare}},
+     {.forward = global_max_forward_node, .prepare = pool_prepare, .backward = global_max_backward_node,
+      .keep_inputs = 0x1}},
     {0},
 };

@@ -2,7 +2,9 @@
  * Shape, Gather, Unsqueeze, Squeeze. When their inputs are known before
  * running they are folded, so Reshape targets computed from Shape at export
  * time follow the batch size of each plan. Their forward entry points (for
- * inputs only known while running) move bytes of any fixed-size type. */
+ * inputs only known while running) move bytes of any fixed-size type.
+ * Backward (float32): reshapes pass the gradient through unchanged, Concat
+ * hands each input its slice. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -443,13 +445,47 @@ static int gather_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return 0;
 }
 
+/* dy (outer, sum(len_i) * inner) -> dx_i (outer, len_i * inner) += */
+void concat_backward(int n_inputs, float *const *dx, const int64_t *len, int64_t outer, int64_t inner,
+                     const float *dy)
+{
+    const float *src = dy;
+    for (int64_t o = 0; o < outer; o++)
+        for (int i = 0; i < n_inputs; i++) {
+            const int64_t chunk = len[i] * inner;
+            if (dx[i]) {
+                float *restrict dst = dx[i] + o * chunk;
+                for (int64_t k = 0; k < chunk; k++) dst[k] += src[k];
+            }
+            src += chunk;
+        }
+}
+
+static int concat_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    const sfp_shape_t *ys = x->out_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int axis = 0, rc = op_axis(&c, node_attr_int(x->node, "axis", 0), ys->ndim, &axis, err);
+    if (rc < 0) return rc;
+    int64_t len[1024];
+    float *dx[1024];
+    int n = x->node->n_inputs;
+    if (n > 1024) return exec_errorf(x, err, SFP_EUNSUPPORTED, "more than 1024 inputs");
+    for (int i = 0; i < n; i++) {
+        len[i] = x->in_shape[i]->dims[axis];
+        dx[i] = x->din[i];
+    }
+    concat_backward(n, dx, len, shape_prod(ys, 0, axis), shape_prod(ys, axis + 1, ys->ndim), x->dout[0]);
+    return 0;
+}
+
 const sfp_op_def_t op_defs_shape[] = {
     {"Flatten", 1, 1, 1, 1, axis_attrs, NULL, flatten_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+     {.forward = exec_copy_forward, .prepare = sized_prepare, .backward = exec_copy_backward}},
     {"Reshape", 2, 2, 1, 1, reshape_attrs, NULL, reshape_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+     {.forward = exec_copy_forward, .prepare = sized_prepare, .backward = exec_copy_backward}},
     {"Concat", 1, 1024, 1, 1, axis_attrs, NULL, concat_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = concat_forward_node, .prepare = concat_prepare}},
+     {.forward = concat_forward_node, .prepare = concat_prepare, .backward = concat_backward_node}},
     {"Constant", 0, 0, 1, 1, constant_attrs, NULL, constant_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = constant_forward_node, .prepare = sized_prepare}},
     {"ConstantOfShape", 1, 1, 1, 1, cos_attrs, NULL, cos_infer, NULL, SFP_WORK_NONE, 0,
@@ -459,8 +495,8 @@ const sfp_op_def_t op_defs_shape[] = {
     {"Gather", 2, 2, 1, 1, axis_attrs, NULL, gather_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = gather_forward_node, .prepare = gather_prepare}},
     {"Unsqueeze", 1, 2, 1, 1, axes_attrs, NULL, unsqueeze_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+     {.forward = exec_copy_forward, .prepare = sized_prepare, .backward = exec_copy_backward}},
     {"Squeeze", 1, 2, 1, 1, axes_attrs, NULL, squeeze_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = exec_copy_forward, .prepare = sized_prepare}},
+     {.forward = exec_copy_forward, .prepare = sized_prepare, .backward = exec_copy_backward}},
     {0},
 };

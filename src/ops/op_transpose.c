@@ -1,6 +1,6 @@
 /* Transpose: permutes axes (default: reversed). PyTorch's F.pad export
  * computes Pad's pads with Transpose on a small int64 matrix, so constant
- * inputs are folded. */
+ * inputs are folded. Backward: the inverse permutation, accumulated. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -85,8 +85,43 @@ static int transpose_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     return rc;
 }
 
+/* ---- backward ---- */
+/* y = transpose(x, perm), x (x_dims): walks dy in order, dx += at the
+ * element each came from */
+void transpose_backward(int rank, const int64_t *x_dims, const int *perm, const float *dy, float *dx)
+{
+    int64_t in_stride[SFP_MAX_DIMS], out_dims[SFP_MAX_DIMS], idx[SFP_MAX_DIMS] = {0}, total = 1, step = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        in_stride[k] = step;
+        step *= x_dims[k];
+    }
+    for (int k = 0; k < rank; k++) {
+        out_dims[k] = x_dims[perm[k]];
+        total *= out_dims[k];
+    }
+    for (int64_t o = 0; o < total; o++) {
+        int64_t at = 0;
+        for (int k = 0; k < rank; k++) at += idx[k] * in_stride[perm[k]];
+        dx[at] += dy[o];
+        for (int k = rank - 1; k >= 0; k--) {
+            if (++idx[k] < out_dims[k]) break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static int transpose_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    int perm[SFP_MAX_DIMS];
+    const sfp_shape_t *xs = x->in_shape[0];
+    sfp_op_ctx_t c = exec_ctx(x);
+    int rc = read_perm(&c, xs->ndim, perm, err);
+    if (rc == 0 && x->din[0]) transpose_backward(xs->ndim, xs->dims, perm, x->dout[0], x->din[0]);
+    return rc;
+}
+
 const sfp_op_def_t op_defs_transpose[] = {
     {"Transpose", 1, 1, 1, 1, transpose_attrs, NULL, transpose_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = transpose_forward_node, .prepare = transpose_prepare}},
+     {.forward = transpose_forward_node, .prepare = transpose_prepare, .backward = transpose_backward_node}},
     {0},
 };

@@ -240,3 +240,10 @@ int exec_copy_forward(const sfp_exec_t *x, sfp_error_t *err)
     if (bytes && x->out[0] != x->in[0]) memmove(x->out[0], x->in[0], bytes);
     return 0;
 }
+
+int exec_copy_backward(const sfp_exec_t *x, sfp_error_t *err)
+{
+    (void)err;
+    if (x->din[0]) grad_accumulate(shape_numel(x->out_shape[0]), x->dout[0], x->din[0], x->threads);
+    return 0;
+}

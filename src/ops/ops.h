@@ -49,6 +49,25 @@ typedef struct sfp_exec {
     void *scratch;              /* scratch_bytes as prepare() asked, 64-byte aligned */
     size_t scratch_bytes;
     sfp_threads_t *threads;     /* for the kernels' parallel loops; may be NULL */
+    /* ---- training runtime (src/train); zero/NULL in inference plans ---- */
+    /* Normalisation uses (and updates) batch statistics instead of the
+     * running ones. */
+    bool training;
+    /* Writable data of the inputs that are initializers (NULL for the
+     * others): the running mean and variance BatchNormalization updates in
+     * training mode. */
+    void *const *in_init;
+    /* State the forward keeps for backward (saved_bytes as prepare_backward
+     * asked, 64-byte aligned, private to the node): BN's batch statistics. */
+    void *saved;
+    size_t saved_bytes;
+    /* Backward: dout[o] is the gradient of the loss with respect to output
+     * o (NULL: none flows back through it); din[i] receives the gradient of
+     * input i, accumulated (+=), NULL when not wanted (constants, integer
+     * inputs, data). in[] and out[] hold the forward values the op asked to
+     * keep (run.keep_inputs / keep_outputs); the others may be overwritten. */
+    const void *const *dout;
+    void *const *din;
 } sfp_exec_t;
 
 /* Runtime entry points of an op; a NULL forward means the op cannot run. */
@@ -59,8 +78,18 @@ typedef struct sfp_op_run {
      * does not handle and says how many scratch bytes it needs. NULL: no
      * scratch, nothing to refuse. */
     int (*prepare)(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err);
-    /* Reserved for the training runtime (reverse mode); NULL for now. */
+    /* Reverse mode: accumulates into din[] the gradients of the inputs from
+     * dout[] (see sfp_exec_t). Must not allocate. NULL: the op cannot be
+     * trained through (refused when a gradient would have to cross it). */
     int (*backward)(const sfp_exec_t *x, sfp_error_t *err);
+    /* Once per training plan: refuses what backward does not handle and
+     * says how many bytes of saved state (forward -> backward) and of
+     * backward scratch it needs. NULL: neither. */
+    int (*prepare_backward)(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err);
+    /* Forward values backward reads: bit i = input i / output i. A training
+     * plan keeps them until the node's backward has run and may reuse the
+     * memory of the others. */
+    unsigned keep_inputs, keep_outputs;
 } sfp_op_run_t;
 
 typedef struct sfp_op_def {
@@ -159,5 +188,7 @@ int exec_need_sized(const sfp_exec_t *x, int i, sfp_error_t *err);
 int exec_ints(const sfp_exec_t *x, int i, int64_t *out, int max, int *n, sfp_error_t *err);
 /* Copies input 0 to output 0 (same bytes): Identity, Reshape, Flatten... */
 int exec_copy_forward(const sfp_exec_t *x, sfp_error_t *err);
+/* Its backward: din[0] += dout[0] (float32). */
+int exec_copy_backward(const sfp_exec_t *x, sfp_error_t *err);
 
 #endif

@@ -2,77 +2,41 @@
  * the run loop. Buffers are "slots" of an arena: a value takes the best-
  * fitting free slot when its producer runs and gives it back after its last
  * reader (outputs are placed before inputs are released, so a kernel never
- * reads and writes the same bytes). Offsets are fixed once all slots are
- * sized; the arena, the scratch and the constant copies are one allocation. */
+ * reads and writes the same bytes). Training plans extend the time line with
+ * the backward steps (autograd.c says when gradients are born and die and
+ * which activations backward still reads). Offsets are fixed once all slots
+ * are sized; the arena, the scratch, the constant copies, the saved state
+ * and the parameter gradients are one allocation. */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #define _POSIX_C_SOURCE 200809L
 #include <limits.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/plan.h"
+#include "train/plan_impl.h"
 #include "util/threads.h"
 #include "util/util.h"
 
-#define ALIGN 64
-#define NEVER_FREED INT_MAX
-
-typedef enum value_kind {
-    VK_NONE = 0,   /* not needed by this plan */
-    VK_CONST,      /* initializer or folded constant, not produced by a step */
-    VK_INPUT,      /* plan input: the caller's memory */
-    VK_BUFFER      /* written by a step into the arena */
-} value_kind_t;
-
-typedef struct plan_step {
-    int node;
-    const sfp_op_def_t *def;
-    sfp_exec_t x;
-    const sfp_shape_t **in_shape, **out_shape;
-    const void **in;
-    void **out;
-    double seconds;            /* SFP_PLAN_PROFILE: summed over runs */
-} plan_step_t;
-
-struct sfp_plan {
-    sfp_model_t *m;
-    int64_t batch;
-    unsigned flags;
-    int n_values;
-    sfp_shape_t *shapes;       /* per value, snapshot at the plan's batch */
-    value_kind_t *kind;
-    void **data;               /* per value: where its bytes are (NULL: none) */
-    size_t *offset;            /* VK_BUFFER: offset in the arena; copied constants too */
-    bool *copied;              /* VK_CONST copied into the arena (folded values) */
-    int n_steps;
-    plan_step_t *steps;
-    const sfp_shape_t **shape_ptrs; /* backing store of the steps' shape arrays */
-    const void **in_ptrs;
-    void **out_ptrs;
-    int n_inputs, n_outputs;
-    int *input_ids, *output_ids;
-    sfp_threads_t *threads;
-    int n_threads;
-    uint8_t *arena;
-    size_t arena_bytes, scratch_bytes, scratch_offset;
-};
+#define ALIGN PLAN_ALIGN
 
 /* ---- small helpers ---- */
-static bool align_up(size_t n, size_t *out)
+bool plan_align_up(size_t n, size_t *out)
 {
     if (n > SIZE_MAX - (ALIGN - 1)) return false;
     *out = (n + ALIGN - 1) / ALIGN * ALIGN;
     return true;
 }
 
-static bool add_size(size_t a, size_t b, size_t *out)
+bool plan_add_size(size_t a, size_t b, size_t *out)
 {
     if (a > SIZE_MAX - b) return false;
     *out = a + b;
     return true;
 }
 
-static int value_bytes(const sfp_plan_t *p, int id, size_t *out, sfp_error_t *err)
+int plan_value_bytes(const sfp_plan_t *p, int id, size_t *out, sfp_error_t *err)
 {
     const sfp_shape_t *s = &p->shapes[id];
     const char *name = p->m->graph.values[id].name;
@@ -248,7 +212,7 @@ static int prepare_steps(sfp_plan_t *p, sfp_error_t *err)
         for (int o = 0; o < n->n_outputs; o++) {
             int rc, v = n->outputs[o];
             size_t bytes = 0;
-            if (v >= 0 && (rc = value_bytes(p, v, &bytes, err)) < 0)
+            if (v >= 0 && (rc = plan_value_bytes(p, v, &bytes, err)) < 0)
                 return sfp_error_prefix(err, "node '%s' (%s)", sfp_q(n->name), sfp_q(n->op_type));
         }
         size_t need = 0;
@@ -281,70 +245,113 @@ static int take_slot(slot_t *slots, int *n_slots, size_t need)
     return at;
 }
 
+/* Birth and death time of every forward buffer (index = value id): born
+ * when its producer runs, dead after its last reader (at once when nothing
+ * reads it); graph outputs and SFP_PLAN_KEEP_ACTIVATIONS never die. */
+static void forward_lifetimes(const sfp_plan_t *p, int32_t *birth, int32_t *death)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    bool keep = (p->flags & SFP_PLAN_KEEP_ACTIVATIONS) != 0;
+    for (int v = 0; v < g->n_values; v++) birth[v] = death[v] = -1;
+    for (int s = 0; s < p->n_steps; s++) {
+        const sfp_node_t *n = p->steps[s].x.node;
+        for (int o = 0; o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0) birth[n->outputs[o]] = death[n->outputs[o]] = s;
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        const sfp_node_t *n = p->steps[s].x.node;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v >= 0 && birth[v] >= 0 && death[v] < s) death[v] = s;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (birth[v] >= 0 && keep) death[v] = PLAN_NEVER_FREED;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (birth[g->outputs[i]] >= 0) death[g->outputs[i]] = PLAN_NEVER_FREED;
+}
+
+/* Buckets of buffer indices by time (a singly linked list per time). */
+typedef struct time_lists {
+    int32_t *head;      /* per time: first buffer, -1 */
+    int32_t *next;      /* per buffer */
+} time_lists_t;
+
+static void lists_add(time_lists_t *l, int32_t t, int32_t b)
+{
+    l->next[b] = l->head[t];
+    l->head[t] = b;
+}
+
+/* Slots by lifetime: at each time, buffers born then take a slot (best fit),
+ * then buffers dying then give theirs back. Buffers are placed in index
+ * order within a time, so the result depends only on the graph. */
 static int place_buffers(sfp_plan_t *p, size_t *buffers_bytes, sfp_error_t *err)
 {
     const sfp_graph_t *g = &p->m->graph;
+    const bool train = (p->flags & SFP_PLAN_TRAIN) != 0;
+    const size_t n_buf = (size_t)g->n_values * (train ? 2 : 1);
+    const int32_t n_times = 2 * p->n_steps + 1;
     int rc = 0, n_slots = 0;
-    bool keep = (p->flags & SFP_PLAN_KEEP_ACTIVATIONS) != 0;
-    int *last_use = malloc(sizeof(int) * ((size_t)g->n_values + 1));
-    int *slot_of = malloc(sizeof(int) * ((size_t)g->n_values + 1));
-    size_t n_buffers = 0;
-    for (int v = 0; v < g->n_values; v++) n_buffers += p->kind[v] == VK_BUFFER;
-    slot_t *slots = calloc(n_buffers + 1, sizeof *slots);
-    size_t *slot_offset = calloc(n_buffers + 1, sizeof *slot_offset);
-    if (!last_use || !slot_of || !slots || !slot_offset) {
+    int32_t *birth = malloc(sizeof(int32_t) * (n_buf + 1));
+    int32_t *death = malloc(sizeof(int32_t) * (n_buf + 1));
+    int *slot_of = malloc(sizeof(int) * (n_buf + 1));
+    slot_t *slots = calloc(n_buf + 1, sizeof *slots);
+    size_t *slot_offset = calloc(n_buf + 1, sizeof *slot_offset);
+    time_lists_t born = {malloc(sizeof(int32_t) * ((size_t)n_times + 1)), malloc(sizeof(int32_t) * (n_buf + 1))};
+    time_lists_t dies = {malloc(sizeof(int32_t) * ((size_t)n_times + 1)), malloc(sizeof(int32_t) * (n_buf + 1))};
+    if (!birth || !death || !slot_of || !slots || !slot_offset || !born.head || !born.next || !dies.head ||
+        !dies.next) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         goto out;
     }
-    for (int v = 0; v < g->n_values; v++) {
-        last_use[v] = -1;
-        slot_of[v] = -1;
+    forward_lifetimes(p, birth, death);
+    if (train) autograd_lifetimes(p, birth, death);
+    for (int32_t t = 0; t < n_times; t++) born.head[t] = dies.head[t] = -1;
+    /* listed backwards so each list runs in increasing buffer order */
+    for (int32_t b = (int32_t)n_buf - 1; b >= 0; b--) {
+        slot_of[b] = -1;
+        if (birth[b] < 0) continue;
+        lists_add(&born, birth[b], b);
+        if (death[b] != PLAN_NEVER_FREED) lists_add(&dies, death[b] > birth[b] ? death[b] : birth[b], b);
     }
-    for (int s = 0; s < p->n_steps; s++) {
-        const sfp_node_t *n = p->steps[s].x.node;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0) last_use[n->inputs[k]] = s;
-    }
-    for (int i = 0; i < g->n_outputs; i++) last_use[g->outputs[i]] = NEVER_FREED;
-    for (int s = 0; s < p->n_steps; s++) {
-        const sfp_node_t *n = p->steps[s].x.node;
-        for (int o = 0; o < n->n_outputs; o++) {
-            int v = n->outputs[o];
+    for (int32_t t = 0; t < n_times; t++) {
+        for (int32_t b = born.head[t]; b >= 0; b = born.next[b]) {
+            int v = b % g->n_values;
             size_t bytes = 0, need = 0;
-            if (v < 0) continue;
-            if ((rc = value_bytes(p, v, &bytes, err)) < 0) goto out;
-            if (!align_up(bytes, &need)) {
+            if ((rc = plan_value_bytes(p, v, &bytes, err)) < 0) goto out;
+            if (b >= g->n_values) bytes = bytes / sfp_dtype_size(p->shapes[v].dtype) * sizeof(float);
+            if (!plan_align_up(bytes, &need)) {
                 rc = sfp_errorf(err, SFP_ENOMEM, "value '%s' is too large", sfp_q(g->values[v].name));
                 goto out;
             }
-            slot_of[v] = take_slot(slots, &n_slots, need);
+            slot_of[b] = take_slot(slots, &n_slots, need);
         }
-        if (keep) continue;
-        for (int o = 0; o < n->n_outputs; o++) { /* written but never read */
-            int v = n->outputs[o];
-            if (v >= 0 && last_use[v] < s) slots[slot_of[v]].busy = false;
-        }
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
-            if (v >= 0 && p->kind[v] == VK_BUFFER && last_use[v] == s) slots[slot_of[v]].busy = false;
-        }
+        for (int32_t b = dies.head[t]; b >= 0; b = dies.next[b]) slots[slot_of[b]].busy = false;
     }
     size_t total = 0;
     for (int i = 0; i < n_slots; i++) {
         slot_offset[i] = total;
-        if (!add_size(total, slots[i].bytes, &total)) {
+        if (!plan_add_size(total, slots[i].bytes, &total)) {
             rc = sfp_errorf(err, SFP_ENOMEM, "the activations of this plan do not fit in memory");
             goto out;
         }
     }
-    for (int v = 0; v < g->n_values; v++)
+    for (int v = 0; v < g->n_values; v++) {
         if (slot_of[v] >= 0) p->offset[v] = slot_offset[slot_of[v]];
+        if (train && slot_of[g->n_values + v] >= 0) p->grad_offset[v] = slot_offset[slot_of[g->n_values + v]];
+    }
     *buffers_bytes = total;
 out:
-    free(last_use);
+    free(birth);
+    free(death);
     free(slot_of);
     free(slots);
     free(slot_offset);
+    free(born.head);
+    free(born.next);
+    free(dies.head);
+    free(dies.next);
     return rc;
 }
 
@@ -357,7 +364,7 @@ static int place_constants(sfp_plan_t *p, size_t start, size_t *end, sfp_error_t
     for (int v = 0; v < g->n_values; v++) {
         if (p->kind[v] != VK_CONST || g->values[v].init || constant_node_data(g, v)) continue;
         size_t bytes = const_tensor(g, v)->nbytes, need = 0;
-        if (!align_up(bytes, &need) || !add_size(at, need, &at))
+        if (!plan_align_up(bytes, &need) || !plan_add_size(at, need, &at))
             return sfp_errorf(err, SFP_ENOMEM, "constant '%s' is too large", sfp_q(g->values[v].name));
         p->offset[v] = at - need;
         p->copied[v] = true;
@@ -366,18 +373,36 @@ static int place_constants(sfp_plan_t *p, size_t start, size_t *end, sfp_error_t
     return 0;
 }
 
+/* The arena. Large ones are 2 MiB aligned and offered to transparent huge
+ * pages (Linux's madvise mode): the passes over activations and gradients
+ * stream through hundreds of MB, and 4 KiB pages cost TLB misses. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static uint8_t *alloc_arena(size_t bytes)
+{
+    if (bytes < 4 * HUGE_PAGE) return aligned_alloc(ALIGN, bytes ? bytes : ALIGN);
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    if (rounded < bytes) return NULL;
+    uint8_t *arena = aligned_alloc(HUGE_PAGE, rounded);
+#ifdef MADV_HUGEPAGE
+    if (arena) madvise(arena, rounded, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+    return arena;
+}
+
 static int allocate(sfp_plan_t *p, sfp_error_t *err)
 {
     const sfp_graph_t *g = &p->m->graph;
     size_t buffers = 0, scratch = 0, end = 0;
     int rc = place_buffers(p, &buffers, err);
     if (rc < 0) return rc;
-    if (!align_up(buffers, &p->scratch_offset) || !align_up(p->scratch_bytes, &scratch) ||
-        !add_size(p->scratch_offset, scratch, &end))
+    if (!plan_align_up(buffers, &p->scratch_offset) || !plan_align_up(p->scratch_bytes, &scratch) ||
+        !plan_add_size(p->scratch_offset, scratch, &end))
         return sfp_errorf(err, SFP_ENOMEM, "the plan does not fit in memory");
     if ((rc = place_constants(p, end, &end, err)) < 0) return rc;
+    if ((p->flags & SFP_PLAN_TRAIN) && (rc = autograd_place_persistent(p, &end, err)) < 0) return rc;
     p->arena_bytes = end;
-    p->arena = aligned_alloc(ALIGN, end ? end : ALIGN);
+    p->arena = alloc_arena(end);
     if (!p->arena)
         return sfp_errorf(err, SFP_ENOMEM, "out of memory allocating %zu bytes for the plan's activations", end);
     for (int v = 0; v < g->n_values; v++) {
@@ -420,7 +445,9 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     sfp_plan_t *p = calloc(1, sizeof *p);
     if (!p) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     p->m = m;
+    if (flags & SFP_PLAN_INPUT_GRADS) flags |= SFP_PLAN_TRAIN;
     p->flags = flags;
+    p->training = (flags & SFP_PLAN_TRAIN) != 0;
     if ((rc = graph_topo_sort(g, err)) < 0) goto fail;
     if ((rc = model_infer_shapes(m, batch > 0 ? batch : 0, err)) < 0) goto fail;
     if ((rc = snapshot_shapes(p, err)) < 0) goto fail;
@@ -436,11 +463,13 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     p->n_threads = sfp_threads_count(p->threads);
     for (int s = 0; s < p->n_steps; s++) p->steps[s].x.threads = p->threads;
     if ((rc = prepare_steps(p, err)) < 0) goto fail;
+    if ((flags & SFP_PLAN_TRAIN) && (rc = autograd_analyse(p, err)) < 0) goto fail;
     if ((rc = allocate(p, err)) < 0) goto fail;
     for (int s = 0; s < p->n_steps; s++) {
         p->steps[s].x.scratch = p->arena + p->scratch_offset;
         p->steps[s].x.scratch_bytes = p->scratch_bytes;
     }
+    if (flags & SFP_PLAN_TRAIN) autograd_bind(p);
     free(run_node);
     run_node = NULL;
     if (old_batch > 0 && old_batch != g->batch && (rc = model_infer_shapes(m, old_batch, err)) < 0) goto fail;
@@ -456,6 +485,7 @@ fail:
 void plan_free(sfp_plan_t *p)
 {
     if (!p) return;
+    autograd_free(p);
     sfp_threads_free(p->threads);
     free(p->arena);
     free(p->steps);
@@ -488,16 +518,20 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
                               sfp_q(p->m->graph.values[p->input_ids[i]].name));
         p->data[p->input_ids[i]] = (void *)inputs[i]; /* read-only: only passed as const inputs */
     }
+    p->backward_ready = false;
     for (int s = 0; s < p->n_steps; s++) {
         plan_step_t *st = &p->steps[s];
         const sfp_node_t *n = st->x.node;
         for (int k = 0; k < n->n_inputs; k++) st->in[k] = n->inputs[k] >= 0 ? p->data[n->inputs[k]] : NULL;
         for (int o = 0; o < n->n_outputs; o++) st->out[o] = n->outputs[o] >= 0 ? p->data[n->outputs[o]] : NULL;
+        st->x.training = p->training;
         double start = profile ? now_seconds() : 0.0;
         int rc = st->def->run.forward(&st->x, err);
         if (rc < 0) return rc;
         if (profile) st->seconds += now_seconds() - start;
     }
+    p->ran_training = p->training;
+    p->backward_ready = (p->flags & SFP_PLAN_TRAIN) != 0;
     return 0;
 }
 

@@ -193,27 +193,17 @@ static void copy_elems(size_t elem, void *dst, const void *src, int64_t n, int64
     }
 }
 
-/* x (x_dims) -> y (y_dims = x_dims + pads), value everywhere outside x */
-void pad_forward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
-                 const void *value, const void *x, void *y)
+/* Calls fn for every row of x (all dims but the last) that lands inside y,
+ * with the element offsets in x and in y of the row's valid run of n
+ * elements (pads may be negative: they crop). Shared by forward and backward. */
+typedef void (*pad_row_fn)(int64_t x_at, int64_t y_at, int64_t n, void *ctx);
+
+static void pad_each_row(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                         pad_row_fn fn, void *ctx)
 {
-    int64_t y_numel = 1, x_rows = 1;
-    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
-    if (y_numel == 0) return;
-    /* fill: one element, then doubling copies */
-    memcpy(y, value, elem);
-    for (int64_t done = 1; done < y_numel;) {
-        int64_t n = done < y_numel - done ? done : y_numel - done;
-        memcpy((char *)y + (size_t)done * elem, y, (size_t)n * elem);
-        done += n;
-    }
-    if (ndim == 0) {
-        memcpy(y, x, elem);
-        return;
-    }
     const int last = ndim - 1;
+    int64_t x_rows = 1;
     for (int d = 0; d < last; d++) x_rows *= x_dims[d];
-    /* the valid run of the last dim */
     int64_t lo = pad_begin[last] < 0 ? -pad_begin[last] : 0;
     int64_t hi = x_dims[last];
     if (hi > y_dims[last] - pad_begin[last]) hi = y_dims[last] - pad_begin[last];
@@ -227,14 +217,46 @@ void pad_forward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, cons
             if (yd < 0 || yd >= y_dims[d]) inside = false;
             y_off = y_off * y_dims[d] + yd;
         }
-        if (inside)
-            memcpy((char *)y + (size_t)(y_off * y_dims[last] + pad_begin[last] + lo) * elem,
-                   (const char *)x + (size_t)(r * x_dims[last] + lo) * elem, (size_t)(hi - lo) * elem);
+        if (inside) fn(r * x_dims[last] + lo, y_off * y_dims[last] + pad_begin[last] + lo, hi - lo, ctx);
         for (int d = last - 1; d >= 0; d--) {
             if (++pos[d] < x_dims[d]) break;
             pos[d] = 0;
         }
     }
+}
+
+typedef struct pad_copy_ctx {
+    size_t elem;
+    const char *x;
+    char *y;
+} pad_copy_ctx_t;
+
+static void pad_copy_row(int64_t x_at, int64_t y_at, int64_t n, void *ctx)
+{
+    const pad_copy_ctx_t *c = ctx;
+    memcpy(c->y + (size_t)y_at * c->elem, c->x + (size_t)x_at * c->elem, (size_t)n * c->elem);
+}
+
+/* x (x_dims) -> y (y_dims = x_dims + pads), value everywhere outside x */
+void pad_forward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
+                 const void *value, const void *x, void *y)
+{
+    int64_t y_numel = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    if (y_numel == 0) return;
+    /* fill: one element, then doubling copies */
+    memcpy(y, value, elem);
+    for (int64_t done = 1; done < y_numel;) {
+        int64_t n = done < y_numel - done ? done : y_numel - done;
+        memcpy((char *)y + (size_t)done * elem, y, (size_t)n * elem);
+        done += n;
+    }
+    if (ndim == 0) {
+        memcpy(y, x, elem);
+        return;
+    }
+    pad_copy_ctx_t c = {elem, x, y};
+    pad_each_row(ndim, x_dims, pad_begin, y_dims, pad_copy_row, &c);
 }
 
 void pad_forward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
@@ -401,6 +423,19 @@ static int slice_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 }
 
 /* ---- backward ---- */
+typedef struct pad_grad_ctx {
+    const float *dy;
+    float *dx;
+} pad_grad_ctx_t;
+
+static void pad_add_row(int64_t x_at, int64_t y_at, int64_t n, void *ctx)
+{
+    const pad_grad_ctx_t *c = ctx;
+    const float *restrict src = c->dy + y_at;
+    float *restrict dst = c->dx + x_at;
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
 /* dy (y_dims) -> dx (x_dims) += the window x was placed in (pads may crop) */
 void pad_backward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, const float *dy,
                   float *dx)
@@ -409,32 +444,8 @@ void pad_backward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, con
         dx[0] += dy[0];
         return;
     }
-    int64_t x_rows = 1;
-    const int last = ndim - 1;
-    for (int d = 0; d < last; d++) x_rows *= x_dims[d];
-    int64_t lo = pad_begin[last] < 0 ? -pad_begin[last] : 0;
-    int64_t hi = x_dims[last];
-    if (hi > y_dims[last] - pad_begin[last]) hi = y_dims[last] - pad_begin[last];
-    if (hi <= lo) return;
-    int64_t pos[SFP_MAX_DIMS] = {0};
-    for (int64_t r = 0; r < x_rows; r++) {
-        int64_t y_off = 0;
-        bool inside = true;
-        for (int d = 0; d < last; d++) {
-            int64_t yd = pos[d] + pad_begin[d];
-            if (yd < 0 || yd >= y_dims[d]) inside = false;
-            y_off = y_off * y_dims[d] + yd;
-        }
-        if (inside) {
-            const float *restrict src = dy + y_off * y_dims[last] + pad_begin[last];
-            float *restrict dst = dx + r * x_dims[last];
-            for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
-        }
-        for (int d = last - 1; d >= 0; d--) {
-            if (++pos[d] < x_dims[d]) break;
-            pos[d] = 0;
-        }
-    }
+    pad_grad_ctx_t c = {dy, dx};
+    pad_each_row(ndim, x_dims, pad_begin, y_dims, pad_add_row, &c);
 }
 
 void pad_backward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,

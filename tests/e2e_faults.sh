@@ -128,15 +128,16 @@ full_disk() { # name CMD...
 }
 full_disk compress compress "$MID" "$DIR/full.onnx" --epochs 0 --quiet
 [ $HAVE_INIT -eq 1 ] && full_disk init init resnet20 "$DIR/full.onnx" --quiet
-# Without the shell's help: is SIGXFSZ ignored by the program itself? (Not
-# required by DESIGN.md; without it the kernel kills the writer, OUT stays
-# intact but the temporary file stays behind.)
+# Without the shell's help: main.c ignores SIGXFSZ itself, so the write fails
+# with EFBIG, exit 1 with a message, OUT intact and no temporary file left.
 cp "$IN" "$DIR/full.onnx"
 ( (ulimit -f 64; exec "$BIN" compress "$MID" "$DIR/full.onnx" --epochs 0 --quiet) >/dev/null 2>"$ERR"; echo $? >"$DIR/status" ) 2>/dev/null
 got=$(cat "$DIR/status")
 checks=$((checks + 1))
 [ "$(sum "$DIR/full.onnx")" = "$(sum "$IN")" ] || fail "SIGXFSZ: the existing OUT changed"
-[ $got -eq 1 ] || echo "e2e_faults: note: without 'trap \"\" XFSZ' the writer ends by signal (exit $got) and leaves its temporary file; main.c does not ignore SIGXFSZ"
+[ $got -eq 1 ] || fail "SIGXFSZ: exit $got instead of 1 (the writer must not be killed by the signal)"
+grep -q '^onnx-sfp: error: .*File too large' "$ERR" || fail "SIGXFSZ: no 'File too large' error line: $(cat "$ERR")"
+ls "$DIR"/full.onnx.tmp.* >/dev/null 2>&1 && fail "SIGXFSZ: a temporary file was left behind"
 rm -f "$DIR/full.onnx" "$DIR/full.onnx".tmp.*
 
 # ---------------------------------------------------------------- kill -9 during a large write

@@ -207,17 +207,24 @@ void matmul_forward(const sfp_matmul_shape_t *s, const float *a, const float *b,
     }
 }
 
+/* Element offsets into A and B of broadcast batch entry i (row-major over s->batch). */
+static void matmul_batch_offsets(const sfp_matmul_shape_t *s, int64_t i, int64_t *off_a, int64_t *off_b)
+{
+    *off_a = *off_b = 0;
+    for (int64_t d = s->batch_ndim - 1, t = i; d >= 0; d--) {
+        *off_a += t % s->batch[d] * s->a_stride[d];
+        *off_b += t % s->batch[d] * s->b_stride[d];
+        t /= s->batch[d];
+    }
+}
+
 void matmul_forward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, float *y)
 {
     int64_t count = 1;
     for (int d = 0; d < s->batch_ndim; d++) count *= s->batch[d];
     for (int64_t i = 0; i < count; i++) {
         int64_t off_a = 0, off_b = 0;
-        for (int64_t d = s->batch_ndim - 1, t = i; d >= 0; d--) {
-            off_a += t % s->batch[d] * s->a_stride[d];
-            off_b += t % s->batch[d] * s->b_stride[d];
-            t /= s->batch[d];
-        }
+        matmul_batch_offsets(s, i, &off_a, &off_b);
         for (int64_t r = 0; r < s->m; r++)
             for (int64_t c = 0; c < s->n; c++) {
                 double acc = 0.0;
@@ -319,11 +326,7 @@ void matmul_backward_ref(const sfp_matmul_shape_t *s, const float *a, const floa
     for (int d = 0; d < s->batch_ndim; d++) count *= s->batch[d];
     for (int64_t i = 0; i < count; i++) {
         int64_t off_a = 0, off_b = 0;
-        for (int64_t d = s->batch_ndim - 1, t = i; d >= 0; d--) {
-            off_a += t % s->batch[d] * s->a_stride[d];
-            off_b += t % s->batch[d] * s->b_stride[d];
-            t /= s->batch[d];
-        }
+        matmul_batch_offsets(s, i, &off_a, &off_b);
         for (int64_t r = 0; r < s->m; r++)
             for (int64_t c = 0; c < s->n; c++) {
                 const double g = (double)dy[(i * s->m + r) * s->n + c];

@@ -259,22 +259,29 @@ void pad_forward(int ndim, const int64_t *x_dims, const int64_t *pad_begin, cons
     pad_each_row(ndim, x_dims, pad_begin, y_dims, pad_copy_row, &c);
 }
 
+/* Reference kernels: the x element that y element o comes from, -1 for padding. */
+static int64_t pad_ref_source(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                              int64_t o)
+{
+    int64_t at = 0, stride = 1;
+    for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
+        int64_t xd = t % y_dims[d] - pad_begin[d];
+        t /= y_dims[d];
+        if (xd < 0 || xd >= x_dims[d]) return -1;
+        at += xd * stride;
+        stride *= x_dims[d];
+    }
+    return at;
+}
+
 void pad_forward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims, size_t elem,
                      const void *value, const void *x, void *y)
 {
     int64_t y_numel = 1;
     for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
     for (int64_t o = 0; o < y_numel; o++) {
-        int64_t at = 0, stride = 1;
-        bool inside = true;
-        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
-            int64_t xd = t % y_dims[d] - pad_begin[d];
-            t /= y_dims[d];
-            if (xd < 0 || xd >= x_dims[d]) inside = false;
-            at += xd * stride;
-            stride *= x_dims[d];
-        }
-        memcpy((char *)y + (size_t)o * elem, inside ? (const char *)x + (size_t)at * elem : value, elem);
+        int64_t at = pad_ref_source(ndim, x_dims, pad_begin, y_dims, o);
+        memcpy((char *)y + (size_t)o * elem, at >= 0 ? (const char *)x + (size_t)at * elem : value, elem);
     }
 }
 
@@ -454,16 +461,8 @@ void pad_backward_ref(int ndim, const int64_t *x_dims, const int64_t *pad_begin,
     int64_t y_numel = 1;
     for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
     for (int64_t o = 0; o < y_numel; o++) {
-        int64_t at = 0, stride = 1;
-        bool inside = true;
-        for (int64_t d = ndim - 1, t = o; d >= 0; d--) {
-            int64_t xd = t % y_dims[d] - pad_begin[d];
-            t /= y_dims[d];
-            if (xd < 0 || xd >= x_dims[d]) inside = false;
-            at += xd * stride;
-            stride *= x_dims[d];
-        }
-        if (inside) dx[at] += dy[o];
+        int64_t at = pad_ref_source(ndim, x_dims, pad_begin, y_dims, o);
+        if (at >= 0) dx[at] += dy[o];
     }
 }
 

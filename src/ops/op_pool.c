@@ -83,6 +83,35 @@ static void tap_range(int64_t start, int64_t dil, int64_t kernel, int64_t size, 
     *hi = h;
 }
 
+/* Row-major strides of one input plane. */
+static void pool_in_strides(const sfp_pool_shape_t *s, int64_t *in_stride)
+{
+    int64_t st = 1;
+    for (int d = s->n_spatial - 1; d >= 0; d--) {
+        in_stride[d] = st;
+        st *= s->in[d];
+    }
+}
+
+/* The window of the output at pos (shared by forward and backward): valid taps
+ * [lo, hi) per spatial dim, their count, the count with padding taps (for
+ * count_include_pad), and the plane offset of the first valid tap. */
+static void pool_window_at(const sfp_pool_shape_t *s, const int64_t *pos, const int64_t *in_stride, int64_t *lo,
+                           int64_t *hi, int64_t *taps, int64_t *padded_taps, int64_t *base)
+{
+    *taps = *padded_taps = 1;
+    *base = 0;
+    for (int d = 0; d < s->n_spatial; d++) {
+        int64_t plo = 0, phi = 0, start = pos[d] * s->stride[d] - s->pad_begin[d];
+        tap_range(start, s->dilation[d], s->kernel[d], s->in[d], &lo[d], &hi[d]);
+        tap_range(start + s->pad_begin[d], s->dilation[d], s->kernel[d], s->in[d] + s->pad_begin[d] + s->pad_end[d],
+                  &plo, &phi);
+        *taps *= hi[d] - lo[d];
+        *padded_taps *= phi - plo;
+        *base += (start + lo[d] * s->dilation[d]) * in_stride[d];
+    }
+}
+
 typedef struct pool_job {
     const sfp_pool_shape_t *s;
     const float *x;
@@ -96,28 +125,15 @@ static void pool_planes(void *ctx, int64_t p0, int64_t p1)
     const sfp_pool_shape_t *s = j->s;
     const int ns = s->n_spatial, last = ns - 1;
     const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
-    int64_t in_stride[SFP_MAX_SPATIAL], st = 1;
-    for (int d = last; d >= 0; d--) {
-        in_stride[d] = st;
-        st *= s->in[d];
-    }
+    int64_t in_stride[SFP_MAX_SPATIAL];
+    pool_in_strides(s, in_stride);
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->x + p * ihw;
         float *y = j->y + p * ohw;
         int64_t pos[SFP_MAX_SPATIAL] = {0};
         for (int64_t o = 0; o < ohw; o++) {
-            int64_t start[SFP_MAX_SPATIAL], lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL];
-            int64_t taps = 1, padded_taps = 1, base = 0;
-            for (int d = 0; d < ns; d++) {
-                int64_t plo = 0, phi = 0;
-                start[d] = pos[d] * s->stride[d] - s->pad_begin[d];
-                tap_range(start[d], s->dilation[d], s->kernel[d], s->in[d], &lo[d], &hi[d]);
-                tap_range(start[d] + s->pad_begin[d], s->dilation[d], s->kernel[d],
-                          s->in[d] + s->pad_begin[d] + s->pad_end[d], &plo, &phi);
-                taps *= hi[d] - lo[d];
-                padded_taps *= phi - plo;
-                base += (start[d] + lo[d] * s->dilation[d]) * in_stride[d];
-            }
+            int64_t lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL], taps = 0, padded_taps = 0, base = 0;
+            pool_window_at(s, pos, in_stride, lo, hi, &taps, &padded_taps, &base);
             float best = -FLT_MAX;
             double sum = 0.0;
             if (taps > 0) {
@@ -342,28 +358,16 @@ static void pool_bwd_planes(void *ctx, int64_t p0, int64_t p1)
     const sfp_pool_shape_t *s = j->s;
     const int ns = s->n_spatial, last = ns - 1;
     const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
-    int64_t in_stride[SFP_MAX_SPATIAL], st = 1;
-    for (int d = last; d >= 0; d--) {
-        in_stride[d] = st;
-        st *= s->in[d];
-    }
+    int64_t in_stride[SFP_MAX_SPATIAL];
+    pool_in_strides(s, in_stride);
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->is_max ? j->x + p * ihw : NULL;
         const float *dy = j->dy + p * ohw;
         float *dx = j->dx + p * ihw;
         int64_t pos[SFP_MAX_SPATIAL] = {0};
         for (int64_t o = 0; o < ohw; o++) {
-            int64_t lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL];
-            int64_t taps = 1, padded_taps = 1, base = 0;
-            for (int d = 0; d < ns; d++) {
-                int64_t plo = 0, phi = 0, start = pos[d] * s->stride[d] - s->pad_begin[d];
-                tap_range(start, s->dilation[d], s->kernel[d], s->in[d], &lo[d], &hi[d]);
-                tap_range(start + s->pad_begin[d], s->dilation[d], s->kernel[d],
-                          s->in[d] + s->pad_begin[d] + s->pad_end[d], &plo, &phi);
-                taps *= hi[d] - lo[d];
-                padded_taps *= phi - plo;
-                base += (start + lo[d] * s->dilation[d]) * in_stride[d];
-            }
+            int64_t lo[SFP_MAX_SPATIAL], hi[SFP_MAX_SPATIAL], taps = 0, padded_taps = 0, base = 0;
+            pool_window_at(s, pos, in_stride, lo, hi, &taps, &padded_taps, &base);
             int64_t div = s->count_include_pad ? padded_taps : taps;
             if (taps > 0 && (j->is_max || div > 0)) {
                 const float g = j->is_max ? dy[o] : (float)((double)dy[o] / (double)div);

@@ -1,7 +1,9 @@
 /* Option parsing for every subcommand: --name value, --name=value, flags,
  * lists (--name V1 V2 ... up to the next --option, for options whose argument
  * name ends in "..."), positionals, and the global --threads/--quiet/--help. */
+#define _DEFAULT_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +182,11 @@ int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, doub
         return sfp_errorf(err, SFP_EUSAGE, "--%s: '%s' is not a number in [%g, %g]", name, v, lo, hi);
     *out = x;
     return 0;
+}
+
+bool cli_same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (!strcmp(a, b)) return true;
+    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
 }

@@ -53,11 +53,15 @@ int cli_int(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, int64_t
 int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, double lo, double hi, double dflt,
                double *out, sfp_error_t *err);
 
+/* True when a and b name the same file (same string, or same real path). */
+bool cli_same_file(const char *a, const char *b);
+
 extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;
 extern const cli_cmd_t cmd_compress;
 extern const cli_cmd_t cmd_eval;
 extern const cli_cmd_t cmd_bench;
 extern const cli_cmd_t cmd_run;
+extern const cli_cmd_t cmd_train;
 
 #endif

@@ -81,13 +81,6 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     return rc;
 }
 
-static bool same_file(const char *a, const char *b)
-{
-    char ra[PATH_MAX], rb[PATH_MAX];
-    if (!realpath(a, ra) || !realpath(b, rb)) return false;
-    return strcmp(ra, rb) == 0;
-}
-
 static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     const char *in = a->pos[0], *out = a->pos[1];
@@ -107,20 +100,20 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (epochs > 0)
         return sfp_errorf(err, SFP_EUNSUPPORTED, "--epochs %lld: fine-tuning is not available in this version (use --epochs 0)",
                           (long long)epochs);
-    if (same_file(in, out) || !strcmp(in, out))
+    if (cli_same_file(in, out))
         return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(out));
     /* The other files written must not be IN nor OUT nor each other either. */
     const char *extra[2][2] = {{"--keep-masked", masked_path}, {"--report-json", json_path}};
     for (int i = 0; i < 2; i++) {
         const char *p = extra[i][1];
         if (!p) continue;
-        if (same_file(in, p) || !strcmp(in, p))
+        if (cli_same_file(in, p))
             return sfp_errorf(err, SFP_EUSAGE, "%s %s: would overwrite IN; the input is never overwritten", extra[i][0],
                               sfp_q(p));
-        if (same_file(out, p) || !strcmp(out, p))
+        if (cli_same_file(out, p))
             return sfp_errorf(err, SFP_EUSAGE, "%s %s: is also OUT", extra[i][0], sfp_q(p));
     }
-    if (masked_path && json_path && (same_file(masked_path, json_path) || !strcmp(masked_path, json_path)))
+    if (masked_path && json_path && (cli_same_file(masked_path, json_path)))
         return sfp_errorf(err, SFP_EUSAGE, "--keep-masked and --report-json name the same file (%s)", sfp_q(json_path));
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;

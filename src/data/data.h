@@ -202,6 +202,9 @@ int data_iter_create(const sfp_dataset_t *ds, const sfp_data_prep_t *prep, const
 /* Starts epoch `epoch` (any number, any order): drops whatever was prepared,
  * draws the epoch's order and lets the loader start on batch 0. */
 void data_iter_start_epoch(sfp_data_iter_t *it, int64_t epoch);
+/* The same, delivering batches from first_batch on (a resumed epoch): the
+ * batches are those the full epoch would have given at those positions. */
+void data_iter_start_epoch_at(sfp_data_iter_t *it, int64_t epoch, int64_t first_batch);
 /* 1 and the next batch, or 0 at the end of the epoch (or before the first
  * data_iter_start_epoch). */
 int data_iter_next(sfp_data_iter_t *it, sfp_data_batch_t *batch);

@@ -230,12 +230,18 @@ int data_iter_create(const sfp_dataset_t *ds, const sfp_data_prep_t *prep, const
 
 void data_iter_start_epoch(sfp_data_iter_t *it, int64_t epoch)
 {
+    data_iter_start_epoch_at(it, epoch, 0);
+}
+
+void data_iter_start_epoch_at(sfp_data_iter_t *it, int64_t epoch, int64_t first_batch)
+{
+    if (first_batch < 0) first_batch = 0;
     pthread_mutex_lock(&it->mu);
     while (it->slots[0].state == SLOT_FILLING || it->slots[1].state == SLOT_FILLING)
         pthread_cond_wait(&it->cv, &it->mu);
     for (int s = 0; s < 2; s++) it->slots[s].state = SLOT_FREE;
     it->held = -1;
-    it->next_fill = it->next_deliver = 0;
+    it->next_fill = it->next_deliver = first_batch;
     it->epoch = epoch;
     it->active = true;
     if (it->opts.shuffle) data_epoch_order(it->ds->n, it->opts.seed, epoch, it->order);

@@ -32,7 +32,7 @@ int loss_softmax_xent(int64_t n, int64_t k, const float *logits, const int32_t *
         }
         const double log_sum = top + log(sum);
         if (!isfinite(log_sum) || !isfinite(sum_z))
-            return sfp_errorf(err, SFP_ERUNTIME, "logits of row %lld are not finite (training diverged)",
+            return sfp_errorf(err, SFP_ERUNTIME, "logits of row %lld are not finite",
                               (long long)r);
         /* -sum_j t_j (z_j - log_sum) with t = off everywhere and on at the label */
         total += log_sum - (on - off) * (double)z[label] - off * sum_z;

@@ -73,6 +73,22 @@ const float *sgd_momentum(const sfp_sgd_t *s, int i)
     return s->buffers + s->offset[i];
 }
 
+float *sgd_momentum_mut(sfp_sgd_t *s, int i)
+{
+    if (!s->buffers || i < 0 || i >= plan_n_params(s->plan)) return NULL;
+    return s->buffers + s->offset[i];
+}
+
+void sgd_mark_started(sfp_sgd_t *s)
+{
+    s->started = s->buffers != NULL;
+}
+
+bool sgd_started(const sfp_sgd_t *s)
+{
+    return s->started;
+}
+
 /* w, g, buf (n): one parameter's update; buf NULL without momentum. */
 static void sgd_update(int64_t n, float *restrict w, const float *restrict grad, float *restrict buf, float lr,
                        float momentum, float wd, bool nesterov, bool first)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "onnxsfp/error.h"
+#include "data/data.h"
 #include "train/plan.h"
 
 /* ---- loss (loss.c) ---- */
@@ -49,6 +50,11 @@ void sgd_reset(sfp_sgd_t *s);
 /* Momentum buffer of parameter i (plan_param order), NULL before the first
  * step or without momentum. */
 const float *sgd_momentum(const sfp_sgd_t *s, int i);
+/* For restoring a checkpoint: parameter i's momentum buffer to write into
+ * (NULL without momentum), then sgd_mark_started once all are written. */
+float *sgd_momentum_mut(sfp_sgd_t *s, int i);
+void sgd_mark_started(sfp_sgd_t *s);
+bool sgd_started(const sfp_sgd_t *s);
 
 /* ---- learning-rate schedules (lr_schedule.c) ---- */
 typedef enum sfp_lr_kind {
@@ -78,5 +84,121 @@ typedef struct sfp_lr_schedule {
 int lr_schedule_check(const sfp_lr_schedule_t *s, sfp_error_t *err);
 /* Learning rate for step (>= 0) of a checked schedule. */
 double lr_at(const sfp_lr_schedule_t *s, int64_t step);
+
+/* ---- checkpoints (checkpoint.c) ---- */
+/* A checkpoint file: magic "SFPCKPT1", then length-prefixed blocks (state
+ * JSON, model ONNX, best model ONNX or empty, schedule state), the momentum
+ * buffers by parameter name, and a CRC-32 of everything before it. All owned. */
+typedef struct sfp_checkpoint {
+    char *state_json;
+    uint8_t *model;
+    size_t model_len;
+    uint8_t *best;
+    size_t best_len;
+    uint8_t *extra;
+    size_t extra_len;
+    int n_buffers;
+    char **buffer_names;
+    float **buffers;
+    int64_t *buffer_numel;
+} sfp_checkpoint_t;
+
+/* Atomic. */
+int checkpoint_write(const char *path, const sfp_checkpoint_t *ck, sfp_error_t *err);
+/* A damaged or foreign file is SFP_EBADDATA naming it; on error ck is empty. */
+int checkpoint_read(const char *path, sfp_checkpoint_t *ck, sfp_error_t *err);
+void checkpoint_clear(sfp_checkpoint_t *ck);
+
+/* ---- evaluation (evaluate.c) ---- */
+typedef struct sfp_eval_result {
+    double accuracy;        /* top-1, fraction */
+    double loss;            /* mean cross-entropy */
+    int64_t images;
+    int64_t correct;
+    double seconds;
+} sfp_eval_result_t;
+
+/* Inference-mode plans over a model for a dataset, made once and run as
+ * often as wanted (the model's weights are read in place, so a trainer can
+ * validate after each epoch). Borrows m, ds and prep. */
+typedef struct sfp_evaluator sfp_evaluator_t;
+int evaluator_create(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
+                     sfp_evaluator_t **out, sfp_error_t *err);
+int evaluator_run(sfp_evaluator_t *ev, sfp_eval_result_t *res, sfp_error_t *err);
+void evaluator_free(sfp_evaluator_t *ev);
+
+/* ---- the training loop (trainer.c) ---- */
+/* What a caller (compress's pruning schedule) does around the SGD steps.
+ * Every member may be NULL. Steps count from 0 over the whole run. */
+typedef struct sfp_train_hooks {
+    void *ctx;
+    /* before the first step of an epoch (not called for a resumed half epoch) */
+    int (*epoch_begin)(void *ctx, int64_t epoch, int64_t step, sfp_error_t *err);
+    /* after each SGD step */
+    int (*after_step)(void *ctx, int64_t step, sfp_error_t *err);
+    /* after the last step of an epoch, before validation */
+    int (*epoch_end)(void *ctx, int64_t epoch, sfp_error_t *err);
+    /* a few words for the progress line (e.g. "pruned 120 ch, MACs -48%") */
+    void (*status)(void *ctx, char *buf, size_t len);
+    /* state that cannot be re-derived from the weights mid-epoch, for checkpoints */
+    int (*save_state)(void *ctx, uint8_t **out, size_t *len, sfp_error_t *err);
+    int (*load_state)(void *ctx, const uint8_t *buf, size_t len, sfp_error_t *err);
+} sfp_train_hooks_t;
+
+typedef enum sfp_progress_mode {
+    SFP_PROGRESS_QUIET = 0,
+    SFP_PROGRESS_LINES,     /* one line per epoch on stderr */
+    SFP_PROGRESS_BAR        /* a redrawn bar with ETA (stderr is a terminal) */
+} sfp_progress_mode_t;
+
+typedef struct sfp_train_opts {
+    int64_t epochs;              /* >= 1 */
+    int64_t batch;               /* >= 1; the last partial batch of an epoch is dropped */
+    sfp_lr_schedule_t lr;        /* milestones, total and warm-up counted in EPOCHS here; the
+                                    trainer applies it per step (fractional epochs) */
+    sfp_sgd_opts_t sgd;
+    float label_smoothing;
+    uint64_t seed;               /* shuffling and augmentation */
+    int threads;
+    sfp_data_augment_t augment;
+    const char *checkpoint;      /* written after every epoch and on interruption (NULL: none) */
+    const char *interrupt_path;  /* where an interruption writes when checkpoint is NULL (NULL: nowhere) */
+    bool keep_best;              /* keep the best-validation model (trainer_best_model) */
+    sfp_progress_mode_t progress;
+    const char *fingerprint;     /* the run's options as text; a resume must match it */
+} sfp_train_opts_t;
+
+typedef struct sfp_epoch_stats {
+    double loss, accuracy;       /* training, over the epoch's batches */
+    double val_loss, val_accuracy; /* NaN without validation data */
+    double lr;                   /* at the epoch's last step */
+    double seconds, images_per_s;
+} sfp_epoch_stats_t;
+
+typedef struct sfp_trainer sfp_trainer_t;
+
+/* Borrows m (trained in place), the datasets (val may be NULL), prep and
+ * hooks (may be NULL); copies opts. */
+int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset_t *val, const sfp_data_prep_t *prep,
+                   const sfp_train_opts_t *opts, const sfp_train_hooks_t *hooks, sfp_trainer_t **out, sfp_error_t *err);
+/* Continues from a checkpoint whose model m was decoded from (ck->model):
+ * restores the epoch, step, momentum, best model, history and hook state.
+ * A checkpoint of another run (fingerprint, parameters) is SFP_EUSAGE. */
+int trainer_resume(sfp_trainer_t *t, const sfp_checkpoint_t *ck, const char *path, sfp_error_t *err);
+/* Trains to the last epoch. SIGINT/SIGTERM stop it after the current step:
+ * a checkpoint is written (opts.checkpoint or opts.interrupt_path) and
+ * SFP_EINTERRUPTED returned naming it. Divergence (non-finite loss or
+ * weights) is SFP_ERUNTIME naming the epoch and step. */
+int trainer_run(sfp_trainer_t *t, sfp_error_t *err);
+void trainer_free(sfp_trainer_t *t);
+
+int64_t trainer_steps_per_epoch(const sfp_trainer_t *t);
+/* Epochs finished (including those before a resume) and their statistics. */
+int64_t trainer_epochs_done(const sfp_trainer_t *t);
+const sfp_epoch_stats_t *trainer_history(const sfp_trainer_t *t);
+/* Best validation accuracy so far (NaN: none) and its epoch (0-based, -1). */
+double trainer_best_accuracy(const sfp_trainer_t *t, int64_t *epoch);
+/* The best-validation model's ONNX bytes (keep_best), NULL when none. */
+const uint8_t *trainer_best_model(const sfp_trainer_t *t, size_t *len);
 
 #endif

@@ -490,9 +490,35 @@ static void test_bad_sizes_and_shortcut_are_usage_errors(void **state)
     }
 }
 
+/* The literature's FLOPs reductions, reproduced by report_paper_macs: SFP
+ * (He et al. 2018, Table 1) quotes ResNet-20 at rate 0.3 as 42.2 % fewer
+ * FLOPs, ResNet-56 at 0.4 as 52.6 %, ResNet-110 at 0.4 as 52.3 %. Rounded
+ * to the papers' one decimal. */
+static void test_paper_style_count_reproduces_published_reductions(void **state)
+{
+    (void)state;
+    const struct {
+        const char *arch;
+        double rate, percent;
+    } cases[] = {{"resnet20", 0.3, 42.2}, {"resnet56", 0.4, 52.6}, {"resnet110", 0.4, 52.3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sfp_error_t err = {0};
+        sfp_model_t *m = cifar(cases[i].arch, 'A');
+        sfp_report_t *r = NULL;
+        int64_t paper = 0;
+        TU_OK(&err, report_build(m, "m", &r, &err));
+        TU_OK(&err, report_paper_macs(m, r, cases[i].rate, &paper, &err));
+        double percent = 100.0 * (1.0 - (double)paper / (double)r->macs);
+        assert_true(fabs(percent - cases[i].percent) < 0.05);
+        report_free(r);
+        model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paper_style_count_reproduces_published_reductions),
         cmocka_unit_test(test_resnet20_a_has_19_convs_one_gemm_and_zero_concat_shortcuts),
         cmocka_unit_test(test_resnet20_b_has_21_convs_with_1x1_stride_2_downsample),
         cmocka_unit_test(test_cifar_depth_6n_plus_2_gives_6n_plus_1_convs),

@@ -39,4 +39,14 @@ void report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b);
 /* The report --json object; *out is malloc'ed, NUL-terminated. */
 int report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err);
 
+/* The "paper-style" MAC count at a pruning rate, as the SFP/FPGM papers
+ * count it: EVERY Conv keeps (1 - rate) of its output channels (residual
+ * block outputs included, which the emitted graph cannot remove), and a
+ * Conv or Gemm loses the same fraction of its input channels when its input
+ * comes straight from a Conv (through BN, Relu and pooling; not through Add,
+ * Concat or Pad). Exact fractions, not whole channels, as the papers' tables.
+ * rep is report_build(m). For comparison with the literature only: it is
+ * not the count of any model we write. */
+int report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double rate, int64_t *macs, sfp_error_t *err);
+
 #endif

@@ -11,6 +11,7 @@
 static const cli_opt_t opts[] = {
     {"json", NULL, "print the report --json object instead of text"},
     {"groups", NULL, "also list the channel dependency groups (what is pruned together)"},
+    {"paper-rate", "R", "also print the literature's theoretical MACs at pruning rate R (labelled; see README)"},
     {0},
 };
 
@@ -53,6 +54,16 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         } else {
             report_print_text(stdout, r[0], r[1]);
         }
+        double paper_rate = -1.0;
+        rc = cli_double(cmd, a, "paper-rate", 0.0, 0.999999, -1.0, &paper_rate, err);
+        for (int i = 0; i < a->n_pos && rc == 0 && paper_rate >= 0.0; i++) {
+            int64_t paper = 0;
+            if ((rc = report_paper_macs(m[i], r[i], paper_rate, &paper, err)) < 0) break;
+            printf("paper-style MACs of %s at rate %.3f: %lld (-%.2f%%), counting every conv's filters as removed,\n"
+                   "  residual block outputs included; no emitted model has this count (see README, FLOPs honesty)\n",
+                   a->pos[i], paper_rate, (long long)paper,
+                   r[i]->macs > 0 ? 100.0 * (1.0 - (double)paper / (double)r[i]->macs) : 0.0);
+        }
         for (int i = 0; i < a->n_pos && rc == 0 && cli_flag(cmd, a, "groups"); i++)
             if ((rc = print_groups(m[i], a->pos[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
         if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
@@ -65,7 +76,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 }
 
 const cli_cmd_t cmd_report = {
-    "report", "MODEL.onnx [OTHER.onnx] [--json] [--groups]",
+    "report", "MODEL.onnx [OTHER.onnx] [--json] [--groups] [--paper-rate R]",
     "parameters and MACs per node and in total; with two models, side by side with reductions",
     "MACs: Conv = output elements x input channels per group x kernel area; Gemm/MatMul = M x N x K;\n"
     "FLOPs = 2 x MACs. Elementwise work (BN, Relu, Add, pooling) is counted on its own line.\n"

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Rebuilds the shipped models from scratch with onnx-sfp itself (init + train),
+# then records their test accuracy (eval) in models/accuracy-NAME.txt, the
+# figures models/README.md quotes. Deterministic for a thread count: same
+# seed, same data, same file.
+#
+#   models/build.sh fmnist      # ResNet-20 on Fashion-MNIST (~20 min on 2 cores)
+#   models/build.sh defects     # ResNet-20 on the synthetic defect set (tools/gen_defects.py)
+set -eu
+cd "$(dirname "$0")/.."
+SFP=${SFP:-build/onnx-sfp}
+THREADS=${THREADS:-2}
+FMNIST=/usr/share/datasets/fashion-mnist
+TMP=build/models-tmp
+mkdir -p "$TMP"
+
+case "${1:-}" in
+fmnist)
+    # CIFAR-style ResNet-20 (shortcut A) for 1x28x28 images, 10 classes.
+    "$SFP" init resnet20 "$TMP/fmnist-init.onnx" --input 1x28x28 --classes 10 --seed 1
+    "$SFP" train "$TMP/fmnist-init.onnx" models/fmnist-resnet20.onnx --data "$FMNIST" --val-split 0.1 \
+        --epochs 6 --batch 128 --lr 0.1 --schedule cosine --momentum 0.9 --wd 5e-4 --seed 1 --threads "$THREADS"
+    "$SFP" eval models/fmnist-resnet20.onnx --data "$FMNIST" --json --threads "$THREADS" | tee models/accuracy-fmnist-resnet20.txt
+    ;;
+defects)
+    # The synthetic NEU-like defect set at 64x64 grayscale, 7 classes.
+    DATA=$TMP/defects
+    /usr/bin/python3 tools/gen_defects.py "$DATA" --per-class 300 --size 64 --seed 1
+    "$SFP" init resnet20 "$TMP/defects-init.onnx" --input 1x64x64 --classes 7 --seed 1
+    "$SFP" train "$TMP/defects-init.onnx" models/defects-resnet20.onnx --data "$DATA" --val-split 0.1 \
+        --epochs 12 --batch 64 --lr 0.05 --schedule cosine --seed 1 --threads "$THREADS"
+    "$SFP" eval models/defects-resnet20.onnx --data "$DATA" --json --threads "$THREADS" | tee models/accuracy-defects-resnet20.txt
+    ;;
+*)
+    echo "usage: models/build.sh fmnist|defects" >&2
+    exit 2
+    ;;
+esac

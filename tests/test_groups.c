@@ -8,36 +8,6 @@
 #include "prune/prune.h"
 #include "surgery/surgery.h"
 
-static void conv(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t cin, int64_t cout,
-                 int64_t k, uint32_t seed)
-{
-    char w[128];
-    snprintf(w, sizeof w, "%s.weight", name);
-    int64_t dims[4] = {cout, cin, k, k};
-    tu_init_f32(m, w, 4, dims, NULL, seed);
-    char ins[300];
-    snprintf(ins, sizeof ins, "%s,%s", in, w);
-    sfp_node_t *n = tu_node(m, "Conv", name, ins, out);
-    int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
-    tu_attr_ints(n, "pads", 4, pads);
-}
-
-static void bn(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t c)
-{
-    char p[4][128], ins[600];
-    const char *suffix[4] = {"weight", "bias", "mean", "var"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(p[i], sizeof p[i], "%s.%s", name, suffix[i]);
-        tu_init_f32(m, p[i], 1, &c, NULL, (uint32_t)(i + 7));
-        if (i == 3) {
-            float *v = m->graph.values[graph_find_value(&m->graph, p[i])].init->data;
-            for (int64_t j = 0; j < c; j++) v[j] = 1.0f + 0.5f * v[j];
-        }
-    }
-    snprintf(ins, sizeof ins, "%s,%s,%s,%s,%s", in, p[0], p[1], p[2], p[3]);
-    tu_node(m, "BatchNormalization", name, ins, out);
-}
-
 /* input -> conv0(8) -> bn -> relu = s0; block: conv1 -> relu -> conv2 -> add(s0) -> relu = s1;
  * GlobalAveragePool -> Flatten -> Gemm(10). */
 static sfp_model_t *residual_model(void)
@@ -45,12 +15,12 @@ static sfp_model_t *residual_model(void)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "c0", 3, 8, 3, 1);
-    bn(m, "bn0", "c0", "b0", 8);
+    tu_conv(m, "conv0", "x", "c0", 3, 8, 3, 1);
+    tu_bn(m, "bn0", "c0", "b0", 8);
     tu_node(m, "Relu", "relu0", "b0", "s0");
-    conv(m, "conv1", "s0", "c1", 8, 6, 3, 2);
+    tu_conv(m, "conv1", "s0", "c1", 8, 6, 3, 2);
     tu_node(m, "Relu", "relu1", "c1", "r1");
-    conv(m, "conv2", "r1", "c2", 6, 8, 3, 3);
+    tu_conv(m, "conv2", "r1", "c2", 6, 8, 3, 3);
     tu_node(m, "Add", "add", "c2,s0", "a");
     tu_node(m, "Relu", "relu2", "a", "s1");
     tu_node(m, "GlobalAveragePool", "gap", "s1", "g");
@@ -182,7 +152,7 @@ static sfp_model_t *zero_concat_model(bool head)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    tu_conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
     sfp_node_t *ap = tu_node(m, "AveragePool", "avg", "s0", "d");
     int64_t k1[2] = {1, 1}, s2[2] = {2, 2};
     tu_attr_ints(ap, "kernel_shape", 2, k1);
@@ -192,7 +162,7 @@ static sfp_model_t *zero_concat_model(bool head)
     tu_node(m, "Mul", "mul0", "d,zero", "z");
     sfp_node_t *cat = tu_node(m, "Concat", "cat", "d,z", "sc");
     tu_attr_int(cat, "axis", 1);
-    conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
+    tu_conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
     tu_attr_ints(&m->graph.nodes[m->graph.n_nodes - 1], "strides", 2, s2);
     tu_node(m, "Add", "add", "c1,sc", head ? "a" : "y");
     if (head) {
@@ -258,11 +228,11 @@ static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    tu_conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
     int64_t pads[8] = {0, 2, 0, 0, 0, 2, 0, 0};
     tu_init_i64(m, "pads", 8, pads);
     tu_node(m, "Pad", "pad", "s0,pads", "p");
-    conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
+    tu_conv(m, "conv1", "s0", "c1", 4, 8, 3, 2);
     tu_node(m, "Add", "add", "c1,p", "a");
     tu_node(m, "Relu", "relu", "a", "s1");
     tu_node(m, "GlobalAveragePool", "gap", "s1", "g");
@@ -304,7 +274,7 @@ static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
+    tu_conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
     int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {4, 2, 3, 3};
     tu_init_f32(m, "dw.weight", 4, dw, NULL, 2);
     sfp_node_t *d = tu_node(m, "Conv", "dw", "s0,dw.weight", "s1");
@@ -332,7 +302,7 @@ static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 4, 4};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    tu_conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
     int64_t shape[2] = {0, -1};
     tu_init_i64(m, "shape", 2, shape);
     tu_node(m, "Reshape", "view", "s0,shape", "f"); /* [N, 5*16] */
@@ -368,7 +338,7 @@ static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 4, 4};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    tu_conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
     sfp_node_t *t = tu_node(m, "Transpose", "swap", "s0", "t");
     int64_t perm[4] = {0, 2, 1, 3};
     tu_attr_ints(t, "perm", 4, perm);

@@ -228,6 +228,48 @@ static inline void tu_attr_string(sfp_node_t *n, const char *name, const char *v
     TU_OK(&err, node_set_attr_string(n, name, v, &err));
 }
 
+/* Conv "name" (k x k, stride 1, same padding) from in to out with weight
+ * "name.weight" (cout, cin, k, k) filled by tu_init_f32(seed), and with a bias
+ * "name.bias" (seed + 1) when bias is true. */
+static inline void tu_conv_b(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t cin,
+                             int64_t cout, int64_t k, uint32_t seed, int bias)
+{
+    char w[128], b[128], ins[400];
+    snprintf(w, sizeof w, "%s.weight", name);
+    snprintf(b, sizeof b, "%s.bias", name);
+    int64_t dims[4] = {cout, cin, k, k};
+    tu_init_f32(m, w, 4, dims, NULL, seed);
+    if (bias) tu_init_f32(m, b, 1, &cout, NULL, seed + 1);
+    snprintf(ins, sizeof ins, "%s,%s%s%s", in, w, bias ? "," : "", bias ? b : "");
+    sfp_node_t *n = tu_node(m, "Conv", name, ins, out);
+    int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    tu_attr_ints(n, "pads", 4, pads);
+}
+
+static inline void tu_conv(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t cin,
+                           int64_t cout, int64_t k, uint32_t seed)
+{
+    tu_conv_b(m, name, in, out, cin, cout, k, seed, 0);
+}
+
+/* BatchNormalization "name" over c channels with "name.weight/bias/mean/var"
+ * (pseudo-random; var in [0.5, 1.5)). */
+static inline void tu_bn(sfp_model_t *m, const char *name, const char *in, const char *out, int64_t c)
+{
+    char p[4][128], ins[600];
+    const char *suffix[4] = {"weight", "bias", "mean", "var"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p[i], sizeof p[i], "%s.%s", name, suffix[i]);
+        int id = tu_init_f32(m, p[i], 1, &c, NULL, (uint32_t)(i + 7));
+        if (i == 3) {
+            float *v = m->graph.values[id].init->data;
+            for (int64_t j = 0; j < c; j++) v[j] = 1.0f + 0.5f * v[j];
+        }
+    }
+    snprintf(ins, sizeof ins, "%s,%s,%s,%s,%s", in, p[0], p[1], p[2], p[3]);
+    tu_node(m, "BatchNormalization", name, ins, out);
+}
+
 /* The inferred value of name (fails the test when absent). */
 static inline const sfp_value_t *tu_value(const sfp_model_t *m, const char *name)
 {

@@ -1,5 +1,6 @@
 /* Choosing channels to prune: L2-norm criterion per dependency group, the
- * uniform rate of --rate, and the search behind --flops. */
+ * uniform rate of --rate, the search behind --flops (select.c), and the
+ * schedules that prune while fine-tuning (schedule.c). */
 #ifndef SFP_PRUNE_H
 #define SFP_PRUNE_H
 
@@ -13,6 +14,10 @@ int prune_count(int n_channels, double rate);
  * matches the fnmatch pattern skip (NULL: none). */
 bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip);
 
+/* Scores (groups_score_l2) of the n_channels channels of group gi and their
+ * order by ascending score, ties by lower index: order[0] goes first. */
+int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *scores, int *order, sfp_error_t *err);
+
 /* Marks in r the lowest-L2 prune_count(n, rate) channels of every group that
  * is not skipped. */
 int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
@@ -24,8 +29,70 @@ int model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err);
 /* MACs of m at batch 1 after removing the lowest-L2 channels at this rate. */
 int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err);
 
+/* MACs of m at batch 1 with the channels marked in r removed (r made from gs,
+ * the groups of m): surgery_apply on a clone. m is left as it is. */
+int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
+                       sfp_error_t *err);
+
 /* Smallest uniform rate (to 1e-3) whose pruned model has at most
  * (1 - flops) of the original MACs. SFP_ERUNTIME when even 0.99 falls short. */
 int prune_rate_for_flops(const sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err);
+
+/* ---- pruning schedules while fine-tuning (schedule.c) ----
+ *
+ * sfp:    SFP (He et al. 2018): after every epoch the lowest-L2 channels are
+ *         zeroed; nothing stops gradients from regrowing them.
+ * smooth: at every epoch start the lowest-L2 channels are chosen again; after
+ *         every SGD step they are multiplied by alpha(s+1) / alpha(s), with
+ *         alpha(s) = max(0, 1 - s / (decay_fraction * total_steps)), so an
+ *         untouched channel follows alpha; once alpha is 0 they are set to
+ *         exactly 0 after every step.
+ * hybrid: as smooth, but part of the choice goes to near-duplicate filters.
+ * The pruner's state is a function of the weights at an epoch boundary (plus
+ * the step counter), so a run resumed from weights + epoch continues exactly. */
+typedef enum sfp_prune_method { SFP_PRUNE_SFP = 0, SFP_PRUNE_SMOOTH, SFP_PRUNE_HYBRID } sfp_prune_method_t;
+
+typedef struct sfp_prune_opts {
+    sfp_prune_method_t method;
+    double rate;           /* total fraction of each group's channels removed: prune_count(n, rate); [0, 1) */
+    double cluster_rate;   /* hybrid: the part of those chosen by redundancy (prune_count(n, cluster_rate), at most
+                              the total); the rest by L2 norm; [0, 1) */
+    double decay_fraction; /* smooth/hybrid: chosen channels decay linearly to exactly zero over this fraction of
+                              all training steps (default 0.5), then stay zero; (0, 1] */
+    const char *skip;      /* fnmatch pattern of layer names left alone (prune_group_skipped), NULL none; copied */
+} sfp_prune_opts_t;
+
+/* The defaults: smooth, rate 0.5, cluster_rate 0, decay_fraction 0.5, no skip. */
+void pruner_opts_default(sfp_prune_opts_t *o);
+
+typedef struct sfp_pruner sfp_pruner_t;
+
+/* Borrows m and gs (groups_find(m)); both must outlive the pruner. total_steps
+ * = epochs * steps per epoch (>= 1). Options out of range are SFP_EUSAGE
+ * naming the option (--rate, --cluster-rate, --decay-fraction). */
+int pruner_create(sfp_model_t *m, const sfp_groups_t *gs, const sfp_prune_opts_t *o, int64_t total_steps,
+                  sfp_pruner_t **out, sfp_error_t *err);
+void pruner_free(sfp_pruner_t *p);
+/* Before the first step of epoch e (global step index `step`): every method
+ * chooses the channels again from the current weights; sfp also zeroes them
+ * at epoch 0 (as SFP's code masks once before training). */
+int pruner_epoch_begin(sfp_pruner_t *p, int64_t epoch, int64_t step, sfp_error_t *err);
+/* After SGD step `step` (0-based, global): smooth/hybrid multiply the chosen
+ * channels by alpha(step+1)/alpha(step); once alpha is 0 they are set
+ * exactly to 0 after every step. sfp: nothing. */
+int pruner_after_step(sfp_pruner_t *p, int64_t step, sfp_error_t *err);
+/* After the last step of epoch e: sfp chooses the lowest-L2 channels and
+ * zeroes them (they may regrow: no gradient mask). smooth/hybrid: nothing. */
+int pruner_epoch_end(sfp_pruner_t *p, int64_t epoch, sfp_error_t *err);
+/* End of training: the current choice (made from the weights now when no
+ * epoch has begun) is made exactly zero and marked in r (removal_create(gs)
+ * by the caller), ready for surgery_apply. */
+int pruner_finish(sfp_pruner_t *p, sfp_removal_t *r, sfp_error_t *err);
+/* For progress lines: channels currently chosen (all groups), and alpha at a
+ * step (1 for sfp). */
+int64_t pruner_n_chosen(const sfp_pruner_t *p);
+double pruner_alpha(const sfp_pruner_t *p, int64_t step);
+/* The current choice as a removal (borrowed; valid until the next pruner call). */
+const sfp_removal_t *pruner_choice(const sfp_pruner_t *p);
 
 #endif

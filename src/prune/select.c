@@ -38,6 +38,21 @@ static int cmp_scored(const void *pa, const void *pb)
     return a->index - b->index; /* ties: lower index first, deterministic */
 }
 
+int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *scores, int *order, sfp_error_t *err)
+{
+    int n = gs->g[gi].n_channels;
+    scored_t *sorted = malloc(sizeof *sorted * (size_t)n);
+    if (!sorted) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    int rc = groups_score_l2(m, gs, gi, scores, err);
+    if (rc == 0) {
+        for (int j = 0; j < n; j++) sorted[j] = (scored_t){scores[j], j};
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_scored);
+        for (int j = 0; j < n; j++) order[j] = sorted[j].index;
+    }
+    free(sorted);
+    return rc;
+}
+
 int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
                     sfp_error_t *err)
 {
@@ -46,18 +61,10 @@ int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, c
         int n_remove = prune_count(grp->n_channels, rate);
         if (n_remove == 0 || prune_group_skipped(m, gs, gi, skip)) continue;
         double *scores = malloc(sizeof(double) * (size_t)grp->n_channels);
-        scored_t *order = malloc(sizeof *order * (size_t)grp->n_channels);
-        if (!scores || !order) {
-            free(scores);
-            free(order);
-            return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        }
-        int rc = groups_score_l2(m, gs, gi, scores, err);
-        if (rc == 0) {
-            for (int j = 0; j < grp->n_channels; j++) order[j] = (scored_t){scores[j], j};
-            qsort(order, (size_t)grp->n_channels, sizeof *order, cmp_scored);
-            for (int j = 0; j < n_remove; j++) removal_add_channel(r, gs, gi, order[j].index);
-        }
+        int *order = malloc(sizeof *order * (size_t)grp->n_channels);
+        int rc = scores && order ? prune_rank_l2(m, gs, gi, scores, order, err)
+                                 : sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        for (int j = 0; j < n_remove && rc == 0; j++) removal_add_channel(r, gs, gi, order[j]);
         free(scores);
         free(order);
         if (rc < 0) return rc;
@@ -76,22 +83,53 @@ int model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err)
     return rc;
 }
 
+/* MACs at batch 1 of copy after surgery_apply(copy, gs, r). */
+static int macs_after_removal(sfp_model_t *copy, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
+                              sfp_error_t *err)
+{
+    sfp_report_t *rep = NULL;
+    int rc = surgery_apply(copy, gs, r, err);
+    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
+    if (rc == 0) *macs = rep->macs;
+    report_free(rep);
+    return rc;
+}
+
 int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err)
 {
     sfp_model_t *copy = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
-    sfp_report_t *rep = NULL;
     int rc = model_clone(m, &copy, err);
     if (rc == 0) rc = groups_find(copy, &gs, err);
     if (rc == 0) rc = removal_create(gs, &r, err);
     if (rc == 0) rc = prune_select_l2(copy, gs, rate, skip, r, err);
-    if (rc == 0) rc = surgery_apply(copy, gs, r, err);
-    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
-    if (rc == 0) *macs = rep->macs;
-    report_free(rep);
+    if (rc == 0) rc = macs_after_removal(copy, gs, r, macs, err);
     removal_free(r);
     groups_free(gs);
+    model_free(copy);
+    return rc;
+}
+
+int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
+                       sfp_error_t *err)
+{
+    sfp_model_t *copy = NULL;
+    sfp_groups_t *copy_gs = NULL;
+    sfp_removal_t *copy_r = NULL;
+    int rc = model_clone(m, &copy, err);
+    if (rc == 0) rc = groups_find(copy, &copy_gs, err);
+    if (rc == 0) rc = removal_create(copy_gs, &copy_r, err);
+    /* The copy's values are matched by name, not by id. */
+    for (int v = 0; rc == 0 && v < r->n_values; v++) {
+        if (!r->masks[v]) continue;
+        int cv = graph_find_value(&copy->graph, m->graph.values[v].name);
+        if (cv < 0 || !copy_r->masks[cv] || copy_gs->value_slots[cv] != gs->value_slots[v]) continue;
+        memcpy(copy_r->masks[cv], r->masks[v], (size_t)gs->value_slots[v] * sizeof(bool));
+    }
+    if (rc == 0) rc = macs_after_removal(copy, copy_gs, copy_r, macs, err);
+    removal_free(copy_r);
+    groups_free(copy_gs);
     model_free(copy);
     return rc;
 }

@@ -38,6 +38,27 @@ void removal_add_channel(sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j
     for (int k = g->slot_start[j]; k < g->slot_start[j + 1]; k++) r->masks[g->slot_value[k]][g->slot_index[k]] = true;
 }
 
+bool removal_has_channel(const sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j)
+{
+    const sfp_chan_group_t *g = &gs->g[gi];
+    int k = g->slot_start[j];
+    return r->masks[g->slot_value[k]][g->slot_index[k]];
+}
+
+int64_t removal_n_channels(const sfp_removal_t *r, const sfp_groups_t *gs)
+{
+    int64_t n = 0;
+    for (int gi = 0; gi < gs->n; gi++)
+        for (int j = 0; j < gs->g[gi].n_channels; j++) n += removal_has_channel(r, gs, gi, j);
+    return n;
+}
+
+void removal_clear(sfp_removal_t *r, const sfp_groups_t *gs)
+{
+    for (int v = 0; v < r->n_values; v++)
+        if (r->masks[v]) memset(r->masks[v], 0, (size_t)gs->value_slots[v] * sizeof(bool));
+}
+
 void removal_free(sfp_removal_t *r)
 {
     if (!r) return;
@@ -382,83 +403,172 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
     return 0;
 }
 
-/* Zeroes row o of a source layer's weight (Conv: filter o; Gemm: output o). */
-static void zero_rows(sfp_tensor_t *t, int axis, int64_t o)
+/* One row to scale: entry `row` of axis `axis` of tensor t. */
+typedef struct scale_row {
+    sfp_tensor_t *t;
+    int axis;
+    int64_t row;
+} scale_row_t;
+
+typedef struct scale_list {
+    scale_row_t *rows;
+    size_t n, cap;
+} scale_list_t;
+
+static int scale_list_add(scale_list_t *l, sfp_tensor_t *t, int axis, int64_t row, sfp_error_t *err)
 {
-    if (!t || axis >= t->ndim) return;
+    if (!t || axis < 0 || axis >= t->ndim) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64, bytes = 0;
+        if (!sfp_mul_size(cap, sizeof *l->rows, &bytes)) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        scale_row_t *grown = realloc(l->rows, bytes);
+        if (!grown) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        l->rows = grown;
+        l->cap = cap;
+    }
+    l->rows[l->n++] = (scale_row_t){t, axis, row};
+    return 0;
+}
+
+static int cmp_scale_row(const void *pa, const void *pb)
+{
+    const scale_row_t *a = pa, *b = pb;
+    uintptr_t ta = (uintptr_t)a->t, tb = (uintptr_t)b->t;
+    if (ta != tb) return ta < tb ? -1 : 1;
+    if (a->axis != b->axis) return a->axis - b->axis;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+/* Multiplies row o of axis `axis` of t by factor; factor 0 writes zero bytes. */
+static void scale_one_row(sfp_tensor_t *t, int axis, int64_t o, float factor)
+{
     int64_t outer = 1, inner = 1, len = t->dims[axis];
     for (int k = 0; k < axis; k++) outer *= t->dims[k];
     for (int k = axis + 1; k < t->ndim; k++) inner *= t->dims[k];
     size_t es = sfp_dtype_size(t->dtype);
-    for (int64_t i = 0; i < outer; i++) memset((char *)t->data + (size_t)((i * len + o) * inner) * es, 0, (size_t)inner * es);
+    for (int64_t i = 0; i < outer; i++) {
+        char *at = (char *)t->data + (size_t)((i * len + o) * inner) * es;
+        if (factor == 0.0f) {
+            memset(at, 0, (size_t)inner * es);
+            continue;
+        }
+        float *p = (float *)(void *)at;
+        for (int64_t e = 0; e < inner; e++) p[e] *= factor;
+    }
+}
+
+/* The rows surgery_scale touches for marked slot o of node n's output y. */
+static int collect_rows(sfp_graph_t *g, const sfp_node_t *n, const sfp_groups_t *gs, int y, int64_t o,
+                        scale_list_t *l, sfp_error_t *err)
+{
+    const char *op = n->op_type;
+    int rc = 0;
+    bool has_c = n->n_inputs > 2 && n->inputs[2] >= 0;
+    if (!strcmp(op, "Conv")) {
+        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, 0, o, err)) < 0) return rc;
+        if (has_c) rc = scale_list_add(l, g->values[n->inputs[2]].init, 0, o, err);
+    } else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+        bool tb = !strcmp(op, "Gemm") && node_attr_int(n, "transB", 0);
+        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, tb ? 0 : 1, o, err)) < 0) return rc;
+        sfp_tensor_t *c = has_c ? g->values[n->inputs[2]].init : NULL;
+        if (c && c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y]) rc = scale_list_add(l, c, c->ndim - 1, o, err);
+    } else if (!strcmp(op, "BatchNormalization")) {
+        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, 0, o, err)) < 0) return rc; /* scale */
+        rc = scale_list_add(l, g->values[n->inputs[2]].init, 0, o, err);                       /* bias */
+    } else if (!strcmp(op, "Add") || !strcmp(op, "Sub")) {
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            sfp_tensor_t *t = g->values[n->inputs[k]].init;
+            int axis = t ? 1 - (g->values[y].ndim - t->ndim) : -1;
+            if (t && axis >= 0 && t->dims[axis] == gs->value_slots[y]) rc = scale_list_add(l, t, axis, o, err);
+        }
+    }
+    return rc;
+}
+
+int surgery_scale(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, float factor, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    scale_list_t l = {0};
+    int rc = 0;
+    for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        int y = n->n_outputs ? n->outputs[0] : -1;
+        if (y < 0 || y >= r->n_values || !r->masks[y]) continue;
+        size_t first = l.n;
+        for (int64_t o = 0; o < gs->value_slots[y] && rc == 0; o++)
+            if (r->masks[y][o]) rc = collect_rows(g, n, gs, y, o, &l, err);
+        for (size_t k = first; k < l.n && rc == 0 && factor != 0.0f; k++)
+            if (l.rows[k].t->dtype != SFP_DT_FLOAT)
+                rc = sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): '%s' is not float; only zeroing is possible",
+                                sfp_q(n->name), sfp_q(n->op_type), sfp_q(l.rows[k].t->name));
+    }
+    if (rc == 0 && l.n) {
+        /* A tensor read by several nodes (shared initializer) is listed once per reader. */
+        qsort(l.rows, l.n, sizeof *l.rows, cmp_scale_row);
+        for (size_t k = 0; k < l.n; k++)
+            if (k == 0 || cmp_scale_row(&l.rows[k - 1], &l.rows[k]) != 0)
+                scale_one_row(l.rows[k].t, l.rows[k].axis, l.rows[k].row, factor);
+    }
+    free(l.rows);
+    return rc;
 }
 
 int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
 {
-    sfp_graph_t *g = &m->graph;
-    for (int i = 0; i < g->n_nodes; i++) {
-        sfp_node_t *n = &g->nodes[i];
-        const char *op = n->op_type;
-        int y = n->n_outputs ? n->outputs[0] : -1;
-        if (y < 0 || !r->masks[y]) continue;
-        for (int64_t o = 0; o < gs->value_slots[y]; o++) {
-            if (!r->masks[y][o]) continue;
-            if (!strcmp(op, "Conv")) {
-                zero_rows(g->values[n->inputs[1]].init, 0, o);
-                if (n->n_inputs > 2 && n->inputs[2] >= 0) zero_rows(g->values[n->inputs[2]].init, 0, o);
-            } else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
-                bool tb = !strcmp(op, "Gemm") && node_attr_int(n, "transB", 0);
-                zero_rows(g->values[n->inputs[1]].init, tb ? 0 : 1, o);
-                if (n->n_inputs > 2 && n->inputs[2] >= 0) {
-                    sfp_tensor_t *c = g->values[n->inputs[2]].init;
-                    if (c && c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y]) zero_rows(c, c->ndim - 1, o);
-                }
-            } else if (!strcmp(op, "BatchNormalization")) {
-                zero_rows(g->values[n->inputs[1]].init, 0, o); /* scale */
-                zero_rows(g->values[n->inputs[2]].init, 0, o); /* bias */
-            } else if (!strcmp(op, "Add") || !strcmp(op, "Sub")) {
-                for (int k = 0; k < 2; k++) {
-                    sfp_tensor_t *t = g->values[n->inputs[k]].init;
-                    int axis = t ? 1 - (g->values[y].ndim - t->ndim) : -1;
-                    if (t && axis >= 0 && t->dims[axis] == gs->value_slots[y]) zero_rows(t, axis, o);
-                }
-            }
-        }
-    }
-    (void)err;
+    return surgery_scale(m, gs, r, 0.0f, err);
+}
+
+int groups_filter_row(const sfp_model_t *m, const sfp_groups_t *gs, int gi, int k, sfp_filter_row_t *out,
+                      sfp_error_t *err)
+{
+    const sfp_graph_t *g = &m->graph;
+    const sfp_chan_group_t *grp = &gs->g[gi];
+    int p = g->values[grp->slot_value[k]].producer;
+    *out = (sfp_filter_row_t){0};
+    if (p < 0) return 0;
+    const sfp_node_t *n = &g->nodes[p];
+    bool conv = !strcmp(n->op_type, "Conv");
+    bool dense = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
+    if (!conv && !dense) return 0;
+    const sfp_tensor_t *w = graph_const(g, n->inputs[1]);
+    if (!w || w->dtype != SFP_DT_FLOAT)
+        return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): weights must be float initializers", sfp_q(n->name),
+                          sfp_q(n->op_type));
+    int axis = conv ? 0 : (!strcmp(n->op_type, "Gemm") && node_attr_int(n, "transB", 0) ? 0 : 1);
+    out->w = w->data;
+    out->row = grp->slot_index[k];
+    out->len = w->dims[axis];
+    out->outer = out->inner = 1;
+    for (int d = 0; d < axis; d++) out->outer *= w->dims[d];
+    for (int d = axis + 1; d < w->ndim; d++) out->inner *= w->dims[d];
     return 0;
+}
+
+void filter_row_copy(const sfp_filter_row_t *fr, double *dst)
+{
+    for (int64_t i = 0; i < fr->outer; i++) {
+        const float *src = fr->w + (i * fr->len + fr->row) * fr->inner;
+        for (int64_t e = 0; e < fr->inner; e++) *dst++ = (double)src[e];
+    }
 }
 
 int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err)
 {
-    const sfp_graph_t *g = &m->graph;
     const sfp_chan_group_t *grp = &gs->g[gi];
-    for (int j = 0; j < grp->n_channels; j++) out[j] = 0.0;
-    for (int j = 0; j < grp->n_channels; j++)
+    for (int j = 0; j < grp->n_channels; j++) {
+        out[j] = 0.0;
         for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
-            int v = grp->slot_value[k];
-            int p = g->values[v].producer;
-            if (p < 0) continue;
-            const sfp_node_t *n = &g->nodes[p];
-            bool conv = !strcmp(n->op_type, "Conv");
-            bool dense = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
-            if (!conv && !dense) continue;
-            const sfp_tensor_t *w = graph_const(g, n->inputs[1]);
-            if (!w || w->dtype != SFP_DT_FLOAT)
-                return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): weights must be float initializers", sfp_q(n->name),
-                                  sfp_q(n->op_type));
-            int axis = conv ? 0 : (!strcmp(n->op_type, "Gemm") && node_attr_int(n, "transB", 0) ? 0 : 1);
-            int64_t o = grp->slot_index[k], outer = 1, inner = 1, len = w->dims[axis];
-            for (int d = 0; d < axis; d++) outer *= w->dims[d];
-            for (int d = axis + 1; d < w->ndim; d++) inner *= w->dims[d];
+            sfp_filter_row_t fr;
+            int rc = groups_filter_row(m, gs, gi, k, &fr, err);
+            if (rc < 0) return rc;
+            if (!fr.w) continue;
             double sum = 0.0;
-            const float *p_w = w->data;
-            for (int64_t i = 0; i < outer; i++)
-                for (int64_t e = 0; e < inner; e++) {
-                    double x = (double)p_w[(i * len + o) * inner + e];
-                    sum += x * x;
-                }
+            for (int64_t i = 0; i < fr.outer; i++) {
+                const float *row = fr.w + (i * fr.len + fr.row) * fr.inner;
+                for (int64_t e = 0; e < fr.inner; e++) sum += (double)row[e] * (double)row[e];
+            }
             out[j] += sqrt(sum);
         }
+    }
     return 0;
 }

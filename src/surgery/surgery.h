@@ -51,6 +51,23 @@ void groups_free(sfp_groups_t *gs);
  * n_channels entries. */
 int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err);
 
+/* The filter (weight row) behind one slot entry of a group, when a
+ * Conv/Gemm/MatMul produces that slot's value. Borrows the weight's data.
+ * The row has outer * inner elements; element (i, e) is
+ * w[(i * len + row) * inner + e] (Conv: outer 1; Gemm/MatMul with the
+ * outputs on axis 1: inner 1). */
+typedef struct sfp_filter_row {
+    const float *w;           /* NULL: the slot is not made by a source layer */
+    int64_t outer, len, inner, row;
+} sfp_filter_row_t;
+
+/* Fills *out for slot entry k (slot_start[j] <= k < slot_start[j+1]) of
+ * group gi. A source whose weight is not a float constant is SFP_EUNSUPPORTED. */
+int groups_filter_row(const sfp_model_t *m, const sfp_groups_t *gs, int gi, int k, sfp_filter_row_t *out,
+                      sfp_error_t *err);
+/* Copies the row's elements into dst (outer * inner entries), in (i, e) order. */
+void filter_row_copy(const sfp_filter_row_t *fr, double *dst);
+
 /* Removal: masks[v][s] = true when slot s of value v goes. */
 typedef struct sfp_removal {
     int n_values;
@@ -60,6 +77,12 @@ typedef struct sfp_removal {
 int removal_create(const sfp_groups_t *gs, sfp_removal_t **out, sfp_error_t *err);
 /* Marks channel j of group gi for removal. */
 void removal_add_channel(sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j);
+/* True when channel j of group gi is marked (its slots are marked together). */
+bool removal_has_channel(const sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j);
+/* Channels marked, over all groups. */
+int64_t removal_n_channels(const sfp_removal_t *r, const sfp_groups_t *gs);
+/* Unmarks everything. */
+void removal_clear(sfp_removal_t *r, const sfp_groups_t *gs);
 void removal_free(sfp_removal_t *r);
 
 /* Removes the marked channels from every node of m (weights out and in,
@@ -67,9 +90,23 @@ void removal_free(sfp_removal_t *r);
  * constants) and re-infers shapes. */
 int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err);
 
-/* Zeroes the marked channels at full size (the --keep-masked model): source
- * filter rows, their biases, and the BN that follows (scale and bias 0), so
- * each removed channel is exactly zero everywhere it flows. */
+/* Multiplies, for every marked channel at full size, the source filter rows
+ * (Conv filters, Gemm/MatMul output rows) and their biases, the scale and
+ * bias of the BatchNormalization on the channel, and per-channel constant
+ * operands of Add/Sub by factor. Consumers' input columns, BN running
+ * statistics and Mul/Div operands are left alone. Why BN's scale and bias:
+ * a BN in training mode normalises by the batch statistics, so scaling only
+ * the filter rows would leave its output, and so the channel, unchanged;
+ * scaling the affine part scales what the channel carries downstream. An
+ * initializer shared between nodes has each row scaled once. factor 0
+ * writes exact zeros (any dtype); another factor needs float tensors
+ * (SFP_EUNSUPPORTED names the node otherwise). Rows whose tensor is not an
+ * initializer (a constant computed by a node) are skipped. */
+int surgery_scale(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, float factor, sfp_error_t *err);
+
+/* Zeroes the marked channels at full size (the --keep-masked model):
+ * surgery_scale with factor 0, so each removed channel is exactly zero
+ * everywhere it flows. */
 int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err);
 
 #endif

@@ -102,5 +102,6 @@ clean:
 
 # Fuzzing and the hostile-input corpus (tests/fuzz/fuzz.mk, when present).
 -include tests/fuzz/fuzz.mk
+include tests/memcheck.mk
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -391,26 +391,51 @@ static void expect_bad_idx(const char *dir, const sfp_data_opts_t *opts, const c
     assert_null(ds);
 }
 
+/* A valid train pair of 2 images of 4x4 in dir, then its file `name`
+ * replaced by an IDX file of `magic` with ndims of the dims {2, 4, 4} and
+ * body_len zero bytes. */
+static void write_idx_pair_replacing(const char *dir, const char *name, uint32_t magic, int ndims, size_t body_len)
+{
+    const uint8_t labels[2] = {0, 1};
+    const uint32_t dims[3] = {2, 4, 4};
+    uint8_t *body = calloc(body_len + 1, 1);
+    assert_non_null(body);
+    write_idx_pair(dir, "train", 2, 4, 4, labels, false);
+    size_t len = 0;
+    uint8_t *b = idx_bytes(magic, ndims, dims, body, body_len, &len);
+    tu_write_file(join(dir, name), b, len);
+    free(b);
+    free(body);
+}
+
 static void test_idx_with_a_wrong_magic_is_refused(void **state)
 {
     (void)state;
     char dir[64];
     tu_tmpdir(dir, sizeof dir);
-    const uint8_t labels[2] = {0, 1};
-    write_idx_pair(dir, "train", 2, 4, 4, labels, false);
-    uint32_t dims[3] = {2, 4, 4};
-    uint8_t body[32] = {0};
-    size_t len = 0;
-    uint8_t *b = idx_bytes(0x00000c03 /* int32 elements */, 3, dims, body, 32, &len);
-    tu_write_file(join(dir, "train-images-idx3-ubyte"), b, len);
-    free(b);
-    expect_bad_idx(dir, NULL, "train-images-idx3-ubyte", "wrong magic 0x00000c03");
+    write_idx_pair_replacing(dir, "train-images-idx3-ubyte", 0x00000a03 /* no IDX type has code 0x0a */, 3, 32);
+    expect_bad_idx(dir, NULL, "train-images-idx3-ubyte", "wrong magic 0x00000a03");
     /* Labels holding an images header. */
-    write_idx_pair(dir, "train", 2, 4, 4, labels, false);
-    b = idx_bytes(0x803, 3, dims, body, 32, &len);
-    tu_write_file(join(dir, "train-labels-idx1-ubyte"), b, len);
-    free(b);
+    write_idx_pair_replacing(dir, "train-labels-idx1-ubyte", 0x803, 3, 32);
     expect_bad_idx(dir, NULL, "train-labels-idx1-ubyte", "wrong magic");
+}
+
+/* IDX types other than unsigned bytes are valid files this version does not
+ * read: SFP_EUNSUPPORTED (exit 4), naming the type. */
+static void test_idx_of_another_element_type_is_unsupported(void **state)
+{
+    (void)state;
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
+    sfp_error_t err = {0};
+    sfp_dataset_t *ds = NULL;
+    write_idx_pair_replacing(dir, "train-images-idx3-ubyte", 0x00000d03, 3, 2 * 4 * 4 * 4);
+    int rc = data_open(dir, "train", NULL, &ds, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "train-images-idx3-ubyte", "0x0d (float32)", "only unsigned bytes");
+    write_idx_pair_replacing(dir, "train-labels-idx1-ubyte", 0x00000c01, 1, 2 * 4);
+    rc = data_open(dir, "train", NULL, &ds, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "train-labels-idx1-ubyte", "0x0c (int32)");
+    assert_null(ds);
 }
 
 static void test_idx_truncated_images_or_labels_are_refused(void **state)
@@ -505,7 +530,7 @@ static void test_idx_labels_beyond_the_class_count_are_refused(void **state)
 }
 
 /* A 1 KB file claiming a gigabyte is refused from its header, before any
- * allocation: raw by the file size, .gz by deflate's 1032:1 ceiling. */
+ * allocation: raw by the file size, .gz by the ratio image data compresses to. */
 static void test_idx_dims_beyond_the_file_size_are_refused_before_allocating(void **state)
 {
     (void)state;
@@ -521,9 +546,33 @@ static void test_idx_dims_beyond_the_file_size_are_refused_before_allocating(voi
         const char *name = gz ? "train-images-idx3-ubyte.gz" : "train-images-idx3-ubyte";
         if (gz) write_gz(join(dir, name), b, len);
         else tu_write_file(join(dir, name), b, len);
-        expect_bad_idx(dir, NULL, name, gz ? "more than a" : "1000000 images of 1000x1000");
+        expect_bad_idx(dir, NULL, name, gz ? "gzip bomb" : "1000000 images of 1000x1000");
     }
     free(b);
+    /* Once allocated: a 130 KB .gz declaring 100 MiB (a ratio deflate can
+     * reach, as a real gzip bomb does) made us allocate the 100 MiB. */
+    char bomb[64];
+    tu_tmpdir(bomb, sizeof bomb);
+    uint32_t many[3] = {100, 1024, 1024};
+    size_t noise_len = 130000;
+    uint8_t *noise = malloc(noise_len);
+    assert_non_null(noise);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < noise_len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise[i] = (uint8_t)(x >> 56);
+    }
+    b = idx_bytes(0x803, 3, many, noise, noise_len, &len);
+    write_idx_pair(bomb, "train", 4, 4, 4, labels, true);
+    write_gz(join(bomb, "train-images-idx3-ubyte.gz"), b, len);
+    free(b);
+    free(noise);
+    struct stat st;
+    assert_int_equal(stat(join(bomb, "train-images-idx3-ubyte.gz"), &st), 0);
+    assert_true(st.st_size * 1032 > (100 << 20)); /* within deflate's reach */
+    expect_bad_idx(bomb, NULL, "train-images-idx3-ubyte.gz", "gzip bomb");
     /* Dimensions whose product overflows size_t are caught too. */
     char dir[64];
     tu_tmpdir(dir, sizeof dir);
@@ -830,16 +879,29 @@ static void test_image_folder_bad_contents_are_refused(void **state)
     assert_int_equal(remove(join(root, "ant/bomb.png")), 0);
 
     /* A JPEG whose Huffman table declares 16 x 255 codes: stb_image 2.27
-     * writes past its tables (nothings/stb#1289). The decoding child fails
-     * or, in sanitizer builds, aborts; either way the parent survives and
-     * refuses the file. */
+     * writes past its tables (nothings/stb#1289), so the table is checked
+     * before stb_image sees it (the decoding child was the only guard). */
     uint8_t jpeg[2 + 4 + 17 + 2] = {0xff, 0xd8, 0xff, 0xc4, 0x00, 19, 0x00};
     memset(jpeg + 7, 0xff, 16);
     jpeg[23] = 0xff;
     jpeg[24] = 0xd9;
     tu_write_file(join(root, "ant/evil.jpg"), jpeg, sizeof jpeg);
-    expect_bad_folder(root, SFP_EBADDATA, "ant/evil.jpg: ", "image");
+    expect_bad_folder(root, SFP_EBADDATA, "ant/evil.jpg: ", "Huffman table at byte 6 declares 4080 codes");
     assert_int_equal(remove(join(root, "ant/evil.jpg")), 0);
+
+    /* A PNG whose IDAT chunk declares 2 GB in 57 bytes: stb_image grew its
+     * buffer to the declared length before reading (found by fuzz_image). */
+    uint8_t idat[57];
+    memcpy(idat, png, 33);
+    put_be32(idat + 16, 8);
+    put_be32(idat + 20, 8);
+    put_be32(idat + 29, (uint32_t)crc32(0, idat + 12, 17));
+    put_be32(idat + 33, 0x7ffffff0u);
+    memcpy(idat + 37, "IDAT", 4);
+    memset(idat + 41, 0, 16);
+    tu_write_file(join(root, "ant/idat.png"), idat, sizeof idat);
+    expect_bad_folder(root, SFP_EBADDATA, "ant/idat.png", "PNG chunk 'IDAT' at byte 33 declares 2147483632 bytes");
+    assert_int_equal(remove(join(root, "ant/idat.png")), 0);
 
     /* An image that cannot be read at all: a dangling symlink. */
     assert_int_equal(symlink("/nonexistent/sfp-image.png", join(root, "ant/gone.png")), 0);
@@ -869,6 +931,52 @@ static void test_image_folder_bad_contents_are_refused(void **state)
     TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "README.txt", "not a dataset");
     rc = data_open(join(root, "missing"), NULL, NULL, &ds, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EIO, "missing", "cannot open");
+}
+
+/* What stb_image 2.27 mishandles is refused before it decodes (found by
+ * fuzz_image; tests/bad_data/regress/image holds the fuzzer's files). */
+static void test_image_files_stb_mishandles_are_refused_before_decoding(void **state)
+{
+    (void)state;
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
+    uint8_t out[8 * 8];
+    sfp_error_t err = {0};
+    /* A DHT segment 2 bytes long whose table stb_image reads anyway, past
+     * the segment: counts 0x10, 0x13... sum to 512. */
+    const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xc4, 0x00, 0x04, 0x11, 0x10, 0x13, 0x18, 0x24, 0x1a, 0x18, 0x16,
+                            0x16, 0x18, 0x31, 0x23, 0x25, 0x1d, 0x28, 0x3a, 0x33, 0xff, 0xd9};
+    tu_write_file(join(dir, "short.jpg"), jpeg, sizeof jpeg);
+    int rc = data_image_load(join(dir, "short.jpg"), 1, 8, 8, out, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "short.jpg", "Huffman table at byte 6 declares 512 codes");
+    /* The same behind 0xFF fill bytes, which stb_image skips before SOI. */
+    uint8_t filled[3 + sizeof jpeg] = {0xff, 0xff, 0xff};
+    memcpy(filled + 3, jpeg, sizeof jpeg);
+    tu_write_file(join(dir, "filled.jpg"), filled, sizeof filled);
+    rc = data_image_load(join(dir, "filled.jpg"), 1, 8, 8, out, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "filled.jpg", "Huffman table at byte 9 declares 512 codes");
+    /* A baseline scan decoding with AC table 0, which no DHT defined: stb_image
+     * indexed out of its arrays with the uninitialised table. */
+    const uint8_t scan[] = {0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,
+                            0xff, 0xc4, 0x00, 0x14, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,
+                            0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x00, 0xff, 0xd9};
+    tu_write_file(join(dir, "scan.jpg"), scan, sizeof scan);
+    rc = data_image_load(join(dir, "scan.jpg"), 1, 8, 8, out, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "scan.jpg", "scan at byte 37 decodes with a Huffman table that was never");
+    /* PGM sizes of 10 digits overflowed stb_image's int parser. */
+    tu_write_file(join(dir, "long.pgm"), "P5 9999999999 1 255\n\0", 22);
+    rc = data_image_load(join(dir, "long.pgm"), 1, 8, 8, out, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "long.pgm", "more than 9 digits");
+    /* A PGM with a comment, 4x4 declared, 10 of 16 pixels present: stb_image
+     * returned the missing 6 uninitialised. */
+    tu_write_file(join(dir, "short.pgm"), "P5\n# c\n4 4\n255\n0123456789", 25);
+    rc = data_image_load(join(dir, "short.pgm"), 1, 8, 8, out, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "short.pgm", "PNM header declares 4x4 pixels, the file holds 10 bytes");
+    /* The same with all 16 pixels loads. */
+    tu_write_file(join(dir, "ok.pgm"), "P5\n# c\n4 4\n255\n0123456789abcdef", 31);
+    TU_OK(&err, data_image_load(join(dir, "ok.pgm"), 1, 8, 8, out, &err));
+    assert_int_equal(out[2 * 8 + 2], '0');
+    assert_int_equal(out[5 * 8 + 5], 'f');
 }
 
 static void test_image_files_load_unlabelled_for_detect(void **state)
@@ -1463,6 +1571,7 @@ int main(void)
         cmocka_unit_test(test_fashion_labels_beyond_the_model_classes_are_refused),
         cmocka_unit_test(test_idx_single_file_path_finds_its_labels),
         cmocka_unit_test(test_idx_with_a_wrong_magic_is_refused),
+        cmocka_unit_test(test_idx_of_another_element_type_is_unsupported),
         cmocka_unit_test(test_idx_truncated_images_or_labels_are_refused),
         cmocka_unit_test(test_idx_trailing_data_is_refused_raw_and_gz),
         cmocka_unit_test(test_idx_count_mismatch_is_refused),
@@ -1476,6 +1585,7 @@ int main(void)
         cmocka_unit_test(test_image_folder_loads_sorted_classes_padded_and_resized),
         cmocka_unit_test(test_image_folder_with_split_folders_uses_the_split),
         cmocka_unit_test(test_image_folder_bad_contents_are_refused),
+        cmocka_unit_test(test_image_files_stb_mishandles_are_refused_before_decoding),
         cmocka_unit_test(test_image_files_load_unlabelled_for_detect),
         cmocka_unit_test(test_normalisation_values_are_exact),
         cmocka_unit_test(test_idx_28x28_into_a_32x32_model_is_zero_padded_and_centred),

@@ -5,7 +5,12 @@
  * Debian's stb_image (v2.27) has known memory-safety bugs on crafted JPEG,
  * PNG and GIF files (nothings/stb#1289, #1291, #1166, fixed in 2.28), so all
  * decoding runs in a child process writing into shared memory: a decoder bug
- * can only kill the child, and the file is then refused as bad data. */
+ * can only kill the child, and the file is then refused as bad data. Before
+ * stb_image sees a file, the child also refuses what fuzzing showed it to
+ * mishandle: JPEG Huffman tables of more than 256 codes (out-of-bounds
+ * writes) and scans using tables never defined (out-of-bounds reads), PNG
+ * chunks longer than the file (allocations of gigabytes), PNM headers whose
+ * numbers overflow or whose pixels are missing. */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -63,12 +68,145 @@ typedef struct image_file {
     int width, height, comp; /* as declared; comp 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
 } image_file_t;
 
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* PNG: every chunk must fit in the file. stb_image grows its IDAT buffer to
+ * the length a chunk declares before reading it (up to 4 GB for a 50-byte
+ * file). */
+static int png_check(const char *path, const uint8_t *b, size_t len, sfp_error_t *err)
+{
+    for (size_t off = 8; len - off >= 12; ) {
+        uint32_t n = be32(b + off);
+        if (n > len - off - 12) {
+            char type[5] = {(char)b[off + 4], (char)b[off + 5], (char)b[off + 6], (char)b[off + 7], 0};
+            return sfp_errorf(err, SFP_EBADDATA, "%s: PNG chunk '%s' at byte %zu declares %u bytes, beyond the end "
+                              "of the file", sfp_q(path), sfp_q(type), off, n);
+        }
+        if (memcmp(b + off + 4, "IEND", 4) == 0) break;
+        off += 12 + (size_t)n;
+    }
+    return 0;
+}
+
+/* JPEG scan header at off (SOS): each component's Huffman tables that the
+ * scan decodes with must have been defined (bit tc * 4 + th of `defined`);
+ * stb_image 2.27 decodes with the uninitialised table otherwise and indexes
+ * out of its arrays. Baseline scans use both tables, progressive ones the DC
+ * table when they start at 0 and the AC table when they end after 0. */
+static int jpeg_scan_check(const char *path, const uint8_t *b, size_t len, size_t off, unsigned defined,
+                           bool progressive, sfp_error_t *err)
+{
+    size_t n_comps = off + 4 < len ? b[off + 4] : 0, spec = off + 5 + 2 * n_comps;
+    if (n_comps > 4 || spec + 1 >= len) return 0; /* stb_image refuses the scan itself */
+    bool uses_dc = !progressive || b[spec] == 0, uses_ac = !progressive || b[spec + 1] > 0;
+    for (size_t i = 0; i < n_comps; i++) {
+        unsigned dc = b[off + 6 + 2 * i] >> 4, ac = b[off + 6 + 2 * i] & 15u;
+        if ((uses_dc && dc <= 3 && !(defined & 1u << dc)) || (uses_ac && ac <= 3 && !(defined & 1u << (4 + ac))))
+            return sfp_errorf(err, SFP_EBADDATA, "%s: JPEG scan at byte %zu decodes with a Huffman table that was "
+                              "never defined", sfp_q(path), off);
+    }
+    return 0;
+}
+
+/* JPEG: each Huffman table of a DHT segment may hold at most 256 codes;
+ * stb_image 2.27 writes past its tables otherwise (nothings/stb#1289, #1291);
+ * and scans may only use tables defined before them (jpeg_scan_check).
+ * Markers are found at least as eagerly as stb_image finds them: any 0xFF
+ * followed by a byte other than 0x00, 0xFF and RSTn, also between segments
+ * and inside entropy-coded data, up to EOI; segments are skipped by their
+ * length, as stb_image skips or parses them. */
+static int jpeg_check(const char *path, const uint8_t *b, size_t len, size_t off, sfp_error_t *err)
+{
+    unsigned defined = 0;
+    bool progressive = false;
+    while (off + 1 < len) {
+        uint8_t marker = b[off + 1];
+        if (b[off] != 0xFF || marker == 0x00 || marker == 0xFF || (marker >= 0xD0 && marker <= 0xD8)) {
+            off++;
+            continue;
+        }
+        if (marker == 0xD9) break; /* EOI */
+        if (marker == 0x01 || len - off < 4) {
+            off += 2;
+            continue;
+        }
+        size_t end = off + 2 + ((size_t)b[off + 2] << 8 | b[off + 3]);
+        /* stb_image reads a table's 17 header bytes while any byte of the
+         * segment is left, past its end if need be (zeros past the file's). */
+        for (size_t p = off + 4; marker == 0xC4 && p < end; ) {
+            unsigned n_codes = 0;
+            for (size_t i = p + 1; i <= p + 16 && i < len; i++) n_codes += b[i];
+            if (n_codes > 256)
+                return sfp_errorf(err, SFP_EBADDATA, "%s: JPEG Huffman table at byte %zu declares %u codes (at most "
+                                  "256)", sfp_q(path), p, n_codes);
+            unsigned q = p < len ? b[p] : 0;
+            if (q >> 4 <= 1 && (q & 15u) <= 3) defined |= 1u << ((q >> 4) * 4 + (q & 15u));
+            p += 17 + n_codes;
+        }
+        if (marker == 0xC2) progressive = true;
+        int rc = marker == 0xDA ? jpeg_scan_check(path, b, len, off, defined, progressive, err) : 0;
+        if (rc < 0) return rc;
+        off = end;
+    }
+    return 0;
+}
+
+/* Binary PGM/PPM: the header's numbers read as stb_image reads them (blanks
+ * and # comments between), each under 10 digits (stb_image's int parser
+ * overflows beyond), and the pixels they declare present (stb_image returns
+ * a short file's missing pixels uninitialised). */
+static int pnm_check(const char *path, const uint8_t *b, size_t len, sfp_error_t *err)
+{
+    size_t pos = 2;
+    uint64_t value[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        for (;;) {
+            while (pos < len && (b[pos] == ' ' || (b[pos] >= '\t' && b[pos] <= '\r'))) pos++;
+            if (pos >= len || b[pos] != '#') break;
+            while (pos < len && b[pos] != '\n' && b[pos] != '\r') pos++;
+        }
+        for (int digits = 0; pos < len && b[pos] >= '0' && b[pos] <= '9'; pos++) {
+            if (++digits > 9)
+                return sfp_errorf(err, SFP_EBADDATA, "%s: PNM header holds a number of more than 9 digits at byte %zu",
+                                  sfp_q(path), pos);
+            value[k] = value[k] * 10 + (uint64_t)(b[pos] - '0');
+        }
+    }
+    pos++; /* the one blank after the maximum value */
+    size_t need = (b[1] == '6' ? 3 : 1) * (value[2] > 255 ? 2 : 1);
+    if (!sfp_mul_size(need, (size_t)value[0], &need) || !sfp_mul_size(need, (size_t)value[1], &need) || pos > len ||
+        len - pos < need)
+        return sfp_errorf(err, SFP_EBADDATA, "%s: truncated: PNM header declares %llux%llu pixels, the file holds %zu "
+                          "bytes of pixel data", sfp_q(path), (unsigned long long)value[0],
+                          (unsigned long long)value[1], pos > len ? (size_t)0 : len - pos);
+    return 0;
+}
+
+/* Checks for what stb_image 2.27 mishandles, before it sees the file. */
+static int image_precheck(const char *path, const uint8_t *b, size_t len, sfp_error_t *err)
+{
+    size_t fill = 0; /* stb_image takes a JPEG's SOI after any number of 0xFF */
+    while (fill < len && b[fill] == 0xFF) fill++;
+    if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return png_check(path, b, len, err);
+    if (fill > 0 && fill < len && b[fill] == 0xD8) return jpeg_check(path, b, len, fill + 1, err);
+    if (len >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return pnm_check(path, b, len, err);
+    return 0;
+}
+
 /* Reads path and its declared geometry, refusing what its size cannot hold. */
 static int image_read(const char *path, image_file_t *img, sfp_error_t *err)
 {
     memset(img, 0, sizeof *img);
     int rc = sfp_read_file(path, IMAGE_MAX_FILE_BYTES, &img->bytes, &img->len, err);
     if (rc < 0) return rc;
+    if ((rc = image_precheck(path, img->bytes, img->len, err)) < 0) {
+        free(img->bytes);
+        img->bytes = NULL;
+        return rc;
+    }
     if (!stbi_info_from_memory(img->bytes, (int)img->len, &img->width, &img->height, &img->comp)) {
         free(img->bytes);
         img->bytes = NULL;
@@ -190,16 +328,13 @@ typedef struct sandbox_header {
 
 #define SANDBOX_PIXELS_OFFSET ((sizeof(sandbox_header_t) + 63) & ~(size_t)63)
 
-/* Runs in the child: probe paths[0] (out NULL) or decode count files. */
-static void child_main(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
+/* The child's job: probe paths[0] (pixels NULL) or decode count files; the
+ * outcome goes into hdr. */
+static void child_work(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
                        int channels, int height, int width)
 {
     size_t row = (size_t)channels * (size_t)height * (size_t)width;
     int rc = 0;
-    /* The parent reports a crash; a sanitizer's report of stb's bug on a
-     * crafted file would only be noise on the terminal. */
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (devnull >= 0) dup2(devnull, STDERR_FILENO);
     if (!pixels) {
         rc = image_probe(paths[0], &hdr->probed[0], &hdr->probed[1], &hdr->probed[2], &hdr->err);
     } else {
@@ -210,7 +345,17 @@ static void child_main(sandbox_header_t *hdr, uint8_t *pixels, const char *const
     }
     hdr->rc = rc;
     hdr->state = rc == 0 ? CHILD_DONE : CHILD_FAILED;
-    _exit(rc == 0 ? 0 : 1);
+}
+
+static void child_main(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
+                       int channels, int height, int width)
+{
+    /* The parent reports a crash; a sanitizer's report of stb's bug on a
+     * crafted file would only be noise on the terminal. */
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull >= 0) dup2(devnull, STDERR_FILENO);
+    child_work(hdr, pixels, paths, count, channels, height, width);
+    _exit(hdr->state == CHILD_DONE ? 0 : 1);
 }
 
 /* Probes paths[0] (out_chw NULL, results in probed) or decodes count files
@@ -226,18 +371,23 @@ static int sandbox_run(const char *const *paths, int64_t count, int channels, in
                           strerror(errno));
     sandbox_header_t *hdr = map;
     uint8_t *pixels = out_chw ? (uint8_t *)map + SANDBOX_PIXELS_OFFSET : NULL;
-    pid_t pid = fork();
+    int rc = 0, status = 0;
+    pid_t pid = 0, waited = 0;
+#ifdef SFP_IMAGE_IN_PROCESS
+    /* Fuzzing builds only (tests/fuzz/fuzz.mk): the fuzzer needs the decoder's
+     * coverage and sanitizer reports, which a child would keep to itself. */
+    child_work(hdr, pixels, paths, count, channels, height, width);
+#else
+    pid = fork();
     if (pid == 0) child_main(hdr, pixels, paths, count, channels, height, width);
-    int rc = 0;
     if (pid < 0) {
         rc = sfp_errorf(err, SFP_ERUNTIME, "cannot start the image decoding process: %s", strerror(errno));
         munmap(map, map_bytes);
         return rc;
     }
-    int status = 0;
-    pid_t waited;
     do waited = waitpid(pid, &status, 0);
     while (waited < 0 && errno == EINTR);
+#endif
     /* The shared state is the truth (waitpid fails when SIGCHLD is ignored),
      * but a child gone wrong may have scribbled on it: nothing read back is
      * trusted beyond bytes. */

@@ -87,6 +87,7 @@ bench: all $(BUILD)/bench/train_step
 	sh bench/infer_vs_ort.sh
 	sh bench/train_vs_torch.sh
 	sh bench/compress_latency.sh
+	@if [ "$(ACCURACY)" = 1 ]; then sh bench/accuracy_vs_torch.sh; else echo "bench/accuracy_vs_torch.sh skipped (~35 min on 2 cores): make bench ACCURACY=1"; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/onnxsfp \

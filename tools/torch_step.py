@@ -3,14 +3,14 @@
 for onnx-sfp's training runtime (forward, backward, BN batch statistics and
 running-statistics update, cross-entropy, SGD with momentum and weight decay).
 
-The network is rebuilt as a PyTorch module from the manifest entry of
-tools/export_refs.py (depth, shortcut, head, fused or not) and given the ONNX
-file's own initializers: Conv, BatchNormalization and Gemm nodes are paired
-with the module's Conv2d, BatchNorm2d and Linear layers in execution order
-(shapes checked), and the module must reproduce the export's reference output
-before anything is trained. A fused export (BN folded into the convolutions)
-becomes convolutions with a bias and no BN, which is also how onnx-sfp trains
-it.
+The network is rebuilt as a PyTorch module (tools/torch_resnet.py) from the
+manifest entry of tools/export_refs.py (depth, shortcut, head, fused or not)
+and given the ONNX file's own initializers: Conv, BatchNormalization and Gemm
+nodes are paired with the module's Conv2d, BatchNorm2d and Linear layers in
+execution order (shapes checked), and the module must reproduce the export's
+reference output before anything is trained. A fused export (BN folded into
+the convolutions) becomes convolutions with a bias and no BN, which is also
+how onnx-sfp trains it.
 
 ReLU branches. A batch of 8 sends ~1.5 million values through ResNet-20's
 ReLUs; float32 rounding differs between two implementations by ~1e-6, so
@@ -53,12 +53,13 @@ import time
 import numpy as np
 import onnx
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from onnx import numpy_helper
+
+import torch_resnet
+from torch_resnet import load_onnx_weights, output_difference, param_groups, read_pb, write_pb
 
 # ---------------------------------------------------------------------------
-# The CIFAR ResNet-(6n+2) of tools/export_refs.py, with BN optional (fused).
+# ReLUs on onnx-sfp's branches; the module is tools/torch_resnet.py's.
 
 
 class ReluBranches:
@@ -106,198 +107,18 @@ def relu(x):
     return GatedRelu.apply(x, mask.to(x.dtype))
 
 
-class ShortcutAConcat(nn.Module):
-    """1x1 average pool of stride 2, then as many zero channels (x * 0)."""
-
-    def __init__(self, stride):
-        super().__init__()
-        self.avg = nn.AvgPool2d(kernel_size=1, stride=stride)
-
-    def forward(self, x):
-        x = self.avg(x)
-        return torch.cat((x, x.mul(0)), 1)
-
-
-class ShortcutAPad(nn.Module):
-    """Strided slice, then planes // 4 zero channels on both sides."""
-
-    def __init__(self, planes):
-        super().__init__()
-        self.pad = planes // 4
-
-    def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0)
-
-
-def conv_bn(cin, cout, kernel, stride, padding, fused):
-    """Conv + BN, or for a fused export one Conv with a bias."""
-    conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=fused)
-    return nn.Sequential(conv) if fused else nn.Sequential(conv, nn.BatchNorm2d(cout))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride, shortcut, fused):
-        super().__init__()
-        self.a = conv_bn(cin, cout, 3, stride, 1, fused)
-        self.b = conv_bn(cout, cout, 3, 1, 1, fused)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            if shortcut == "A-concat":
-                self.downsample = ShortcutAConcat(stride)
-            elif shortcut == "A-pad":
-                self.downsample = ShortcutAPad(cout)
-            elif shortcut == "B":
-                self.downsample = conv_bn(cin, cout, 1, stride, 0, fused)
-            else:
-                raise ValueError(f"unknown shortcut {shortcut}")
-
-    def forward(self, x):
-        y = relu(self.a(x))
-        y = self.b(y)
-        residual = x if self.downsample is None else self.downsample(x)
-        return relu(residual + y)
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, depth, shortcut, head, fused, classes):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.head = head
-        self.stem = conv_bn(3, 16, 3, 1, 1, fused)
-        blocks, cin = [], 16
-        for stage, planes in enumerate((16, 32, 64)):
-            for i in range(n):
-                blocks.append(BasicBlock(cin, planes, 2 if stage > 0 and i == 0 else 1, shortcut, fused))
-                cin = planes
-        self.blocks = nn.Sequential(*blocks)
-        self.classifier = nn.Linear(64, classes)
-
-    def forward(self, x):
-        x = self.blocks(relu(self.stem(x)))
-        if self.head == "avgpool-view":
-            x = F.avg_pool2d(x, 8).view(x.size(0), -1)
-        else:
-            x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.classifier(x)
-
-
 def build(entry):
-    arch = entry["arch"]
-    if not arch.startswith("resnet") or arch.endswith("_tv"):
-        raise SystemExit(f"torch_step: {entry['name']}: only the CIFAR ResNets are rebuilt, not {arch}")
-    return CifarResNet(int(arch[len("resnet"):]), entry["shortcut"], entry["head"], entry["bn"] == "fused",
-                       entry["classes"])
-
-
-# ---------------------------------------------------------------------------
-# ONNX initializers -> module
-
-
-def layers_in_execution_order(model, input_shape):
-    """Conv2d, BatchNorm2d and Linear modules in the order a forward calls them."""
-    order = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
-    with torch.no_grad():
-        model.eval()
-        model(torch.zeros(1, *input_shape))
-    for h in hooks:
-        h.remove()
-    return order
-
-
-def attr(node, name, default):
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def load_onnx_weights(model, onnx_model, input_shape):
-    """Copies the export's initializers into the module. Returns the list of
-    (initializer name, getter) pairs whose values a training step changes:
-    getter() gives the current value in the ONNX layout."""
-    inits = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
-    nodes = [n for n in onnx_model.graph.node if n.op_type in ("Conv", "BatchNormalization", "Gemm")]
-    layers = layers_in_execution_order(model, input_shape)
-    kinds = {"Conv": nn.Conv2d, "BatchNormalization": nn.BatchNorm2d, "Gemm": nn.Linear}
-    if len(nodes) != len(layers):
-        raise SystemExit(f"torch_step: the export has {len(nodes)} Conv/BN/Gemm nodes, the module {len(layers)}")
-    changed, used = [], set()
-
-    def take(name, target, transpose=False):
-        if name not in inits:
-            raise SystemExit(f"torch_step: input '{name}' is not an initializer")
-        if name in used:
-            raise SystemExit(f"torch_step: initializer '{name}' feeds two layers; the module cannot share it")
-        used.add(name)
-        value = inits[name].T if transpose else inits[name]
-        if tuple(value.shape) != tuple(target.shape):
-            raise SystemExit(f"torch_step: '{name}' has shape {value.shape}, the module wants {tuple(target.shape)}")
-        with torch.no_grad():
-            target.copy_(torch.from_numpy(np.array(value, dtype=np.float32)))
-        changed.append((name, (lambda t=target, tr=transpose: t.detach().numpy().T if tr else t.detach().numpy())))
-
-    for node, layer in zip(nodes, layers):
-        if not isinstance(layer, kinds[node.op_type]):
-            raise SystemExit(f"torch_step: node '{node.name}' ({node.op_type}) meets {type(layer).__name__}")
-        if node.op_type == "Conv":
-            take(node.input[1], layer.weight)
-            if len(node.input) > 2 and node.input[2]:
-                if layer.bias is None:
-                    raise SystemExit(f"torch_step: Conv '{node.name}' has a bias, the module's conv does not")
-                take(node.input[2], layer.bias)
-            elif layer.bias is not None:
-                raise SystemExit(f"torch_step: Conv '{node.name}' has no bias, the module's conv does")
-        elif node.op_type == "BatchNormalization":
-            take(node.input[1], layer.weight)
-            take(node.input[2], layer.bias)
-            take(node.input[3], layer.running_mean)
-            take(node.input[4], layer.running_var)
-            layer.eps = float(attr(node, "epsilon", 1e-5))
-            layer.momentum = 1.0 - float(attr(node, "momentum", 0.9))  # ONNX keeps 1 - PyTorch's
-        else:
-            if attr(node, "alpha", 1.0) != 1.0 or attr(node, "beta", 1.0) != 1.0 or attr(node, "transA", 0):
-                raise SystemExit(f"torch_step: Gemm '{node.name}' is not a plain Linear")
-            take(node.input[1], layer.weight, transpose=not attr(node, "transB", 0))
-            take(node.input[2], layer.bias)
-    return changed
-
-
-def read_pb(path):
-    return numpy_helper.to_array(onnx.load_tensor(path))
-
-
-def write_pb(path, array, name):
-    t = numpy_helper.from_array(np.ascontiguousarray(array), name)
-    with open(path, "wb") as f:
-        f.write(t.SerializeToString())
+    """The CIFAR ResNet of a manifest entry, its ReLUs on BRANCHES."""
+    return torch_resnet.build(entry, relu)
 
 
 def check_equivalent(model, entry, refs):
     """The module must give the export's reference output (eval mode)."""
     base = os.path.join(refs, entry["name"])
-    x, y = read_pb(base + ".input_0.pb"), read_pb(base + ".output_0.pb")
-    model.eval()
-    with torch.no_grad():
-        ours = model(torch.from_numpy(x.copy())).numpy()
-    diff = float(np.max(np.abs(ours - y)) / max(1e-6, float(np.max(np.abs(y)))))
+    diff = output_difference(model, read_pb(base + ".input_0.pb"), read_pb(base + ".output_0.pb"))
     if not diff <= 1e-4:
         raise SystemExit(f"torch_step: {entry['name']}: the rebuilt module differs from the export by {diff:.3g}")
     return diff
-
-
-def param_groups(model, wd, wd_bn_bias):
-    """Conv and Linear weights decay by wd; biases and BN scale/bias by wd_bn_bias."""
-    weights, others = [], []
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            weights.append(m.weight)
-            if m.bias is not None:
-                others.append(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            others += [m.weight, m.bias]
-    return [{"params": weights, "weight_decay": wd}, {"params": others, "weight_decay": wd_bn_bias}]
 
 
 def read_masks(path):

@@ -59,5 +59,6 @@ extern const cli_cmd_t cmd_compress;
 extern const cli_cmd_t cmd_eval;
 extern const cli_cmd_t cmd_bench;
 extern const cli_cmd_t cmd_run;
+extern const cli_cmd_t cmd_detect;
 
 #endif

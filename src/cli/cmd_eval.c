@@ -7,10 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "cli/cli.h"
-#include "data/data.h"
+#include "cli/cli_model.h"
 #include "train/plan.h"
 
 static const cli_opt_t opts[] = {
@@ -23,55 +21,6 @@ static const cli_opt_t opts[] = {
     {"json", NULL, "print {\"accuracy\", \"loss\", \"images\", \"images_per_s\"}"},
     {0},
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Model input C x H x W and class count K from the inferred shapes at batch 1. */
-static int model_geometry(sfp_model_t *m, const char *path, int *c, int *h, int *w, int *k, sfp_error_t *err)
-{
-    const sfp_graph_t *g = &m->graph;
-    int in = graph_data_input(g);
-    if (in < 0) return sfp_errorf(err, SFP_EUNSUPPORTED, "%s: eval needs a model with one data input", path);
-    const sfp_value_t *x = &g->values[in];
-    if (x->ndim != 4 || x->dtype != SFP_DT_FLOAT)
-        return sfp_errorf(err, SFP_EUNSUPPORTED, "%s: input '%s' is not a float NCHW image batch", path, x->name);
-    if (g->n_outputs < 1) return sfp_errorf(err, SFP_EBADMODEL, "%s: no output", path);
-    const sfp_value_t *y = &g->values[g->outputs[0]];
-    if (y->ndim != 2 || y->dtype != SFP_DT_FLOAT)
-        return sfp_errorf(err, SFP_EUNSUPPORTED, "%s: output '%s' is not [N, classes] float logits", path, y->name);
-    *c = (int)x->dims[1];
-    *h = (int)x->dims[2];
-    *w = (int)x->dims[3];
-    *k = (int)y->dims[1];
-    return 0;
-}
-
-/* --mean/--std, else the model's recorded preprocessing, else mean 0 std 1. */
-static int preprocessing(const cli_cmd_t *cmd, const cli_args_t *a, const sfp_model_t *m, const char *path,
-                         sfp_data_prep_t *prep, sfp_error_t *err)
-{
-    const char *mean_s = cli_get(cmd, a, "mean"), *std_s = cli_get(cmd, a, "std");
-    const char *meta = model_meta_get(m, DATA_META_KEY);
-    int rc;
-    if (!mean_s && !std_s && meta) {
-        sfp_data_desc_t d;
-        memset(&d, 0, sizeof d);
-        if ((rc = data_describe_parse(meta, path, &d, err)) < 0) return rc;
-        rc = data_prep_set_norm(prep, d.prep.mean, d.prep.n_mean, d.prep.std, d.prep.n_std, err);
-        data_desc_clear(&d);
-        return rc;
-    }
-    float mean[DATA_MAX_CHANNELS] = {0}, std[DATA_MAX_CHANNELS] = {1, 1, 1};
-    int n_mean = 1, n_std = 1;
-    if (mean_s && (rc = data_parse_floats(mean_s, "--mean", mean, DATA_MAX_CHANNELS, &n_mean, err)) < 0) return rc;
-    if (std_s && (rc = data_parse_floats(std_s, "--std", std, DATA_MAX_CHANNELS, &n_std, err)) < 0) return rc;
-    return data_prep_set_norm(prep, mean, n_mean, std, n_std, err);
-}
 
 /* Adds the batch's summed loss and correct count from logits (n x k). */
 static void score(const float *logits, const int32_t *labels, int64_t n, int k, double *loss, int64_t *correct)
@@ -108,10 +57,10 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_data_iter_t *it = NULL;
     sfp_plan_t *plan = NULL, *tail_plan = NULL;
     if ((rc = model_load(path, &m, err)) < 0) return rc;
-    if ((rc = model_geometry(m, path, &c, &h, &w, &k, err)) < 0) goto done;
+    if ((rc = cli_model_geometry(m, path, "eval", &c, &h, &w, &k, err)) < 0) goto done;
     sfp_data_prep_t prep;
     data_prep_init(&prep, c, h, w);
-    if ((rc = preprocessing(cmd, a, m, path, &prep, err)) < 0) goto done;
+    if ((rc = cli_model_norm(cmd, a, m, path, &prep, err)) < 0) goto done;
     sfp_data_opts_t dopts = {c, h, w, k};
     if ((rc = data_open(data_path, split, &dopts, &full, err)) < 0) goto done;
     if (limit > 0) {
@@ -128,7 +77,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (!a->quiet)
         fprintf(stderr, "onnx-sfp: eval %s on %s (%s, %s split, %lld images, fit %s)\n", path, data_path, ds->format,
                 split, (long long)ds->n, data_prep_fit_name(&prep, ds));
-    double loss = 0.0, t0 = now_seconds();
+    double loss = 0.0, t0 = cli_now_seconds();
     int64_t correct = 0, seen = 0;
     sfp_data_batch_t b;
     data_iter_start_epoch(it, 0);
@@ -143,7 +92,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         score(plan_output(p, 0), b.labels, b.n, k, &loss, &correct);
         seen += b.n;
     }
-    double seconds = now_seconds() - t0;
+    double seconds = cli_now_seconds() - t0;
     double acc = seen ? (double)correct / (double)seen : 0.0, mean_loss = seen ? loss / (double)seen : 0.0;
     double ips = seconds > 0 ? (double)seen / seconds : 0.0;
     if (cli_flag(cmd, a, "json"))

@@ -63,5 +63,6 @@ extern const cli_cmd_t cmd_eval;
 extern const cli_cmd_t cmd_bench;
 extern const cli_cmd_t cmd_run;
 extern const cli_cmd_t cmd_train;
+extern const cli_cmd_t cmd_detect;
 
 #endif

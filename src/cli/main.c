@@ -7,7 +7,8 @@
 
 #include "cli/cli.h"
 
-static const cli_cmd_t *const commands[] = {&cmd_train, &cmd_compress, &cmd_eval, &cmd_report, &cmd_run, &cmd_init, &cmd_bench};
+static const cli_cmd_t *const commands[] = {&cmd_train, &cmd_compress, &cmd_eval, &cmd_report, &cmd_run,
+                                            &cmd_init, &cmd_detect, &cmd_bench};
 
 static void usage(FILE *f)
 {

@@ -21,7 +21,7 @@ int cli_model_geometry(sfp_model_t *m, const char *path, int *c, int *h, int *w,
                           sfp_q(x->name));
     if (g->n_outputs < 1) return sfp_errorf(err, SFP_EBADMODEL, "%s: no output", sfp_q(path));
     const sfp_value_t *y = &g->values[g->outputs[0]];
-    if (y->ndim != 2 || y->dtype != SFP_DT_FLOAT)
+    if (y->ndim != 2 || y->dtype != SFP_DT_FLOAT || y->dims[1] < 1)
         return sfp_errorf(err, SFP_EUNSUPPORTED, "%s: output '%s' is not [N, classes] float logits", sfp_q(path),
                           sfp_q(y->name));
     if (x->dims[1] < 1 || x->dims[1] > DATA_MAX_CHANNELS || x->dims[2] < 1 || x->dims[2] > DATA_MAX_SIDE ||

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "cli/cli_model.h"
+#include "cli/cli_train.h"
 #include "report/detect_html.h"
 #include "train/plan.h"
 #include "util/util.h"
@@ -438,10 +439,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     detect_run_t r;
     memset(&r, 0, sizeof r);
     if ((rc = model_load(path, &m, err)) < 0) return rc;
-    if ((rc = cli_model_geometry_for(m, path, "detect", &r.c, &r.h, &r.w, &r.k, err)) < 0) goto done;
+    if ((rc = cli_model_geometry(m, path, &r.c, &r.h, &r.w, &r.k, err)) < 0) goto done;
     sfp_data_prep_t prep;
+    const char *prep_source = NULL;
     data_prep_init(&prep, r.c, r.h, r.w);
-    if ((rc = cli_model_norm(cmd, a, m, path, &prep, err)) < 0) goto done;
+    if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) goto done;
     if ((rc = class_names(&r, cli_get(cmd, a, "labels"), m, path, err)) < 0) goto done;
     if ((rc = open_inputs(&r, a->pos + 1, a->n_pos - 1, split, err)) < 0) goto done;
     if (!a->quiet)

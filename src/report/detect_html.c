@@ -20,47 +20,15 @@
 #endif
 #include <stb/stb_image_write.h>
 
-/* A growing byte buffer; the first failed allocation sets failed and later
- * appends do nothing. */
-typedef struct html_buf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} html_buf_t;
-
-static void buf_append(html_buf_t *b, const void *bytes, size_t n)
+static void buf_puts(sfp_buf_t *b, const char *s)
 {
-    if (b->failed) return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-}
-
-static void buf_puts(html_buf_t *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
+    sfp_buf_append(b, s, strlen(s));
 }
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void buf_printf(html_buf_t *b, const char *fmt, ...)
+static void buf_printf(sfp_buf_t *b, const char *fmt, ...)
 {
     char small[512];
     va_list ap;
@@ -71,7 +39,7 @@ static void buf_printf(html_buf_t *b, const char *fmt, ...)
         b->failed = true; /* only short fixed texts go through here */
         return;
     }
-    buf_append(b, small, (size_t)n);
+    sfp_buf_append(b, small, (size_t)n);
 }
 
 /* Length of the valid UTF-8 sequence at s (1 to 4), 0 when invalid. */
@@ -87,7 +55,7 @@ static int utf8_length(const unsigned char *s)
 }
 
 /* Text for element content and quoted attribute values. */
-static void buf_escape(html_buf_t *b, const char *text)
+static void buf_escape(sfp_buf_t *b, const char *text)
 {
     const unsigned char *s = (const unsigned char *)text;
     while (*s) {
@@ -100,21 +68,21 @@ static void buf_escape(html_buf_t *b, const char *text)
             buf_puts(b, "&#xFFFD;");
             s++;
         } else if (*s < 0x80) {
-            buf_append(b, s++, 1);
+            sfp_buf_append(b, s++, 1);
         } else {
             int n = utf8_length(s);
             if (n == 0) {
                 buf_puts(b, "&#xFFFD;");
                 s++;
             } else {
-                buf_append(b, s, (size_t)n);
+                sfp_buf_append(b, s, (size_t)n);
                 s += n;
             }
         }
     }
 }
 
-static void buf_base64(html_buf_t *b, const unsigned char *bytes, size_t n)
+static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
 {
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -123,13 +91,13 @@ static void buf_base64(html_buf_t *b, const unsigned char *bytes, size_t n)
         if (i + 2 < n) v |= bytes[i + 2];
         char quad[4] = {digits[v >> 18], digits[(v >> 12) & 63], i + 1 < n ? digits[(v >> 6) & 63] : '=',
                         i + 2 < n ? digits[v & 63] : '='};
-        buf_append(b, quad, 4);
+        sfp_buf_append(b, quad, 4);
     }
 }
 
 static void png_sink(void *context, void *data, int size)
 {
-    buf_append(context, data, (size_t)size);
+    sfp_buf_append(context, data, (size_t)size);
 }
 
 /* Thumbnail side lengths: the image's own, or scaled so the longer side is
@@ -148,14 +116,14 @@ static void thumb_size(int h, int w, int *th, int *tw)
 
 /* <img> of CHW pixels as a base64 PNG, downscaled by averaging the source
  * pixels that fall into each thumbnail pixel. */
-static void buf_thumbnail(html_buf_t *b, const detect_summary_t *s, const uint8_t *chw, const char *alt)
+static void buf_thumbnail(sfp_buf_t *b, const detect_summary_t *s, const uint8_t *chw, const char *alt)
 {
     int c = s->channels, h = s->height, w = s->width, th = 0, tw = 0;
     thumb_size(h, w, &th, &tw);
     size_t n = (size_t)th * (size_t)tw * (size_t)c;
     uint32_t *sum = calloc(n, sizeof *sum), *count = calloc((size_t)th * (size_t)tw, sizeof *count);
     uint8_t *hwc = malloc(n);
-    html_buf_t png = {0};
+    sfp_buf_t png = {0};
     if (!sum || !count || !hwc) b->failed = true;
     for (int y = 0; y < h && !b->failed; y++) {
         int ty = (int)((int64_t)y * th / h);
@@ -197,7 +165,7 @@ static bool misclassified(const detect_result_t *r)
     return r->truth >= 0 && r->predicted != r->truth;
 }
 
-static void buf_item(html_buf_t *b, const detect_summary_t *s, const detect_result_t *r)
+static void buf_item(sfp_buf_t *b, const detect_summary_t *s, const detect_result_t *r)
 {
     const char *kind = r->truth < 0 ? "unknown" : misclassified(r) ? "wrong" : "right";
     const char *slash = strrchr(r->path, '/');
@@ -220,7 +188,7 @@ static void buf_item(html_buf_t *b, const detect_summary_t *s, const detect_resu
     buf_printf(b, "<br>%.2f ms</figcaption></figure>\n", r->ms);
 }
 
-static void buf_summary(html_buf_t *b, const detect_summary_t *s)
+static void buf_summary(sfp_buf_t *b, const detect_summary_t *s)
 {
     buf_printf(b, "<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>images</th><td>%lld</td></tr>\n",
                (long long)s->n_images);
@@ -268,7 +236,7 @@ static const char style[] =
 int detect_html_write(const char *path, const detect_result_t *results, int64_t n, const detect_summary_t *s,
                       sfp_error_t *err)
 {
-    html_buf_t b = {0};
+    sfp_buf_t b = {0};
     int64_t n_wrong = 0;
     for (int64_t i = 0; i < n; i++) n_wrong += misclassified(&results[i]);
     buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");

@@ -16,55 +16,24 @@
 #define CKPT_MAX_BYTES ((size_t)1 << 36) /* 64 GiB: far above any model this tool trains */
 #define CKPT_MAX_BUFFERS 1000000
 
-/* ---- writing: a growing byte buffer ---- */
-typedef struct out_buf {
-    uint8_t *data;
-    size_t len, cap;
-    bool failed;
-} out_buf_t;
-
-static void put(out_buf_t *b, const void *src, size_t n)
-{
-    if (b->failed) return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        uint8_t *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, src, n);
-    b->len += n;
-}
-
 /* Little-endian fixed-width integers, so a checkpoint moves between machines. */
-static void put_u64(out_buf_t *b, uint64_t v)
+static void put_u64(sfp_buf_t *b, uint64_t v)
 {
     uint8_t le[8];
     for (int i = 0; i < 8; i++) le[i] = (uint8_t)(v >> (8 * i));
-    put(b, le, 8);
+    sfp_buf_append(b, le, 8);
 }
 
-static void put_block(out_buf_t *b, const void *src, size_t n)
+static void put_block(sfp_buf_t *b, const void *src, size_t n)
 {
     put_u64(b, n);
-    put(b, src, n);
+    sfp_buf_append(b, src, n);
 }
 
 int checkpoint_write(const char *path, const sfp_checkpoint_t *ck, sfp_error_t *err)
 {
-    out_buf_t b = {0};
-    put(&b, CKPT_MAGIC, 8);
+    sfp_buf_t b = {0};
+    sfp_buf_append(&b, CKPT_MAGIC, 8);
     put_block(&b, ck->state_json, strlen(ck->state_json));
     put_block(&b, ck->model, ck->model_len);
     put_block(&b, ck->best, ck->best_len);

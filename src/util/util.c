@@ -182,3 +182,27 @@ int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err)
     *cap = ncap;
     return 0;
 }
+
+void sfp_buf_append(sfp_buf_t *b, const void *bytes, size_t n)
+{
+    if (b->failed) return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->failed = true;
+                return;
+            }
+            cap *= 2;
+        }
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+}

@@ -29,6 +29,16 @@ int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_l
  * fsync, mode 0644 minus umask, rename. Never leaves a partial file. */
 int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err);
 
+/* A growing byte buffer: the first failed allocation sets failed, later
+ * appends then do nothing, so a writer checks once at the end. data is
+ * malloc'd (free it); a zeroed struct is an empty buffer. */
+typedef struct sfp_buf {
+    uint8_t *data;
+    size_t len, cap;
+    bool failed;
+} sfp_buf_t;
+void sfp_buf_append(sfp_buf_t *b, const void *bytes, size_t n);
+
 /* Grows *arr (element size elem) so it holds at least need elements. */
 int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err);
 

@@ -1,24 +1,29 @@
-/* onnx-sfp compress: choose channels by L2 norm per dependency group, remove
- * them from every place they live, write the smaller ONNX atomically, print
- * the achieved reduction. (--epochs 0 path: no fine-tuning.) */
+/* onnx-sfp compress: prune channels per dependency group — by L2 norm at once
+ * (--epochs 0), or while fine-tuning with the sfp / smooth / hybrid
+ * schedules (--epochs N) — remove them from every place they live, check the
+ * accuracy gate, write the smaller ONNX atomically, print the reduction. */
 #define _DEFAULT_SOURCE
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
-#include "cli/cli.h"
+#include "cli/cli_train.h"
 #include "onnxsfp/report.h"
 #include "prune/prune.h"
 #include "util/util.h"
 
 static const cli_opt_t opts[] = {
+    CLI_TRAIN_OPTS,
     {"rate", "R", "fraction of channels removed in each prunable group, in [0, 1) (default 0.5)"},
     {"flops", "F", "instead of --rate: smallest uniform rate that removes at least this fraction of MACs"},
     {"method", "M", "smooth (default), sfp or hybrid; with --epochs 0 all choose by L2 norm"},
-    {"epochs", "N", "fine-tuning epochs (only 0 is available in this version)"},
+    {"cluster-rate", "C", "hybrid: the part of --rate chosen as near-duplicate filters (default min(0.1, R))"},
+    {"decay-fraction", "D", "smooth/hybrid: chosen channels fall to zero over this fraction of the steps (default 0.5)"},
+    {"max-accuracy-drop", "P", "exit 1 and write nothing when validation accuracy falls more than P points"},
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern alone"},
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
     {"report-json", "FILE", "write the report of input vs output, method, rate and channels kept"},
@@ -52,8 +57,21 @@ static json_object *channels_kept(const sfp_model_t *before, const sfp_model_t *
     return arr;
 }
 
-static int write_report_json(const char *path, const sfp_report_t *a, const sfp_report_t *b, const char *method,
-                             double rate, const sfp_model_t *before, const sfp_model_t *after, sfp_error_t *err)
+/* What a run did, for --report-json and the summary. acc_* NaN: not measured. */
+typedef struct run_summary {
+    const char *method;
+    double rate, cluster_rate;
+    int64_t epochs;
+    double acc_before, acc_after;
+} run_summary_t;
+
+static json_object *json_fraction(double v)
+{
+    return isfinite(v) ? json_object_new_double(v) : NULL;
+}
+
+static int write_report_json(const char *path, const sfp_report_t *a, const sfp_report_t *b, const run_summary_t *rs,
+                             const sfp_model_t *before, const sfp_model_t *after, sfp_error_t *err)
 {
     char *text = NULL;
     int rc = report_to_json(a, b, &text, err);
@@ -61,11 +79,12 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object *root = json_tokener_parse(text);
     free(text);
     if (!root) return sfp_errorf(err, SFP_ERUNTIME, "internal: report JSON did not parse");
-    json_object_object_add(root, "method", json_object_new_string(method));
-    json_object_object_add(root, "rate", json_object_new_double(rate));
-    json_object_object_add(root, "epochs", json_object_new_int(0));
-    json_object_object_add(root, "accuracy_before", NULL);
-    json_object_object_add(root, "accuracy_after", NULL);
+    json_object_object_add(root, "method", json_object_new_string(rs->method));
+    json_object_object_add(root, "rate", json_object_new_double(rs->rate));
+    if (!strcmp(rs->method, "hybrid")) json_object_object_add(root, "cluster_rate", json_object_new_double(rs->cluster_rate));
+    json_object_object_add(root, "epochs", json_object_new_int64(rs->epochs));
+    json_object_object_add(root, "accuracy_before", json_fraction(rs->acc_before));
+    json_object_object_add(root, "accuracy_after", json_fraction(rs->acc_after));
     json_object_object_add(root, "layers", channels_kept(before, after));
     const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t len = strlen(s);
@@ -81,80 +100,276 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     return rc;
 }
 
-static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
+/* ---- fine-tuning: the pruning schedule as the trainer's hooks ---- */
+typedef struct prune_hooks {
+    sfp_pruner_t *pruner;
+    int64_t macs_before, macs_after;   /* the model's MACs and the output's (counts fix them) */
+    bool sfp;
+} prune_hooks_t;
+
+static int hook_epoch_begin(void *ctx, int64_t epoch, int64_t step, sfp_error_t *err)
 {
-    const char *in = a->pos[0], *out = a->pos[1];
-    const char *method = cli_get(cmd, a, "method") ? cli_get(cmd, a, "method") : "smooth";
-    const char *skip = cli_get(cmd, a, "skip"), *masked_path = cli_get(cmd, a, "keep-masked");
-    const char *json_path = cli_get(cmd, a, "report-json");
-    double rate = 0.5, flops = 0.0;
-    int64_t epochs = 0;
+    return pruner_epoch_begin(((prune_hooks_t *)ctx)->pruner, epoch, step, err);
+}
+
+static int hook_after_step(void *ctx, int64_t step, sfp_error_t *err)
+{
+    return pruner_after_step(((prune_hooks_t *)ctx)->pruner, step, err);
+}
+
+static int hook_epoch_end(void *ctx, int64_t epoch, sfp_error_t *err)
+{
+    return pruner_epoch_end(((prune_hooks_t *)ctx)->pruner, epoch, err);
+}
+
+static void hook_status(void *ctx, char *buf, size_t len)
+{
+    const prune_hooks_t *h = ctx;
+    snprintf(buf, len, "chosen %lld ch%s, MACs %.1fM -> %.1fM", (long long)pruner_n_chosen(h->pruner),
+             h->sfp ? "" : " (decaying)", (double)h->macs_before / 1e6, (double)h->macs_after / 1e6);
+}
+
+static int hook_save_state(void *ctx, uint8_t **out, size_t *len, sfp_error_t *err)
+{
+    return pruner_save_choice(((prune_hooks_t *)ctx)->pruner, out, len, err);
+}
+
+static int hook_load_state(void *ctx, const uint8_t *buf, size_t len, sfp_error_t *err)
+{
+    return pruner_load_choice(((prune_hooks_t *)ctx)->pruner, buf, len, err);
+}
+
+/* Accuracy of m on ds (validation), NaN without ds. */
+static int accuracy_of(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch,
+                       int threads, double *acc, sfp_error_t *err)
+{
+    *acc = (double)NAN;
+    if (!ds) return 0;
+    sfp_evaluator_t *ev = NULL;
+    sfp_eval_result_t r;
+    int rc = evaluator_create(m, ds, prep, batch, threads, &ev, err);
+    if (rc == 0) rc = evaluator_run(ev, &r, err);
+    evaluator_free(ev);
+    if (rc == 0) *acc = r.accuracy;
+    return rc;
+}
+
+typedef struct compress_args {
+    const char *in, *out, *skip, *masked_path, *json_path, *resume;
+    double rate, flops, cluster_rate, decay_fraction, max_drop;
+    int64_t epochs;
+    sfp_prune_method_t method;
+    const char *method_name;
+} compress_args_t;
+
+/* Fine-tunes `work` (a clone of orig, or the checkpoint's model) with the
+ * pruning schedule, then marks the chosen channels in r. Measures accuracy
+ * before (orig) and, once removed, after. */
+static int fine_tune(const cli_cmd_t *cmd, const cli_args_t *a, const compress_args_t *ca, sfp_model_t *orig,
+                     sfp_model_t *work, const sfp_checkpoint_t *ck, sfp_groups_t *gs, sfp_removal_t *r,
+                     cli_train_setup_t *s, run_summary_t *rs, sfp_error_t *err)
+{
+    char method_desc[160];
+    snprintf(method_desc, sizeof method_desc, "method=%s rate=%g cluster=%g decay=%g skip=%s", ca->method_name, ca->rate,
+             ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "");
+    sfp_trainer_t *t = NULL;
+    prune_hooks_t ph = {NULL, 0, 0, ca->method == SFP_PRUNE_SFP};
+    char interrupt_path[PATH_MAX];
+    int rc = cli_train_setup(cmd, a, work, ca->in, 0.01, 10, method_desc, s, err);
+    if (rc < 0) return rc;
+    if ((rc = cli_record_preprocessing(work, s, err)) < 0) return rc;
+    snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", ca->out);
+    s->opts.interrupt_path = interrupt_path;
+    sfp_train_hooks_t hooks = {&ph, hook_epoch_begin, hook_after_step, hook_epoch_end, hook_status, hook_save_state,
+                               hook_load_state};
+    sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip};
+    if ((rc = accuracy_of(orig, s->val, &s->prep, s->opts.batch, a->threads, &rs->acc_before, err)) < 0) goto done;
+    if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done;
+    if ((rc = pruner_create(work, gs, &po, s->opts.epochs * trainer_steps_per_epoch(t), &ph.pruner, err)) < 0) goto done;
+    if ((rc = prune_macs_at_rate(orig, 0.0, NULL, &ph.macs_before, err)) < 0 ||
+        (rc = prune_macs_at_rate(orig, ca->rate, ca->skip, &ph.macs_after, err)) < 0)
+        goto done;
+    if (ck && (rc = trainer_resume(t, ck, ca->resume, err)) < 0) goto done;
+    if (!a->quiet) {
+        fprintf(stderr, "onnx-sfp: compress %s: %s pruning at rate %.3f%s while fine-tuning %lld epochs on %s (%s, %lld images, "
+                        "fit %s, preprocessing from %s)\n",
+                ca->in, ca->method_name, ca->rate, ca->method == SFP_PRUNE_HYBRID ? " (part by redundancy)" : "",
+                (long long)s->opts.epochs, s->train->path, s->train->format, (long long)s->train->n,
+                data_prep_fit_name(&s->prep, s->train), s->prep_source);
+        fprintf(stderr, "onnx-sfp: validation: %s; accuracy before: %s%.2f%%\n", s->val_desc,
+                isfinite(rs->acc_before) ? "" : "n/a ", isfinite(rs->acc_before) ? 100.0 * rs->acc_before : 0.0);
+    }
+    if ((rc = trainer_run(t, err)) < 0) goto done;
+    rc = pruner_finish(ph.pruner, r, err);
+done:
+    pruner_free(ph.pruner);
+    trainer_free(t);
+    return rc;
+}
+
+static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t *ca, sfp_error_t *err)
+{
+    memset(ca, 0, sizeof *ca);
+    ca->in = a->pos[0];
+    ca->out = a->pos[1];
+    ca->method_name = cli_get(cmd, a, "method") ? cli_get(cmd, a, "method") : "smooth";
+    ca->skip = cli_get(cmd, a, "skip");
+    ca->masked_path = cli_get(cmd, a, "keep-masked");
+    ca->json_path = cli_get(cmd, a, "report-json");
+    ca->resume = cli_get(cmd, a, "resume");
     int rc;
-    if (strcmp(method, "smooth") && strcmp(method, "sfp") && strcmp(method, "hybrid"))
-        return sfp_errorf(err, SFP_EUSAGE, "--method: '%s' is not smooth, sfp or hybrid", method);
+    if (!strcmp(ca->method_name, "smooth")) ca->method = SFP_PRUNE_SMOOTH;
+    else if (!strcmp(ca->method_name, "sfp")) ca->method = SFP_PRUNE_SFP;
+    else if (!strcmp(ca->method_name, "hybrid")) ca->method = SFP_PRUNE_HYBRID;
+    else return sfp_errorf(err, SFP_EUSAGE, "--method: '%s' is not smooth, sfp or hybrid", ca->method_name);
     if (cli_get(cmd, a, "rate") && cli_get(cmd, a, "flops"))
         return sfp_errorf(err, SFP_EUSAGE, "give --rate or --flops, not both");
-    if ((rc = cli_double(cmd, a, "rate", 0.0, 0.999999, 0.5, &rate, err)) < 0) return rc;
-    if ((rc = cli_double(cmd, a, "flops", 0.0, 0.999999, 0.0, &flops, err)) < 0) return rc;
-    if ((rc = cli_int(cmd, a, "epochs", 0, 100000, 0, &epochs, err)) < 0) return rc;
-    if (epochs > 0)
-        return sfp_errorf(err, SFP_EUNSUPPORTED, "--epochs %lld: fine-tuning is not available in this version (use --epochs 0)",
-                          (long long)epochs);
-    if (cli_same_file(in, out))
-        return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(out));
+    if ((rc = cli_double(cmd, a, "rate", 0.0, 0.999999, 0.5, &ca->rate, err)) < 0 ||
+        (rc = cli_double(cmd, a, "flops", 0.0, 0.999999, 0.0, &ca->flops, err)) < 0 ||
+        (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.5, &ca->decay_fraction, err)) < 0 ||
+        (rc = cli_double(cmd, a, "max-accuracy-drop", 0.0, 100.0, -1.0, &ca->max_drop, err)) < 0 ||
+        (rc = cli_int(cmd, a, "epochs", 0, 100000, 0, &ca->epochs, err)) < 0)
+        return rc;
+    if (cli_get(cmd, a, "cluster-rate") && ca->method != SFP_PRUNE_HYBRID)
+        return sfp_errorf(err, SFP_EUSAGE, "--cluster-rate needs --method hybrid");
+    if (ca->epochs == 0 && ca->resume) return sfp_errorf(err, SFP_EUSAGE, "--resume needs --epochs N (N > 0)");
+    if (ca->epochs == 0 && ca->max_drop >= 0.0 && !cli_get(cmd, a, "data") && !cli_get(cmd, a, "val-data"))
+        return sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--data or --val-data)");
+    if (cli_same_file(ca->in, ca->out))
+        return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(ca->out));
     /* The other files written must not be IN nor OUT nor each other either. */
-    const char *extra[2][2] = {{"--keep-masked", masked_path}, {"--report-json", json_path}};
-    for (int i = 0; i < 2; i++) {
+    const char *extra[3][2] = {{"--keep-masked", ca->masked_path}, {"--report-json", ca->json_path},
+                               {"--checkpoint", cli_get(cmd, a, "checkpoint")}};
+    for (int i = 0; i < 3; i++) {
         const char *p = extra[i][1];
         if (!p) continue;
-        if (cli_same_file(in, p))
+        if (cli_same_file(ca->in, p))
             return sfp_errorf(err, SFP_EUSAGE, "%s %s: would overwrite IN; the input is never overwritten", extra[i][0],
                               sfp_q(p));
-        if (cli_same_file(out, p))
-            return sfp_errorf(err, SFP_EUSAGE, "%s %s: is also OUT", extra[i][0], sfp_q(p));
+        if (cli_same_file(ca->out, p)) return sfp_errorf(err, SFP_EUSAGE, "%s %s: is also OUT", extra[i][0], sfp_q(p));
+        for (int j = 0; j < i; j++)
+            if (extra[j][1] && cli_same_file(extra[j][1], p))
+                return sfp_errorf(err, SFP_EUSAGE, "%s and %s name the same file (%s)", extra[j][0], extra[i][0],
+                                  sfp_q(p));
     }
-    if (masked_path && json_path && (cli_same_file(masked_path, json_path)))
-        return sfp_errorf(err, SFP_EUSAGE, "--keep-masked and --report-json name the same file (%s)", sfp_q(json_path));
+    return 0;
+}
+
+/* --epochs 0 with --data/--val-data: accuracy before and after on the test
+ * split of the data (no training happens, so nothing needs holding out). */
+static int measure_without_training(const cli_cmd_t *cmd, const cli_args_t *a, const char *in, sfp_model_t *orig,
+                                    sfp_model_t *pruned, run_summary_t *rs, sfp_error_t *err)
+{
+    const char *path = cli_get(cmd, a, "val-data") ? cli_get(cmd, a, "val-data") : cli_get(cmd, a, "data");
+    if (!path) return 0;
+    int c = 0, h = 0, w = 0, k = 0, rc;
+    int64_t limit = 0;
+    const char *src = NULL;
+    sfp_dataset_t *full = NULL, *ds = NULL;
+    sfp_data_prep_t prep;
+    if ((rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0) return rc;
+    if ((rc = cli_model_geometry(orig, in, &c, &h, &w, &k, err)) < 0) return rc;
+    data_prep_init(&prep, c, h, w);
+    sfp_data_opts_t dopts = {c, h, w, k};
+    if ((rc = data_open(path, "test", &dopts, &full, err)) < 0) return rc;
+    if (limit > 0 && (rc = data_subset(full, limit, &ds, err)) < 0) goto done;
+    if ((rc = cli_preprocessing(cmd, a, orig, in, ds ? ds : full, &prep, &src, err)) < 0) goto done;
+    if ((rc = accuracy_of(orig, ds ? ds : full, &prep, 128, a->threads, &rs->acc_before, err)) < 0) goto done;
+    rc = accuracy_of(pruned, ds ? ds : full, &prep, 128, a->threads, &rs->acc_after, err);
+done:
+    data_free(ds);
+    data_free(full);
+    return rc;
+}
+
+static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
+{
+    compress_args_t ca;
+    int rc = parse_args(cmd, a, &ca, err);
+    if (rc < 0) return rc;
+    const char *in = ca.in, *out = ca.out;
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
     sfp_report_t *rep_in = NULL, *rep_out = NULL;
+    sfp_checkpoint_t ck;
+    memset(&ck, 0, sizeof ck);
+    cli_train_setup_t setup;
+    memset(&setup, 0, sizeof setup);
+    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN};
     if ((rc = model_load(in, &orig, err)) < 0) return rc;
     /* Errors of the pruning steps name the input file, as loading errors do. */
-    if ((cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, flops, skip, &rate, err)) < 0) ||
-        (rc = model_clone(orig, &pruned, err)) < 0 || (rc = groups_find(pruned, &gs, err)) < 0 ||
-        (rc = removal_create(gs, &r, err)) < 0 || (rc = prune_select_l2(pruned, gs, rate, skip, r, err)) < 0) {
+    if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, ca.flops, ca.skip, &ca.rate, err)) < 0) {
+        sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
+    if ((rc = cli_double(cmd, a, "cluster-rate", 0.0, ca.rate, ca.rate < 0.1 ? ca.rate : 0.1, &ca.cluster_rate, err)) < 0)
+        goto done;
+    rs.rate = ca.rate;
+    rs.cluster_rate = ca.cluster_rate;
+    if (ca.resume) rc = cli_resume_model(ca.resume, &ck, &pruned, err);
+    else rc = model_clone(orig, &pruned, err);
+    if (rc < 0) goto done;
+    if ((rc = groups_find(pruned, &gs, err)) < 0 || (rc = removal_create(gs, &r, err)) < 0) {
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
-    if (masked_path) {
+    if (ca.epochs > 0) {
+        if ((rc = fine_tune(cmd, a, &ca, orig, pruned, ca.resume ? &ck : NULL, gs, r, &setup, &rs, err)) < 0) goto done;
+    } else if ((rc = prune_select_l2(pruned, gs, ca.rate, ca.skip, r, err)) < 0) {
+        if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
+    if (ca.masked_path) {
         if ((rc = model_clone(pruned, &masked, err)) < 0) goto done;
-        if ((rc = surgery_mask(masked, gs, r, err)) < 0 || (rc = model_save(masked, masked_path, err)) < 0) goto done;
+        if ((rc = surgery_mask(masked, gs, r, err)) < 0) goto done;
     }
     if ((rc = surgery_apply(pruned, gs, r, err)) < 0 || (rc = report_build(orig, in, &rep_in, err)) < 0 ||
         (rc = report_build(pruned, out, &rep_out, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
+    if (ca.epochs > 0)
+        rc = accuracy_of(pruned, setup.val, &setup.prep, setup.opts.batch, a->threads, &rs.acc_after, err);
+    else
+        rc = measure_without_training(cmd, a, in, orig, pruned, &rs, err);
+    if (rc < 0) goto done;
+    if (isfinite(rs.acc_before) && !a->quiet)
+        fprintf(stderr, "onnx-sfp: validation accuracy %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before,
+                100.0 * rs.acc_after, 100.0 * (rs.acc_after - rs.acc_before));
+    if (ca.max_drop >= 0.0 && isfinite(rs.acc_before) && 100.0 * (rs.acc_before - rs.acc_after) > ca.max_drop) {
+        rc = sfp_errorf(err, SFP_ERUNTIME,
+                        "--max-accuracy-drop %g: validation accuracy fell %.2f points (%.2f%% -> %.2f%%); nothing written",
+                        ca.max_drop, 100.0 * (rs.acc_before - rs.acc_after), 100.0 * rs.acc_before, 100.0 * rs.acc_after);
+        goto done;
+    }
+    if (masked && (rc = model_save(masked, ca.masked_path, err)) < 0) goto done;
     if ((rc = model_save(pruned, out, err)) < 0) goto done;
-    if (json_path && (rc = write_report_json(json_path, rep_in, rep_out, method, rate, orig, pruned, err)) < 0) goto done;
+    if (ca.json_path && (rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, err)) < 0) goto done;
     if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
-            if (!prune_group_skipped(pruned, gs, gi, skip) && prune_count(gs->g[gi].n_channels, rate) > 0) pruned_groups++;
+            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_count(gs->g[gi].n_channels, ca.rate) > 0)
+                pruned_groups++;
         }
-        fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (L2 norm, no fine-tuning)\n",
-                pruned_groups, prunable, rate);
+        fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (%s)\n", pruned_groups, prunable,
+                ca.rate, ca.epochs > 0 ? ca.method_name : "L2 norm, no fine-tuning");
     }
-    printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\nwrote %s\n", (long long)rep_in->params,
+    printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
            (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,
-           (long long)rep_out->macs, 100.0 * ratio_removed(rep_in->macs, rep_out->macs), out);
+           (long long)rep_out->macs, 100.0 * ratio_removed(rep_in->macs, rep_out->macs));
+    if (isfinite(rs.acc_before))
+        printf("accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
+               100.0 * (rs.acc_after - rs.acc_before));
+    printf("wrote %s\n", out);
 done:
     report_free(rep_in);
     report_free(rep_out);
     removal_free(r);
     groups_free(gs);
+    cli_train_setup_clear(&setup);
+    checkpoint_clear(&ck);
     model_free(masked);
     model_free(pruned);
     model_free(orig);
@@ -162,11 +377,18 @@ done:
 }
 
 const cli_cmd_t cmd_compress = {
-    "compress", "IN.onnx OUT.onnx [--rate R | --flops F] [--epochs 0] [--skip PATTERN] [--keep-masked FILE] [--report-json FILE]",
-    "remove the lowest-L2-norm channels of every dependency group and write a smaller ONNX",
+    "compress",
+    "IN.onnx OUT.onnx [--rate R | --flops F] [--method smooth|sfp|hybrid] [--epochs N --data PATH ...] "
+    "[--skip PATTERN] [--keep-masked FILE] [--report-json FILE] [--max-accuracy-drop P]",
+    "prune channels (while fine-tuning with --epochs N) and write a smaller ONNX",
     "Channels that must go together (residual streams, shortcut Concat/Pad, BN, the Gemm after pooling) form\n"
     "groups (see report --groups); a group of C channels loses floor(R * C) of them (never all), scored by the\n"
     "summed L2 norms of the filters that produce each channel. --flops F searches the smallest uniform rate\n"
-    "(to 0.001) whose output has at most (1 - F) of the input's MACs. Model inputs and outputs keep their channels.",
+    "(to 0.001) whose output has at most (1 - F) of the input's MACs. Model inputs and outputs keep their channels.\n"
+    "With --epochs N the model is fine-tuned on --data while pruning: sfp zeroes the lowest-norm channels after\n"
+    "every epoch (they may regrow); smooth (default) chooses them again every epoch and shrinks them a little\n"
+    "after every step until they reach zero at --decay-fraction of the run; hybrid also prunes near-duplicate\n"
+    "filters (--cluster-rate of the channels, part of --rate). Training flags as for `train` (default --lr 0.01).\n"
+    "Validation accuracy before and after is printed and gated by --max-accuracy-drop.",
     opts, 2, 2, run,
 };

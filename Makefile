@@ -68,17 +68,23 @@ refs:
 deps:
 	tools/install-deps.sh
 
-# The main job on the default model: a CIFAR ResNet-20 for Fashion-MNIST's
-# 1x28x28 images made by `init`, compressed at rate 0.5 (--epochs 0 until the
-# training runtime lands), then both models reported side by side.
+# The main job on the default model: the shipped ResNet-20 trained on
+# Fashion-MNIST (models/fmnist-resnet20.onnx) is compressed with soft-smooth
+# pruning at rate 0.4 while fine-tuning 2 epochs on 9,000 training images
+# (1,000 more held out for validation), then `report` compares both models and
+# `eval` measures both on the 10,000 test images. A few minutes on 2 cores.
 DEMO := $(BUILD)/demo
+FMNIST := /usr/share/datasets/fashion-mnist
 demo: deps
 	$(MAKE) all
 	@mkdir -p $(DEMO)
-	$(BUILD)/onnx-sfp init resnet20 $(DEMO)/resnet20.onnx --input 1x28x28 --classes 10 --seed 1
-	$(BUILD)/onnx-sfp compress $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx --epochs 0 --rate 0.5 \
-	  --keep-masked $(DEMO)/resnet20-masked.onnx --report-json $(DEMO)/report.json
-	$(BUILD)/onnx-sfp report $(DEMO)/resnet20.onnx $(DEMO)/resnet20-pruned.onnx
+	$(BUILD)/onnx-sfp compress models/fmnist-resnet20.onnx $(DEMO)/fmnist-resnet20-pruned.onnx \
+	  --data $(FMNIST) --limit 10000 --epochs 2 --rate 0.4 --method smooth \
+	  --keep-masked $(DEMO)/fmnist-resnet20-masked.onnx --report-json $(DEMO)/report.json
+	$(BUILD)/onnx-sfp report models/fmnist-resnet20.onnx $(DEMO)/fmnist-resnet20-pruned.onnx
+	@echo "== test accuracy of the original and the compressed model (10,000 Fashion-MNIST test images)"
+	$(BUILD)/onnx-sfp eval models/fmnist-resnet20.onnx --data $(FMNIST)
+	$(BUILD)/onnx-sfp eval $(DEMO)/fmnist-resnet20-pruned.onnx --data $(FMNIST)
 
 $(BUILD)/bench/train_step: $(BUILD)/bench/train_step.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -347,29 +347,95 @@ static void run_epochs(sfp_model_t *m, sfp_pruner_t *p, int64_t first, int64_t l
     }
 }
 
+/* One training run under test: weights, their groups and a pruner (rate 0.4,
+ * cluster 0.2, decay fraction 0.5, 12 steps). */
+typedef struct run {
+    sfp_model_t *m;
+    sfp_groups_t *gs;
+    sfp_pruner_t *p;
+} run_t;
+
+static run_t run_open(sfp_model_t *m, sfp_prune_method_t method)
+{
+    run_t r = {m, NULL, NULL};
+    r.p = pruner(m, &r.gs, method, 0.4, 0.2, 0.5, NULL, 12);
+    return r;
+}
+
+static void run_close(run_t *r)
+{
+    pruner_free(r->p);
+    groups_free(r->gs);
+    model_free(r->m);
+}
+
+/* The same weights and the same channels chosen. */
+static void expect_same_runs(const run_t *a, const run_t *b)
+{
+    assert_int_equal(count_changed(a->m, b->m), 0);
+    assert_int_equal(pruner_n_chosen(a->p), pruner_n_chosen(b->p));
+    const char *groups[2] = {"c0", "h"};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(chosen_bits(a->p, a->gs, group_with(a->gs, a->m, groups[k])),
+                         chosen_bits(b->p, b->gs, group_with(b->gs, b->m, groups[k])));
+}
+
+static const sfp_prune_method_t all_methods[3] = {SFP_PRUNE_SFP, SFP_PRUNE_SMOOTH, SFP_PRUNE_HYBRID};
+
 static void test_resume_from_weights_at_an_epoch_boundary_continues_exactly(void **state)
 {
     (void)state;
-    const sfp_prune_method_t methods[3] = {SFP_PRUNE_SFP, SFP_PRUNE_SMOOTH, SFP_PRUNE_HYBRID};
     for (int k = 0; k < 3; k++) {
-        sfp_model_t *a = small_model(), *b = NULL;
-        sfp_groups_t *gs_a = NULL, *gs_b = NULL;
-        sfp_pruner_t *pa = pruner(a, &gs_a, methods[k], 0.4, 0.2, 0.5, NULL, 12), *pb = NULL;
-        run_epochs(a, pa, 0, 1);
-        b = clone(a); /* the checkpoint: weights + "epoch 1" */
-        pb = pruner(b, &gs_b, methods[k], 0.4, 0.2, 0.5, NULL, 12);
-        run_epochs(a, pa, 1, 3);
-        run_epochs(b, pb, 1, 3);
-        assert_int_equal(count_changed(a, b), 0);
-        assert_int_equal(pruner_n_chosen(pa), pruner_n_chosen(pb));
-        assert_int_equal(chosen_bits(pa, gs_a, group_with(gs_a, a, "c0")), chosen_bits(pb, gs_b, group_with(gs_b, b, "c0")));
-        assert_int_equal(chosen_bits(pa, gs_a, group_with(gs_a, a, "h")), chosen_bits(pb, gs_b, group_with(gs_b, b, "h")));
-        pruner_free(pa);
-        pruner_free(pb);
-        groups_free(gs_a);
-        groups_free(gs_b);
-        model_free(a);
-        model_free(b);
+        run_t a = run_open(small_model(), all_methods[k]);
+        run_epochs(a.m, a.p, 0, 1);
+        run_t b = run_open(clone(a.m), all_methods[k]); /* the checkpoint: weights + "epoch 1" */
+        run_epochs(a.m, a.p, 1, 3);
+        run_epochs(b.m, b.p, 1, 3);
+        expect_same_runs(&a, &b);
+        run_close(&a);
+        run_close(&b);
+    }
+}
+
+/* Mid-epoch the smooth choice cannot be re-derived from the scaled weights:
+ * a run resumed with the saved choice continues exactly, and states that do
+ * not fit the model (truncated, other group counts, not a state) are refused. */
+static void test_resume_mid_epoch_with_the_saved_choice_continues_exactly(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    for (int k = 0; k < 3; k++) {
+        run_t a = run_open(small_model(), all_methods[k]);
+        run_epochs(a.m, a.p, 0, 1);
+        TU_OK(&err, pruner_epoch_begin(a.p, 1, 4, &err));
+        for (int64_t s = 4; s < 6; s++) {
+            fake_sgd(a.m, s);
+            TU_OK(&err, pruner_after_step(a.p, s, &err));
+        }
+        uint8_t *st = NULL;
+        size_t len = 0;
+        TU_OK(&err, pruner_save_choice(a.p, &st, &len, &err));
+        run_t b = run_open(clone(a.m), all_methods[k]); /* the checkpoint: two steps into epoch 1 */
+        assert_int_equal(pruner_load_choice(b.p, st, len - 1, &err), SFP_EBADDATA);
+        TU_OK(&err, pruner_load_choice(b.p, st, len, &err));
+        for (int64_t s = 6; s < 8; s++) {
+            fake_sgd(a.m, s);
+            fake_sgd(b.m, s);
+            TU_OK(&err, pruner_after_step(a.p, s, &err));
+            TU_OK(&err, pruner_after_step(b.p, s, &err));
+        }
+        TU_OK(&err, pruner_epoch_end(a.p, 1, &err));
+        TU_OK(&err, pruner_epoch_end(b.p, 1, &err));
+        run_epochs(a.m, a.p, 2, 3);
+        run_epochs(b.m, b.p, 2, 3);
+        expect_same_runs(&a, &b);
+        st[8 + 4] ^= 0x40; /* the group count */
+        assert_int_equal(pruner_load_choice(b.p, st, len, &err), SFP_EBADDATA);
+        assert_non_null(strstr(err.msg, "channel groups"));
+        assert_int_equal(pruner_load_choice(b.p, (const uint8_t *)"garbage", 7, &err), SFP_EBADDATA);
+        free(st);
+        run_close(&a);
+        run_close(&b);
     }
 }
 
@@ -582,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_smooth_decays_each_step_to_exact_zero_and_holds_it),
         cmocka_unit_test(test_smooth_rechooses_at_epoch_begin_and_a_dropped_channel_stops_decaying),
         cmocka_unit_test(test_resume_from_weights_at_an_epoch_boundary_continues_exactly),
+        cmocka_unit_test(test_resume_mid_epoch_with_the_saved_choice_continues_exactly),
         cmocka_unit_test(test_hybrid_chooses_the_smaller_twin_of_a_planted_duplicate),
         cmocka_unit_test(test_hybrid_chooses_the_same_channels_once_they_are_zero),
         cmocka_unit_test(test_short_decay_span_zeroes_after_the_first_step),

@@ -30,6 +30,9 @@ static const cli_opt_t opts[] = {
     {0},
 };
 
+/* Fine-tuning epochs when --data is given without --epochs. */
+enum { COMPRESS_EPOCHS = 10 };
+
 static double ratio_removed(int64_t before, int64_t after)
 {
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
@@ -175,7 +178,7 @@ static int fine_tune(const cli_cmd_t *cmd, const cli_args_t *a, const compress_a
     sfp_trainer_t *t = NULL;
     prune_hooks_t ph = {NULL, 0, 0, ca->method == SFP_PRUNE_SFP};
     char interrupt_path[PATH_MAX];
-    int rc = cli_train_setup(cmd, a, work, ca->in, 0.01, 10, method_desc, s, err);
+    int rc = cli_train_setup(cmd, a, work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
     if (rc < 0) return rc;
     if ((rc = cli_record_preprocessing(work, s, err)) < 0) return rc;
     snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", ca->out);
@@ -228,10 +231,13 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         (rc = cli_double(cmd, a, "flops", 0.0, 0.999999, 0.0, &ca->flops, err)) < 0 ||
         (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.5, &ca->decay_fraction, err)) < 0 ||
         (rc = cli_double(cmd, a, "max-accuracy-drop", 0.0, 100.0, -1.0, &ca->max_drop, err)) < 0 ||
-        (rc = cli_int(cmd, a, "epochs", 0, 100000, 0, &ca->epochs, err)) < 0)
+        (rc = cli_int(cmd, a, "epochs", 0, 100000, cli_get(cmd, a, "data") ? COMPRESS_EPOCHS : 0, &ca->epochs, err)) < 0)
         return rc;
     if (cli_get(cmd, a, "cluster-rate") && ca->method != SFP_PRUNE_HYBRID)
         return sfp_errorf(err, SFP_EUSAGE, "--cluster-rate needs --method hybrid");
+    if (ca->epochs > 0 && !cli_get(cmd, a, "data"))
+        return sfp_errorf(err, SFP_EUSAGE, "--epochs %lld: fine-tuning needs --data PATH (--epochs 0 prunes without it)",
+                          (long long)ca->epochs);
     if (ca->epochs == 0 && ca->resume) return sfp_errorf(err, SFP_EUSAGE, "--resume needs --epochs N (N > 0)");
     if (ca->epochs == 0 && ca->max_drop >= 0.0 && !cli_get(cmd, a, "data") && !cli_get(cmd, a, "val-data"))
         return sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--data or --val-data)");
@@ -378,14 +384,15 @@ done:
 
 const cli_cmd_t cmd_compress = {
     "compress",
-    "IN.onnx OUT.onnx [--rate R | --flops F] [--method smooth|sfp|hybrid] [--epochs N --data PATH ...] "
+    "IN.onnx OUT.onnx [--data PATH [--epochs N] ...] [--rate R | --flops F] [--method smooth|sfp|hybrid] "
     "[--skip PATTERN] [--keep-masked FILE] [--report-json FILE] [--max-accuracy-drop P]",
-    "prune channels (while fine-tuning with --epochs N) and write a smaller ONNX",
+    "prune channels while fine-tuning on --data (or at once with --epochs 0) and write a smaller ONNX",
     "Channels that must go together (residual streams, shortcut Concat/Pad, BN, the Gemm after pooling) form\n"
     "groups (see report --groups); a group of C channels loses floor(R * C) of them (never all), scored by the\n"
     "summed L2 norms of the filters that produce each channel. --flops F searches the smallest uniform rate\n"
     "(to 0.001) whose output has at most (1 - F) of the input's MACs. Model inputs and outputs keep their channels.\n"
-    "With --epochs N the model is fine-tuned on --data while pruning: sfp zeroes the lowest-norm channels after\n"
+    "With --data the model is fine-tuned for --epochs N (default 10; 0: prune at once, data only measures) while\n"
+    "pruning: sfp zeroes the lowest-norm channels after\n"
     "every epoch (they may regrow); smooth (default) chooses them again every epoch and shrinks them a little\n"
     "after every step until they reach zero at --decay-fraction of the run; hybrid also prunes near-duplicate\n"
     "filters (--cluster-rate of the channels, part of --rate). Training flags as for `train` (default --lr 0.01).\n"

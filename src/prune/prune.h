@@ -94,5 +94,12 @@ int64_t pruner_n_chosen(const sfp_pruner_t *p);
 double pruner_alpha(const sfp_pruner_t *p, int64_t step);
 /* The current choice as a removal (borrowed; valid until the next pruner call). */
 const sfp_removal_t *pruner_choice(const sfp_pruner_t *p);
+/* The choice in the middle of an epoch cannot be re-derived from the weights
+ * (smooth has already scaled them), so checkpoints carry it: "SFPPRUN1",
+ * u32 have_choice, u32 groups, then per group u32 channels and one byte per
+ * channel (1 chosen), little-endian. *out is malloc'd. Loading a state made
+ * for other groups (another model or --skip) is SFP_EBADDATA. */
+int pruner_save_choice(const sfp_pruner_t *p, uint8_t **out, size_t *len, sfp_error_t *err);
+int pruner_load_choice(sfp_pruner_t *p, const uint8_t *buf, size_t len, sfp_error_t *err);
 
 #endif

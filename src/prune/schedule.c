@@ -357,3 +357,75 @@ const sfp_removal_t *pruner_choice(const sfp_pruner_t *p)
 {
     return p->choice;
 }
+
+/* ---- checkpoint state ---- */
+static const char choice_magic[8] = {'S', 'F', 'P', 'P', 'R', 'U', 'N', '1'};
+
+static void put_u32(sfp_buf_t *b, uint32_t v)
+{
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    sfp_buf_append(b, le, 4);
+}
+
+static bool get_u32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *v)
+{
+    if (len - *pos < 4) return false;
+    const uint8_t *q = buf + *pos;
+    *v = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+    *pos += 4;
+    return true;
+}
+
+int pruner_save_choice(const sfp_pruner_t *p, uint8_t **out, size_t *len, sfp_error_t *err)
+{
+    sfp_buf_t b = {0};
+    sfp_buf_append(&b, choice_magic, sizeof choice_magic);
+    put_u32(&b, p->have_choice ? 1u : 0u);
+    put_u32(&b, (uint32_t)p->gs->n);
+    for (int gi = 0; gi < p->gs->n; gi++) {
+        put_u32(&b, (uint32_t)p->gs->g[gi].n_channels);
+        for (int j = 0; j < p->gs->g[gi].n_channels; j++) {
+            uint8_t c = removal_has_channel(p->choice, p->gs, gi, j) ? 1 : 0;
+            sfp_buf_append(&b, &c, 1);
+        }
+    }
+    if (b.failed) {
+        free(b.data);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    *out = b.data;
+    *len = b.len;
+    return 0;
+}
+
+int pruner_load_choice(sfp_pruner_t *p, const uint8_t *buf, size_t len, sfp_error_t *err)
+{
+    size_t pos = sizeof choice_magic;
+    uint32_t have = 0, ng = 0;
+    if (!buf || len < pos || memcmp(buf, choice_magic, sizeof choice_magic) != 0)
+        return sfp_errorf(err, SFP_EBADDATA, "pruning state: not an onnx-sfp pruner state");
+    if (!get_u32(buf, len, &pos, &have) || !get_u32(buf, len, &pos, &ng) || have > 1)
+        return sfp_errorf(err, SFP_EBADDATA, "pruning state: truncated header");
+    if (ng != (uint32_t)p->gs->n)
+        return sfp_errorf(err, SFP_EBADDATA, "pruning state: made for %u channel groups, this model has %d", ng,
+                          p->gs->n);
+    removal_clear(p->choice, p->gs);
+    for (int gi = 0; gi < p->gs->n; gi++) {
+        uint32_t nc = 0;
+        if (!get_u32(buf, len, &pos, &nc) || nc != (uint32_t)p->gs->g[gi].n_channels || len - pos < nc) {
+            removal_clear(p->choice, p->gs);
+            return sfp_errorf(err, SFP_EBADDATA, "pruning state: group %d does not match this model's (%d channels)",
+                              gi, p->gs->g[gi].n_channels);
+        }
+        for (uint32_t j = 0; j < nc; j++)
+            if (buf[pos + j]) removal_add_channel(p->choice, p->gs, gi, (int)j);
+        pos += nc;
+    }
+    if (pos != len) {
+        removal_clear(p->choice, p->gs);
+        return sfp_errorf(err, SFP_EBADDATA, "pruning state: %zu bytes after the last group", len - pos);
+    }
+    p->have_choice = have != 0;
+    p->n_chosen = removal_n_channels(p->choice, p->gs);
+    return 0;
+}

@@ -94,6 +94,7 @@ bench: all $(BUILD)/bench/train_step
 	sh bench/train_vs_torch.sh
 	sh bench/compress_latency.sh
 	@if [ "$(ACCURACY)" = 1 ]; then sh bench/accuracy_vs_torch.sh; else echo "bench/accuracy_vs_torch.sh skipped (~35 min on 2 cores): make bench ACCURACY=1"; fi
+	@if [ "$(PRUNE)" = 1 ]; then sh bench/prune_accuracy.sh; else echo "bench/prune_accuracy.sh skipped (~2 h on 2 cores; LIMIT=N EPOCHS=E shorten it): make bench PRUNE=1"; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/onnxsfp \

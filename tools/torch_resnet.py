@@ -163,10 +163,12 @@ def layers_in_execution_order(model, input_shape):
     return order
 
 
-def load_onnx_weights(model, onnx_model, input_shape):
+def load_onnx_weights(model, onnx_model, input_shape, targets=None):
     """Copies the ONNX file's initializers into the module. Returns the list of
     (initializer name, getter) pairs whose values a training step changes:
-    getter() gives the current value in the ONNX layout."""
+    getter() gives the current value in the ONNX layout. With a dict as
+    targets, also fills targets[initializer name] = (module tensor,
+    transposed) so callers can edit the module's tensors by ONNX name."""
     inits = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     nodes = [n for n in onnx_model.graph.node if n.op_type in ("Conv", "BatchNormalization", "Gemm")]
     layers = layers_in_execution_order(model, input_shape)
@@ -187,6 +189,8 @@ def load_onnx_weights(model, onnx_model, input_shape):
         with torch.no_grad():
             target.copy_(torch.from_numpy(np.array(value, dtype=np.float32)))
         changed.append((name, (lambda t=target, tr=transpose: t.detach().numpy().T if tr else t.detach().numpy())))
+        if targets is not None:
+            targets[name] = (target, transpose)
 
     for node, layer in zip(nodes, layers):
         if not isinstance(layer, kinds[node.op_type]):

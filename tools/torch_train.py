@@ -162,8 +162,10 @@ def evaluate(model, images, labels, mean, std, batch):
     return correct / len(images), loss_sum / len(images), len(images) / seconds
 
 
-def train(model, images, labels, mean, std, args, pad):
-    """The epochs; returns the per-epoch (loss, accuracy) and the seconds."""
+def train(model, images, labels, mean, std, args, pad, epoch_begin=None, epoch_end=None):
+    """The epochs; returns the per-epoch (loss, accuracy) and the seconds.
+    epoch_begin(epoch) / epoch_end(epoch), when given, run before the first
+    and after the last step of every epoch (tools/torch_sfp.py's pruning)."""
     n = len(images)
     batch = min(args.batch, n)
     steps_per_epoch = n // batch
@@ -176,6 +178,8 @@ def train(model, images, labels, mean, std, args, pad):
         order = rng.permutation(n)
         loss_sum, correct, lr = 0.0, 0, args.lr
         start = time.perf_counter()
+        if epoch_begin:
+            epoch_begin(epoch)
         for b in range(steps_per_epoch):
             pick = order[b * batch:(b + 1) * batch]
             x = normalise(augment(images[pick], pad, rng), mean, std)
@@ -193,6 +197,8 @@ def train(model, images, labels, mean, std, args, pad):
             step += 1
             loss_sum += float(loss) * batch
             correct += int((logits.detach().argmax(1) == y).sum())
+        if epoch_end:
+            epoch_end(epoch)
         elapsed = time.perf_counter() - start
         seconds += elapsed
         seen = steps_per_epoch * batch

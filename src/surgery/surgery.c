@@ -404,11 +404,7 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
 }
 
 /* One row to scale: entry `row` of axis `axis` of tensor t. */
-typedef struct scale_row {
-    sfp_tensor_t *t;
-    int axis;
-    int64_t row;
-} scale_row_t;
+typedef sfp_channel_row_t scale_row_t;
 
 typedef struct scale_list {
     scale_row_t *rows;
@@ -457,6 +453,17 @@ static void scale_one_row(sfp_tensor_t *t, int axis, int64_t o, float factor)
     }
 }
 
+/* Sorts l and drops repeated rows (a tensor read by several nodes). */
+static void scale_list_unique(scale_list_t *l)
+{
+    if (!l->n) return;
+    qsort(l->rows, l->n, sizeof *l->rows, cmp_scale_row);
+    size_t kept = 1;
+    for (size_t k = 1; k < l->n; k++)
+        if (cmp_scale_row(&l->rows[kept - 1], &l->rows[k]) != 0) l->rows[kept++] = l->rows[k];
+    l->n = kept;
+}
+
 /* The rows surgery_scale touches for marked slot o of node n's output y. */
 static int collect_rows(sfp_graph_t *g, const sfp_node_t *n, const sfp_groups_t *gs, int y, int64_t o,
                         scale_list_t *l, sfp_error_t *err)
@@ -502,15 +509,38 @@ int surgery_scale(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
                 rc = sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): '%s' is not float; only zeroing is possible",
                                 sfp_q(n->name), sfp_q(n->op_type), sfp_q(l.rows[k].t->name));
     }
-    if (rc == 0 && l.n) {
+    if (rc == 0) {
         /* A tensor read by several nodes (shared initializer) is listed once per reader. */
-        qsort(l.rows, l.n, sizeof *l.rows, cmp_scale_row);
-        for (size_t k = 0; k < l.n; k++)
-            if (k == 0 || cmp_scale_row(&l.rows[k - 1], &l.rows[k]) != 0)
-                scale_one_row(l.rows[k].t, l.rows[k].axis, l.rows[k].row, factor);
+        scale_list_unique(&l);
+        for (size_t k = 0; k < l.n; k++) scale_one_row(l.rows[k].t, l.rows[k].axis, l.rows[k].row, factor);
     }
     free(l.rows);
     return rc;
+}
+
+int groups_channel_rows(sfp_model_t *m, const sfp_groups_t *gs, int gi, int j, sfp_channel_row_t **out, size_t *n,
+                        sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    const sfp_chan_group_t *grp = &gs->g[gi];
+    scale_list_t l = {0};
+    int rc = 0;
+    *out = NULL;
+    *n = 0;
+    for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1] && rc == 0; k++)
+        for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+            const sfp_node_t *nd = &g->nodes[i];
+            if (nd->n_outputs && nd->outputs[0] == grp->slot_value[k])
+                rc = collect_rows(g, nd, gs, grp->slot_value[k], grp->slot_index[k], &l, err);
+        }
+    if (rc < 0) {
+        free(l.rows);
+        return rc;
+    }
+    scale_list_unique(&l);
+    *out = l.rows;
+    *n = l.n;
+    return 0;
 }
 
 int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)

@@ -104,6 +104,21 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
  * initializer (a constant computed by a node) are skipped. */
 int surgery_scale(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, float factor, sfp_error_t *err);
 
+/* One slice of an initializer: index `row` on axis `axis` of t. */
+typedef struct sfp_channel_row {
+    sfp_tensor_t *t;
+    int axis;
+    int64_t row;
+} sfp_channel_row_t;
+
+/* The rows surgery_scale multiplies for channel j of group gi alone (filter
+ * rows, conv biases, BN scale and bias, Add/Sub constants), each once,
+ * ordered by tensor address, axis and row. *out is malloc'd (NULL when
+ * none). Lets an outside implementation (tools/torch_sfp.py, through
+ * `report --groups --json`) prune exactly the same scope. */
+int groups_channel_rows(sfp_model_t *m, const sfp_groups_t *gs, int gi, int j, sfp_channel_row_t **out, size_t *n,
+                        sfp_error_t *err);
+
 /* Zeroes the marked channels at full size (the --keep-masked model):
  * surgery_scale with factor 0, so each removed channel is exactly zero
  * everywhere it flows. */

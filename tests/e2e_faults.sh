@@ -71,6 +71,10 @@ expect 2 "--method: 'bogus' is not smooth, sfp or hybrid" compress "$IN" "$DIR/o
 expect 2 "option --rate needs a value" compress "$IN" "$DIR/o.onnx" --epochs 0 --rate
 expect 2 "give --rate or --flops, not both" compress "$IN" "$DIR/o.onnx" --rate 0.5 --flops 0.5 --epochs 0
 expect 2 "--epochs: '-3' is not an integer" compress "$IN" "$DIR/o.onnx" --epochs -3
+expect 2 "--epochs 2: fine-tuning needs --data PATH" compress "$IN" "$DIR/o.onnx" --epochs 2
+expect 2 "--resume needs --epochs N" compress "$IN" "$DIR/o.onnx" --epochs 0 --resume "$DIR/none.ckpt"
+expect 2 "--cluster-rate needs --method hybrid" compress "$IN" "$DIR/o.onnx" --cluster-rate 0.1 --epochs 0
+expect 2 "--data PATH is required for training" train "$IN" "$DIR/o.onnx" --epochs 1
 expect 2 "unknown option '--bogus'" compress "$IN" "$DIR/o.onnx" --bogus
 expect 2 "usage: onnx-sfp compress" compress "$IN"
 expect 2 "usage: onnx-sfp compress" compress

@@ -1,8 +1,9 @@
 /* Benchmark (issue 4): images per second of one training step (forward in
  * training mode, cross-entropy, backward, SGD with momentum and weight
  * decay) of an ONNX model at a batch size, on random inputs and labels.
- * --profile adds the time per op type, forward and backward. --infer times an
- * inference plan instead (forward only, no training state).
+ * --profile adds the time per op type, forward and backward (and per step
+ * with TRAIN_STEP_PER_NODE=1 in the environment). --infer times an
+ * inference plan instead (forward only, fused as plan_create fuses).
  *
  * Usage: train_step MODEL.onnx [--batch 128] [--threads 2] [--iters 10] [--profile] [--infer]
  * Prints one JSON object; exit 1 on any error. */

@@ -11,6 +11,7 @@
  * BatchNormalization folded in by the plan), a residual, and Relu before
  * the one store. Every output element is one FMA chain over the taps in a
  * fixed order, so results do not depend on threads or tiling. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -261,7 +262,11 @@ typedef struct direct_job {
     direct_scratch_t scr;       /* pack (group, m_tile, k, mr), off (k), pads */
     /* row-parallel mode: one image and group at a time */
     const float *pad;
-    int64_t n, group;
+    int64_t n, group, rows_per_claim;
+    /* the next image (or row) not yet taken: work is claimed, not dealt, so
+     * a thread the machine is slow to run holds nobody up (each output is
+     * computed the same whoever computes it) */
+    atomic_llong next;
 } direct_job_t;
 
 /* Channels [g * cg, (g + 1) * cg) of image n into the padded phase planes
@@ -271,19 +276,22 @@ static void pad_image(const direct_job_t *j, int64_t n, int64_t grp, float *pad)
     const sfp_conv_shape_t *s = j->s;
     const direct_geom_t *g = &j->g;
     const int64_t h = s->in[0], w = s->in[1], top = s->pad_begin[0], left = s->pad_begin[1];
+    const int64_t cols = w < g->wp - left ? w : g->wp - left;
     memset(pad, 0, sizeof(float) * (size_t)g->pad_floats);
     for (int64_t c = 0; c < g->cg; c++) {
         const float *src = j->x + ((n * s->in_channels + grp * g->cg + c) * h) * w;
         for (int64_t r = 0; r < h && top + r < g->hp; r++) {
-            const int64_t y = top + r, cols = w < g->wp - left ? w : g->wp - left;
+            const int64_t y = top + r;
             float *row = pad + ((y % g->sh * g->sw * g->cg + c) * g->hq + y / g->sh) * g->wq;
+            const float *restrict in = src + r * w;
             if (g->sw == 1) {
-                memcpy(row + left, src + r * w, sizeof(float) * (size_t)cols);
+                memcpy(row + left, in, sizeof(float) * (size_t)cols);
                 continue;
             }
-            for (int64_t i = 0; i < cols; i++) {
-                const int64_t x = left + i;
-                row[(x % g->sw) * g->cg * g->plane + x / g->sw] = src[r * w + i];
+            for (int64_t px = 0; px < g->sw; px++) { /* padded columns x = px, px + sw, ... */
+                float *restrict dst = row + px * g->cg * g->plane;
+                int64_t x = px < left ? px + (left - px + g->sw - 1) / g->sw * g->sw : px;
+                for (int64_t q = x / g->sw; x < left + cols; x += g->sw, q++) dst[q] = in[x - left];
             }
         }
     }
@@ -316,69 +324,91 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
         }
 }
 
-/* Whole images [n0, n1) on one worker. */
-static void direct_images(void *ctx, int worker, int64_t n0, int64_t n1)
+/* One worker: whole images, taken one at a time. */
+static void direct_images(void *ctx, int worker, int64_t w0, int64_t w1)
 {
-    const direct_job_t *j = ctx;
+    direct_job_t *j = ctx;
+    (void)w0, (void)w1;
     float *pad = j->scr.pads + worker * round16(j->g.pad_floats);
-    for (int64_t n = n0; n < n1; n++)
+    for (int64_t n; (n = (int64_t)atomic_fetch_add(&j->next, 1)) < j->s->batch;)
         for (int64_t grp = 0; grp < j->s->group; grp++) {
             pad_image(j, n, grp, pad);
             direct_rows(j, n, grp, pad, 0, j->g.oh);
         }
 }
 
-/* One image and group, its output rows split over the threads. */
-static void direct_row_range(void *ctx, int64_t r0, int64_t r1)
+/* One worker on one image and group: output rows, a few at a time. */
+static void direct_row_range(void *ctx, int worker, int64_t w0, int64_t w1)
 {
-    const direct_job_t *j = ctx;
-    direct_rows(j, j->n, j->group, j->pad, r0, r1);
+    direct_job_t *j = ctx;
+    (void)worker, (void)w0, (void)w1;
+    for (int64_t r0; (r0 = (int64_t)atomic_fetch_add(&j->next, j->rows_per_claim)) < j->g.oh;)
+        direct_rows(j, j->n, j->group, j->pad, r0, r0 + j->rows_per_claim < j->g.oh ? r0 + j->rows_per_claim : j->g.oh);
 }
 
-/* Weights (M, C/G, KH, KW) as panels (group, m_tile, tap, mr), zero rows
- * past the group's channels; the offset of each tap in the padded image. */
+/* panel (k, mr) = the mr rows side by side: written in order, read from
+ * mr sequential rows. */
+static inline void pack_panel(int64_t k, int64_t mr, const float *const *rows, float *restrict panel)
+{
+    for (int64_t r = 0; r < k; r++, panel += mr)
+#pragma GCC unroll 12
+        for (int64_t i = 0; i < mr; i++) panel[i] = rows[i][r];
+}
+
+/* Weights (M, C/G, KH, KW) as panels (group, m_tile, tap, mr); the offset of
+ * each tap in the padded image. */
 static void direct_pack(const sfp_conv_shape_t *s, const direct_geom_t *g, const float *w, float *pack, int32_t *off)
 {
     for (int64_t grp = 0; grp < s->group; grp++)
         for (int64_t mt = 0; mt < g->m_tiles; mt++) {
-            float *panel = pack + (grp * g->m_tiles + mt) * g->k * g->mr;
-            for (int64_t i = 0; i < g->mr; i++) {
-                const int64_t m = mt * g->mr + i;
-                const float *row = w + (grp * g->mg + m) * g->k;
-                for (int64_t r = 0; r < g->k; r++) panel[r * g->mr + i] = m < g->mg ? row[r] : 0.0f;
+            float *restrict panel = pack + (grp * g->m_tiles + mt) * g->k * g->mr;
+            const float *rows[MAX_MR];
+            const int64_t m0 = mt * g->mr, n_rows = g->mg - m0 < g->mr ? g->mg - m0 : g->mr;
+            /* the last tile of a group repeats its last channel (computed, never stored) */
+            for (int64_t i = 0; i < g->mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
+            switch (g->mr) { /* a constant row count, so the inner loop unrolls */
+            case 6: pack_panel(g->k, 6, rows, panel); break;
+            case 4: pack_panel(g->k, 4, rows, panel); break;
+            case 8: pack_panel(g->k, 8, rows, panel); break;
+            case 12: pack_panel(g->k, 12, rows, panel); break;
+            default: pack_panel(g->k, g->mr, rows, panel); break;
             }
         }
-    for (int64_t c = 0; c < g->cg; c++)
-        for (int64_t ky = 0; ky < s->kernel[0]; ky++)
-            for (int64_t kx = 0; kx < s->kernel[1]; kx++) {
-                const int64_t dy = ky * s->dilation[0], dx = kx * s->dilation[1];
-                const int64_t phase = dy % g->sh * g->sw + dx % g->sw;
-                off[(c * s->kernel[0] + ky) * s->kernel[1] + kx] =
-                    (int32_t)((phase * g->cg + c) * g->plane + dy / g->sh * g->wq + dx / g->sw);
-            }
+    for (int64_t ky = 0; ky < s->kernel[0]; ky++) /* channel 0, then the others a plane apart */
+        for (int64_t kx = 0; kx < s->kernel[1]; kx++) {
+            const int64_t dy = ky * s->dilation[0], dx = kx * s->dilation[1];
+            const int64_t phase = dy % g->sh * g->sw + dx % g->sw;
+            off[ky * s->kernel[1] + kx] = (int32_t)(phase * g->cg * g->plane + dy / g->sh * g->wq + dx / g->sw);
+        }
+    for (int64_t c = 1; c < g->cg; c++)
+        for (int64_t t = 0; t < g->kk; t++) off[c * g->kk + t] = off[t] + (int32_t)(c * g->plane);
 }
 
 void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                          float *y, float *scratch, sfp_threads_t *threads)
 {
-    direct_job_t j = {s, {0}, x, e, y, {0}, NULL, 0, 0};
+    direct_job_t j = {s, {0}, x, e, y, {0}, NULL, 0, 0, 1, 0};
     if (!direct_geom(s, &j.g) || s->batch < 1) return;
     const int n_threads = sfp_threads_count(threads), workers = direct_workers(s, n_threads);
     direct_layout(s, &j.g, n_threads, scratch, &j.scr);
     direct_pack(s, &j.g, w, j.scr.pack, j.scr.off);
     if (workers > 1 || n_threads < 2) {
-        sfp_threads_for_chunks(threads, s->batch, 1, direct_images, &j);
+        atomic_store(&j.next, 0);
+        sfp_threads_for_chunks(threads, workers, 1, direct_images, &j);
         return;
     }
     /* fewer images than threads: the rows of each image are shared out, at
-     * least ~64k multiply-adds per chunk so tiny layers stay on one thread */
+     * least ~64k multiply-adds per claim so tiny layers stay on one thread */
     const int64_t per_row = j.g.k * j.g.mg * j.g.ow;
+    j.rows_per_claim = per_row >= 65536 ? 1 : 65536 / per_row;
+    const int64_t claims = (j.g.oh + j.rows_per_claim - 1) / j.rows_per_claim;
     for (int64_t n = 0; n < s->batch; n++)
         for (int64_t grp = 0; grp < s->group; grp++) {
             pad_image(&j, n, grp, j.scr.pads);
             j.pad = j.scr.pads;
             j.n = n;
             j.group = grp;
-            sfp_threads_for(threads, j.g.oh, per_row >= 65536 ? 1 : 65536 / per_row, direct_row_range, &j);
+            atomic_store(&j.next, 0);
+            sfp_threads_for_chunks(threads, claims < n_threads ? claims : n_threads, 1, direct_row_range, &j);
         }
 }

@@ -1,9 +1,11 @@
 /* Benchmark (issue 4): images per second of one training step (forward in
  * training mode, cross-entropy, backward, SGD with momentum and weight
  * decay) of an ONNX model at a batch size, on random inputs and labels.
- * --profile adds the time per op type, forward and backward.
+ * --profile adds the time per op type, forward and backward (and per step
+ * with TRAIN_STEP_PER_NODE=1 in the environment). --infer times an
+ * inference plan instead (forward only, fused as plan_create fuses).
  *
- * Usage: train_step MODEL.onnx [--batch 128] [--threads 2] [--iters 10] [--profile]
+ * Usage: train_step MODEL.onnx [--batch 128] [--threads 2] [--iters 10] [--profile] [--infer]
  * Prints one JSON object; exit 1 on any error. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -37,20 +39,21 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     long batch = 128, threads = 2, iters = 10;
-    int profile = 0;
+    int profile = 0, infer = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = parse_long(argv[++i], "--batch");
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = parse_long(argv[++i], "--threads");
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = parse_long(argv[++i], "--iters");
         else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (!strcmp(argv[i], "--infer")) infer = 1;
         else if (!path && argv[i][0] != '-') path = argv[i];
         else {
-            fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile]\n");
+            fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile] [--infer]\n");
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile]\n");
+        fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile] [--infer]\n");
         return 2;
     }
     sfp_error_t err = {0};
@@ -61,9 +64,10 @@ int main(int argc, char **argv)
     int32_t *labels = NULL;
     int rc = model_load(path, &m, &err);
     if (rc == 0)
-        rc = plan_create(m, batch, SFP_PLAN_TRAIN | (profile ? SFP_PLAN_PROFILE : 0), (int)threads, &p, &err);
+        rc = plan_create(m, batch, (infer ? 0 : SFP_PLAN_TRAIN) | (profile ? SFP_PLAN_PROFILE : 0), (int)threads, &p,
+                         &err);
     const sfp_sgd_opts_t opts = {0.9f, false, 5e-4f, 5e-4f};
-    if (rc == 0) rc = sgd_create(p, &opts, &sgd, &err);
+    if (rc == 0 && !infer) rc = sgd_create(p, &opts, &sgd, &err);
     if (rc < 0) {
         fprintf(stderr, "train_step: %s\n", err.msg);
         goto out;
@@ -91,8 +95,13 @@ int main(int argc, char **argv)
     for (long it = -2; it < iters; it++) { /* two warm-up steps */
         double t0 = now();
         if ((rc = plan_run(p, in, &err)) < 0) break;
-        if ((rc = loss_softmax_xent(n, k, plan_output(p, 0), labels, 0.0f, &loss, dlogits, NULL, &err)) < 0) break;
         double t1 = now();
+        if (infer) {
+            if (it >= 0) t_fwd += t1 - t0;
+            continue;
+        }
+        if ((rc = loss_softmax_xent(n, k, plan_output(p, 0), labels, 0.0f, &loss, dlogits, NULL, &err)) < 0) break;
+        t1 = now();
         if ((rc = plan_backward(p, dlogits, &err)) < 0) break;
         double t2 = now();
         if ((rc = sgd_step(sgd, 0.01f, &err)) < 0) break;
@@ -123,9 +132,18 @@ int main(int argc, char **argv)
             if (t == n_types && n_types < 64) types[n_types++] = op;
             if (t < 64) {
                 fwd[t] += plan_step_seconds(p, s);
-                bwd[t] += plan_step_backward_seconds(p, s);
+                bwd[t] += infer ? 0.0 : plan_step_backward_seconds(p, s);
             }
         }
+        if (getenv("TRAIN_STEP_PER_NODE"))
+            for (int s = 0; s < plan_n_steps(p); s++) {
+                const sfp_node_t *nd = &m->graph.nodes[plan_step_node(p, s)];
+                const sfp_shape_t *os = plan_value_shape(p, nd->outputs[0]);
+                fprintf(stderr, "%-12s %-40s out %lldx%lldx%lld %8.2f ms\n", nd->op_type, nd->name,
+                        (long long)(os->ndim > 1 ? os->dims[1] : 0), (long long)(os->ndim > 2 ? os->dims[2] : 0),
+                        (long long)(os->ndim > 3 ? os->dims[3] : 0),
+                        plan_step_seconds(p, s) / (double)(iters + 2) * 1e3);
+            }
         for (int t = 0; t < n_types; t++)
             fprintf(stderr, "%-20s forward %8.1f ms  backward %8.1f ms per step\n", types[t],
                     fwd[t] / (double)(iters + 2) * 1e3, bwd[t] / (double)(iters + 2) * 1e3);

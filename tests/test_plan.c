@@ -74,8 +74,11 @@ static void test_buffer_reuse_gives_the_same_outputs_in_less_memory(void **state
     TU_OK(&err, plan_create(m, 3, 0, 1, &reuse, &err));
     TU_OK(&err, plan_create(m, 3, SFP_PLAN_KEEP_ACTIVATIONS, 1, &keep, &err));
     assert_true(plan_arena_bytes(reuse) < plan_arena_bytes(keep));
-    /* Shape, Slice and Concat are folded: they are not steps */
-    assert_int_equal(plan_n_steps(reuse), 7);
+    /* Shape, Slice and Concat are folded: they are not steps; relu1 is fused
+     * into conv1, add and relu2 into conv2 (the plan with kept activations
+     * runs all 7 nodes) */
+    assert_int_equal(plan_n_steps(reuse), 4);
+    assert_int_equal(plan_n_steps(keep), 7);
     float *x = pattern(3 * 4 * 6 * 6, 5);
     run_plan(reuse, x);
     run_plan(keep, x);
@@ -324,6 +327,95 @@ static void test_forward_of_folded_ops_matches_their_folding(void **state)
     model_free(m);
 }
 
+/* Two residual blocks as PyTorch exports them: conv-BN-relu, conv-BN, add,
+ * relu; the second block's shortcut is a strided 1x1 conv-BN computed after
+ * the main branch (so the main branch's fused step must wait for it), and
+ * the first block's middle BN output is also a graph output (so its Relu may
+ * not fuse). */
+static sfp_model_t *fusion_model(void)
+{
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {-1, 3, 9, 10};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    tu_conv_b(m, "c0", "x", "h0", 3, 8, 3, 1, 1);
+    tu_bn(m, "bn0", "h0", "n0", 8);
+    tu_node(m, "Relu", "r0", "n0", "a0");
+    tu_conv(m, "c1", "a0", "h1", 8, 8, 3, 2);
+    tu_bn(m, "bn1", "h1", "n1", 8);
+    tu_node(m, "Relu", "r1", "n1", "a1");
+    tu_conv_b(m, "c2", "a1", "h2", 8, 8, 3, 3, 1);
+    tu_bn(m, "bn2", "h2", "n2", 8);
+    tu_node(m, "Add", "add1", "n2,a0", "s1");
+    tu_node(m, "Relu", "r2", "s1", "a2");
+    sfp_node_t *n = tu_node(m, "Conv", "c3", "a2,c1.weight", "h3"); /* stride 2, reuses a weight */
+    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
+    tu_attr_ints(n, "strides", 2, (const int64_t[]){2, 2});
+    tu_conv(m, "c4", "h3", "h4", 8, 8, 3, 4);
+    const int64_t w5[4] = {8, 8, 1, 1};
+    tu_init_f32(m, "c5.weight", 4, w5, NULL, 5);
+    n = tu_node(m, "Conv", "c5", "a2,c5.weight", "h5");
+    tu_attr_ints(n, "strides", 2, (const int64_t[]){2, 2});
+    tu_bn(m, "bn5", "h5", "n5", 8);
+    tu_node(m, "Add", "add2", "h4,n5", "s2");
+    tu_node(m, "Relu", "r3", "s2", "y");
+    tu_output(m, "y");
+    tu_output(m, "n1");
+    sfp_error_t err = {0};
+    TU_OK(&err, model_validate(m, &err));
+    return m;
+}
+
+/* max |a - b| over n elements, relative to max |b| (at least 1). */
+static double max_scaled_diff(const float *a, const float *b, int64_t n)
+{
+    double worst = 0.0, scale = 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - (double)b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return worst / scale;
+}
+
+/* The fused inference plan gives what the node-by-node plan gives (the
+ * same kernels; only the BN factors are applied in the conv's epilogue, a
+ * rounding or two per element: 1e-5 of the outputs' largest magnitude),
+ * fuses what it may (c0+bn0+r0, c1+bn1, r1, c2+bn2+add1+r2, c3, c5+bn5,
+ * then c4+add2+r3 where add2 was: 7 steps), and reads the BN parameters at
+ * every run, as the validation plans of a trainer that updates them in
+ * place need. */
+static void test_fused_plan_matches_unfused_and_follows_weight_updates(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = fusion_model();
+    sfp_plan_t *fused = NULL, *plain = NULL;
+    TU_OK(&err, plan_create(m, 3, 0, 2, &fused, &err));
+    TU_OK(&err, plan_create(m, 3, SFP_PLAN_KEEP_ACTIVATIONS, 2, &plain, &err));
+    assert_int_equal(plan_n_steps(fused), 7);
+    assert_int_equal(plan_n_steps(plain), 16);
+    float *x = pattern(3 * 3 * 9 * 10, 21);
+    const int64_t out_n[2] = {3 * 8 * 5 * 5, 3 * 8 * 9 * 10};
+    for (int round = 0; round < 2; round++) {
+        run_plan(fused, x);
+        run_plan(plain, x);
+        for (int o = 0; o < 2; o++) {
+            double d = max_scaled_diff(plan_output(fused, o), plan_output(plain, o), out_n[o]);
+            if (!(d <= 1e-5)) fail_msg("round %d output %d: fused and unfused differ by %g", round, o, d);
+        }
+        /* an SGD step would change these in place */
+        float *gamma = m->graph.values[graph_find_value(&m->graph, "bn2.weight")].init->data;
+        float *mean = m->graph.values[graph_find_value(&m->graph, "bn5.mean")].init->data;
+        for (int c = 0; c < 8; c++) {
+            gamma[c] *= -1.5f;
+            mean[c] += 0.25f;
+        }
+    }
+    plan_free(fused);
+    plan_free(plain);
+    free(x);
+    model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_integer_division_by_zero_is_an_error),
         cmocka_unit_test(test_outputs_may_be_inputs_or_constants),
         cmocka_unit_test(test_forward_of_folded_ops_matches_their_folding),
+        cmocka_unit_test(test_fused_plan_matches_unfused_and_follows_weight_updates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,12 +56,39 @@ void conv_im2col(const sfp_conv_shape_t *s, const float *x_image, int64_t c0, in
  * threads. Small feature maps put several images side by side in one sgemm. */
 void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
                   float *scratch, sfp_threads_t *threads);
+/* What conv_forward_fused does to each output after the convolution sum acc
+ * of (n, m, o) (the bias is not in acc): y = act(acc * scale[m] + shift[m] +
+ * residual[n, m, o]). scale NULL: 1; shift NULL: 0 (shift = b gives the
+ * plain conv); residual (N, M, O..) or NULL; relu or identity. */
+typedef struct sfp_conv_epilogue {
+    const float *scale, *shift, *residual;
+    bool relu;
+} sfp_conv_epilogue_t;
+/* The convolution with its epilogue; scratch as conv_forward. residual may
+ * not overlap y. Stride-1 2-D shapes go to the direct kernel when the CPU
+ * has it (conv_direct_applies), the others to im2col + sgemm and one pass
+ * over y for the epilogue. */
+void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
+                        float *y, float *scratch, sfp_threads_t *threads);
+/* Direct kernel (conv_direct.c): stride-1 2-D convolutions on a CPU with
+ * AVX2 and FMA, without im2col (see the file). */
+bool conv_direct_applies(const sfp_conv_shape_t *s);
+/* Floats of scratch conv_direct_forward needs; false when the shape is not
+ * for it. */
+bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
+                         float *y, float *scratch, sfp_threads_t *threads);
 void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y);
 
 /* ---- BatchNormalization, inference form (op_norm.c) ---- */
 /* x (N, C, S) -> y (N, C, S): y = scale * (x - mean) / sqrt(var + eps) + bias. */
 void batchnorm_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale, const float *bias,
                        const float *mean, const float *var, float eps, float *y, sfp_threads_t *threads);
+/* The per-channel factors of the inference form, y = x * a + b, for x that
+ * already had pre_bias (C, or NULL) added: a = scale / sqrt(var + eps),
+ * b = bias - mean * a (+ pre_bias * a). */
+void batchnorm_fold(int64_t c, const float *scale, const float *bias, const float *mean, const float *var, float eps,
+                    const float *pre_bias, float *a, float *b);
 void batchnorm_forward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                            const float *bias, const float *mean, const float *var, float eps, float *y);
 

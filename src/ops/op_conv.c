@@ -106,11 +106,18 @@ static bool conv_worker_floats(const sfp_conv_shape_t *s, size_t *out)
     return true;
 }
 
-bool conv_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+/* Scratch of conv_run (the im2col path, which the backward pass uses). */
+static bool conv_im2col_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
 {
     size_t per = 0;
     if (!conv_worker_floats(s, &per)) return false;
     return sfp_mul_size(per, (size_t)conv_workers(s, n_threads), out);
+}
+
+bool conv_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+{
+    if (conv_direct_applies(s)) return conv_direct_scratch_floats(s, n_threads, out);
+    return conv_im2col_scratch_floats(s, n_threads, out);
 }
 
 typedef struct im2col_job {
@@ -291,12 +298,56 @@ static void conv_run(const sfp_conv_shape_t *s, const float *x, const float *w, 
     }
 }
 
+typedef struct epilogue_job {
+    const sfp_conv_epilogue_t *e;
+    int64_t channels, plane;
+    float *y;
+} epilogue_job_t;
+
+/* Planes [p0, p1) of y (N*M, O): y = act(y * scale + shift + residual),
+ * the shift already in y when there is no scale (conv_run's bias). */
+static void epilogue_planes(void *ctx, int64_t p0, int64_t p1)
+{
+    const epilogue_job_t *j = ctx;
+    const sfp_conv_epilogue_t *e = j->e;
+    for (int64_t p = p0; p < p1; p++) {
+        float *restrict row = j->y + p * j->plane;
+        const float *restrict res = e->residual ? e->residual + p * j->plane : NULL;
+        const int64_t m = p % j->channels;
+        if (e->scale) {
+            const float sc = e->scale[m], sh = e->shift ? e->shift[m] : 0.0f;
+            for (int64_t i = 0; i < j->plane; i++) row[i] = row[i] * sc + sh;
+        }
+        if (res)
+            for (int64_t i = 0; i < j->plane; i++) row[i] += res[i];
+        if (e->relu)
+            for (int64_t i = 0; i < j->plane; i++) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+    }
+}
+
+/* x (N,C,D1..Dk), w (M,C/G,K1..Kk), e -> y (N,M,O1..Ok); scratch:
+ * conv_scratch_floats(s, count(threads)) floats */
+void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
+                        float *y, float *scratch, sfp_threads_t *threads)
+{
+    if (conv_direct_applies(s)) {
+        conv_direct_forward(s, x, w, e, y, scratch, threads);
+        return;
+    }
+    conv_run(s, x, w, e->scale ? NULL : e->shift, y, false, scratch, threads);
+    if (!e->scale && !e->residual && !e->relu) return;
+    epilogue_job_t j = {e, s->out_channels, prod_n(s->out, s->n_spatial), y};
+    sfp_threads_for(threads, s->batch * s->out_channels, j.plane >= 4096 ? 1 : 4096 / (j.plane ? j.plane : 1),
+                    epilogue_planes, &j);
+}
+
 /* x (N,C,D1..Dk), w (M,C/G,K1..Kk), b (M) or NULL -> y (N,M,O1..Ok);
  * scratch: conv_scratch_floats(s, count(threads)) floats */
 void conv_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
                   float *scratch, sfp_threads_t *threads)
 {
-    conv_run(s, x, w, b, y, false, scratch, threads);
+    const sfp_conv_epilogue_t e = {NULL, b, NULL, false};
+    conv_forward_fused(s, x, w, &e, y, scratch, threads);
 }
 
 /* Direct convolution, one output element at a time, double accumulator. */
@@ -360,6 +411,10 @@ static int conv_shape_of(const sfp_exec_t *x, sfp_conv_shape_t *s, sfp_error_t *
     return 0;
 }
 
+/* Scratch floats before the kernel's: a fused BatchNormalization's scale and
+ * shift per output channel (64-byte multiples, so the kernel's stays aligned). */
+static int64_t conv_fold_floats(const sfp_conv_shape_t *s) { return 2 * ((s->out_channels + 15) / 16 * 16); }
+
 static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
 {
     int rc;
@@ -373,7 +428,8 @@ static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t 
     int64_t cols = ohw * (s.batch > 0 ? s.batch : 1); /* at most this many columns per sgemm */
     if (!sfp_sgemm_fits(mg, cols, k, k, cols, cols) ||
         !conv_scratch_floats(&s, sfp_threads_count(x->threads), &floats) ||
-        !sfp_mul_size(floats, sizeof(float), scratch_bytes))
+        floats > SIZE_MAX / sizeof(float) - (size_t)conv_fold_floats(&s) ||
+        !sfp_mul_size(floats + (size_t)conv_fold_floats(&s), sizeof(float), scratch_bytes))
         return exec_errorf(x, err, SFP_EUNSUPPORTED, "the convolution is too large for the BLAS interface");
     return 0;
 }
@@ -383,7 +439,22 @@ static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
     sfp_conv_shape_t s;
     int rc = conv_shape_of(x, &s, err);
     if (rc < 0) return rc;
-    conv_forward(&s, x->in[0], x->in[1], x->node->n_inputs > 2 ? x->in[2] : NULL, x->out[0], x->scratch, x->threads);
+    const float *bias = x->node->n_inputs > 2 ? x->in[2] : NULL;
+    const sfp_fusion_t *f = x->fused;
+    sfp_conv_epilogue_t e = {NULL, bias, NULL, false};
+    float *scratch = x->scratch;
+    if (f) { /* a fused BatchNormalization becomes a scale and shift per channel */
+        if (f->bn) {
+            float *a = scratch, *b = scratch + conv_fold_floats(&s) / 2;
+            batchnorm_fold(s.out_channels, f->bn_param[0], f->bn_param[1], f->bn_param[2], f->bn_param[3],
+                           node_attr_float(f->bn, "epsilon", 1e-5f), bias, a, b);
+            e.scale = a;
+            e.shift = b;
+        }
+        e.residual = f->residual;
+        e.relu = f->relu;
+    }
+    conv_forward_fused(&s, x->in[0], x->in[1], &e, x->out[0], scratch + conv_fold_floats(&s), x->threads);
     return 0;
 }
 
@@ -491,7 +562,7 @@ bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size
         return false;
     if (conv_dx_as_conv(s, &t)) {
         wt = part - (size_t)s->out_channels; /* the size of w */
-        if (!conv_scratch_floats(&t, n_threads, &pass2) || pass2 > SIZE_MAX - wt) return false;
+        if (!conv_im2col_scratch_floats(&t, n_threads, &pass2) || pass2 > SIZE_MAX - wt) return false;
         pass2 += wt;
     }
     *out = workers + parts > pass2 ? workers + parts : pass2;
@@ -768,6 +839,6 @@ static int conv_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 const sfp_op_def_t op_defs_conv[] = {
     {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
      {.forward = conv_forward_node, .prepare = conv_prepare, .backward = conv_backward_node,
-      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3}},
+      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .fuse = true}},
     {0},
 };

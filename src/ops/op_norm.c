@@ -56,13 +56,24 @@ typedef struct bn_job {
     float *y;
 } bn_job_t;
 
+static float bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
+
+void batchnorm_fold(int64_t c, const float *scale, const float *bias, const float *mean, const float *var, float eps,
+                    const float *pre_bias, float *a, float *b)
+{
+    for (int64_t ch = 0; ch < c; ch++) {
+        a[ch] = bn_factor(scale[ch], var[ch], eps);
+        b[ch] = bias[ch] - mean[ch] * a[ch] + (pre_bias ? pre_bias[ch] * a[ch] : 0.0f);
+    }
+}
+
 /* Planes [p0, p1) of (N*C, S). */
 static void bn_planes(void *ctx, int64_t p0, int64_t p1)
 {
     const bn_job_t *j = ctx;
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % j->c;
-        const float a = j->scale[ch] / sqrtf(j->var[ch] + j->eps);
+        const float a = bn_factor(j->scale[ch], j->var[ch], j->eps);
         const float b = j->bias[ch] - j->mean[ch] * a;
         const float *restrict xp = j->x + p * j->spatial;
         float *restrict yp = j->y + p * j->spatial;

@@ -119,10 +119,54 @@ typedef struct pool_job {
     bool is_max;
 } pool_job_t;
 
+/* 2-D windows that all lie inside the input (no pads, no dilation): no
+ * bounds per tap. Same taps in the same order as the general loop. */
+static bool pool_all_inside_2d(const sfp_pool_shape_t *s)
+{
+    if (s->n_spatial != 2) return false;
+    for (int d = 0; d < 2; d++)
+        if (s->pad_begin[d] != 0 || s->pad_end[d] != 0 || s->dilation[d] != 1 ||
+            (s->out[d] - 1) * s->stride[d] + s->kernel[d] > s->in[d])
+            return false;
+    return true;
+}
+
+static void pool_planes_inside_2d(const pool_job_t *j, int64_t p0, int64_t p1)
+{
+    const sfp_pool_shape_t *s = j->s;
+    const int64_t ih = s->in[0], iw = s->in[1], oh = s->out[0], ow = s->out[1];
+    const int64_t kh = s->kernel[0], kw = s->kernel[1], sh = s->stride[0], sw = s->stride[1];
+    const double taps = (double)(kh * kw);
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->x + p * ih * iw;
+        float *y = j->y + p * oh * ow;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const float *win = x + oy * sh * iw + ox * sw;
+                if (j->is_max) {
+                    float best = -FLT_MAX;
+                    for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++)
+                            if (win[ky * iw + kx] > best) best = win[ky * iw + kx];
+                    y[oy * ow + ox] = best;
+                } else {
+                    double sum = 0.0;
+                    for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++) sum += (double)win[ky * iw + kx];
+                    y[oy * ow + ox] = (float)(sum / taps);
+                }
+            }
+    }
+}
+
 static void pool_planes(void *ctx, int64_t p0, int64_t p1)
 {
     const pool_job_t *j = ctx;
     const sfp_pool_shape_t *s = j->s;
+    if (pool_all_inside_2d(s)) {
+        pool_planes_inside_2d(j, p0, p1);
+        return;
+    }
     const int ns = s->n_spatial, last = ns - 1;
     const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
     int64_t in_stride[SFP_MAX_SPATIAL];

@@ -33,6 +33,18 @@ typedef struct sfp_shape {
     int64_t dims[SFP_MAX_DIMS];
 } sfp_shape_t;
 
+/* What an inference plan fused into a node whose op takes it (run.fuse),
+ * in this order on output 0: a BatchNormalization (inference form; its node
+ * for epsilon and its scale, B, mean, var data), a residual added (same
+ * shape as output 0, never the output's own buffer), Relu. out[0] is then
+ * the last fused node's output; the intermediate values are never made. */
+typedef struct sfp_fusion {
+    const sfp_node_t *bn;       /* NULL: none */
+    const float *bn_param[4];
+    const float *residual;      /* NULL: none */
+    bool relu;
+} sfp_fusion_t;
+
 /* What a forward entry point sees for one node. Borrows everything. Shapes
  * come from in_shape/out_shape, never from g->values (the graph may have been
  * re-inferred for another plan); g and node give names and attributes.
@@ -47,6 +59,7 @@ typedef struct sfp_exec {
     const void *const *in;
     void *const *out;
     void *scratch;              /* scratch_bytes as prepare() asked, 64-byte aligned */
+    const sfp_fusion_t *fused;  /* inference plans: what follows folded in, or NULL */
     size_t scratch_bytes;
     sfp_threads_t *threads;     /* for the kernels' parallel loops; may be NULL */
     /* ---- training runtime (src/train); zero/NULL in inference plans ---- */
@@ -90,6 +103,8 @@ typedef struct sfp_op_run {
      * plan keeps them until the node's backward has run and may reuse the
      * memory of the others. */
     unsigned keep_inputs, keep_outputs;
+    /* forward honours sfp_exec_t.fused (inference plans may fuse into it) */
+    bool fuse;
 } sfp_op_run_t;
 
 typedef struct sfp_op_def {

@@ -135,7 +135,117 @@ static int choose_steps(sfp_plan_t *p, int *run_node, sfp_error_t *err)
     return 0;
 }
 
-static int build_steps(sfp_plan_t *p, const int *run_node, sfp_error_t *err)
+/* Per node, what fuse_steps folded into it. */
+typedef struct fuse_info {
+    int at;         /* place in the order where its step runs (itself unless deferred) */
+    int run;        /* node whose step runs at this node's place, or -1 */
+    int out0;       /* value its step writes as output 0 (-1: its own) */
+    int bn;         /* fused BatchNormalization node, or -1 */
+    int residual;   /* value added, or -1 */
+    bool relu;
+} fuse_info_t;
+
+/* The one running node reading v through one input slot, or -1 (none,
+ * several, or v is a graph output). */
+static int sole_reader(const sfp_graph_t *g, const int *run_node, const int *n_readers, int from, int v)
+{
+    if (n_readers[v] != 1) return -1;
+    for (int i = from; i < g->n_nodes; i++) {
+        if (!run_node[i]) continue;
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] == v) return i;
+    }
+    return -1;
+}
+
+static bool is_op(const sfp_node_t *n, const char *op_type)
+{
+    return !strcmp(n->op_type, op_type) && (!n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"));
+}
+
+static bool same_shape(const sfp_shape_t *a, const sfp_shape_t *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->dims[d] != b->dims[d]) return false;
+    return true;
+}
+
+/* Inference plans: a node whose op takes fusion (run.fuse: Conv) absorbs
+ * what follows it alone, in this order: BatchNormalization (inference form,
+ * constant parameters), Add (same shapes, no broadcast), Relu. Each
+ * absorbed node must be the only reader of the value before it, which is not
+ * a graph output; that value is then never made. Absorbed nodes stop
+ * running (run_node 0). When the Add's other operand is computed after the
+ * head (a shortcut branch exported after the main one), the fused step runs
+ * at the place of its last absorbed node instead, where every input it
+ * reads exists and nothing has read its output yet. The weights are not
+ * touched: the fused step reads the BN parameters at every run, so plans
+ * that read weights in place (validation during training) stay right. */
+static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t *info)
+{
+    const sfp_graph_t *g = &p->m->graph;
+    for (int i = 0; i < g->n_nodes; i++) info[i] = (fuse_info_t){i, run_node[i] ? i : -1, -1, -1, -1, false};
+    if (p->flags & (SFP_PLAN_TRAIN | SFP_PLAN_KEEP_ACTIVATIONS)) return;
+    for (int v = 0; v < g->n_values; v++) n_readers[v] = 0;
+    for (int i = 0; i < g->n_outputs; i++) n_readers[g->outputs[i]] += 2; /* never "sole" */
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; run_node[i] && k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] >= 0) n_readers[g->nodes[i].inputs[k]]++;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *head = &g->nodes[i];
+        const sfp_op_def_t *def = op_find(head->op_type, head->domain);
+        if (!run_node[i] || !def || !def->run.fuse || head->n_outputs != 1 || head->outputs[0] < 0) continue;
+        int v = head->outputs[0], r = sole_reader(g, run_node, n_readers, i + 1, v), last = i;
+        bool defer = false;
+        if (r >= 0 && is_op(&g->nodes[r], "BatchNormalization") && g->nodes[r].n_inputs == 5 &&
+            g->nodes[r].inputs[0] == v && g->nodes[r].n_outputs >= 1 && g->nodes[r].outputs[0] >= 0) {
+            bool consts = true;
+            for (int k = 1; k < 5; k++) {
+                int c = g->nodes[r].inputs[k];
+                consts = consts && c >= 0 && p->kind[c] == VK_CONST && p->shapes[c].dtype == SFP_DT_FLOAT;
+            }
+            if (consts) {
+                info[i].bn = r;
+                last = r;
+                run_node[r] = 0;
+                p->kind[v] = VK_NONE;
+                v = g->nodes[r].outputs[0];
+                r = sole_reader(g, run_node, n_readers, r + 1, v);
+            }
+        }
+        if (r >= 0 && is_op(&g->nodes[r], "Add") && g->nodes[r].n_inputs == 2 && g->nodes[r].outputs[0] >= 0) {
+            const sfp_node_t *add = &g->nodes[r];
+            int other = add->inputs[0] == v ? add->inputs[1] : add->inputs[0];
+            int producer = other >= 0 ? g->values[other].producer : -1;
+            if (other >= 0 && other != v && p->kind[other] != VK_NONE &&
+                same_shape(&p->shapes[other], &p->shapes[v]) && same_shape(&p->shapes[add->outputs[0]], &p->shapes[v])) {
+                info[i].residual = other;
+                defer = p->kind[other] == VK_BUFFER && producer > i;
+                last = r;
+                run_node[r] = 0;
+                p->kind[v] = VK_NONE;
+                v = add->outputs[0];
+                r = sole_reader(g, run_node, n_readers, r + 1, v);
+            }
+        }
+        if (r >= 0 && is_op(&g->nodes[r], "Relu") && g->nodes[r].n_outputs == 1 && g->nodes[r].outputs[0] >= 0 &&
+            same_shape(&p->shapes[g->nodes[r].outputs[0]], &p->shapes[v])) {
+            info[i].relu = true;
+            last = r;
+            run_node[r] = 0;
+            p->kind[v] = VK_NONE;
+            v = g->nodes[r].outputs[0];
+        }
+        if (v != head->outputs[0]) info[i].out0 = v;
+        if (defer) info[i].at = last;
+    }
+    for (int i = 0; i < g->n_nodes; i++) info[i].run = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (run_node[i]) info[info[i].at].run = i;
+}
+
+static int build_steps(sfp_plan_t *p, const int *run_node, const fuse_info_t *info, sfp_error_t *err)
 {
     const sfp_graph_t *g = &p->m->graph;
     int n_steps = 0;
@@ -153,8 +263,9 @@ static int build_steps(sfp_plan_t *p, const int *run_node, sfp_error_t *err)
     if (!p->steps || !p->shape_ptrs || !p->in_ptrs || !p->out_ptrs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     size_t si = 0, ii = 0, oi = 0;
     int64_t opset = model_opset(p->m, "");
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (!run_node[i]) continue;
+    for (int at = 0; at < g->n_nodes; at++) {
+        const int i = info[at].run;
+        if (i < 0) continue;
         const sfp_node_t *n = &g->nodes[i];
         plan_step_t *st = &p->steps[p->n_steps];
         st->node = i;
@@ -190,6 +301,16 @@ static int build_steps(sfp_plan_t *p, const int *run_node, sfp_error_t *err)
         st->x.out_shape = st->out_shape;
         st->x.in = st->in;
         st->x.out = st->out;
+        st->out0 = n->n_outputs > 0 ? n->outputs[0] : -1;
+        st->residual = info[i].residual;
+        if (info[i].out0 >= 0) {
+            const sfp_node_t *bn = info[i].bn >= 0 ? &g->nodes[info[i].bn] : NULL;
+            st->out0 = info[i].out0;
+            st->fusion.bn = bn;
+            for (int k = 0; bn && k < 4; k++) st->fusion.bn_param[k] = const_tensor(g, bn->inputs[1 + k])->data;
+            st->fusion.relu = info[i].relu;
+            st->x.fused = &st->fusion;
+        }
         p->n_steps++;
     }
     return 0;
@@ -255,13 +376,15 @@ static void forward_lifetimes(const sfp_plan_t *p, int32_t *birth, int32_t *deat
     for (int v = 0; v < g->n_values; v++) birth[v] = death[v] = -1;
     for (int s = 0; s < p->n_steps; s++) {
         const sfp_node_t *n = p->steps[s].x.node;
-        for (int o = 0; o < n->n_outputs; o++)
-            if (n->outputs[o] >= 0) birth[n->outputs[o]] = death[n->outputs[o]] = s;
+        for (int o = 0; o < n->n_outputs; o++) {
+            int v = o == 0 ? p->steps[s].out0 : n->outputs[o];
+            if (v >= 0) birth[v] = death[v] = s;
+        }
     }
     for (int s = 0; s < p->n_steps; s++) {
         const sfp_node_t *n = p->steps[s].x.node;
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
+        for (int k = 0; k <= n->n_inputs; k++) {
+            int v = k < n->n_inputs ? n->inputs[k] : p->steps[s].residual;
             if (v >= 0 && birth[v] >= 0 && death[v] < s) death[v] = s;
         }
     }
@@ -441,7 +564,8 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     sfp_graph_t *g = &m->graph;
     int64_t old_batch = g->batch;
     int rc;
-    int *run_node = NULL;
+    int *run_node = NULL, *n_readers = NULL;
+    fuse_info_t *fuse = NULL;
     sfp_plan_t *p = calloc(1, sizeof *p);
     if (!p) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     p->m = m;
@@ -457,7 +581,14 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
         goto fail;
     }
     if ((rc = choose_steps(p, run_node, err)) < 0) goto fail;
-    if ((rc = build_steps(p, run_node, err)) < 0) goto fail;
+    fuse = malloc(sizeof *fuse * ((size_t)g->n_nodes + 1));
+    n_readers = malloc(sizeof *n_readers * ((size_t)g->n_values + 1));
+    if (!fuse || !n_readers) {
+        rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    fuse_steps(p, run_node, n_readers, fuse);
+    if ((rc = build_steps(p, run_node, fuse, err)) < 0) goto fail;
     if ((rc = list_io(p, err)) < 0) goto fail;
     if ((rc = sfp_threads_create(threads, &p->threads, err)) < 0) goto fail;
     p->n_threads = sfp_threads_count(p->threads);
@@ -471,12 +602,17 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     }
     if (flags & SFP_PLAN_TRAIN) autograd_bind(p);
     free(run_node);
-    run_node = NULL;
+    free(fuse);
+    free(n_readers);
+    run_node = n_readers = NULL;
+    fuse = NULL;
     if (old_batch > 0 && old_batch != g->batch && (rc = model_infer_shapes(m, old_batch, err)) < 0) goto fail;
     *out = p;
     return 0;
 fail:
     free(run_node);
+    free(fuse);
+    free(n_readers);
     plan_free(p);
     if (old_batch > 0 && g->batch != old_batch) model_infer_shapes(m, old_batch, NULL); /* best effort */
     return rc;
@@ -523,7 +659,11 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
         plan_step_t *st = &p->steps[s];
         const sfp_node_t *n = st->x.node;
         for (int k = 0; k < n->n_inputs; k++) st->in[k] = n->inputs[k] >= 0 ? p->data[n->inputs[k]] : NULL;
-        for (int o = 0; o < n->n_outputs; o++) st->out[o] = n->outputs[o] >= 0 ? p->data[n->outputs[o]] : NULL;
+        for (int o = 0; o < n->n_outputs; o++) {
+            int v = o == 0 ? st->out0 : n->outputs[o];
+            st->out[o] = v >= 0 ? p->data[v] : NULL;
+        }
+        if (st->residual >= 0) st->fusion.residual = p->data[st->residual];
         st->x.training = p->training;
         double start = profile ? now_seconds() : 0.0;
         int rc = st->def->run.forward(&st->x, err);

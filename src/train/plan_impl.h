@@ -34,6 +34,10 @@ typedef struct plan_step {
     void **din;                /* gradient of each input, or NULL */
     size_t saved_offset;       /* x.saved within the arena */
     bool backward;             /* plan_backward runs this step */
+    /* inference plans: nodes fused into this one (fuse_steps) */
+    int out0;                  /* value written as output 0 (the last fused node's output) */
+    int residual;              /* value the fusion adds, or -1 */
+    sfp_fusion_t fusion;       /* x.fused points here when something was fused */
     double seconds;            /* SFP_PLAN_PROFILE: summed over runs */
     double backward_seconds;
 } plan_step_t;

@@ -1,0 +1,414 @@
+/* 2-D convolution without im2col: each image (one group at a time) is
+ * copied once into a zero-padded buffer, split by stride into phase planes
+ * (padded row y, column x goes to phase (y % sh, x % sw) at (y / sh, x / sw),
+ * planes Wq = ceil(Wp / sw) wide; stride 1 has one phase). Output (oy, ox)
+ * then reads kernel tap (c, ky, kx) at flat position oy * Wq + ox plus a
+ * constant offset per tap, so every tap is the same buffer shifted, and the
+ * convolution is a matrix product whose B rows are shifted views of one
+ * buffer: no 9x copy, no packing of B. A tile of MR output channels x NR
+ * positions of one output row lives in registers (AVX2 + FMA, chosen at run
+ * time); its epilogue adds the bias or a per-channel scale and shift (a
+ * BatchNormalization folded in by the plan), a residual, and Relu before
+ * the one store. Every output element is one FMA chain over the taps in a
+ * fixed order, so results do not depend on threads or tiling. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "ops/kernels.h"
+#include "util/util.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define CONV_DIRECT_X86 1
+#include <immintrin.h>
+#endif
+
+/* A tile is MR output channels x NV vectors of 8 positions of one output
+ * row. tile_shape_for picks per layer the shape with the least work per
+ * useful output (rows rounded up to whole vectors, channels to whole
+ * tiles); shapes with fewer than 12 accumulators count 20% dearer, as
+ * measured on ResNet-20's layers (12 accumulators hide the FMA latency). */
+typedef struct tile_shape {
+    int mr, nv;
+} tile_shape_t;
+static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2}};
+#define N_TILE_SHAPES ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
+#define MAX_MR 12
+
+typedef struct direct_geom {
+    int64_t cg, mg, kk, k;     /* input channels and outputs per group, taps, cg * kk */
+    int64_t hp, wp;            /* the padded image */
+    int64_t sh, sw, hq, wq;    /* strides; a phase plane: hq rows of wq */
+    int64_t plane;             /* hq * wq */
+    int64_t oh, ow, ohw;
+    int shape;                 /* index in tile_shapes */
+    int64_t mr, nr;            /* tile: channels, positions (8 * nv) */
+    int64_t x_tiles, m_tiles;  /* tiles per output row, channel tiles per group */
+    int64_t pad_floats;        /* padded buffer incl. the zeroed tail the last tile reads */
+    int64_t pack_floats;       /* packed weights of all groups */
+} direct_geom_t;
+
+static bool cpu_has_avx2_fma(void)
+{
+#ifdef CONV_DIRECT_X86
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return known != 0;
+#else
+    return false;
+#endif
+}
+
+/* Work computed per useful output: rounding the row up to whole vectors and
+ * the channels up to whole tiles. */
+static int tile_shape_for(int64_t mg, int64_t ow)
+{
+    int best = 0;
+    double best_waste = 0.0;
+    for (int i = 0; i < N_TILE_SHAPES; i++) {
+        const int64_t mr = tile_shapes[i].mr, nr = 8 * tile_shapes[i].nv;
+        double waste = (double)((ow + nr - 1) / nr * nr) / (double)ow * (double)((mg + mr - 1) / mr * mr) / (double)mg;
+        if (mr * tile_shapes[i].nv < 12) waste *= 1.2;
+        if (i == 0 || waste < best_waste * 0.999) {
+            best = i;
+            best_waste = waste;
+        }
+    }
+    return best;
+}
+
+/* False when the shape is not for this path (then nothing else is set). */
+static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
+{
+    if (s->n_spatial != 2 || s->group < 1 || s->stride[0] < 1 || s->stride[1] < 1) return false;
+    memset(g, 0, sizeof *g);
+    g->cg = s->in_channels / s->group;
+    g->mg = s->out_channels / s->group;
+    g->kk = s->kernel[0] * s->kernel[1];
+    g->k = g->cg * g->kk;
+    g->oh = s->out[0];
+    g->ow = s->out[1];
+    g->ohw = g->oh * g->ow;
+    g->sh = s->stride[0];
+    g->sw = s->stride[1];
+    /* the padded image just holds the last window (the end pad ONNX implies) */
+    const int64_t span_h = (g->oh - 1) * g->sh + (s->kernel[0] - 1) * s->dilation[0] + 1;
+    const int64_t span_w = (g->ow - 1) * g->sw + (s->kernel[1] - 1) * s->dilation[1] + 1;
+    const int64_t in_h = s->in[0] + s->pad_begin[0], in_w = s->in[1] + s->pad_begin[1];
+    if (s->pad_begin[0] < 0 || s->pad_begin[1] < 0 || g->oh < 1 || g->ow < 1 || g->k < 1 || g->mg < 1 ||
+        g->sh > 64 || g->sw > 64)
+        return false;
+    g->hp = span_h > in_h ? span_h : in_h;
+    g->wp = span_w > in_w ? span_w : in_w;
+    g->hq = (g->hp + g->sh - 1) / g->sh;
+    g->wq = (g->wp + g->sw - 1) / g->sw;
+    /* everything indexes with int32 offsets and stays far below 2^31 */
+    const int64_t limit = (int64_t)1 << 30;
+    if (g->hq > limit || g->wq > limit || g->hq * g->wq > limit / (g->cg * g->sh * g->sw + 1) ||
+        g->k > limit / MAX_MR || g->mg > limit / g->k)
+        return false;
+    g->plane = g->hq * g->wq;
+    g->shape = tile_shape_for(g->mg, g->ow);
+    g->mr = tile_shapes[g->shape].mr;
+    g->nr = 8 * tile_shapes[g->shape].nv;
+    g->x_tiles = (g->ow + g->nr - 1) / g->nr;
+    g->m_tiles = (g->mg + g->mr - 1) / g->mr;
+    /* the last tile of the last row reads up to reach past the last phase's
+     * last channel (a whole plane at most plus a tile and a kernel row) */
+    const int64_t images = g->sh * g->sw * g->cg * g->plane;
+    const int64_t reach = images + g->plane + g->x_tiles * g->nr + s->kernel[1] * s->dilation[1];
+    g->pad_floats = reach + 16;
+    g->pack_floats = s->group * g->m_tiles * g->k * g->mr;
+    return g->pad_floats < limit && g->pack_floats < limit;
+}
+
+bool conv_direct_applies(const sfp_conv_shape_t *s)
+{
+    direct_geom_t g;
+    return cpu_has_avx2_fma() && direct_geom(s, &g);
+}
+
+/* Workers taking whole images (each with its own padded buffer), as the
+ * im2col path: every thread when the batch has two images or more. */
+static int direct_workers(const sfp_conv_shape_t *s, int n_threads)
+{
+    if (n_threads < 2 || s->batch < 2) return 1;
+    return s->batch < n_threads ? (int)s->batch : n_threads;
+}
+
+/* Scratch: packed weights, the tap offsets, a padded image per worker; each
+ * part a multiple of 16 floats (64 bytes). */
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+typedef struct direct_scratch {
+    float *pack, *pads;
+    int32_t *off;
+} direct_scratch_t;
+
+static int64_t direct_layout(const sfp_conv_shape_t *s, const direct_geom_t *g, int n_threads, float *scratch,
+                             direct_scratch_t *out)
+{
+    const int64_t pads = round16(g->pack_floats) + round16(g->k);
+    if (out) {
+        out->pack = scratch;
+        out->off = (int32_t *)(scratch + round16(g->pack_floats));
+        out->pads = scratch + pads;
+    }
+    return pads + round16(g->pad_floats) * direct_workers(s, n_threads);
+}
+
+bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+{
+    direct_geom_t g;
+    if (!direct_geom(s, &g)) return false;
+    *out = (size_t)direct_layout(s, &g, n_threads, NULL, NULL);
+    return true;
+}
+
+/* ---- the tile ---- */
+
+/* Where a tile's results go: MR rows of y (and of the residual) ld apart,
+ * valid (<= NR) positions from y on; per-row scale and shift (may be NULL). */
+typedef struct tile_out {
+    float *y;
+    const float *res;
+    const float *scale, *shift;
+    int64_t ld;
+    int valid, rows;
+    bool relu;
+} tile_out_t;
+
+typedef void (*tile_fn)(int64_t k, const float *wpanel, const float *src, const int32_t *off, const tile_out_t *o);
+
+#ifdef CONV_DIRECT_X86
+/* acc[i][v] = sum over taps r of wpanel[r][i] * src[off[r] + 8v ..], in r
+ * order; then y = act(acc * scale + shift + res) for rows < o->rows and
+ * positions < o->valid. One function per tile shape (the macro). */
+#define DEFINE_TILE(MR_, NV_)                                                                                      \
+    __attribute__((target("avx2,fma"))) static void tile_##MR_##x##NV_(                                           \
+        int64_t k, const float *restrict wpanel, const float *restrict src, const int32_t *restrict off,           \
+        const tile_out_t *o)                                                                                       \
+    {                                                                                                              \
+        __m256 acc[MR_][NV_];                                                                                      \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) acc[i][v] = _mm256_setzero_ps();                 \
+        for (int64_t r = 0; r < k; r++) {                                                                          \
+            const float *b = src + off[r];                                                                         \
+            __m256 bv[NV_];                                                                                        \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);              \
+            const float *a = wpanel + r * MR_;                                                                     \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                 \
+            {                                                                                                      \
+                const __m256 ai = _mm256_broadcast_ss(a + i);                                                      \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) acc[i][v] =                                  \
+                    _mm256_fmadd_ps(ai, bv[v], acc[i][v]);                                                         \
+            }                                                                                                      \
+        }                                                                                                          \
+        __m256 out[MR_ * NV_]; /* acc itself stays unaddressed, so in registers */                               \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) out[i * NV_ + v] = acc[i][v];                    \
+        tile_epilogue_avx2(out, MR_, NV_, o);                                                                      \
+    }
+
+/* Lanes [0, n) of a vector as a maskload/maskstore mask. */
+__attribute__((target("avx2,fma"))) static __m256i lane_mask(int n)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+__attribute__((target("avx2,fma"))) static inline void tile_epilogue_avx2(const __m256 *acc, int mr, int nv,
+                                                                           const tile_out_t *o)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    for (int i = 0; i < o->rows; i++) {
+        const __m256 sc = _mm256_set1_ps(o->scale ? o->scale[i] : 1.0f);
+        const __m256 sh = _mm256_set1_ps(o->shift ? o->shift[i] : 0.0f);
+        float *y = o->y + i * o->ld;
+        const float *res = o->res ? o->res + i * o->ld : NULL;
+        for (int v = 0; v < nv && 8 * v < o->valid; v++) {
+            __m256 t = _mm256_add_ps(_mm256_mul_ps(acc[i * nv + v], sc), sh);
+            const int lanes = o->valid - 8 * v;
+            if (lanes >= 8) {
+                if (res) t = _mm256_add_ps(t, _mm256_loadu_ps(res + 8 * v));
+                if (o->relu) t = _mm256_max_ps(t, zero);
+                _mm256_storeu_ps(y + 8 * v, t);
+            } else {
+                const __m256i mask = lane_mask(lanes);
+                if (res) t = _mm256_add_ps(t, _mm256_maskload_ps(res + 8 * v, mask));
+                if (o->relu) t = _mm256_max_ps(t, zero);
+                _mm256_maskstore_ps(y + 8 * v, mask, t);
+            }
+        }
+    }
+    (void)mr;
+}
+
+DEFINE_TILE(6, 2)
+DEFINE_TILE(4, 3)
+DEFINE_TILE(12, 1)
+DEFINE_TILE(8, 1)
+DEFINE_TILE(4, 2)
+static const tile_fn tile_fns[N_TILE_SHAPES] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2};
+#else
+static const tile_fn tile_fns[N_TILE_SHAPES] = {NULL}; /* conv_direct_applies is false */
+#endif
+
+typedef struct direct_job {
+    const sfp_conv_shape_t *s;
+    direct_geom_t g;
+    const float *x;
+    const sfp_conv_epilogue_t *e;
+    float *y;
+    direct_scratch_t scr;       /* pack (group, m_tile, k, mr), off (k), pads */
+    /* row-parallel mode: one image and group at a time */
+    const float *pad;
+    int64_t n, group, rows_per_claim;
+    /* the next image (or row) not yet taken: work is claimed, not dealt, so
+     * a thread the machine is slow to run holds nobody up (each output is
+     * computed the same whoever computes it) */
+    atomic_llong next;
+} direct_job_t;
+
+/* Channels [g * cg, (g + 1) * cg) of image n into the padded phase planes
+ * (phase, channel, hq, wq); everything else zero. */
+static void pad_image(const direct_job_t *j, int64_t n, int64_t grp, float *pad)
+{
+    const sfp_conv_shape_t *s = j->s;
+    const direct_geom_t *g = &j->g;
+    const int64_t h = s->in[0], w = s->in[1], top = s->pad_begin[0], left = s->pad_begin[1];
+    const int64_t cols = w < g->wp - left ? w : g->wp - left;
+    memset(pad, 0, sizeof(float) * (size_t)g->pad_floats);
+    for (int64_t c = 0; c < g->cg; c++) {
+        const float *src = j->x + ((n * s->in_channels + grp * g->cg + c) * h) * w;
+        for (int64_t r = 0; r < h && top + r < g->hp; r++) {
+            const int64_t y = top + r;
+            float *row = pad + ((y % g->sh * g->sw * g->cg + c) * g->hq + y / g->sh) * g->wq;
+            const float *restrict in = src + r * w;
+            if (g->sw == 1) {
+                memcpy(row + left, in, sizeof(float) * (size_t)cols);
+                continue;
+            }
+            for (int64_t px = 0; px < g->sw; px++) { /* padded columns x = px, px + sw, ... */
+                float *restrict dst = row + px * g->cg * g->plane;
+                int64_t x = px < left ? px + (left - px + g->sw - 1) / g->sw * g->sw : px;
+                for (int64_t q = x / g->sw; x < left + cols; x += g->sw, q++) dst[q] = in[x - left];
+            }
+        }
+    }
+}
+
+/* Output rows [r0, r1) of image n, group grp, from its padded buffer. */
+static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const float *pad, int64_t r0, int64_t r1)
+{
+    const sfp_conv_shape_t *s = j->s;
+    const direct_geom_t *g = &j->g;
+    const sfp_conv_epilogue_t *e = j->e;
+    const int64_t base = (n * s->out_channels + grp * g->mg) * g->ohw;
+    const tile_fn tile = tile_fns[g->shape];
+    for (int64_t oy = r0; oy < r1; oy++)
+        for (int64_t xt = 0; xt < g->x_tiles; xt++) {
+            const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
+            const float *src = pad + oy * g->wq + x0;
+            for (int64_t mt = 0; mt < g->m_tiles; mt++) {
+                const int64_t m0 = mt * g->mr, mi = grp * g->mg + m0;
+                tile_out_t o = {j->y + at + m0 * g->ohw,
+                                e->residual ? e->residual + at + m0 * g->ohw : NULL,
+                                e->scale ? e->scale + mi : NULL,
+                                e->shift ? e->shift + mi : NULL,
+                                g->ohw,
+                                (int)(g->ow - x0 < g->nr ? g->ow - x0 : g->nr),
+                                (int)(g->mg - m0 < g->mr ? g->mg - m0 : g->mr),
+                                e->relu};
+                tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
+            }
+        }
+}
+
+/* One worker: whole images, taken one at a time. */
+static void direct_images(void *ctx, int worker, int64_t w0, int64_t w1)
+{
+    direct_job_t *j = ctx;
+    (void)w0, (void)w1;
+    float *pad = j->scr.pads + worker * round16(j->g.pad_floats);
+    for (int64_t n; (n = (int64_t)atomic_fetch_add(&j->next, 1)) < j->s->batch;)
+        for (int64_t grp = 0; grp < j->s->group; grp++) {
+            pad_image(j, n, grp, pad);
+            direct_rows(j, n, grp, pad, 0, j->g.oh);
+        }
+}
+
+/* One worker on one image and group: output rows, a few at a time. */
+static void direct_row_range(void *ctx, int worker, int64_t w0, int64_t w1)
+{
+    direct_job_t *j = ctx;
+    (void)worker, (void)w0, (void)w1;
+    for (int64_t r0; (r0 = (int64_t)atomic_fetch_add(&j->next, j->rows_per_claim)) < j->g.oh;)
+        direct_rows(j, j->n, j->group, j->pad, r0, r0 + j->rows_per_claim < j->g.oh ? r0 + j->rows_per_claim : j->g.oh);
+}
+
+/* panel (k, mr) = the mr rows side by side: written in order, read from
+ * mr sequential rows. */
+static inline void pack_panel(int64_t k, int64_t mr, const float *const *rows, float *restrict panel)
+{
+    for (int64_t r = 0; r < k; r++, panel += mr)
+#pragma GCC unroll 12
+        for (int64_t i = 0; i < mr; i++) panel[i] = rows[i][r];
+}
+
+/* Weights (M, C/G, KH, KW) as panels (group, m_tile, tap, mr); the offset of
+ * each tap in the padded image. */
+static void direct_pack(const sfp_conv_shape_t *s, const direct_geom_t *g, const float *w, float *pack, int32_t *off)
+{
+    for (int64_t grp = 0; grp < s->group; grp++)
+        for (int64_t mt = 0; mt < g->m_tiles; mt++) {
+            float *restrict panel = pack + (grp * g->m_tiles + mt) * g->k * g->mr;
+            const float *rows[MAX_MR];
+            const int64_t m0 = mt * g->mr, n_rows = g->mg - m0 < g->mr ? g->mg - m0 : g->mr;
+            /* the last tile of a group repeats its last channel (computed, never stored) */
+            for (int64_t i = 0; i < g->mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
+            switch (g->mr) { /* a constant row count, so the inner loop unrolls */
+            case 6: pack_panel(g->k, 6, rows, panel); break;
+            case 4: pack_panel(g->k, 4, rows, panel); break;
+            case 8: pack_panel(g->k, 8, rows, panel); break;
+            case 12: pack_panel(g->k, 12, rows, panel); break;
+            default: pack_panel(g->k, g->mr, rows, panel); break;
+            }
+        }
+    for (int64_t ky = 0; ky < s->kernel[0]; ky++) /* channel 0, then the others a plane apart */
+        for (int64_t kx = 0; kx < s->kernel[1]; kx++) {
+            const int64_t dy = ky * s->dilation[0], dx = kx * s->dilation[1];
+            const int64_t phase = dy % g->sh * g->sw + dx % g->sw;
+            off[ky * s->kernel[1] + kx] = (int32_t)(phase * g->cg * g->plane + dy / g->sh * g->wq + dx / g->sw);
+        }
+    for (int64_t c = 1; c < g->cg; c++)
+        for (int64_t t = 0; t < g->kk; t++) off[c * g->kk + t] = off[t] + (int32_t)(c * g->plane);
+}
+
+void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
+                         float *y, float *scratch, sfp_threads_t *threads)
+{
+    direct_job_t j = {s, {0}, x, e, y, {0}, NULL, 0, 0, 1, 0};
+    if (!direct_geom(s, &j.g) || s->batch < 1) return;
+    const int n_threads = sfp_threads_count(threads), workers = direct_workers(s, n_threads);
+    direct_layout(s, &j.g, n_threads, scratch, &j.scr);
+    direct_pack(s, &j.g, w, j.scr.pack, j.scr.off);
+    if (workers > 1 || n_threads < 2) {
+        atomic_store(&j.next, 0);
+        sfp_threads_for_chunks(threads, workers, 1, direct_images, &j);
+        return;
+    }
+    /* fewer images than threads: the rows of each image are shared out, at
+     * least ~64k multiply-adds per claim so tiny layers stay on one thread */
+    const int64_t per_row = j.g.k * j.g.mg * j.g.ow;
+    j.rows_per_claim = per_row >= 65536 ? 1 : 65536 / per_row;
+    const int64_t claims = (j.g.oh + j.rows_per_claim - 1) / j.rows_per_claim;
+    for (int64_t n = 0; n < s->batch; n++)
+        for (int64_t grp = 0; grp < s->group; grp++) {
+            pad_image(&j, n, grp, j.scr.pads);
+            j.pad = j.scr.pads;
+            j.n = n;
+            j.group = grp;
+            atomic_store(&j.next, 0);
+            sfp_threads_for_chunks(threads, claims < n_threads ? claims : n_threads, 1, direct_row_range, &j);
+        }
+}

@@ -1,5 +1,9 @@
-"""Failure bookkeeping shared by the end-to-end checks of detect and gen_defects."""
+"""Failure bookkeeping shared by the end-to-end checks of detect and gen_defects,
+and a training run interrupted in its second epoch (train, mpi)."""
 import shutil
+import signal
+import subprocess
+import time
 
 
 class Failures(list):
@@ -20,3 +24,19 @@ class Failures(list):
             print("ok   " + ok_line)
         shutil.rmtree(work, ignore_errors=True)
         return 1 if self else 0
+
+
+def interrupt_in_second_epoch(cmd, pause, env=None):
+    """Starts cmd (a train run of 2+ epochs), sends SIGINT `pause` seconds after
+    its first epoch line, and returns (exit status, stderr)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    line = ""
+    while time.time() < deadline and "epoch 1/" not in line:
+        line = p.stderr.readline()
+        if not line and p.poll() is not None:
+            break
+    time.sleep(pause)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err

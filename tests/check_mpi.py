@@ -30,15 +30,15 @@ or a wrong batch position is a difference of order 1.
 """
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from check_common import interrupt_in_second_epoch
 
 BUILD = os.environ.get("BUILD", "build")
 MPI_BUILD = os.environ.get("MPI_BUILD", "build-mpi")
@@ -152,17 +152,9 @@ def main():
     rc, _, _ = run(MPIRUN + [SFP, "train", p("r20.onnx"), p("full.onnx"), "--threads", "1", "--quiet"] + long)
     check(rc == 0, "uninterrupted two-process run of 2 epochs")
     ck = p("int.ckpt")
-    proc = subprocess.Popen([SFP, "train", p("r20.onnx"), p("int.onnx"), "--threads", "2", "--checkpoint", ck] + long,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    line, deadline = "", time.time() + 60
-    while time.time() < deadline and "epoch 1/2" not in line:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            break
-    time.sleep(0.7)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    if check(proc.returncode == 1 and "interrupted by SIGINT" in err and os.path.exists(ck),
+    returncode, err = interrupt_in_second_epoch(
+        [SFP, "train", p("r20.onnx"), p("int.onnx"), "--threads", "2", "--checkpoint", ck] + long, 0.7, ENV)
+    if check(returncode == 1 and "interrupted by SIGINT" in err and os.path.exists(ck),
              "one-process run interrupted in epoch 2, checkpoint written"):
         rc, _, err = run(MPIRUN + [SFP, "train", p("r20.onnx"), p("int.onnx"), "--threads", "1", "--quiet",
                                    "--resume", ck] + long)

@@ -12,11 +12,9 @@ dataset-fashion-mnist) with a ResNet-20 made by `init`:
 import hashlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
+from check_common import interrupt_in_second_epoch
 from refs_common import BUILD, SFP, checker_problem, ort_problem, run
 
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -69,20 +67,9 @@ def main():
     # Interrupt mid-epoch, resume: identical result.
     b = os.path.join(out, "b.onnx")
     ck = os.path.join(out, "b.ckpt")
-    p = subprocess.Popen([SFP, "train", model, b, "--checkpoint", ck] + common, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    # Wait for the first epoch line, then interrupt during the second epoch.
-    line = ""
-    while time.time() < deadline and "epoch 1/2" not in line:
-        line = p.stderr.readline()
-        if not line and p.poll() is not None:
-            break
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
-    check(p.returncode == 1 and "interrupted by SIGINT" in err and os.path.exists(ck) and not os.path.exists(b),
-          f"SIGINT: exit {p.returncode}, checkpoint written, no OUT ({err.strip().splitlines()[-1] if err.strip() else ''})")
+    returncode, err = interrupt_in_second_epoch([SFP, "train", model, b, "--checkpoint", ck] + common, 1.0)
+    check(returncode == 1 and "interrupted by SIGINT" in err and os.path.exists(ck) and not os.path.exists(b),
+          f"SIGINT: exit {returncode}, checkpoint written, no OUT ({err.strip().splitlines()[-1] if err.strip() else ''})")
     rc, msg = run([SFP, "train", model, b, "--checkpoint", ck, "--resume", ck] + common)
     check(rc == 0 and os.path.exists(b) and sha(a) == sha(b), "resumed run equals the uninterrupted one byte for byte")
 

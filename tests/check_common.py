@@ -1,5 +1,6 @@
 """Failure bookkeeping shared by the end-to-end checks of detect and gen_defects,
 and a training run interrupted in its second epoch (train, mpi)."""
+import os
 import shutil
 import signal
 import subprocess
@@ -26,17 +27,23 @@ class Failures(list):
         return 1 if self else 0
 
 
-def interrupt_in_second_epoch(cmd, pause, env=None):
+def interrupt_in_second_epoch(cmd, pause, env=None, after_file=None):
     """Starts cmd (a train run of 2+ epochs), sends SIGINT `pause` seconds after
-    its first epoch line, and returns (exit status, stderr)."""
+    its first epoch line (or, with after_file, once that file exists: mpirun
+    may pass the line on late), and returns (exit status, stderr)."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
     line = ""
-    while time.time() < deadline and "epoch 1/" not in line:
+    while time.time() < deadline and p.poll() is None:
+        if after_file is not None:
+            if os.path.exists(after_file):
+                break
+            time.sleep(0.05)
+            continue
         line = p.stderr.readline()
-        if not line and p.poll() is not None:
+        if "epoch 1/" in line:
             break
     time.sleep(pause)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
-    return p.returncode, err
+    return p.returncode, line + err

@@ -3,7 +3,16 @@ CC ?= gcc
 ifeq ($(origin CC),default)
 CC = gcc
 endif
+# MPI=1: the data-parallel build (src/dist/dist_mpi.c, compiled and linked by
+# mpicc) in its own folder; otherwise src/dist/dist_single.c (one process).
+ifeq ($(MPI),1)
+CC := mpicc
+BUILD ?= build-mpi
+DIST_SKIP := src/dist/dist_single.c
+else
 BUILD ?= build
+DIST_SKIP := src/dist/dist_mpi.c
+endif
 GEN := $(BUILD)/gen
 PREFIX ?= /usr/local
 OPT ?= -O2
@@ -16,7 +25,7 @@ LDFLAGS += $(SAN_FLAGS)
 CPPFLAGS += -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -MMD -MP
 LDLIBS += $(PKG_LIBS) -lz -lm -lpthread
 
-LIB_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
+LIB_SRC := $(filter-out $(DIST_SKIP),$(shell find src -name '*.c' -not -path 'src/cli/*' | sort))
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN)/onnx.pb-c.o
@@ -54,9 +63,21 @@ $(BUILD)/tests/sfp-roundtrip: $(BUILD)/tests/tools/sfp_roundtrip.o $(BUILD)/libo
 test: deps
 	$(MAKE) check
 
-# The same without installing packages.
-check: all $(TEST_BIN) $(TOOL_BIN)
-	@BUILD=$(BUILD) tests/run-all.sh $(TEST_BIN)
+# The same without installing packages. Where mpicc exists the MPI build
+# (build-mpi/, no sanitizers) is made too, for tests/e2e_mpi.sh.
+ifneq ($(MPI),1)
+ifneq ($(shell command -v mpicc 2>/dev/null),)
+MPI_BUILD := build-mpi
+endif
+endif
+
+MPI_MAKE = $(MAKE) MPI=1 BUILD=$(MPI_BUILD) SAN_FLAGS= OPT=-O2
+.PHONY: mpi-build
+mpi-build:
+	$(if $(MPI_BUILD),$(MPI_MAKE) all)
+
+check: all $(TEST_BIN) $(TOOL_BIN) mpi-build
+	@BUILD=$(BUILD) MPI_BUILD=$(MPI_BUILD) tests/run-all.sh $(TEST_BIN)
 
 asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
@@ -89,10 +110,16 @@ demo: deps
 $(BUILD)/bench/train_step: $(BUILD)/bench/train_step.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The collectives of a step alone (meaningful in the MPI build, under mpirun).
+$(BUILD)/bench/dist_sum: $(BUILD)/bench/dist_sum.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 bench: all $(BUILD)/bench/train_step
 	sh bench/infer_vs_ort.sh
 	sh bench/train_vs_torch.sh
 	sh bench/compress_latency.sh
+	@if [ -n "$(MPI_BUILD)" ]; then $(MPI_MAKE) all $(MPI_BUILD)/bench/dist_sum && BUILD=$(BUILD) MPI_BUILD=$(MPI_BUILD) sh bench/mpi_scaling.sh; \
+	  else echo "bench/mpi_scaling.sh skipped: no mpicc (apt-get install libopenmpi-dev openmpi-bin)"; fi
 	@if [ "$(ACCURACY)" = 1 ]; then sh bench/accuracy_vs_torch.sh; else echo "bench/accuracy_vs_torch.sh skipped (~35 min on 2 cores): make bench ACCURACY=1"; fi
 	@if [ "$(PRUNE)" = 1 ]; then sh bench/prune_accuracy.sh; else echo "bench/prune_accuracy.sh skipped (~2 h on 2 cores; LIMIT=N EPOCHS=E shorten it): make bench PRUNE=1"; fi
 
@@ -106,10 +133,10 @@ install: all
 	install -m 0644 docs/onnx-sfp.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-mpi
 
 # Fuzzing and the hostile-input corpus (tests/fuzz/fuzz.mk, when present).
 -include tests/fuzz/fuzz.mk
 include tests/memcheck.mk
 
--include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-asan build-mpi -name '*.d' 2>/dev/null)

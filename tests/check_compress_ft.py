@@ -17,8 +17,8 @@ import json
 import os
 import sys
 
-from check_common import Failures
-from refs_common import BUILD, SFP, checker_problem, interrupt_in_second_epoch, ort_problem, run
+from check_common import Failures, interrupt_in_second_epoch
+from refs_common import BUILD, SFP, checker_problem, ort_problem, run
 
 DATA = "/usr/share/datasets/fashion-mnist"
 MODEL = "models/fmnist-resnet20.onnx"
@@ -76,7 +76,7 @@ def check_resume(f, out):
     rc, msg = run([SFP, "compress", MODEL, a, "--quiet"] + COMMON)
     if not f.check(rc == 0, f"resume: the uninterrupted run: {msg.strip()[-200:]}"):
         return
-    rc, err = interrupt_in_second_epoch([SFP, "compress", MODEL, b, "--checkpoint", ck] + COMMON)
+    rc, err = interrupt_in_second_epoch([SFP, "compress", MODEL, b, "--checkpoint", ck] + COMMON, 0.5)
     f.check(rc == 1 and "interrupted by SIGINT" in err and os.path.exists(ck) and not os.path.exists(b),
             f"compress SIGINT: exit {rc}, checkpoint, no OUT ({err.strip().splitlines()[-1] if err.strip() else ''})")
     rc, msg = run([SFP, "compress", MODEL, b, "--checkpoint", ck, "--resume", ck, "--quiet"] + COMMON)

@@ -14,7 +14,8 @@ import json
 import os
 import sys
 
-from refs_common import BUILD, SFP, checker_problem, interrupt_in_second_epoch, ort_problem, run
+from check_common import interrupt_in_second_epoch
+from refs_common import BUILD, SFP, checker_problem, ort_problem, run
 
 DATA = "/usr/share/datasets/fashion-mnist"
 failures = []
@@ -66,9 +67,9 @@ def main():
     # Interrupt mid-epoch, resume: identical result.
     b = os.path.join(out, "b.onnx")
     ck = os.path.join(out, "b.ckpt")
-    rc, err = interrupt_in_second_epoch([SFP, "train", model, b, "--checkpoint", ck] + common)
-    check(rc == 1 and "interrupted by SIGINT" in err and os.path.exists(ck) and not os.path.exists(b),
-          f"SIGINT: exit {rc}, checkpoint written, no OUT ({err.strip().splitlines()[-1] if err.strip() else ''})")
+    returncode, err = interrupt_in_second_epoch([SFP, "train", model, b, "--checkpoint", ck] + common, 1.0)
+    check(returncode == 1 and "interrupted by SIGINT" in err and os.path.exists(ck) and not os.path.exists(b),
+          f"SIGINT: exit {returncode}, checkpoint written, no OUT ({err.strip().splitlines()[-1] if err.strip() else ''})")
     rc, msg = run([SFP, "train", model, b, "--checkpoint", ck, "--resume", ck] + common)
     check(rc == 0 and os.path.exists(b) and sha(a) == sha(b), "resumed run equals the uninterrupted one byte for byte")
 

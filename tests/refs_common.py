@@ -2,9 +2,7 @@
 (tools/export_refs.py and its manifest), onnx.checker and ONNX Runtime."""
 import json
 import os
-import signal
 import subprocess
-import time
 
 import onnx
 
@@ -71,18 +69,3 @@ def finish(failures, checked, what):
     print(f"{what}: {checked} models checked, {len(failures)} failed")
     return 1 if failures or checked == 0 else 0
 
-
-def interrupt_in_second_epoch(cmd):
-    """Starts cmd (a 2-epoch train/compress run), sends SIGINT once the first
-    epoch's line is out (so in the second epoch), and returns (exit status,
-    stderr)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, line = time.time() + 120, ""
-    while time.time() < deadline and "epoch 1/2" not in line:
-        line = p.stderr.readline()
-        if not line and p.poll() is not None:
-            break
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=180)
-    return p.returncode, err

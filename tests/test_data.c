@@ -1437,6 +1437,51 @@ static void test_loader_thread_gives_the_same_batches_as_the_synchronous_path(vo
     data_free(ds);
 }
 
+/* Data parallelism: shares [0, 3), [3, 7), [7, 10) of shuffled, augmented
+ * batches of 10 are, side by side, exactly the whole batches. */
+static void test_batch_shares_make_up_the_whole_batches(void **state)
+{
+    (void)state;
+    sfp_dataset_t *ds = cifar_set(43);
+    sfp_data_prep_t prep;
+    data_prep_init(&prep, 3, 32, 32);
+    const size_t ef = 3 * 1024;
+    sfp_error_t err = {0};
+    sfp_data_iter_t *whole = make_iter(ds, &prep, 10, true, true, true, 5, 4, true), *part[3];
+    const int64_t first[3] = {0, 3, 7}, count[3] = {3, 4, 3};
+    for (int r = 0; r < 3; r++) {
+        sfp_data_iter_opts_t o = {.batch_size = 10, .shuffle = true, .drop_last = true, .threaded = r != 1, .seed = 5,
+                                  .augment = {.crop_pad = 4, .hflip = true}, .share_first = first[r],
+                                  .share_n = count[r]};
+        TU_OK(&err, data_iter_create(ds, &prep, &o, &part[r], &err));
+        assert_int_equal(data_iter_n_batches(part[r]), 4);
+        data_iter_start_epoch_at(part[r], 2, 1);
+    }
+    data_iter_start_epoch_at(whole, 2, 1);
+    sfp_data_batch_t w, b;
+    int batches = 0;
+    while (data_iter_next(whole, &w)) {
+        for (int r = 0; r < 3; r++) {
+            assert_int_equal(data_iter_next(part[r], &b), 1);
+            assert_int_equal(b.index, w.index);
+            assert_int_equal(b.n, count[r]);
+            assert_memory_equal(b.x, w.x + (size_t)first[r] * ef, (size_t)count[r] * ef * sizeof(float));
+            assert_memory_equal(b.labels, w.labels + first[r], (size_t)count[r] * sizeof(int32_t));
+            assert_memory_equal(b.examples, w.examples + first[r], (size_t)count[r] * sizeof(int64_t));
+        }
+        batches++;
+    }
+    assert_int_equal(batches, 3);
+    for (int r = 0; r < 3; r++) assert_int_equal(data_iter_next(part[r], &b), 0);
+    sfp_data_iter_opts_t bad = {.batch_size = 10, .share_first = 8, .share_n = 3};
+    sfp_data_iter_t *it = NULL;
+    int rc = data_iter_create(ds, &prep, &bad, &it, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "not inside a batch of 10");
+    for (int r = 0; r < 3; r++) data_iter_free(part[r]);
+    data_iter_free(whole);
+    data_free(ds);
+}
+
 static void test_subset_and_split_share_pixels_and_are_deterministic(void **state)
 {
     (void)state;
@@ -1467,6 +1512,15 @@ static void test_subset_and_split_share_pixels_and_are_deterministic(void **stat
     TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "1.5");
     rc = data_subset(val, 0, &sub, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "at least 1");
+    /* A range is clipped to the set; an empty one is refused. */
+    sfp_dataset_t *range = NULL;
+    TU_OK(&err, data_range(val, 19, 5, &range, &err));
+    assert_int_equal(range->n, 2);
+    assert_int_equal(range->rows[0], val->rows[19]);
+    assert_int_equal(range->rows[1], val->rows[20]);
+    data_free(range);
+    rc = data_range(val, 21, 5, &range, &err);
+    TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "is empty");
     data_free(train);
     data_free(val);
     data_free(train2);
@@ -1597,6 +1651,7 @@ int main(void)
         cmocka_unit_test(test_batches_follow_the_epoch_order_and_keep_or_drop_the_last),
         cmocka_unit_test(test_augmentation_is_deterministic_per_seed_and_a_crop_or_flip),
         cmocka_unit_test(test_loader_thread_gives_the_same_batches_as_the_synchronous_path),
+        cmocka_unit_test(test_batch_shares_make_up_the_whole_batches),
         cmocka_unit_test(test_subset_and_split_share_pixels_and_are_deterministic),
         cmocka_unit_test(test_description_round_trips),
         cmocka_unit_test(test_description_parse_refuses_malformed_text),

@@ -13,6 +13,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -295,9 +296,9 @@ static void test_lr_schedules(void **state)
  * images with 4 labels: forward, loss, backward and SGD together make the
  * loss fall (to under a third in 40 steps of lr 0.1), and validation mode (running
  * statistics) still runs afterwards. */
-static void test_sgd_steps_fit_a_small_batch(void **state)
+/* conv -> BN -> relu -> conv (+ residual) -> relu -> pool -> fc: 4 classes of 3x8x8. */
+static sfp_model_t *small_resnet(void)
 {
-    (void)state;
     sfp_error_t err = {0};
     sfp_model_t *m = tu_model(13);
     const int64_t x_dims[4] = {-1, 3, 8, 8}, w1[4] = {8, 3, 3, 3}, w2[4] = {8, 8, 3, 3}, c8[1] = {8};
@@ -326,6 +327,14 @@ static void test_sgd_steps_fit_a_small_batch(void **state)
     tu_attr_int(n, "transB", 1);
     tu_output(m, "logits");
     TU_OK(&err, model_validate(m, &err));
+    return m;
+}
+
+static void test_sgd_steps_fit_a_small_batch(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = small_resnet();
     sfp_plan_t *p = NULL;
     sfp_sgd_t *sgd = NULL;
     TU_OK(&err, plan_create(m, 8, SFP_PLAN_TRAIN, 2, &p, &err));
@@ -353,6 +362,120 @@ static void test_sgd_steps_fit_a_small_batch(void **state)
     plan_free(p);
     free(x);
     model_free(m);
+}
+
+/* ---- data parallelism: a batch shared by plans (plan_share_batch) ---- */
+/* Two "processes" as two threads: the sum callback adds both threads'
+ * buffers once both have arrived, as MPI_Allreduce would. */
+typedef struct two_shares {
+    pthread_barrier_t barrier;
+    double *values[2];
+    int calls[2];
+} two_shares_t;
+
+typedef struct share_ctx {
+    two_shares_t *both;
+    int rank;
+} share_ctx_t;
+
+static int sum_two(void *ctx, double *values, int64_t n, sfp_error_t *err)
+{
+    (void)err;
+    share_ctx_t *c = ctx;
+    double sums[64];
+    assert_true(n <= 64);
+    c->both->values[c->rank] = values;
+    c->both->calls[c->rank]++;
+    pthread_barrier_wait(&c->both->barrier);
+    for (int64_t i = 0; i < n; i++) sums[i] = c->both->values[0][i] + c->both->values[1][i];
+    pthread_barrier_wait(&c->both->barrier); /* both have read before either writes */
+    memcpy(values, sums, (size_t)n * sizeof *sums);
+    return 0;
+}
+
+typedef struct share_job {
+    sfp_plan_t *plan;
+    const float *x;
+    const int32_t *labels;
+    int rc;
+} share_job_t;
+
+/* Forward, loss scaled by share/batch (4 of 8), backward: what the trainer does per process. */
+static void *share_step(void *arg)
+{
+    share_job_t *j = arg;
+    sfp_error_t err = {0};
+    float dlogits[16];
+    double loss = 0.0;
+    const void *in[1] = {j->x};
+    j->rc = plan_run(j->plan, in, &err);
+    if (j->rc == 0) j->rc = loss_softmax_xent(4, 4, plan_output(j->plan, 0), j->labels, 0.0f, &loss, dlogits, NULL, &err);
+    for (int i = 0; i < 16; i++) dlogits[i] *= 0.5f;
+    if (j->rc == 0) j->rc = plan_backward(j->plan, dlogits, &err);
+    return NULL;
+}
+
+static void test_shared_batch_plans_match_the_whole_batch(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *whole = small_resnet(), *part[2] = {small_resnet(), small_resnet()};
+    sfp_plan_t *pw = NULL, *pp[2] = {NULL, NULL};
+    TU_OK(&err, plan_create(whole, 8, SFP_PLAN_TRAIN, 1, &pw, &err));
+    two_shares_t both;
+    memset(&both, 0, sizeof both);
+    pthread_barrier_init(&both.barrier, NULL, 2);
+    share_ctx_t ctx[2] = {{&both, 0}, {&both, 1}};
+    for (int r = 0; r < 2; r++) {
+        TU_OK(&err, plan_create(part[r], 4, SFP_PLAN_TRAIN, 1, &pp[r], &err));
+        const sfp_batch_share_t share = {8, sum_two, &ctx[r]};
+        plan_share_batch(pp[r], &share);
+    }
+    uint32_t seed = 21;
+    float *x = uniform(&seed, 8 * 3 * 64, -1, 1), dlogits[32];
+    const int32_t labels[8] = {0, 1, 2, 3, 3, 2, 1, 0};
+    const void *in[1] = {x};
+    double loss = 0.0;
+    TU_OK(&err, plan_run(pw, in, &err));
+    TU_OK(&err, loss_softmax_xent(8, 4, plan_output(pw, 0), labels, 0.0f, &loss, dlogits, NULL, &err));
+    TU_OK(&err, plan_backward(pw, dlogits, &err));
+    share_job_t jobs[2] = {{pp[0], x, labels, -1}, {pp[1], x + 4 * 3 * 64, labels + 4, -1}};
+    pthread_t th[2];
+    for (int r = 0; r < 2; r++) assert_int_equal(pthread_create(&th[r], NULL, share_step, &jobs[r]), 0);
+    for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
+    assert_int_equal(jobs[0].rc, 0);
+    assert_int_equal(jobs[1].rc, 0);
+    /* one BN: two sums forward (mean, variance), one backward */
+    assert_int_equal(both.calls[0], 3);
+    /* Logits of each half are the whole batch's rows: BN normalised by the
+     * whole batch's statistics. Float rounding of the reordered sums: 1e-5. */
+    const float *lw = plan_output(pw, 0);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 16; i++) EXPECT_NEAR(((const float *)plan_output(pp[r], 0))[i], lw[16 * r + i], 1e-5);
+    /* The two shares' parameter gradients add up to the whole batch's (the
+     * process sum the trainer does), to 1e-5 of the gradient's scale. */
+    size_t n = 0, n0 = 0, n1 = 0;
+    const float *gw = plan_grad_block(pw, &n), *g0 = plan_grad_block(pp[0], &n0), *g1 = plan_grad_block(pp[1], &n1);
+    assert_true(n > 0 && n == n0 && n == n1);
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)gw[i]));
+    for (size_t i = 0; i < n; i++) EXPECT_NEAR((double)g0[i] + (double)g1[i], gw[i], 1e-5 * scale);
+    /* Running statistics: every share updated them with the whole batch's. */
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? "var" : "mean";
+            const sfp_tensor_t *a = part[r]->graph.values[graph_find_value(&part[r]->graph, name)].init;
+            const sfp_tensor_t *b = whole->graph.values[graph_find_value(&whole->graph, name)].init;
+            for (int c = 0; c < 8; c++) EXPECT_NEAR(((float *)a->data)[c], ((float *)b->data)[c], 1e-6);
+        }
+    pthread_barrier_destroy(&both.barrier);
+    for (int r = 0; r < 2; r++) {
+        plan_free(pp[r]);
+        model_free(part[r]);
+    }
+    plan_free(pw);
+    model_free(whole);
+    free(x);
 }
 
 /* ---- the same steps as PyTorch (tools/torch_step.py) ---- */
@@ -506,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_sgd_refuses_bad_settings),
         cmocka_unit_test(test_lr_schedules),
         cmocka_unit_test(test_sgd_steps_fit_a_small_batch),
+        cmocka_unit_test(test_shared_batch_plans_match_the_whole_batch),
         cmocka_unit_test(test_train_steps_for_pytorch_comparison),
     };
     const char *dir = getenv("SFP_TRAIN_STEP_DIR");

@@ -33,7 +33,8 @@
     {"mean", "LIST", "per-channel mean after scaling pixels to [0, 1] (default: model metadata, else the data's)"}, \
     {"std", "LIST", "per-channel std (default: model metadata, else the data's)"},                                 \
     {"checkpoint", "FILE", "write a checkpoint after every epoch (and on Ctrl-C)"},                                \
-    {"resume", "FILE", "continue a run from its checkpoint (same options)"}
+    {"resume", "FILE", "continue a run from its checkpoint (same options; any number of MPI processes)"},           \
+    {"local-bn", NULL, "under mpirun: BatchNormalization by each process's share of the batch (default: whole batch)"}
 
 /* Model input C x H x W and class count K (the inferred shapes at batch 1);
  * SFP_EUNSUPPORTED naming path when it is not one NCHW input -> [N, K]. */

@@ -291,7 +291,7 @@ static int classify(detect_run_t *r, sfp_model_t *m, const sfp_data_prep_t *prep
     for (int s = 0; s < r->n_sources && rc == 0; s++) {
         const detect_source_t *src = &r->sources[s];
         if ((rc = data_prep_check(prep, src->ds, err)) < 0) break;
-        sfp_data_iter_opts_t iopts = {batch < src->ds->n ? batch : src->ds->n, false, false, true, 0, {0, false}};
+        sfp_data_iter_opts_t iopts = {batch < src->ds->n ? batch : src->ds->n, false, false, true, 0, {0, false}, 0, 0};
         if ((rc = data_iter_create(src->ds, prep, &iopts, &it, err)) < 0) break;
         data_iter_start_epoch(it, 0);
         double t0 = cli_now_seconds();

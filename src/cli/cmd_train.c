@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli_train.h"
+#include "dist/dist.h"
 #include "util/util.h"
 
 static const cli_opt_t opts[] = {
@@ -18,10 +19,11 @@ static const cli_opt_t opts[] = {
     {0},
 };
 
-static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
+/* IN is never overwritten and the files written are distinct. */
+static int check_files(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     const char *in = a->pos[0], *out = a->pos[1], *best_path = cli_get(cmd, a, "best");
-    const char *resume = cli_get(cmd, a, "resume"), *ckpt = cli_get(cmd, a, "checkpoint");
+    const char *ckpt = cli_get(cmd, a, "checkpoint");
     const char *files[3][2] = {{"OUT", out}, {"--best", best_path}, {"--checkpoint", ckpt}};
     for (int i = 0; i < 3; i++) {
         if (!files[i][1]) continue;
@@ -33,6 +35,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                 return sfp_errorf(err, SFP_EUSAGE, "%s and %s name the same file %s", files[j][0], files[i][0],
                                   sfp_q(files[i][1]));
     }
+    return 0;
+}
+
+static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
+{
+    const char *in = a->pos[0], *out = a->pos[1], *best_path = cli_get(cmd, a, "best");
+    const char *resume = cli_get(cmd, a, "resume");
     sfp_model_t *m = NULL;
     sfp_checkpoint_t ck;
     memset(&ck, 0, sizeof ck);
@@ -40,15 +49,17 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     memset(&s, 0, sizeof s);
     sfp_trainer_t *t = NULL;
     char interrupt_path[PATH_MAX];
-    int rc = resume ? cli_resume_model(resume, &ck, &m, err) : model_load(in, &m, err);
-    if (rc < 0) return rc;
-    if ((rc = cli_train_setup(cmd, a, m, in, 0.1, -1, NULL, &s, err)) < 0) goto done;
-    if ((rc = cli_record_preprocessing(m, &s, err)) < 0) goto done;
+    int rc = check_files(cmd, a, err);
+    if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : model_load(in, &m, err);
+    if (rc == 0) rc = cli_train_setup(cmd, a, m, in, 0.1, -1, NULL, &s, err);
+    if (rc == 0) rc = cli_record_preprocessing(m, &s, err);
     snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", out);
     s.opts.interrupt_path = interrupt_path;
     s.opts.keep_best = best_path != NULL;
-    if ((rc = trainer_create(m, s.train, s.val, &s.prep, &s.opts, NULL, &t, err)) < 0) goto done;
-    if (resume && (rc = trainer_resume(t, &ck, resume, err)) < 0) goto done;
+    if (rc == 0) rc = trainer_create(m, s.train, s.val, &s.prep, &s.opts, NULL, &t, err);
+    if (rc == 0 && resume) rc = trainer_resume(t, &ck, resume, err);
+    /* Data-parallel: every process has its model and data, or all stop here. */
+    if ((rc = dist_agree(rc, err)) < 0) goto done;
     if (!a->quiet) {
         fprintf(stderr, "onnx-sfp: train %s on %s (%s, %lld images, fit %s, preprocessing from %s)\n", in, s.train->path,
                 s.train->format, (long long)s.train->n, data_prep_fit_name(&s.prep, s.train), s.prep_source);
@@ -57,10 +68,12 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                 resume ? " (resumed)" : "");
     }
     if ((rc = trainer_run(t, err)) < 0) goto done;
-    if ((rc = model_save(m, out, err)) < 0) goto done;
+    /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
+    rc = model_save(m, out, err);
     size_t best_len = 0;
     const uint8_t *best = trainer_best_model(t, &best_len);
-    if (best_path && best && (rc = sfp_write_file_atomic(best_path, best, best_len, err)) < 0) goto done;
+    if (rc == 0 && best_path && best) rc = sfp_write_file_atomic(best_path, best, best_len, err);
+    if ((rc = dist_agree(rc, err)) < 0) goto done;
     const int64_t done_epochs = trainer_epochs_done(t);
     const sfp_epoch_stats_t *last = done_epochs > 0 ? &trainer_history(t)[done_epochs - 1] : NULL;
     int64_t best_epoch = -1;

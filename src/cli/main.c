@@ -1,11 +1,17 @@
 /* onnx-sfp entry point: picks the subcommand, prints its one-line error as
- * "onnx-sfp: error: ..." and maps the error code to the exit status. */
+ * "onnx-sfp: error: ..." and maps the error code to the exit status. Under
+ * mpirun (MPI build) every process starts here; train and compress run on
+ * all of them data-parallel, other commands on process 0 alone. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
+#include "util/util.h"
 
 static const cli_cmd_t *const commands[] = {&cmd_train, &cmd_compress, &cmd_eval, &cmd_report, &cmd_run,
                                             &cmd_init, &cmd_detect, &cmd_bench};
@@ -19,12 +25,32 @@ static void usage(FILE *f)
                "exit status: 0 done, 1 failure while running, 2 usage, 3 bad model or data file, 4 unsupported\n");
 }
 
-int main(int argc, char **argv)
+/* The commands that train data-parallel under mpirun (every process runs
+ * them; process 0 alone prints and writes). The others run on process 0. */
+static bool runs_distributed(const cli_cmd_t *cmd)
 {
-    sfp_error_t err = {0};
-    /* A file size limit (ulimit -f) must give a clear write error (EFBIG) and
-     * the temp file removed, not a kill by SIGXFSZ. */
-    signal(SIGXFSZ, SIG_IGN);
+    return cmd == &cmd_train || cmd == &cmd_compress;
+}
+
+/* Makes this process a silent replica when it is not process 0 of a
+ * data-parallel job, and shares the host's cores among the job's
+ * processes there unless --threads says otherwise. */
+static void join_job(cli_args_t *args)
+{
+    if (dist_size() == 1) return;
+    if (args->threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long share = cores > 0 ? cores / dist_local_size() : 1;
+        args->threads = share >= 1 ? (int)share : 1;
+    }
+    if (dist_rank() == 0) return;
+    args->quiet = true;
+    sfp_set_replica(true);
+    if (!freopen("/dev/null", "w", stdout)) fclose(stdout); /* either way process 0 alone prints figures */
+}
+
+static int run(int argc, char **argv, sfp_error_t *err)
+{
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -40,16 +66,39 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         const cli_cmd_t *cmd = commands[i];
         if (strcmp(argv[1], cmd->name)) continue;
+        if (dist_rank() != 0 && !runs_distributed(cmd)) return 0;
         cli_args_t args;
-        int rc = cli_parse(cmd, argc - 2, argv + 2, &args, &err);
+        int rc = cli_parse(cmd, argc - 2, argv + 2, &args, err);
         if (rc == 1) return 0;
-        if (rc == 0) rc = cmd->run(cmd, &args, &err);
-        if (rc < 0) {
-            fprintf(stderr, "onnx-sfp: error: %s\n", err.msg);
-            return sfp_exit_status(rc);
-        }
-        return 0;
+        if (rc == 0 && runs_distributed(cmd)) join_job(&args);
+        if (rc == 0) rc = cmd->run(cmd, &args, err);
+        return rc < 0 ? rc : 0;
     }
+    if (dist_rank() != 0) return 0;
     fprintf(stderr, "onnx-sfp: error: unknown command '%s' (see onnx-sfp --help)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    sfp_error_t err = {0};
+    /* A file size limit (ulimit -f) must give a clear write error (EFBIG) and
+     * the temp file removed, not a kill by SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
+    int rc = dist_init(&argc, &argv, &err);
+    if (rc == 0) rc = run(argc, argv, &err);
+    if (rc >= 0) { /* done, or usage printed (2) */
+        dist_finalize();
+        return rc;
+    }
+    /* A failure every process agreed on is printed by the lowest failing
+     * one; any other ends the whole job, as the other processes may be
+     * waiting for this one in a collective. */
+    const int status = sfp_exit_status(rc);
+    if (dist_size() == 1) fprintf(stderr, "onnx-sfp: error: %s\n", err.msg);
+    else if (!dist_failed_elsewhere())
+        fprintf(stderr, "onnx-sfp: error: process %d of %d: %s\n", dist_rank(), dist_size(), err.msg);
+    if (!dist_failure_agreed()) dist_abort(status);
+    dist_finalize();
+    return status;
 }

@@ -100,6 +100,9 @@ const char *data_source_path(const sfp_dataset_t *ds, int64_t i);
 
 /* The first min(first_n, n) examples (first_n >= 1). */
 int data_subset(const sfp_dataset_t *ds, int64_t first_n, sfp_dataset_t **out, sfp_error_t *err);
+/* Examples [first, first + n) clipped to the set; SFP_EUSAGE when that
+ * leaves none. */
+int data_range(const sfp_dataset_t *ds, int64_t first, int64_t n, sfp_dataset_t **out, sfp_error_t *err);
 /* Deterministic random split: val gets round(n * val_fraction) examples (at
  * least 1, leaving train at least 1), chosen by seed; both keep the original
  * order. val_fraction in (0, 1), n >= 2. */
@@ -180,13 +183,19 @@ typedef struct sfp_data_iter_opts {
     bool threaded;          /* a loader thread prepares the next batch */
     uint64_t seed;
     sfp_data_augment_t augment; /* all zero: none */
+    /* Data parallelism: this process's share of every batch, positions
+     * [share_first, share_first + share_n) of it (share_n 0: the whole
+     * batch). Batches are still counted, shuffled and augmented as whole
+     * batches of batch_size, so the shares of all processes make up exactly
+     * the batches one process would see. */
+    int64_t share_first, share_n;
 } sfp_data_iter_opts_t;
 
 /* A batch; borrowed from the iterator, valid until the next data_iter_next,
  * data_iter_start_epoch or data_iter_free. */
 typedef struct sfp_data_batch {
     int64_t index;           /* batch number in the epoch */
-    int64_t n;               /* examples (batch_size, or fewer for a kept last batch) */
+    int64_t n;               /* examples (batch_size or share_n, or fewer for a kept last batch) */
     const float *x;          /* n x C x H x W */
     const int32_t *labels;   /* n labels (-1: unlabelled) */
     const int64_t *examples; /* n positions in the data set */

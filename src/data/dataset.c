@@ -160,11 +160,20 @@ int data_subset(const sfp_dataset_t *ds, int64_t first_n, sfp_dataset_t **out, s
 {
     if (first_n < 1)
         return sfp_errorf(err, SFP_EUSAGE, "a subset needs at least 1 example (asked for %lld)", (long long)first_n);
-    int64_t n = first_n < ds->n ? first_n : ds->n;
+    return data_range(ds, 0, first_n, out, err);
+}
+
+int data_range(const sfp_dataset_t *ds, int64_t first, int64_t n, sfp_dataset_t **out, sfp_error_t *err)
+{
+    if (first > ds->n) first = ds->n;
+    if (n > ds->n - first) n = ds->n - first;
+    if (first < 0 || n < 1)
+        return sfp_errorf(err, SFP_EUSAGE, "%s: range [%lld, +%lld) of %lld examples is empty", sfp_q(ds->path),
+                          (long long)first, (long long)n, (long long)ds->n);
     sfp_dataset_t *v = NULL;
     int rc = view_create(ds, n, &v, err);
     if (rc < 0) return rc;
-    memcpy(v->rows, ds->rows, (size_t)n * sizeof *v->rows);
+    memcpy(v->rows, ds->rows + first, (size_t)n * sizeof *v->rows);
     *out = v;
     return 0;
 }

@@ -99,9 +99,11 @@ struct sfp_data_iter {
 static void fill_batch(const sfp_data_iter_t *it, batch_slot_t *s, int64_t b)
 {
     const sfp_dataset_t *ds = it->ds;
-    const int64_t first = b * it->opts.batch_size;
+    const int64_t first = b * it->opts.batch_size + it->opts.share_first;
+    const int64_t share = it->opts.share_n ? it->opts.share_n : it->opts.batch_size;
     int64_t n = ds->n - first;
-    if (n > it->opts.batch_size) n = it->opts.batch_size;
+    if (n > share) n = share;
+    if (n < 0) n = 0;
     const int pad = it->opts.augment.crop_pad;
     for (int64_t k = 0; k < n; k++) {
         const int64_t pos = first + k, ex = it->order[pos];
@@ -177,10 +179,15 @@ int data_iter_create(const sfp_dataset_t *ds, const sfp_data_prep_t *prep, const
     if (rc < 0) return rc;
     if (opts->batch_size < 1)
         return sfp_errorf(err, SFP_EUSAGE, "batch size %lld is below 1", (long long)opts->batch_size);
+    if (opts->share_first < 0 || opts->share_n < 0 || opts->share_first + opts->share_n > opts->batch_size)
+        return sfp_errorf(err, SFP_EUSAGE, "share [%lld, +%lld) is not inside a batch of %lld",
+                          (long long)opts->share_first, (long long)opts->share_n, (long long)opts->batch_size);
     if (opts->augment.crop_pad < 0 || opts->augment.crop_pad > DATA_MAX_SIDE)
         return sfp_errorf(err, SFP_EUSAGE, "crop padding %d is outside 0..%d", opts->augment.crop_pad,
                           DATA_MAX_SIDE);
-    int64_t batch = opts->batch_size < ds->n ? opts->batch_size : ds->n; /* examples a buffer can hold */
+    int64_t batch = opts->share_n ? opts->share_n : opts->batch_size; /* examples a buffer can hold */
+    if (batch > ds->n) batch = ds->n;
+    if (batch < 1) batch = 1;
     size_t example_floats = 0, batch_floats = 0, batch_bytes = 0;
     if (!sfp_mul_size((size_t)prep->channels, (size_t)prep->height, &example_floats) ||
         !sfp_mul_size(example_floats, (size_t)prep->width, &example_floats) ||

@@ -103,10 +103,11 @@ void batchnorm_forward_ref(int64_t n, int64_t c, int64_t spatial, const float *x
     }
 }
 
+/* Scratch: the per-channel sums of a shared batch in training form (2C doubles). */
 static int bn_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
 {
     int rc;
-    *scratch_bytes = 0;
+    *scratch_bytes = 2 * (size_t)x->in_shape[0]->dims[1] * sizeof(double);
     for (int i = 0; i < 5; i++)
         if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
     return 0;
@@ -184,45 +185,88 @@ static void plane_grad_sums(const float *restrict x, const float *restrict g, in
 
 typedef struct bn_train_job {
     int64_t n, c, spatial;
+    int64_t count;           /* values per channel in the whole batch (all shares) */
     const float *x, *scale, *bias;
     float eps, momentum;
     float *y, *mean, *invstd, *running_mean, *running_var;
+    double *sum, *sq;        /* shared batches: per-channel sums (C each) */
 } bn_train_job_t;
 
+static double channel_sum(const bn_train_job_t *j, int64_t ch)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < j->n; i++) sum += plane_sum(j->x + (i * j->c + ch) * j->spatial, j->spatial);
+    return sum;
+}
+
+static double channel_sq_dev(const bn_train_job_t *j, int64_t ch, double mu)
+{
+    double sq = 0.0;
+    for (int64_t i = 0; i < j->n; i++) sq += plane_sq_dev(j->x + (i * j->c + ch) * j->spatial, j->spatial, (float)mu);
+    return sq;
+}
+
+/* From the channel's batch mean mu and sum of squared deviations sq:
+ * saved statistics, running ones, then y = (x - mean) * (scale * invstd) + bias. */
+static void channel_normalise(const bn_train_job_t *j, int64_t ch, double mu, double sq)
+{
+    const double var = sq / (double)j->count;
+    const float mean = (float)mu, invstd = (float)(1.0 / sqrt(var + (double)j->eps));
+    const float a = j->scale[ch] * invstd, b = j->bias[ch];
+    if (j->mean) j->mean[ch] = mean;
+    if (j->invstd) j->invstd[ch] = invstd;
+    if (j->running_mean) {
+        const double unbiased = j->count > 1 ? sq / (double)(j->count - 1) : var;
+        j->running_mean[ch] = (float)((double)j->momentum * (double)j->running_mean[ch] +
+                                      (1.0 - (double)j->momentum) * mu);
+        j->running_var[ch] = (float)((double)j->momentum * (double)j->running_var[ch] +
+                                     (1.0 - (double)j->momentum) * unbiased);
+    }
+    for (int64_t i = 0; i < j->n; i++) {
+        const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
+        float *restrict yp = j->y + (i * j->c + ch) * j->spatial;
+        int64_t k = 0;
+        for (; k + 16 <= j->spatial; k += 16)
+            for (int l = 0; l < 16; l++) yp[k + l] = (xp[k + l] - mean) * a + b;
+        for (; k < j->spatial; k++) yp[k] = (xp[k] - mean) * a + b;
+    }
+}
+
 /* Channels [c0, c1): two passes for mean and variance (the second about
- * the mean, so no cancellation), then y = (x - mean) * (scale * invstd) +
- * bias. */
+ * the mean, so no cancellation), then the output. */
 static void bn_train_channels(void *ctx, int64_t c0, int64_t c1)
 {
     const bn_train_job_t *j = ctx;
-    const int64_t count = j->n * j->spatial;
     for (int64_t ch = c0; ch < c1; ch++) {
-        double sum = 0.0, sq = 0.0;
-        for (int64_t i = 0; i < j->n; i++) sum += plane_sum(j->x + (i * j->c + ch) * j->spatial, j->spatial);
-        const double mu = sum / (double)count;
-        for (int64_t i = 0; i < j->n; i++)
-            sq += plane_sq_dev(j->x + (i * j->c + ch) * j->spatial, j->spatial, (float)mu);
-        const double var = sq / (double)count;
-        const float mean = (float)mu, invstd = (float)(1.0 / sqrt(var + (double)j->eps));
-        const float a = j->scale[ch] * invstd, b = j->bias[ch];
-        if (j->mean) j->mean[ch] = mean;
-        if (j->invstd) j->invstd[ch] = invstd;
-        if (j->running_mean) {
-            const double unbiased = count > 1 ? sq / (double)(count - 1) : var;
-            j->running_mean[ch] = (float)((double)j->momentum * (double)j->running_mean[ch] +
-                                          (1.0 - (double)j->momentum) * mu);
-            j->running_var[ch] = (float)((double)j->momentum * (double)j->running_var[ch] +
-                                         (1.0 - (double)j->momentum) * unbiased);
-        }
-        for (int64_t i = 0; i < j->n; i++) {
-            const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
-            float *restrict yp = j->y + (i * j->c + ch) * j->spatial;
-            int64_t k = 0;
-            for (; k + 16 <= j->spatial; k += 16)
-                for (int l = 0; l < 16; l++) yp[k + l] = (xp[k + l] - mean) * a + b;
-            for (; k < j->spatial; k++) yp[k] = (xp[k] - mean) * a + b;
-        }
+        const double mu = channel_sum(j, ch) / (double)j->count;
+        channel_normalise(j, ch, mu, channel_sq_dev(j, ch, mu));
     }
+}
+
+/* The same in three phases for a shared batch; the sums over the
+ * processes come in between. */
+static void bn_shared_sums(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_train_job_t *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) j->sum[ch] = channel_sum(j, ch);
+}
+
+static void bn_shared_sq(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_train_job_t *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) j->sq[ch] = channel_sq_dev(j, ch, j->sum[ch] / (double)j->count);
+}
+
+static void bn_shared_normalise(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_train_job_t *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) channel_normalise(j, ch, j->sum[ch] / (double)j->count, j->sq[ch]);
+}
+
+static int64_t bn_channels_per_task(int64_t n, int64_t spatial)
+{
+    const int64_t per_channel = n * spatial;
+    return per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1);
 }
 
 /* x (N, C, S), scale/bias (C) -> y (N, C, S); save_mean/save_invstd (C,
@@ -231,52 +275,97 @@ void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float 
                              const float *bias, float eps, float momentum, float *y, float *save_mean,
                              float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads)
 {
-    bn_train_job_t j = {n,    c,    spatial,   x,         scale,        bias,       eps,
-                        momentum, y, save_mean, save_invstd, running_mean, running_var};
+    bn_train_job_t j = {n,    c,         spatial,     n * spatial,  x,           scale, bias, eps,
+                        momentum, y, save_mean, save_invstd, running_mean, running_var, NULL,  NULL};
     if (!running_mean || !running_var) j.running_mean = j.running_var = NULL;
-    int64_t per_channel = n * spatial;
-    sfp_threads_for(threads, c, per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1), bn_train_channels,
-                    &j);
+    sfp_threads_for(threads, c, bn_channels_per_task(n, spatial), bn_train_channels, &j);
+}
+
+/* As batchnorm_train_forward for this process's share (N of share->total_batch)
+ * of a batch; scratch holds 2C doubles. */
+static int batchnorm_train_forward_shared(const sfp_batch_share_t *share, int64_t n, int64_t c, int64_t spatial,
+                                          const float *x, const float *scale, const float *bias, float eps,
+                                          float momentum, float *y, float *save_mean, float *save_invstd,
+                                          float *running_mean, float *running_var, double *scratch,
+                                          sfp_threads_t *threads, sfp_error_t *err)
+{
+    bn_train_job_t j = {n,        c, spatial,   share->total_batch * spatial, x,           scale,        bias,        eps,
+                        momentum, y, save_mean, save_invstd,                  running_mean, running_var, scratch, scratch + c};
+    const int64_t per_task = bn_channels_per_task(n, spatial);
+    int rc;
+    sfp_threads_for(threads, c, per_task, bn_shared_sums, &j);
+    if ((rc = share->sum(share->ctx, j.sum, c, err)) < 0) return rc;
+    sfp_threads_for(threads, c, per_task, bn_shared_sq, &j);
+    if ((rc = share->sum(share->ctx, j.sq, c, err)) < 0) return rc;
+    sfp_threads_for(threads, c, per_task, bn_shared_normalise, &j);
+    return 0;
 }
 
 typedef struct bn_bwd_job {
     int64_t n, c, spatial;
+    int64_t count;           /* values per channel in the whole batch (all shares) */
     const float *x, *scale, *mean, *invstd, *dy;
     bool batch_stats;
     float *dx, *dscale, *dbias;
+    double *sums;            /* shared batches: sum(dy), sum(dy xhat) per channel (2C) */
 } bn_bwd_job_t;
+
+/* This process's sum(dy) and sum(dy * xhat) of channel ch; they are also
+ * the channel's dbias and dscale, accumulated here. */
+static void channel_grad_sums(const bn_bwd_job_t *j, int64_t ch, double *sum_dy, double *sum_dy_xhat)
+{
+    double sum_dy_xc = 0.0;
+    *sum_dy = 0.0;
+    for (int64_t i = 0; i < j->n; i++)
+        plane_grad_sums(j->x + (i * j->c + ch) * j->spatial, j->dy + (i * j->c + ch) * j->spatial, j->spatial,
+                        j->mean[ch], sum_dy, &sum_dy_xc);
+    *sum_dy_xhat = sum_dy_xc * (double)j->invstd[ch];
+    if (j->dscale) j->dscale[ch] += (float)*sum_dy_xhat;
+    if (j->dbias) j->dbias[ch] += (float)*sum_dy;
+}
+
+/* dx of channel ch from the whole batch's sum(dy) and sum(dy * xhat). */
+static void channel_dx(const bn_bwd_job_t *j, int64_t ch, double sum_dy, double sum_dy_xhat)
+{
+    const float mean = j->mean[ch], invstd = j->invstd[ch];
+    const float k_dy = j->scale[ch] * invstd;
+    /* batch statistics: dx = k (dy - mean(dy) - xhat mean(dy xhat)) */
+    const float mean_dy = j->batch_stats ? (float)(sum_dy / (double)j->count) : 0.0f;
+    const float mean_dy_xhat = j->batch_stats ? (float)(sum_dy_xhat / (double)j->count) : 0.0f;
+    /* dx += k_dy (dy - mean_dy) - k_x (x - mean) */
+    const float k_x = k_dy * invstd * mean_dy_xhat, k_0 = k_dy * mean_dy;
+    for (int64_t i = 0; i < j->n; i++) {
+        const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
+        const float *restrict gp = j->dy + (i * j->c + ch) * j->spatial;
+        float *restrict dxp = j->dx + (i * j->c + ch) * j->spatial;
+        int64_t k = 0;
+        for (; k + 16 <= j->spatial; k += 16)
+            for (int l = 0; l < 16; l++) dxp[k + l] += k_dy * gp[k + l] - k_0 - k_x * (xp[k + l] - mean);
+        for (; k < j->spatial; k++) dxp[k] += k_dy * gp[k] - k_0 - k_x * (xp[k] - mean);
+    }
+}
 
 /* Channels [c0, c1): sum(dy) and sum(dy * xhat), then dx. */
 static void bn_bwd_channels(void *ctx, int64_t c0, int64_t c1)
 {
     const bn_bwd_job_t *j = ctx;
-    const int64_t count = j->n * j->spatial;
     for (int64_t ch = c0; ch < c1; ch++) {
-        const float mean = j->mean[ch], invstd = j->invstd[ch];
-        double sum_dy = 0.0, sum_dy_xc = 0.0;
-        for (int64_t i = 0; i < j->n; i++)
-            plane_grad_sums(j->x + (i * j->c + ch) * j->spatial, j->dy + (i * j->c + ch) * j->spatial, j->spatial,
-                            mean, &sum_dy, &sum_dy_xc);
-        const double sum_dy_xhat = sum_dy_xc * (double)invstd;
-        if (j->dscale) j->dscale[ch] += (float)sum_dy_xhat;
-        if (j->dbias) j->dbias[ch] += (float)sum_dy;
-        if (!j->dx) continue;
-        const float k_dy = j->scale[ch] * invstd;
-        /* batch statistics: dx = k (dy - mean(dy) - xhat mean(dy xhat)) */
-        const float mean_dy = j->batch_stats ? (float)(sum_dy / (double)count) : 0.0f;
-        const float mean_dy_xhat = j->batch_stats ? (float)(sum_dy_xhat / (double)count) : 0.0f;
-        /* dx += k_dy (dy - mean_dy) - k_x (x - mean) */
-        const float k_x = k_dy * invstd * mean_dy_xhat, k_0 = k_dy * mean_dy;
-        for (int64_t i = 0; i < j->n; i++) {
-            const float *restrict xp = j->x + (i * j->c + ch) * j->spatial;
-            const float *restrict gp = j->dy + (i * j->c + ch) * j->spatial;
-            float *restrict dxp = j->dx + (i * j->c + ch) * j->spatial;
-            int64_t k = 0;
-            for (; k + 16 <= j->spatial; k += 16)
-                for (int l = 0; l < 16; l++) dxp[k + l] += k_dy * gp[k + l] - k_0 - k_x * (xp[k + l] - mean);
-            for (; k < j->spatial; k++) dxp[k] += k_dy * gp[k] - k_0 - k_x * (xp[k] - mean);
-        }
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        channel_grad_sums(j, ch, &sum_dy, &sum_dy_xhat);
+        if (j->dx) channel_dx(j, ch, sum_dy, sum_dy_xhat);
     }
+}
+
+static void bn_bwd_shared_sums(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_bwd_job_t *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) channel_grad_sums(j, ch, &j->sums[ch], &j->sums[j->c + ch]);
+}
+
+static void bn_bwd_shared_dx(void *ctx, int64_t c0, int64_t c1)
+{
+    const bn_bwd_job_t *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) channel_dx(j, ch, j->sums[ch], j->sums[j->c + ch]);
 }
 
 /* x, dy (N, C, S), scale/mean/invstd (C) -> dx (N, C, S) +=, dscale/dbias (C) += */
@@ -284,10 +373,27 @@ void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, c
                         const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
                         float *dscale, float *dbias, sfp_threads_t *threads)
 {
-    bn_bwd_job_t j = {n, c, spatial, x, scale, mean, invstd, dy, batch_stats, dx, dscale, dbias};
-    int64_t per_channel = n * spatial;
-    sfp_threads_for(threads, c, per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1), bn_bwd_channels,
-                    &j);
+    bn_bwd_job_t j = {n, c, spatial, n * spatial, x, scale, mean, invstd, dy, batch_stats, dx, dscale, dbias, NULL};
+    sfp_threads_for(threads, c, bn_channels_per_task(n, spatial), bn_bwd_channels, &j);
+}
+
+/* As batchnorm_backward (batch statistics) for this process's share of a
+ * batch: dscale/dbias get this share's terms (the caller sums parameter
+ * gradients over the processes), dx the whole batch's means. sums: 2C. */
+static int batchnorm_backward_shared(const sfp_batch_share_t *share, int64_t n, int64_t c, int64_t spatial,
+                                     const float *x, const float *scale, const float *mean, const float *invstd,
+                                     const float *dy, float *dx, float *dscale, float *dbias, double *sums,
+                                     sfp_threads_t *threads, sfp_error_t *err)
+{
+    bn_bwd_job_t j = {n,      c,  spatial, share->total_batch * spatial, x, scale, mean, invstd, dy, true, dx,
+                      dscale, dbias, sums};
+    const int64_t per_task = bn_channels_per_task(n, spatial);
+    sfp_threads_for(threads, c, per_task, bn_bwd_shared_sums, &j);
+    if (!dx) return 0;
+    int rc = share->sum(share->ctx, sums, 2 * c, err);
+    if (rc < 0) return rc;
+    sfp_threads_for(threads, c, per_task, bn_bwd_shared_dx, &j);
+    return 0;
 }
 
 /* The chain rule spelled out through mean and variance (the textbook
@@ -340,6 +446,11 @@ static int bn_forward_node(const sfp_exec_t *x, sfp_error_t *err)
                            "training needs more than one value per channel (batch %lld x %lld positions)",
                            (long long)n, (long long)spatial);
     float *saved = x->saved; /* NULL when no backward pass reads it */
+    if (x->share)
+        return batchnorm_train_forward_shared(x->share, n, c, spatial, x->in[0], x->in[1], x->in[2], eps,
+                                              node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved,
+                                              saved ? saved + c : NULL, x->in_init ? x->in_init[3] : NULL,
+                                              x->in_init ? x->in_init[4] : NULL, x->scratch, x->threads, err);
     batchnorm_train_forward(n, c, spatial, x->in[0], x->in[1], x->in[2], eps,
                             node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved, saved ? saved + c : NULL,
                             x->in_init ? x->in_init[3] : NULL, x->in_init ? x->in_init[4] : NULL, x->threads);
@@ -347,19 +458,19 @@ static int bn_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 }
 
 /* Saved: batch mean and 1/std (2C floats); scratch: 1/std of the running
- * variance when backward runs in inference form (C floats). */
+ * variance when backward runs in inference form (C floats), or the sums of
+ * a shared batch (2C doubles). */
 static int bn_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
 {
     (void)err;
     int64_t c = x->in_shape[0]->dims[1];
     *saved_bytes = 2 * (size_t)c * sizeof(float);
-    *scratch_bytes = (size_t)c * sizeof(float);
+    *scratch_bytes = 2 * (size_t)c * sizeof(double);
     return 0;
 }
 
 static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
-    (void)err;
     const sfp_shape_t *xs = x->in_shape[0];
     const int64_t n = xs->dims[0], c = xs->dims[1], spatial = shape_prod(xs, 2, xs->ndim);
     const float *mean = x->saved, *invstd = (const float *)x->saved + c;
@@ -369,6 +480,9 @@ static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
         for (int64_t ch = 0; ch < c; ch++) is[ch] = 1.0f / sqrtf(var[ch] + eps);
         mean = x->in[3];
         invstd = is;
+    } else if (x->share) {
+        return batchnorm_backward_shared(x->share, n, c, spatial, x->in[0], x->in[1], mean, invstd, x->dout[0],
+                                         x->din[0], x->din[1], x->din[2], x->scratch, x->threads, err);
     }
     batchnorm_backward(n, c, spatial, x->in[0], x->in[1], mean, invstd, x->dout[0], x->training, x->din[0],
                        x->din[1], x->din[2], x->threads);

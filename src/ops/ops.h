@@ -45,6 +45,18 @@ typedef struct sfp_fusion {
     bool relu;
 } sfp_fusion_t;
 
+/* Data parallelism: the batch a training plan runs is this process's share
+ * of total_batch examples spread over several processes. sum(ctx, values,
+ * n) replaces values[0..n) by their sums over all processes (the same
+ * result everywhere); BatchNormalization in training form sums its
+ * per-channel statistics with it, so every share is normalised by the
+ * whole batch's mean and variance. Every process must run the same nodes. */
+typedef struct sfp_batch_share {
+    int64_t total_batch;
+    int (*sum)(void *ctx, double *values, int64_t n, sfp_error_t *err);
+    void *ctx;
+} sfp_batch_share_t;
+
 /* What a forward entry point sees for one node. Borrows everything. Shapes
  * come from in_shape/out_shape, never from g->values (the graph may have been
  * re-inferred for another plan); g and node give names and attributes.
@@ -70,6 +82,8 @@ typedef struct sfp_exec {
      * others): the running mean and variance BatchNormalization updates in
      * training mode. */
     void *const *in_init;
+    /* NULL: the plan's batch is the whole batch; else see sfp_batch_share_t. */
+    const sfp_batch_share_t *share;
     /* State the forward keeps for backward (saved_bytes as prepare_backward
      * asked, 64-byte aligned, private to the node): BN's batch statistics. */
     void *saved;

@@ -339,10 +339,16 @@ int plan_backward(sfp_plan_t *p, const float *dloss_doutput, sfp_error_t *err)
     return 0;
 }
 
+/* One memset over the whole block, padding included (plan_grad_block). */
 void plan_zero_grad(sfp_plan_t *p)
 {
-    for (int i = 0; i < p->n_params; i++)
-        if (p->params[i].grad) memset(p->params[i].grad, 0, sizeof(float) * (size_t)p->params[i].numel);
+    if (p->params_bytes) memset(p->arena + p->params_offset, 0, p->params_bytes);
+}
+
+float *plan_grad_block(sfp_plan_t *p, size_t *n_floats)
+{
+    *n_floats = p->params_bytes / sizeof(float);
+    return p->params_bytes ? (float *)(void *)(p->arena + p->params_offset) : NULL;
 }
 
 int plan_n_params(const sfp_plan_t *p)

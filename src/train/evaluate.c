@@ -44,7 +44,7 @@ int evaluator_create(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_pre
     ev->ds = ds;
     ev->threads = threads;
     ev->batch = batch < ds->n ? batch : ds->n;
-    sfp_data_iter_opts_t io = {ev->batch, false, false, true, 0, {0, false}};
+    sfp_data_iter_opts_t io = {ev->batch, false, false, true, 0, {0, false}, 0, 0};
     int rc = data_iter_create(ds, prep, &io, &ev->it, err);
     if (rc == 0) rc = plan_create(m, ev->batch, 0, threads, &ev->plan, err);
     if (rc == 0 && ds->n % ev->batch) rc = plan_create(m, ds->n % ev->batch, 0, threads, &ev->tail_plan, err);

@@ -665,6 +665,7 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
         }
         if (st->residual >= 0) st->fusion.residual = p->data[st->residual];
         st->x.training = p->training;
+        st->x.share = p->shared && p->training ? &p->share : NULL;
         double start = profile ? now_seconds() : 0.0;
         int rc = st->def->run.forward(&st->x, err);
         if (rc < 0) return rc;
@@ -673,6 +674,12 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
     p->ran_training = p->training;
     p->backward_ready = (p->flags & SFP_PLAN_TRAIN) != 0;
     return 0;
+}
+
+void plan_share_batch(sfp_plan_t *p, const sfp_batch_share_t *share)
+{
+    p->shared = share != NULL;
+    if (share) p->share = *share;
 }
 
 /* ---- accessors ---- */

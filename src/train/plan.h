@@ -90,6 +90,15 @@ const sfp_param_t *plan_param(const sfp_plan_t *p, int i);
  * as constants). Takes effect at the next plan_run. */
 void plan_set_training(sfp_plan_t *p, bool training);
 bool plan_training(const sfp_plan_t *p);
+/* Every parameter gradient lies in one block of *n_floats floats (in
+ * plan_param order, zero padding between them that stays zero), so a
+ * data-parallel step sums them across processes in one call. NULL without
+ * parameters. */
+float *plan_grad_block(sfp_plan_t *p, size_t *n_floats);
+/* Data parallelism (sfp_batch_share_t in ops.h): this plan's batch is a
+ * share of share->total_batch; batch statistics are summed with share->sum.
+ * share is copied; NULL goes back to a plan holding the whole batch. */
+void plan_share_batch(sfp_plan_t *p, const sfp_batch_share_t *share);
 /* The gradient of a value after plan_backward, or NULL when it has none.
  * Parameters and plan inputs (SFP_PLAN_INPUT_GRADS) keep theirs; other
  * values' gradients are only kept with SFP_PLAN_KEEP_ACTIVATIONS. */

@@ -80,6 +80,8 @@ struct sfp_plan {
     const void **dout_ptrs;
     void **din_ptrs;
     size_t saved_bytes_total, params_offset, params_bytes;
+    bool shared;               /* plan_share_batch: steps see &share */
+    sfp_batch_share_t share;
 };
 
 /* Time line of buffer lifetimes: forward step s runs at time s, the backward

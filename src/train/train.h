@@ -166,6 +166,12 @@ typedef struct sfp_train_opts {
     bool keep_best;              /* keep the best-validation model (trainer_best_model) */
     sfp_progress_mode_t progress;
     const char *fingerprint;     /* the run's options as text; a resume must match it */
+    /* Data parallelism (more than one process, src/dist): false: every
+     * BatchNormalization normalises by the whole global batch (statistics
+     * summed over the processes), so training equals the one-process run;
+     * true: by each process's share alone, running statistics averaged
+     * over the processes at the end of every epoch. */
+    bool local_bn;
 } sfp_train_opts_t;
 
 typedef struct sfp_epoch_stats {
@@ -173,12 +179,22 @@ typedef struct sfp_epoch_stats {
     double val_loss, val_accuracy; /* NaN without validation data */
     double lr;                   /* at the epoch's last step */
     double seconds, images_per_s;
+    double comm_seconds;         /* of seconds, spent in collectives (0 for one process) */
 } sfp_epoch_stats_t;
 
 typedef struct sfp_trainer sfp_trainer_t;
 
 /* Borrows m (trained in place), the datasets (val may be NULL), prep and
- * hooks (may be NULL); copies opts. */
+ * hooks (may be NULL); copies opts.
+ * Run by every process of a data-parallel job (dist_size() > 1), each with
+ * the same model, data and options: opts->batch is the global batch; each
+ * process trains on its fixed share of every shuffled batch (positions
+ * [r B / P, (r + 1) B / P)), the parameter gradients are summed over the
+ * processes before every SGD step, the loss and accuracy are global, and
+ * at every epoch end the weights, BN statistics and momentum of process 0
+ * are broadcast (replicas stay bit-identical whatever the reduction
+ * order). Validation is split over the processes and summed. Only process
+ * 0 writes checkpoints and prints progress. */
 int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset_t *val, const sfp_data_prep_t *prep,
                    const sfp_train_opts_t *opts, const sfp_train_hooks_t *hooks, sfp_trainer_t **out, sfp_error_t *err);
 /* Continues from a checkpoint whose model m was decoded from (ck->model):

@@ -4,7 +4,9 @@
  * model kept, checkpoints after each epoch and on SIGINT/SIGTERM, and a stop
  * with a clear error when the loss or the weights stop being finite.
  * Everything random comes from (seed, epoch, position), so a run resumed from
- * a checkpoint continues exactly as the uninterrupted run would have. */
+ * a checkpoint continues exactly as the uninterrupted run would have.
+ * Several processes (src/dist) train one model data-parallel: each takes a
+ * fixed share of every batch and the gradients are summed (train.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "dist/dist.h"
 #include "train/train.h"
 #include "util/util.h"
 
@@ -30,9 +33,15 @@ struct sfp_trainer {
     sfp_plan_t *plan;
     sfp_sgd_t *sgd;
     sfp_data_iter_t *it;
-    sfp_evaluator_t *ev;
+    sfp_evaluator_t *ev;            /* on this process's share of val; NULL when it has none */
+    sfp_dataset_t *val_share;       /* owns (several processes) */
     float *dlogits;
     int64_t batch, n_classes, steps_per_epoch;
+    /* data parallelism: this process's share [share_first, +share_n) of every
+     * batch (the whole batch for one process) */
+    int rank, world;
+    int64_t share_first, share_n;
+    bool stop_agreed;               /* some process was asked to stop */
     int64_t epoch, first_batch, step;   /* where the next step starts */
     bool resumed_mid_epoch;
     double best_acc;
@@ -81,11 +90,85 @@ static void signals_restore(const saved_handlers_t *saved)
     sigaction(SIGTERM, &saved->term, NULL);
 }
 
+/* ---- data parallelism ---- */
+static int sum_over_processes(void *ctx, double *values, int64_t n, sfp_error_t *err)
+{
+    (void)ctx;
+    return dist_sum_doubles(values, (size_t)n, err);
+}
+
+/* The BatchNormalization running mean and variance of m, one callback each. */
+static int for_each_bn_stat(sfp_model_t *m, int (*fn)(sfp_tensor_t *t, void *ctx, sfp_error_t *err), void *ctx,
+                            sfp_error_t *err)
+{
+    const sfp_graph_t *g = &m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        if (strcmp(n->op_type, "BatchNormalization") || n->n_inputs < 5) continue;
+        for (int k = 3; k < 5; k++) {
+            const int v = n->inputs[k];
+            sfp_tensor_t *stat = v >= 0 ? g->values[v].init : NULL;
+            int rc = stat && stat->dtype == SFP_DT_FLOAT ? fn(stat, ctx, err) : 0;
+            if (rc < 0) return rc;
+        }
+    }
+    return 0;
+}
+
+static int average_tensor(sfp_tensor_t *stat, void *ctx, sfp_error_t *err)
+{
+    const int world = *(const int *)ctx;
+    const int64_t n = sfp_tensor_numel(stat);
+    double *sum = malloc((size_t)(n > 0 ? n : 1) * sizeof *sum);
+    float *f = stat->data;
+    if (!sum) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) sum[i] = (double)f[i];
+    int rc = dist_sum_doubles(sum, (size_t)n, err);
+    for (int64_t i = 0; rc == 0 && i < n; i++) f[i] = (float)(sum[i] / world);
+    free(sum);
+    return rc;
+}
+
+static int broadcast_tensor(sfp_tensor_t *stat, void *ctx, sfp_error_t *err)
+{
+    (void)ctx;
+    return dist_broadcast(stat->data, (size_t)sfp_tensor_numel(stat) * sizeof(float), 0, err);
+}
+
+/* End of an epoch with several processes: (local BN) running statistics
+ * averaged, then process 0's weights, running statistics and momentum
+ * copied to all, so replicas are bit-identical before the pruning hooks and
+ * validation look at them, whatever order the sums were added in. */
+static int synchronise_replicas(sfp_trainer_t *t, sfp_error_t *err)
+{
+    int rc = 0;
+    if (t->o.local_bn && (rc = for_each_bn_stat(t->m, average_tensor, &t->world, err)) < 0) return rc;
+    if ((rc = for_each_bn_stat(t->m, broadcast_tensor, NULL, err)) < 0) return rc;
+    for (int i = 0; i < plan_n_params(t->plan); i++) {
+        const sfp_param_t *p = plan_param(t->plan, i);
+        float *mom = sgd_momentum_mut(t->sgd, i);
+        if ((rc = dist_broadcast(p->data, (size_t)p->numel * sizeof(float), 0, err)) < 0) return rc;
+        if (mom && sgd_started(t->sgd) && (rc = dist_broadcast(mom, (size_t)p->numel * sizeof(float), 0, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Whether any process was asked to stop (SIGINT/SIGTERM), agreed by all. */
+static int agree_stop(sfp_trainer_t *t, sfp_error_t *err)
+{
+    double flag = stop_signal ? 1.0 : 0.0;
+    int rc = dist_sum_doubles(&flag, 1, err);
+    if (rc == 0) t->stop_agreed = t->stop_agreed || flag > 0.0;
+    return rc;
+}
+
 /* ---- creation ---- */
 void trainer_free(sfp_trainer_t *t)
 {
     if (!t) return;
     evaluator_free(t->ev);
+    data_free(t->val_share);
     data_iter_free(t->it);
     sgd_free(t->sgd);
     plan_free(t->plan);
@@ -112,7 +195,16 @@ int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset
     t->best_epoch = -1;
     t->batch = opts->batch < train->n ? opts->batch : train->n;
     t->steps_per_epoch = train->n / t->batch;
+    t->rank = dist_rank();
+    t->world = dist_size();
     int rc = 0;
+    if (t->batch < t->world) {
+        rc = sfp_errorf(err, SFP_EUSAGE, "a batch of %lld cannot be shared by %d processes (--batch below the process count)",
+                        (long long)t->batch, t->world);
+        goto fail;
+    }
+    t->share_first = t->batch * t->rank / t->world;
+    t->share_n = t->batch * (t->rank + 1) / t->world - t->share_first;
     /* The schedule in steps; an epoch's fraction counts by steps. */
     t->lr = opts->lr;
     const int64_t spe = t->steps_per_epoch;
@@ -125,20 +217,29 @@ int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         goto fail;
     }
-    sfp_data_iter_opts_t io = {t->batch, true, true, true, opts->seed, opts->augment};
+    sfp_data_iter_opts_t io = {t->batch, true, true, true, opts->seed, opts->augment, t->share_first, t->share_n};
     if ((rc = data_iter_create(train, prep, &io, &t->it, err)) < 0) goto fail;
-    if ((rc = plan_create(m, t->batch, SFP_PLAN_TRAIN, opts->threads, &t->plan, err)) < 0) goto fail;
+    if ((rc = plan_create(m, t->share_n, SFP_PLAN_TRAIN, opts->threads, &t->plan, err)) < 0) goto fail;
+    if (t->world > 1 && !opts->local_bn) {
+        const sfp_batch_share_t share = {t->batch, sum_over_processes, NULL};
+        plan_share_batch(t->plan, &share);
+    }
     if ((rc = sgd_create(t->plan, &opts->sgd, &t->sgd, err)) < 0) goto fail;
     const sfp_shape_t *ys = plan_output_shape(t->plan, 0);
-    if (ys->ndim != 2 || ys->dims[0] != t->batch) {
+    if (ys->ndim != 2 || ys->dims[0] != t->share_n) {
         rc = sfp_errorf(err, SFP_EUNSUPPORTED, "training needs [N, classes] logits as the model's first output");
         goto fail;
     }
     t->n_classes = ys->dims[1];
-    t->dlogits = malloc((size_t)(t->batch * t->n_classes) * sizeof(float));
+    t->dlogits = malloc((size_t)(t->share_n * t->n_classes) * sizeof(float));
     if (!t->dlogits) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         goto fail;
+    }
+    if (val && t->world > 1) { /* validation split over the processes, results summed */
+        const int64_t first = val->n * t->rank / t->world, n = val->n * (t->rank + 1) / t->world - first;
+        if (n > 0 && (rc = data_range(val, first, n, &t->val_share, err)) < 0) goto fail;
+        val = t->val_share;
     }
     if (val && (rc = evaluator_create(m, val, prep, t->batch, opts->threads, &t->ev, err)) < 0) goto fail;
     *out = t;
@@ -164,8 +265,10 @@ static json_object *history_json(const sfp_trainer_t *t)
     return arr;
 }
 
+/* Process 0's (the others' replicas are the same). */
 static int write_checkpoint(sfp_trainer_t *t, const char *path, sfp_error_t *err)
 {
+    if (t->rank != 0) return 0;
     sfp_checkpoint_t ck;
     memset(&ck, 0, sizeof ck);
     json_object *st = json_object_new_object();
@@ -340,9 +443,13 @@ static void progress_epoch(const sfp_trainer_t *t, const sfp_epoch_stats_t *s)
     const double elapsed = now_seconds() - t->t_start;
     format_duration(done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0, eta, sizeof eta);
     if (t->o.progress == SFP_PROGRESS_BAR) fprintf(stderr, "\r\033[K");
-    fprintf(stderr, "epoch %lld/%lld loss %.4f acc %.2f%%%s lr %.4g %.1fs %.0f img/s ETA %s%s%s\n",
+    char comm[48] = "";
+    if (t->world > 1)
+        snprintf(comm, sizeof comm, " (%d processes, %.1f%% in collectives)", t->world,
+                 s->seconds > 0 ? 100.0 * s->comm_seconds / s->seconds : 0.0);
+    fprintf(stderr, "epoch %lld/%lld loss %.4f acc %.2f%%%s lr %.4g %.1fs %.0f img/s%s ETA %s%s%s\n",
             (long long)t->epoch + 1, (long long)t->o.epochs, s->loss, 100.0 * s->accuracy, val, s->lr, s->seconds,
-            s->images_per_s, eta, *status ? "  " : "", status);
+            s->images_per_s, comm, eta, *status ? "  " : "", status);
     fflush(stderr);
 }
 
@@ -372,10 +479,31 @@ static int interrupted(sfp_trainer_t *t, sfp_error_t *err)
                       name, (long long)t->epoch + 1, (long long)t->step, sfp_q(path), sfp_q(path));
 }
 
+/* Several processes: the step's loss and hits summed over them (so every
+ * process takes the same divergence decision), the stop requests agreed,
+ * and dlogits scaled by share / batch so that the gradients summed over
+ * the processes are those of the mean loss over the whole batch. A failed
+ * loss (non-finite logits) on one process makes the global loss NaN. */
+static int reduce_step(sfp_trainer_t *t, int loss_rc, double *loss, int64_t *hits, sfp_error_t *err)
+{
+    double v[4] = {loss_rc < 0 ? (double)NAN : *loss * (double)t->share_n, (double)*hits, stop_signal ? 1.0 : 0.0,
+                   loss_rc < 0 ? 1.0 : 0.0};
+    int rc = dist_sum_doubles(v, 4, err);
+    if (rc < 0) return rc;
+    if (loss_rc < 0) return loss_rc;
+    if (v[3] > 0.0) return sfp_errorf(err, SFP_ERUNTIME, "the loss is not finite on another process");
+    *loss = v[0] / (double)t->batch;
+    *hits = (int64_t)llround(v[1]);
+    t->stop_agreed = t->stop_agreed || v[2] > 0.0;
+    const float scale = (float)t->share_n / (float)t->batch;
+    for (int64_t i = 0; i < t->share_n * t->n_classes; i++) t->dlogits[i] *= scale;
+    return 0;
+}
+
 /* One epoch's remaining steps; the training loss/accuracy go to s. */
 static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
 {
-    const double t0 = now_seconds();
+    const double t0 = now_seconds(), comm0 = dist_comm_seconds();
     double loss_sum = 0.0, last_draw = 0.0;
     int64_t correct = 0, seen = 0;
     int rc = 0;
@@ -391,23 +519,31 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
         int64_t hits = 0;
         const double lr = lr_at(&t->lr, t->step);
         if ((rc = plan_run(t->plan, inputs, err)) < 0) return rc;
-        if ((rc = loss_softmax_xent(b.n, t->n_classes, plan_output(t->plan, 0), b.labels, t->o.label_smoothing, &loss,
-                                    t->dlogits, &hits, err)) < 0)
-            return rc;
+        rc = loss_softmax_xent(b.n, t->n_classes, plan_output(t->plan, 0), b.labels, t->o.label_smoothing, &loss,
+                               t->dlogits, &hits, err);
+        if (t->world > 1) rc = reduce_step(t, rc, &loss, &hits, err);
+        if (rc < 0) return rc;
         /* Not only NaN/Inf: a cross-entropy this large means logits apart by
          * more than 1e4, which no trainable network recovers from. */
         if (!isfinite(loss) || loss > TRAIN_LOSS_LIMIT)
             return sfp_errorf(err, SFP_ERUNTIME, "the loss is %g (limit %g)", loss, TRAIN_LOSS_LIMIT);
         if ((rc = plan_backward(t->plan, t->dlogits, err)) < 0) return rc;
+        if (t->world > 1) { /* one flat sum of every parameter gradient */
+            size_t n_grad = 0;
+            float *grad = plan_grad_block(t->plan, &n_grad);
+            if ((rc = dist_sum_floats(grad, n_grad, err)) < 0) return rc;
+        }
         if ((rc = sgd_step(t->sgd, (float)lr, err)) < 0) return rc;
         if (t->h.after_step && (rc = t->h.after_step(t->h.ctx, t->step, err)) < 0) return rc;
         t->step++;
         t->first_batch = b.index + 1 < t->steps_per_epoch ? b.index + 1 : 0;
-        loss_sum += loss * (double)b.n;
+        const int64_t images = t->world > 1 ? t->batch : b.n;
+        loss_sum += loss * (double)images;
         correct += hits;
-        seen += b.n;
+        seen += images;
         s->lr = lr;
-        if (stop_signal && t->first_batch != 0) return SFP_EINTERRUPTED; /* else the epoch ends first */
+        const bool stop = t->world > 1 ? t->stop_agreed : stop_signal != 0;
+        if (stop && t->first_batch != 0) return SFP_EINTERRUPTED; /* else the epoch ends first */
         double now = now_seconds();
         if (t->o.progress == SFP_PROGRESS_BAR && (now - last_draw > 0.25 || b.index + 1 == t->steps_per_epoch)) {
             progress_bar(t, b.index + 1, loss_sum / (double)seen, (double)correct / (double)seen,
@@ -420,8 +556,28 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
     s->loss = seen ? loss_sum / (double)seen : (double)NAN;
     s->accuracy = seen ? (double)correct / (double)seen : (double)NAN;
     s->images_per_s = s->seconds > 0 ? (double)seen / s->seconds : 0.0;
+    if (t->world > 1 && (rc = synchronise_replicas(t, err)) < 0) return rc;
+    s->comm_seconds = dist_comm_seconds() - comm0;
     if (t->h.epoch_end && (rc = t->h.epoch_end(t->h.ctx, t->epoch, err)) < 0) return rc;
     return check_weights_finite(t, err);
+}
+
+/* Validation on this process's share, summed over the processes. */
+static int validate(sfp_trainer_t *t, sfp_eval_result_t *r, sfp_error_t *err)
+{
+    int rc = 0;
+    memset(r, 0, sizeof *r);
+    if (t->ev) rc = evaluator_run(t->ev, r, err);
+    if (t->world == 1) return rc;
+    double v[4] = {(double)r->correct, r->loss * (double)r->images, (double)r->images, rc < 0 ? 1.0 : 0.0};
+    int sum_rc = dist_sum_doubles(v, 4, err);
+    if (rc < 0 || sum_rc < 0) return rc < 0 ? rc : sum_rc;
+    if (v[3] > 0.0) return sfp_errorf(err, SFP_ERUNTIME, "validation failed on another process");
+    r->correct = (int64_t)llround(v[0]);
+    r->images = (int64_t)llround(v[2]);
+    r->accuracy = r->images ? v[0] / v[2] : 0.0;
+    r->loss = r->images ? v[1] / v[2] : 0.0;
+    return 0;
 }
 
 int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
@@ -431,8 +587,10 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
     t->t_start = now_seconds();
     t->steps_at_start = t->step;
     int rc = 0;
+    bool agreed = false; /* the processes already agreed on rc */
     while (t->epoch < t->o.epochs) {
         sfp_epoch_stats_t *s = &t->history[t->epoch];
+        int local_rc = 0; /* what only process 0 does (keeping the best model, checkpoints) */
         const int64_t resumed_at = t->first_batch;
         if (resumed_at == 0) memset(s, 0, sizeof *s);
         rc = run_epoch(t, s, err);
@@ -447,9 +605,9 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
             break;
         }
         s->val_accuracy = s->val_loss = NAN;
-        if (t->ev) {
+        if (t->ev || (t->val && t->world > 1)) {
             sfp_eval_result_t r;
-            if ((rc = evaluator_run(t->ev, &r, err)) < 0) {
+            if ((rc = validate(t, &r, err)) < 0) {
                 if (rc == SFP_ERUNTIME)
                     sfp_error_prefix(err, "training diverged at epoch %lld (validation)", (long long)t->epoch + 1);
                 break;
@@ -459,11 +617,11 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
             if (!isfinite(t->best_acc) || r.accuracy > t->best_acc) {
                 t->best_acc = r.accuracy;
                 t->best_epoch = t->epoch;
-                if (t->o.keep_best) {
+                if (t->o.keep_best && t->rank == 0) {
                     free(t->best);
                     t->best = NULL;
                     t->best_len = 0;
-                    if ((rc = model_encode(t->m, &t->best, &t->best_len, err)) < 0) break;
+                    local_rc = model_encode(t->m, &t->best, &t->best_len, err);
                 }
             }
         }
@@ -473,12 +631,20 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
             progress_epoch(t, s);
             t->epoch++;
         }
-        if (t->o.checkpoint && (rc = write_checkpoint(t, t->o.checkpoint, err)) < 0) break;
-        if (stop_signal) {
+        if (local_rc == 0 && t->o.checkpoint) local_rc = write_checkpoint(t, t->o.checkpoint, err);
+        if ((rc = dist_agree(local_rc, err)) < 0) {
+            agreed = true;
+            break;
+        }
+        if (t->world > 1 && (rc = agree_stop(t, err)) < 0) break;
+        if (t->world > 1 ? t->stop_agreed : stop_signal != 0) {
             rc = interrupted(t, err);
             break;
         }
     }
+    /* Every other way out of the loop is taken by all processes alike;
+     * process 0's interruption checkpoint is agreed here. */
+    if (!agreed) rc = dist_agree(rc, err);
     signals_restore(&saved);
     return rc;
 }

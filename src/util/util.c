@@ -130,8 +130,16 @@ static void sync_parent(const char *path)
     free(dir);
 }
 
+static bool is_replica;
+
+void sfp_set_replica(bool replica)
+{
+    is_replica = replica;
+}
+
 int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err)
 {
+    if (is_replica) return 0;
     size_t tmp_size = strlen(path) + 24;
     char *tmp = malloc(tmp_size);
     if (!tmp) return sfp_errorf(err, SFP_ENOMEM, "out of memory");

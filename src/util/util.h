@@ -28,6 +28,10 @@ int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_l
 /* Writes len bytes to path atomically: temporary file in the same folder,
  * fsync, mode 0644 minus umask, rename. Never leaves a partial file. */
 int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err);
+/* A data-parallel replica (every process but 0 of an MPI job) writes no
+ * files: sfp_write_file_atomic then returns 0 without writing. Set once,
+ * by main, before any command runs. */
+void sfp_set_replica(bool replica);
 
 /* A growing byte buffer: the first failed allocation sets failed, later
  * appends then do nothing, so a writer checks once at the end. data is

@@ -8,6 +8,8 @@
 - only process 0 prints progress and writes (one progress line, no stray files);
 - L2 pruning of the two-process model chooses the same channels as of the
   one-process model, and compress under mpirun writes once, the same bytes;
+- compress --epochs 2 --method hybrid (pruning while fine-tuning) under
+  mpirun zeroes the same channels as a one-process run;
 - a checkpoint of a one-process run interrupted by SIGINT resumes under two
   processes and ends where the uninterrupted two-process run ends;
 - a process that fails (its own bad --data, via mpirun's MPMD syntax) stops
@@ -145,6 +147,18 @@ def main():
     check(rc == 0 and out.count("wrote ") == 1 and set(os.listdir(work)) - before == {"two-small-mpi.onnx"} and
           open(p("two-small.onnx"), "rb").read() == open(p("two-small-mpi.onnx"), "rb").read(),
           "compress under mpirun: one result line, one file, the one-process bytes")
+
+    # Pruning while fine-tuning: the pruner runs on every process, from weights kept identical.
+    ft = ["--data", DATA, "--limit", "192", "--epochs", "2", "--batch", "64", "--val-split", "0", "--seed", "3",
+          "--lr", "0.01", "--rate", "0.4", "--method", "hybrid", "--quiet"]
+    rc1, _, err1 = run([SFP, "compress", p("r20.onnx"), p("ft-one.onnx"), "--threads", "2",
+                        "--keep-masked", p("ft-one-masked.onnx")] + ft)
+    rc2, _, err2 = run(MPIRUN + [SFP, "compress", p("r20.onnx"), p("ft-two.onnx"), "--threads", "1",
+                                 "--keep-masked", p("ft-two-masked.onnx")] + ft)
+    same = rc1 == 0 and rc2 == 0 and zero_channels(p("ft-one-masked.onnx")) == zero_channels(p("ft-two-masked.onnx"))
+    rows = sum(len(v) for v in zero_channels(p("ft-one-masked.onnx")).values()) if rc1 == 0 else 0
+    check(same and rows > 0, f"compress --epochs 2 --method hybrid: 2 processes choose the channels one does ({rows} conv "
+          f"rows zeroed)" + ("" if rc1 == 0 and rc2 == 0 else f": {(err1 + err2).strip()[-300:]}"))
 
     # Resume with another process count: a one-process run interrupted by SIGINT once
     # epoch 1's checkpoint exists, resumed by two processes.

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "cli/cli_train.h"
+#include "dist/dist.h"
 #include "onnxsfp/report.h"
 #include "prune/prune.h"
 #include "util/util.h"
@@ -187,12 +188,16 @@ static int fine_tune(const cli_cmd_t *cmd, const cli_args_t *a, const compress_a
                                hook_load_state};
     sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip};
     if ((rc = accuracy_of(orig, s->val, &s->prep, s->opts.batch, a->threads, &rs->acc_before, err)) < 0) goto done;
-    if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done;
-    if ((rc = pruner_create(work, gs, &po, s->opts.epochs * trainer_steps_per_epoch(t), &ph.pruner, err)) < 0) goto done;
+    if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done_setup;
+    const int64_t total_steps = s->opts.epochs * trainer_steps_per_epoch(t);
+    if ((rc = pruner_create(work, gs, &po, total_steps, &ph.pruner, err)) < 0) goto done_setup;
     if ((rc = prune_macs_at_rate(orig, 0.0, NULL, &ph.macs_before, err)) < 0 ||
         (rc = prune_macs_at_rate(orig, ca->rate, ca->skip, &ph.macs_after, err)) < 0)
-        goto done;
-    if (ck && (rc = trainer_resume(t, ck, ca->resume, err)) < 0) goto done;
+        goto done_setup;
+    if (ck && (rc = trainer_resume(t, ck, ca->resume, err)) < 0) goto done_setup;
+done_setup:
+    /* Data-parallel: every process has its model, data and pruner, or all stop here. */
+    if ((rc = dist_agree(rc, err)) < 0) goto done;
     if (!a->quiet) {
         fprintf(stderr, "onnx-sfp: compress %s: %s pruning at rate %.3f%s while fine-tuning %lld epochs on %s (%s, %lld images, "
                         "fit %s, preprocessing from %s)\n",
@@ -349,9 +354,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                         ca.max_drop, 100.0 * (rs.acc_before - rs.acc_after), 100.0 * rs.acc_before, 100.0 * rs.acc_after);
         goto done;
     }
-    if (masked && (rc = model_save(masked, ca.masked_path, err)) < 0) goto done;
-    if ((rc = model_save(pruned, out, err)) < 0) goto done;
-    if (ca.json_path && (rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, err)) < 0) goto done;
+    if (masked) rc = model_save(masked, ca.masked_path, err);
+    if (rc == 0) rc = model_save(pruned, out, err);
+    if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, err);
+    /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
+    if ((rc = dist_agree(rc, err)) < 0) goto done;
     if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {

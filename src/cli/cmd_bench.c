@@ -53,7 +53,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* The first `limit` images of data_path, preprocessed for m (its metadata's
  * mean/std), or one synthetic batch without data_path. */
-static int input_build(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, const char *path,
+static int input_load(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, const char *path,
                        const char *data_path, int64_t limit, int64_t batch, bench_input_t *in, sfp_error_t *err)
 {
     int c = 0, h = 0, w = 0, k = 0, rc;
@@ -108,10 +108,10 @@ static int time_plan(sfp_model_t *m, const bench_input_t *in, int64_t batch, int
     int64_t n_slices = in->n_buf / batch;
     int runs = 0;
     double start = cli_now_seconds();
-    for (int warm = 0; warm < 2 + BENCH_MAX_RUNS && rc == 0; warm++) {
-        bool timed = warm >= 2;
+    for (int i = 0; i < 2 + BENCH_MAX_RUNS && rc == 0; i++) {
+        bool timed = i >= 2; /* runs 0 and 1 warm up */
         if (timed && runs >= 5 && cli_now_seconds() - start >= min_seconds) break;
-        const void *inputs[1] = {in->x + (size_t)((warm % n_slices) * batch) * in->example_floats};
+        const void *inputs[1] = {in->x + (size_t)((i % n_slices) * batch) * in->example_floats};
         double t0 = cli_now_seconds();
         rc = plan_run(p, inputs, err);
         if (timed) times[runs++] = cli_now_seconds() - t0;
@@ -136,7 +136,7 @@ static int bench_model(const cli_cmd_t *cmd, const cli_args_t *a, const char *pa
     if (rc == 0 && graph_data_input(&m->graph) < 0)
         rc = sfp_errorf(err, SFP_EUNSUPPORTED, "%s: bench needs a model with one data input", sfp_q(path));
     if (rc == 0) rc = report_build(m, path, &rep, err);
-    if (rc == 0) rc = input_build(cmd, a, m, path, data_path, limit, batch, in, err);
+    if (rc == 0) rc = input_load(cmd, a, m, path, data_path, limit, batch, in, err);
     if (rc == 0 && !a->quiet) {
         if (data_path)
             fprintf(stderr, "onnx-sfp: bench %s on %lld images of %s (%s, test split), batch 1 and %lld\n",

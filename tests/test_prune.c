@@ -625,7 +625,7 @@ static void test_bad_options_are_usage_errors_naming_the_option(void **state)
     /* sfp ignores the decay fraction; the defaults are valid */
     sfp_prune_opts_t o;
     pruner_opts_default(&o);
-    assert_true(o.decay_fraction == 0.5 && o.method == SFP_PRUNE_SMOOTH);
+    assert_true(o.decay_fraction == 0.2 && o.method == SFP_PRUNE_SMOOTH);
     sfp_pruner_t *p = NULL;
     TU_OK(&err, pruner_create(m, gs, &o, 1, &p, &err));
     pruner_free(p);

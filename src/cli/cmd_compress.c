@@ -23,7 +23,7 @@ static const cli_opt_t opts[] = {
     {"flops", "F", "instead of --rate: smallest uniform rate that removes at least this fraction of MACs"},
     {"method", "M", "smooth (default), sfp or hybrid; with --epochs 0 all choose by L2 norm"},
     {"cluster-rate", "C", "hybrid: the part of --rate chosen as near-duplicate filters (default min(0.1, R))"},
-    {"decay-fraction", "D", "smooth/hybrid: chosen channels fall to zero over this fraction of the steps (default 0.5)"},
+    {"decay-fraction", "D", "smooth/hybrid: chosen channels fall to zero over this fraction of the steps (default 0.2)"},
     {"max-accuracy-drop", "P", "exit 1 and write nothing when validation accuracy falls more than P points"},
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern alone"},
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
@@ -234,7 +234,7 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         return sfp_errorf(err, SFP_EUSAGE, "give --rate or --flops, not both");
     if ((rc = cli_double(cmd, a, "rate", 0.0, 0.999999, 0.5, &ca->rate, err)) < 0 ||
         (rc = cli_double(cmd, a, "flops", 0.0, 0.999999, 0.0, &ca->flops, err)) < 0 ||
-        (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.5, &ca->decay_fraction, err)) < 0 ||
+        (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.2, &ca->decay_fraction, err)) < 0 ||
         (rc = cli_double(cmd, a, "max-accuracy-drop", 0.0, 100.0, -1.0, &ca->max_drop, err)) < 0 ||
         (rc = cli_int(cmd, a, "epochs", 0, 100000, cli_get(cmd, a, "data") ? COMPRESS_EPOCHS : 0, &ca->epochs, err)) < 0)
         return rc;

@@ -58,11 +58,11 @@ typedef struct sfp_prune_opts {
     double cluster_rate;   /* hybrid: the part of those chosen by redundancy (prune_count(n, cluster_rate), at most
                               the total); the rest by L2 norm; [0, 1) */
     double decay_fraction; /* smooth/hybrid: chosen channels decay linearly to exactly zero over this fraction of
-                              all training steps (default 0.5), then stay zero; (0, 1] */
+                              all training steps (default 0.2, bench/prune_accuracy.sh), then stay zero; (0, 1] */
     const char *skip;      /* fnmatch pattern of layer names left alone (prune_group_skipped), NULL none; copied */
 } sfp_prune_opts_t;
 
-/* The defaults: smooth, rate 0.5, cluster_rate 0, decay_fraction 0.5, no skip. */
+/* The defaults: smooth, rate 0.5, cluster_rate 0, decay_fraction 0.2, no skip. */
 void pruner_opts_default(sfp_prune_opts_t *o);
 
 typedef struct sfp_pruner sfp_pruner_t;

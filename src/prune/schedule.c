@@ -23,7 +23,7 @@ struct sfp_pruner {
 
 void pruner_opts_default(sfp_prune_opts_t *o)
 {
-    *o = (sfp_prune_opts_t){.method = SFP_PRUNE_SMOOTH, .rate = 0.5, .cluster_rate = 0.0, .decay_fraction = 0.5};
+    *o = (sfp_prune_opts_t){.method = SFP_PRUNE_SMOOTH, .rate = 0.5, .cluster_rate = 0.0, .decay_fraction = 0.2};
 }
 
 int pruner_create(sfp_model_t *m, const sfp_groups_t *gs, const sfp_prune_opts_t *o, int64_t total_steps,

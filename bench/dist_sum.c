@@ -11,13 +11,7 @@
 #include <time.h>
 
 #include "dist/dist.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/util.h"
 
 static long parse_count(const char *s)
 {
@@ -51,18 +45,18 @@ int main(int argc, char **argv)
     int rc = 0;
     for (long s = 0; s <= steps && rc == 0; s++) { /* step 0 warms up */
         rc = dist_sum_doubles(&sync, 1, &err); /* start together */
-        const double t0 = now_seconds();
+        const double t0 = sfp_now_seconds();
         for (int i = 0; i < n_bn && rc == 0; i++) {
             const size_t c = (size_t)parse_count(argv[3 + i]);
             rc = dist_sum_doubles(stats, c, &err);
             if (rc == 0) rc = dist_sum_doubles(stats, c, &err);
             if (rc == 0) rc = dist_sum_doubles(stats, 2 * c, &err);
         }
-        const double t1 = now_seconds();
+        const double t1 = sfp_now_seconds();
         if (rc == 0) rc = dist_sum_floats(grad, (size_t)n_grad, &err);
         if (s > 0) {
             bn_s += t1 - t0;
-            grad_s += now_seconds() - t1;
+            grad_s += sfp_now_seconds() - t1;
         }
     }
     if (rc < 0) {

@@ -16,13 +16,7 @@
 #include "onnxsfp/model.h"
 #include "train/plan.h"
 #include "train/train.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "util/util.h"
 
 static long parse_long(const char *s, const char *what)
 {
@@ -93,19 +87,19 @@ int main(int argc, char **argv)
     const void *in[1] = {x};
     double t_fwd = 0, t_bwd = 0, t_sgd = 0, loss = 0;
     for (long it = -2; it < iters; it++) { /* two warm-up steps */
-        double t0 = now();
+        double t0 = sfp_now_seconds();
         if ((rc = plan_run(p, in, &err)) < 0) break;
-        double t1 = now();
+        double t1 = sfp_now_seconds();
         if (infer) {
             if (it >= 0) t_fwd += t1 - t0;
             continue;
         }
         if ((rc = loss_softmax_xent(n, k, plan_output(p, 0), labels, 0.0f, &loss, dlogits, NULL, &err)) < 0) break;
-        t1 = now();
+        t1 = sfp_now_seconds();
         if ((rc = plan_backward(p, dlogits, &err)) < 0) break;
-        double t2 = now();
+        double t2 = sfp_now_seconds();
         if ((rc = sgd_step(sgd, 0.01f, &err)) < 0) break;
-        double t3 = now();
+        double t3 = sfp_now_seconds();
         if (it >= 0) {
             t_fwd += t1 - t0;
             t_bwd += t2 - t1;

@@ -10,7 +10,6 @@
 
 #include <json-c/json.h>
 
-#include "cli/cli_model.h"
 #include "cli/cli_train.h"
 #include "onnxsfp/report.h"
 #include "train/plan.h"
@@ -107,14 +106,14 @@ static int time_plan(sfp_model_t *m, const bench_input_t *in, int64_t batch, int
     }
     int64_t n_slices = in->n_buf / batch;
     int runs = 0;
-    double start = cli_now_seconds();
+    double start = sfp_now_seconds();
     for (int i = 0; i < 2 + BENCH_MAX_RUNS && rc == 0; i++) {
         bool timed = i >= 2; /* runs 0 and 1 warm up */
-        if (timed && runs >= 5 && cli_now_seconds() - start >= min_seconds) break;
+        if (timed && runs >= 5 && sfp_now_seconds() - start >= min_seconds) break;
         const void *inputs[1] = {in->x + (size_t)((i % n_slices) * batch) * in->example_floats};
-        double t0 = cli_now_seconds();
+        double t0 = sfp_now_seconds();
         rc = plan_run(p, inputs, err);
-        if (timed) times[runs++] = cli_now_seconds() - t0;
+        if (timed) times[runs++] = sfp_now_seconds() - t0;
     }
     if (rc == 0) {
         qsort(times, (size_t)runs, sizeof(double), cmp_double);

@@ -15,7 +15,6 @@
 
 #include <json-c/json.h>
 
-#include "cli/cli_model.h"
 #include "cli/cli_train.h"
 #include "report/detect_html.h"
 #include "train/plan.h"
@@ -294,7 +293,7 @@ static int classify(detect_run_t *r, sfp_model_t *m, const sfp_data_prep_t *prep
         sfp_data_iter_opts_t iopts = {batch < src->ds->n ? batch : src->ds->n, false, false, true, 0, {0, false}, 0, 0};
         if ((rc = data_iter_create(src->ds, prep, &iopts, &it, err)) < 0) break;
         data_iter_start_epoch(it, 0);
-        double t0 = cli_now_seconds();
+        double t0 = sfp_now_seconds();
         sfp_data_batch_t b;
         while (rc == 0 && data_iter_next(it, &b)) {
             sfp_plan_t **slot = b.n == batch ? &plan : &tail;
@@ -302,13 +301,13 @@ static int classify(detect_run_t *r, sfp_model_t *m, const sfp_data_prep_t *prep
                 plan_free(*slot);
                 *slot = NULL;
             }
-            double t_plan = cli_now_seconds();
+            double t_plan = sfp_now_seconds();
             if (!*slot && (rc = plan_create(m, b.n, 0, threads, slot, err)) < 0) break;
-            double t_run = cli_now_seconds();
+            double t_run = sfp_now_seconds();
             t0 += t_run - t_plan; /* plan creation is set-up, not per-image time */
             const void *inputs[1] = {b.x};
             if ((rc = plan_run(*slot, inputs, err)) < 0) break;
-            double ms = 1e3 * (cli_now_seconds() - t_run) / (double)b.n;
+            double ms = 1e3 * (sfp_now_seconds() - t_run) / (double)b.n;
             const float *logits = plan_output(*slot, 0);
             for (int64_t i = 0; i < b.n; i++) {
                 detect_result_t *res = &r->results[done + b.examples[i]];
@@ -321,7 +320,7 @@ static int classify(detect_run_t *r, sfp_model_t *m, const sfp_data_prep_t *prep
                 if (label >= 0) r->confusion[(size_t)label * (size_t)r->k + (size_t)res->predicted]++;
             }
         }
-        r->seconds += cli_now_seconds() - t0;
+        r->seconds += sfp_now_seconds() - t0;
         done += src->ds->n;
         data_iter_free(it);
         it = NULL;

@@ -9,6 +9,7 @@
 #include <mpi.h>
 
 #include "dist/dist.h"
+#include "util/util.h"
 
 static int world_rank, world_size = 1, local_size = 1;
 static bool started, agreed_failure, failed_elsewhere;
@@ -17,13 +18,6 @@ static uint64_t sum_bytes;
 
 /* Chunks for MPI's int counts. */
 #define DIST_CHUNK ((size_t)1 << 30)
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int mpi_failed(int code, const char *what, sfp_error_t *err)
 {
@@ -70,13 +64,13 @@ int dist_local_size(void) { return local_size; }
 static int sum_in_place(void *buf, size_t n, size_t elem, MPI_Datatype type, sfp_error_t *err)
 {
     if (world_size == 1 || n == 0) return 0;
-    const double t0 = now_seconds();
+    const double t0 = sfp_now_seconds();
     for (size_t at = 0; at < n; at += DIST_CHUNK) {
         const size_t count = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
         int code = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, (int)count, type, MPI_SUM, MPI_COMM_WORLD);
         if (code != MPI_SUCCESS) return mpi_failed(code, "MPI_Allreduce", err);
     }
-    comm_seconds += now_seconds() - t0;
+    comm_seconds += sfp_now_seconds() - t0;
     sum_bytes += (uint64_t)(n * elem);
     return 0;
 }
@@ -94,13 +88,13 @@ int dist_sum_doubles(double *buf, size_t n, sfp_error_t *err)
 int dist_broadcast(void *buf, size_t n, int root, sfp_error_t *err)
 {
     if (world_size == 1 || n == 0) return 0;
-    const double t0 = now_seconds();
+    const double t0 = sfp_now_seconds();
     for (size_t at = 0; at < n; at += DIST_CHUNK) {
         const size_t count = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
         int code = MPI_Bcast((char *)buf + at, (int)count, MPI_BYTE, root, MPI_COMM_WORLD);
         if (code != MPI_SUCCESS) return mpi_failed(code, "MPI_Bcast", err);
     }
-    comm_seconds += now_seconds() - t0;
+    comm_seconds += sfp_now_seconds() - t0;
     return 0;
 }
 

@@ -299,13 +299,6 @@ void autograd_free(sfp_plan_t *p)
 }
 
 /* ---- public ---- */
-static double seconds_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 int plan_backward(sfp_plan_t *p, const float *dloss_doutput, sfp_error_t *err)
 {
     if (!(p->flags & SFP_PLAN_TRAIN))
@@ -331,10 +324,10 @@ int plan_backward(sfp_plan_t *p, const float *dloss_doutput, sfp_error_t *err)
             if (first) memset(p->grad[v], 0, sizeof(float) * (size_t)shape_numel(&p->shapes[v]));
         }
         st->x.training = p->ran_training;
-        double start = profile ? seconds_now() : 0.0;
+        double start = profile ? sfp_now_seconds() : 0.0;
         int rc = st->def->run.backward(&st->x, err);
         if (rc < 0) return rc;
-        if (profile) st->backward_seconds += seconds_now() - start;
+        if (profile) st->backward_seconds += sfp_now_seconds() - start;
     }
     return 0;
 }

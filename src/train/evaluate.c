@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "train/train.h"
+#include "util/util.h"
 
 struct sfp_evaluator {
     sfp_model_t *m;
@@ -18,13 +19,6 @@ struct sfp_evaluator {
     int64_t batch;
     int threads;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void evaluator_free(sfp_evaluator_t *ev)
 {
@@ -60,7 +54,7 @@ int evaluator_run(sfp_evaluator_t *ev, sfp_eval_result_t *res, sfp_error_t *err)
 {
     const sfp_shape_t *ys = plan_output_shape(ev->plan, 0);
     const int64_t k = ys->dims[ys->ndim - 1];
-    double loss = 0.0, t0 = now_seconds();
+    double loss = 0.0, t0 = sfp_now_seconds();
     int64_t correct = 0, seen = 0;
     sfp_data_batch_t b;
     data_iter_start_epoch(ev->it, 0);
@@ -79,7 +73,7 @@ int evaluator_run(sfp_evaluator_t *ev, sfp_eval_result_t *res, sfp_error_t *err)
         correct += batch_correct;
         seen += b.n;
     }
-    res->seconds = now_seconds() - t0;
+    res->seconds = sfp_now_seconds() - t0;
     res->images = seen;
     res->correct = correct;
     res->accuracy = seen ? (double)correct / (double)seen : 0.0;

@@ -638,13 +638,6 @@ void plan_free(sfp_plan_t *p)
     free(p);
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
 {
     bool profile = (p->flags & SFP_PLAN_PROFILE) != 0;
@@ -666,10 +659,10 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
         if (st->residual >= 0) st->fusion.residual = p->data[st->residual];
         st->x.training = p->training;
         st->x.share = p->shared && p->training ? &p->share : NULL;
-        double start = profile ? now_seconds() : 0.0;
+        double start = profile ? sfp_now_seconds() : 0.0;
         int rc = st->def->run.forward(&st->x, err);
         if (rc < 0) return rc;
-        if (profile) st->seconds += now_seconds() - start;
+        if (profile) st->seconds += sfp_now_seconds() - start;
     }
     p->ran_training = p->training;
     p->backward_ready = (p->flags & SFP_PLAN_TRAIN) != 0;

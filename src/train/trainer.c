@@ -53,13 +53,6 @@ struct sfp_trainer {
     int64_t steps_at_start;
 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- SIGINT/SIGTERM: a flag checked after every step ---- */
 static volatile sig_atomic_t stop_signal;
 
@@ -420,7 +413,7 @@ static void progress_bar(const sfp_trainer_t *t, int64_t batch_done, double loss
 {
     char eta[32], status[160] = "";
     const int64_t total = t->o.epochs * t->steps_per_epoch, done = t->step - t->steps_at_start;
-    const double elapsed = now_seconds() - t->t_start;
+    const double elapsed = sfp_now_seconds() - t->t_start;
     format_duration(done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0, eta, sizeof eta);
     if (t->h.status) t->h.status(t->h.ctx, status, sizeof status);
     const int width = 24, fill = (int)(width * batch_done / (t->steps_per_epoch ? t->steps_per_epoch : 1));
@@ -440,7 +433,7 @@ static void progress_epoch(const sfp_trainer_t *t, const sfp_epoch_stats_t *s)
     if (isfinite(s->val_accuracy))
         snprintf(val, sizeof val, " val_loss %.4f val_acc %.2f%%", s->val_loss, 100.0 * s->val_accuracy);
     const int64_t total = t->o.epochs * t->steps_per_epoch, done = t->step - t->steps_at_start;
-    const double elapsed = now_seconds() - t->t_start;
+    const double elapsed = sfp_now_seconds() - t->t_start;
     format_duration(done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0, eta, sizeof eta);
     if (t->o.progress == SFP_PROGRESS_BAR) fprintf(stderr, "\r\033[K");
     char comm[48] = "";
@@ -503,7 +496,7 @@ static int reduce_step(sfp_trainer_t *t, int loss_rc, double *loss, int64_t *hit
 /* One epoch's remaining steps; the training loss/accuracy go to s. */
 static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
 {
-    const double t0 = now_seconds(), comm0 = dist_comm_seconds();
+    const double t0 = sfp_now_seconds(), comm0 = dist_comm_seconds();
     double loss_sum = 0.0, last_draw = 0.0;
     int64_t correct = 0, seen = 0;
     int rc = 0;
@@ -544,7 +537,7 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
         s->lr = lr;
         const bool stop = t->world > 1 ? t->stop_agreed : stop_signal != 0;
         if (stop && t->first_batch != 0) return SFP_EINTERRUPTED; /* else the epoch ends first */
-        double now = now_seconds();
+        double now = sfp_now_seconds();
         if (t->o.progress == SFP_PROGRESS_BAR && (now - last_draw > 0.25 || b.index + 1 == t->steps_per_epoch)) {
             progress_bar(t, b.index + 1, loss_sum / (double)seen, (double)correct / (double)seen,
                          (double)seen / (now - t0));
@@ -552,7 +545,7 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
         }
     }
     t->first_batch = 0;
-    s->seconds = now_seconds() - t0;
+    s->seconds = sfp_now_seconds() - t0;
     s->loss = seen ? loss_sum / (double)seen : (double)NAN;
     s->accuracy = seen ? (double)correct / (double)seen : (double)NAN;
     s->images_per_s = s->seconds > 0 ? (double)seen / s->seconds : 0.0;
@@ -584,7 +577,7 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
 {
     saved_handlers_t saved;
     signals_catch(&saved);
-    t->t_start = now_seconds();
+    t->t_start = sfp_now_seconds();
     t->steps_at_start = t->step;
     int rc = 0;
     bool agreed = false; /* the processes already agreed on rc */

@@ -214,3 +214,10 @@ void sfp_buf_append(sfp_buf_t *b, const void *bytes, size_t n)
     if (n) memcpy(b->data + b->len, bytes, n);
     b->len += n;
 }
+
+double sfp_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -43,6 +43,9 @@ typedef struct sfp_buf {
 } sfp_buf_t;
 void sfp_buf_append(sfp_buf_t *b, const void *bytes, size_t n);
 
+/* Seconds on a monotonic clock (timing runs, progress, ETA). */
+double sfp_now_seconds(void);
+
 /* Grows *arr (element size elem) so it holds at least need elements. */
 int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err);
 

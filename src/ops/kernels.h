@@ -65,7 +65,8 @@ typedef struct sfp_conv_epilogue {
     bool relu;
 } sfp_conv_epilogue_t;
 /* The convolution with its epilogue; scratch as conv_forward. residual may
- * not overlap y. Stride-1 2-D shapes go to the direct kernel when the CPU
+ * not overlap y, except that the direct kernel allows residual == y (each
+ * element is read just before it is written: y += conv). Stride-1 2-D shapes go to the direct kernel when the CPU
  * has it (conv_direct_applies), the others to im2col + sgemm and one pass
  * over y for the epilogue. */
 void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
@@ -193,8 +194,9 @@ void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *thr
  * several images side by side on small maps); the batch is cut into a fixed
  * number of partial sums of dw/db that do not depend on the thread count,
  * workers take whole partials. dX: with stride 1, the forward convolution of
- * dY by the flipped kernel with its channel axes swapped; otherwise sgemm
- * + col2im. */
+ * dY by the flipped kernel with its channel axes swapped (the direct kernel
+ * where it applies, dx being the residual its epilogue adds; im2col + sgemm
+ * otherwise); other strides sgemm + col2im. */
 bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
 void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
                    float *db, float *scratch, sfp_threads_t *threads);

@@ -562,7 +562,12 @@ bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size
         return false;
     if (conv_dx_as_conv(s, &t)) {
         wt = part - (size_t)s->out_channels; /* the size of w */
-        if (!conv_im2col_scratch_floats(&t, n_threads, &pass2) || pass2 > SIZE_MAX - wt) return false;
+        size_t direct = 0;
+        if (!conv_im2col_scratch_floats(&t, n_threads, &pass2) ||
+            (conv_direct_applies(&t) && !conv_direct_scratch_floats(&t, n_threads, &direct)))
+            return false;
+        if (direct > pass2) pass2 = direct;
+        if (pass2 > SIZE_MAX - wt) return false;
         pass2 += wt;
     }
     *out = workers + parts > pass2 ? workers + parts : pass2;
@@ -739,9 +744,14 @@ void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, co
         return; /* prepare_backward refused such shapes */
     if (dx_as_conv) { /* pass 2 after pass 1, in the same scratch */
         if (dw || db) conv_backward(s, x, w, dy, NULL, dw, db, scratch, threads);
-        float *wt = scratch;
+        float *wt = scratch, *rest = scratch + (j.per_partial - (size_t)s->out_channels);
         conv_flip_kernel(s, w, wt);
-        conv_run(&t, dy, wt, NULL, dx, true, scratch + (j.per_partial - (size_t)s->out_channels), threads);
+        if (conv_direct_applies(&t)) { /* dx += conv(dy, wt): dx is the residual of its own epilogue */
+            const sfp_conv_epilogue_t e = {NULL, NULL, dx, false};
+            conv_direct_forward(&t, dy, wt, &e, dx, rest, threads);
+        } else {
+            conv_run(&t, dy, wt, NULL, dx, true, rest, threads);
+        }
         return;
     }
     const int64_t n_part = conv_bwd_partials(s);

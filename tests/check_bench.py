@@ -3,7 +3,8 @@
 its copy compressed at rate 0.5 (--epochs 0). Checked: the JSON keys of
 DESIGN.md's contract and the added ones; MACs and parameters equal `report
 --json`'s totals and the reduction equals report's; the speed-up equals the
-ratio of the two models' own figures; --data runs both models on the same
+ratio of the two models' own figures; --train adds train_images_per_s and
+speedup.training (their ratio); --data runs both models on the same
 generated images (count, --limit, a batch larger than the set), and a broken
 image in --data fails with exit 3 naming the file; text output ends with the
 comparison line; usage errors exit 2. Timings are only checked to be positive
@@ -105,6 +106,18 @@ def main():
             check_models(fails, what, got, pair, int(extra[1]), report)
             fails.check(got.get("input") == {"data": data, "images": n}, f"{what}: input {got.get('input')}, "
                         f"expected {n} images")
+
+    # --train: training steps timed too (on the data's labels), the ratio in speedup.training.
+    got = bench_json(fails, "--train", pair + ["--data", data, "--batch", "4", "--train"])
+    if got:
+        check_models(fails, "--train", got, pair, 4, report)
+        t = [m.get("train_images_per_s") for m in got["models"]]
+        fails.check(all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in t), f"--train: train_images_per_s {t}")
+        sp = (got.get("speedup") or {}).get("training")
+        fails.check(None not in t and sp is not None and close(sp, t[1] / t[0]),
+                    f"--train: speedup.training {sp} is not the ratio of {t}")
+    got = bench_json(fails, "without --train", [original, "--batch", "2"])
+    fails.check(got and "train_images_per_s" not in got["models"][0], "without --train: no train_images_per_s")
 
     # Text output: one row per model, then the comparison.
     rc, out = run([SFP, "bench"] + pair + ["--data", data, "--batch", "4", "--quiet"] + FAST)

@@ -11,11 +11,21 @@ ResNet-20 (models/fmnist-resnet20.onnx, trained by onnx-sfp):
   so, and an existing OUT and --keep-masked file are left untouched;
 - SIGINT in the middle of the second epoch writes a checkpoint and exits 1;
   --resume then gives a model identical byte for byte to the uninterrupted
-  run's (the pruner's mid-epoch choice travels in the checkpoint)."""
+  run's (the pruner's mid-epoch choice travels in the checkpoint);
+- the same model with its BatchNormalization folded into the convolutions
+  (tools/fold_bn.py, PyTorch's default export): compress re-inserts BN for
+  fine-tuning and folds it back, so OUT has the input's operators (no BN),
+  passes the checker and agrees with --keep-masked; `--bn keep` writes the
+  BN out, and ONNX Runtime gives it the folded OUT's outputs (the fold is
+  exact); `--bn none` trains the fused form as it is; an interrupted run
+  resumes from its checkpoint (whose model has the BN) to the same bytes;
+  `train` of the fused model also writes it fused, --best too."""
 import hashlib
 import json
 import os
 import sys
+
+import onnx
 
 from check_common import Failures, interrupt_in_second_epoch
 from refs_common import BUILD, SFP, checker_problem, ort_problem, run
@@ -86,6 +96,58 @@ def check_resume(f, out):
     f.check(rc == 2 and "other options" in msg, f"a checkpoint of another method is refused (exit {rc}): {msg.strip()[-160:]}")
 
 
+def op_types(path):
+    return sorted({n.op_type for n in onnx.load(path).graph.node})
+
+
+def check_fused(f, out):
+    fused = os.path.join(out, "fused.onnx")
+    rc, msg = run(["/usr/bin/python3", "tools/fold_bn.py", MODEL, fused])
+    if not f.check(rc == 0, f"fold_bn.py: {msg.strip()[-200:]}"):
+        return
+    ops_in = op_types(fused)
+    dst, masked, rjson, kept, asis = (os.path.join(out, "fused-" + x) for x in
+                                      ("out.onnx", "masked.onnx", "json", "keep.onnx", "none.onnx"))
+    rc, msg = run([SFP, "compress", fused, dst, "--keep-masked", masked, "--report-json", rjson] + COMMON)
+    if not f.check(rc == 0 and "re-inserted for training" in msg, f"fused: compress exit {rc}: {msg.strip()[-300:]}"):
+        return
+    f.check(op_types(dst) == ops_in and op_types(masked) == ops_in,
+            f"fused: OUT keeps the input's operators {ops_in}: {op_types(dst)}")
+    for p in (checker_problem(dst), checker_problem(masked)):
+        f.check(p is None, f"fused: {p}")
+    p = ort_problem(masked, dst, "1,3", 1e-4)
+    f.check(p is None, f"fused: --keep-masked and OUT differ in ONNX Runtime: {p}")
+    rep = json.load(open(rjson))
+    f.check(rep.get("bn_reinserted") == 19, f"fused: report JSON bn_reinserted {rep.get('bn_reinserted')} (19 convs)")
+    after = rep.get("accuracy_after")
+    f.check(isinstance(after, float) and after > 0.5, f"fused: accuracy after {after} not far above chance")
+    rc, msg = run([SFP, "compress", fused, kept, "--bn", "keep", "--quiet"] + COMMON)
+    if f.check(rc == 0, f"fused --bn keep: exit {rc}: {msg.strip()[-200:]}"):
+        bns = [n.name for n in onnx.load(kept).graph.node if n.op_type == "BatchNormalization"]
+        f.check(len(bns) == 19 and all(b.startswith("onnx-sfp.bn/") for b in bns),
+                f"fused --bn keep: {len(bns)} re-inserted BN in OUT (19)")
+        p = checker_problem(kept) or ort_problem(kept, dst, "1,3", 1e-4)
+        f.check(p is None, f"fused: --bn keep and the folded OUT differ: {p}")
+    rc, msg = run([SFP, "compress", fused, asis, "--bn", "none", "--report-json", rjson] + COMMON)
+    f.check(rc == 0 and "re-inserted" not in msg and json.load(open(rjson)).get("bn_reinserted") == 0,
+            f"fused --bn none: exit {rc}, nothing re-inserted: {msg.strip()[-200:]}")
+    # interrupted in epoch 2: the checkpoint's model has the BN; resuming must not add more
+    b, ck = os.path.join(out, "fused-b.onnx"), os.path.join(out, "fused-b.ckpt")
+    rc, err = interrupt_in_second_epoch([SFP, "compress", fused, b, "--checkpoint", ck] + COMMON, 0.5)
+    f.check(rc == 1 and os.path.exists(ck), f"fused: SIGINT exit {rc}")
+    rc, msg = run([SFP, "compress", fused, b, "--checkpoint", ck, "--resume", ck, "--quiet"] + COMMON)
+    f.check(rc == 0 and sha(b) == sha(dst), f"fused: --resume equals the uninterrupted run byte for byte "
+            f"({msg.strip()[-200:]})")
+    tr, best = os.path.join(out, "fused-train.onnx"), os.path.join(out, "fused-best.onnx")
+    common = [x for x in COMMON if x not in ("--rate", "0.4")]
+    rc, msg = run([SFP, "train", fused, tr, "--best", best, "--lr", "0.01"] + common)
+    f.check(rc == 0 and op_types(tr) == ops_in and op_types(best) == ops_in and checker_problem(tr) is None,
+            f"fused: train writes OUT and --best fused: exit {rc} {msg.strip()[-200:]}")
+    if not f:
+        print(f"ok   fused input: BN re-inserted for 19 convs and folded back, accuracy after {100 * after:.1f}%, "
+              "--bn keep agrees with the folded OUT in ONNX Runtime, resume exact, train writes it fused")
+
+
 def main():
     out = os.path.join(BUILD, "compress-ft-e2e")
     os.makedirs(out, exist_ok=True)
@@ -94,6 +156,7 @@ def main():
         check_method(f, out, method)
     check_gate(f, out)
     check_resume(f, out)
+    check_fused(f, out)
     return f.finish("compress --epochs 2: every method, the accuracy gate, interrupt and resume", out)
 
 

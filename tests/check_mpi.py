@@ -9,7 +9,8 @@
 - L2 pruning of the two-process model chooses the same channels as of the
   one-process model, and compress under mpirun writes once, the same bytes;
 - compress --epochs 2 --method hybrid (pruning while fine-tuning) under
-  mpirun zeroes the same channels as a one-process run;
+  mpirun zeroes the same channels as a one-process run, also on the model
+  with BN folded into its convolutions (BN re-inserted on every process);
 - a checkpoint of a one-process run interrupted by SIGINT resumes under two
   processes and ends where the uninterrupted two-process run ends;
 - a process that fails (its own bad --data, via mpirun's MPMD syntax) stops
@@ -151,14 +152,20 @@ def main():
     # Pruning while fine-tuning: the pruner runs on every process, from weights kept identical.
     ft = ["--data", DATA, "--limit", "192", "--epochs", "2", "--batch", "64", "--val-split", "0", "--seed", "3",
           "--lr", "0.01", "--rate", "0.4", "--method", "hybrid", "--quiet"]
-    rc1, _, err1 = run([SFP, "compress", p("r20.onnx"), p("ft-one.onnx"), "--threads", "2",
-                        "--keep-masked", p("ft-one-masked.onnx")] + ft)
-    rc2, _, err2 = run(MPIRUN + [SFP, "compress", p("r20.onnx"), p("ft-two.onnx"), "--threads", "1",
-                                 "--keep-masked", p("ft-two-masked.onnx")] + ft)
-    same = rc1 == 0 and rc2 == 0 and zero_channels(p("ft-one-masked.onnx")) == zero_channels(p("ft-two-masked.onnx"))
-    rows = sum(len(v) for v in zero_channels(p("ft-one-masked.onnx")).values()) if rc1 == 0 else 0
-    check(same and rows > 0, f"compress --epochs 2 --method hybrid: 2 processes choose the channels one does ({rows} conv "
-          f"rows zeroed)" + ("" if rc1 == 0 and rc2 == 0 else f": {(err1 + err2).strip()[-300:]}"))
+    # The same with BN folded into the convolutions: compress re-inserts it on
+    # every process from the same calibration images, so they stay identical.
+    rc = subprocess.run(["/usr/bin/python3", "tools/fold_bn.py", p("r20.onnx"), p("r20-fused.onnx")],
+                        capture_output=True).returncode
+    check(rc == 0, "fold_bn.py r20.onnx")
+    for model in ("r20", "r20-fused"):
+        rc1, _, err1 = run([SFP, "compress", p(model + ".onnx"), p("ft-one.onnx"), "--threads", "2",
+                            "--keep-masked", p("ft-one-masked.onnx")] + ft)
+        rc2, _, err2 = run(MPIRUN + [SFP, "compress", p(model + ".onnx"), p("ft-two.onnx"), "--threads", "1",
+                                     "--keep-masked", p("ft-two-masked.onnx")] + ft)
+        same = rc1 == 0 and rc2 == 0 and zero_channels(p("ft-one-masked.onnx")) == zero_channels(p("ft-two-masked.onnx"))
+        rows = sum(len(v) for v in zero_channels(p("ft-one-masked.onnx")).values()) if rc1 == 0 else 0
+        check(same and rows > 0, f"{model}: compress --epochs 2 --method hybrid: 2 processes choose the channels one "
+              f"does ({rows} conv rows zeroed)" + ("" if rc1 == 0 and rc2 == 0 else f": {(err1 + err2).strip()[-300:]}"))
 
     # Resume with another process count: a one-process run interrupted by SIGINT once
     # epoch 1's checkpoint exists, resumed by two processes.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli_train.h"
+#include "surgery/surgery.h"
 #include "util/util.h"
 
 int cli_model_geometry(sfp_model_t *m, const char *path, int *c, int *h, int *w, int *k, sfp_error_t *err)
@@ -148,6 +149,11 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
         return rc;
     if (val_path && cli_get(cmd, a, "val-split"))
         return sfp_errorf(err, SFP_EUSAGE, "give --val-data or --val-split, not both");
+    const char *bn = cli_get(cmd, a, "bn") ? cli_get(cmd, a, "bn") : "fold";
+    if (!strcmp(bn, "fold")) s->bn_mode = CLI_BN_FOLD;
+    else if (!strcmp(bn, "keep")) s->bn_mode = CLI_BN_KEEP;
+    else if (!strcmp(bn, "none")) s->bn_mode = CLI_BN_NONE;
+    else return sfp_errorf(err, SFP_EUSAGE, "--bn: '%s' is not fold, keep or none", bn);
     if (cli_flag(cmd, a, "nesterov") && momentum <= 0.0)
         return sfp_errorf(err, SFP_EUSAGE, "--nesterov needs --momentum above 0");
     if ((rc = cli_model_geometry(m, model_path, &s->c, &s->h, &s->w, &s->k, err)) < 0) return rc;
@@ -191,11 +197,11 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
     /* What must be equal for a resumed run to continue the same run. */
     snprintf(s->fingerprint, sizeof s->fingerprint,
              "train=%lld val=%lld epochs=%lld batch=%lld lr=%g sched=%d/%d/%g/%lld momentum=%g%s wd=%g/%g ls=%g "
-             "crop=%d flip=%d seed=%lld%s%s",
+             "crop=%d flip=%d seed=%lld bn=%s%s%s",
              (long long)s->train->n, s->val ? (long long)s->val->n : 0LL, (long long)epochs, (long long)batch, lr,
              (int)o->lr.kind, o->lr.n_milestones, o->lr.gamma, (long long)o->lr.warmup_steps, momentum,
              o->sgd.nesterov ? "n" : "", wd, wd_bn, smoothing, o->augment.crop_pad, (int)o->augment.hflip,
-             (long long)seed, method_desc ? " " : "", method_desc ? method_desc : "");
+             (long long)seed, bn, method_desc ? " " : "", method_desc ? method_desc : "");
     o->fingerprint = s->fingerprint;
     return 0;
 fail:
@@ -210,6 +216,40 @@ int cli_record_preprocessing(sfp_model_t *m, const cli_train_setup_t *s, sfp_err
     if (rc == 0) rc = model_meta_set(m, DATA_META_KEY, json, err);
     free(json);
     return rc;
+}
+
+int cli_bn_reinsert(const cli_train_setup_t *s, sfp_model_t *m, bool quiet, int *n_inserted, sfp_error_t *err)
+{
+    int *convs = NULL, n = 0, rc;
+    *n_inserted = 0;
+    if (s->bn_mode == CLI_BN_NONE) return 0;
+    if ((rc = bn_bare_convs(m, &convs, &n, err)) < 0 || n == 0) return rc;
+    int *outputs = malloc(sizeof(int) * (size_t)n);
+    double **stats = calloc(2 * (size_t)n, sizeof(double *));
+    if (!outputs || !stats) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) outputs[i] = m->graph.nodes[convs[i]].outputs[0];
+    if (rc == 0)
+        rc = calibrate_channel_stats(m, s->train, &s->prep, CLI_BN_CALIB_IMAGES, s->opts.seed, s->opts.threads, n,
+                                     outputs, stats, stats + n, err);
+    if (rc == 0) rc = bn_insert(m, n, convs, (const double *const *)stats, (const double *const *)(stats + n), err);
+    if (rc == 0) *n_inserted = n;
+    if (rc == 0 && !quiet)
+        fprintf(stderr,
+                "onnx-sfp: %d convolutions have no BatchNormalization (folded by the exporter): re-inserted for "
+                "training from their outputs' statistics on %lld images, %s (--bn)\n",
+                n, (long long)(s->train->n < CLI_BN_CALIB_IMAGES ? s->train->n : CLI_BN_CALIB_IMAGES),
+                s->bn_mode == CLI_BN_KEEP ? "kept in the output" : "folded back on export");
+    for (int i = 0; stats && i < 2 * n; i++) free(stats[i]);
+    free(stats);
+    free(outputs);
+    free(convs);
+    return rc;
+}
+
+int cli_bn_finish(const cli_train_setup_t *s, sfp_model_t *m, int *n_folded, sfp_error_t *err)
+{
+    if (n_folded) *n_folded = 0;
+    return s->bn_mode == CLI_BN_KEEP ? 0 : bn_fold_reinserted(m, n_folded, err);
 }
 
 int cli_resume_model(const char *ckpt_path, sfp_checkpoint_t *ck, sfp_model_t **out, sfp_error_t *err)

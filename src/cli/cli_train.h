@@ -34,7 +34,9 @@
     {"std", "LIST", "per-channel std (default: model metadata, else the data's)"},                                 \
     {"checkpoint", "FILE", "write a checkpoint after every epoch (and on Ctrl-C)"},                                \
     {"resume", "FILE", "continue a run from its checkpoint (same options; any number of MPI processes)"},           \
-    {"local-bn", NULL, "under mpirun: BatchNormalization by each process's share of the batch (default: whole batch)"}
+    {"local-bn", NULL, "under mpirun: BatchNormalization by each process's share of the batch (default: whole batch)"}, \
+    {"bn", "MODE", "convolutions without BatchNormalization (BN folded by the exporter): fold (default: BN re-inserted " \
+                   "for training, folded back into OUT), keep (kept in OUT) or none (trained as they are)"}
 
 /* Model input C x H x W and class count K (the inferred shapes at batch 1);
  * SFP_EUNSUPPORTED naming path when it is not one NCHW input -> [N, K]. */
@@ -47,6 +49,10 @@ int cli_model_geometry(sfp_model_t *m, const char *path, int *c, int *h, int *w,
 int cli_preprocessing(const cli_cmd_t *cmd, const cli_args_t *a, const sfp_model_t *m, const char *path,
                       const sfp_dataset_t *stats_from, sfp_data_prep_t *prep, const char **source, sfp_error_t *err);
 
+/* --bn: what training does with convolutions an exporter left without
+ * their BatchNormalization. */
+typedef enum cli_bn_mode { CLI_BN_FOLD = 0, CLI_BN_KEEP, CLI_BN_NONE } cli_bn_mode_t;
+
 /* Everything a training run needs, opened from the flags. Owns the datasets. */
 typedef struct cli_train_setup {
     int c, h, w, k;
@@ -55,6 +61,7 @@ typedef struct cli_train_setup {
     sfp_dataset_t *train;        /* owns */
     sfp_dataset_t *val;          /* owns; NULL without validation */
     sfp_train_opts_t opts;       /* strings point into argv / fingerprint below */
+    cli_bn_mode_t bn_mode;
     char fingerprint[512];
     char val_desc[160];          /* where validation data comes from, for the log */
 } cli_train_setup_t;
@@ -69,6 +76,17 @@ void cli_train_setup_clear(cli_train_setup_t *s);
 
 /* Writes the preprocessing description (and class names) into m's metadata. */
 int cli_record_preprocessing(sfp_model_t *m, const cli_train_setup_t *s, sfp_error_t *err);
+
+/* Bare convolutions (bn_bare_convs) get a BatchNormalization back unless
+ * --bn none, initialised from their outputs' statistics on up to
+ * CLI_BN_CALIB_IMAGES training images so the function is unchanged; says so
+ * on stderr unless quiet. *n_inserted: how many (0 for models that have
+ * their BN, and for a resumed model, which has them already). */
+enum { CLI_BN_CALIB_IMAGES = 1024 };
+int cli_bn_reinsert(const cli_train_setup_t *s, sfp_model_t *m, bool quiet, int *n_inserted, sfp_error_t *err);
+/* Before writing: the re-inserted BatchNormalization folded back into its
+ * convolution, unless --bn keep. *n_folded (may be NULL): how many. */
+int cli_bn_finish(const cli_train_setup_t *s, sfp_model_t *m, int *n_folded, sfp_error_t *err);
 
 /* The model a --resume continues: decoded from the checkpoint (*ck filled). */
 int cli_resume_model(const char *ckpt_path, sfp_checkpoint_t *ck, sfp_model_t **out, sfp_error_t *err);

@@ -67,6 +67,7 @@ typedef struct run_summary {
     double rate, cluster_rate;
     int64_t epochs;
     double acc_before, acc_after;
+    int bn_reinserted;      /* BatchNormalization put back for fine-tuning */
 } run_summary_t;
 
 static json_object *json_fraction(double v)
@@ -89,6 +90,7 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object_object_add(root, "epochs", json_object_new_int64(rs->epochs));
     json_object_object_add(root, "accuracy_before", json_fraction(rs->acc_before));
     json_object_object_add(root, "accuracy_after", json_fraction(rs->acc_after));
+    json_object_object_add(root, "bn_reinserted", json_object_new_int(rs->bn_reinserted));
     json_object_object_add(root, "layers", channels_kept(before, after));
     const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t len = strlen(s);
@@ -166,22 +168,37 @@ typedef struct compress_args {
     const char *method_name;
 } compress_args_t;
 
-/* Fine-tunes `work` (a clone of orig, or the checkpoint's model) with the
- * pruning schedule, then marks the chosen channels in r. Measures accuracy
- * before (orig) and, once removed, after. */
-static int fine_tune(const cli_cmd_t *cmd, const cli_args_t *a, const compress_args_t *ca, sfp_model_t *orig,
-                     sfp_model_t *work, const sfp_checkpoint_t *ck, sfp_groups_t *gs, sfp_removal_t *r,
-                     cli_train_setup_t *s, run_summary_t *rs, sfp_error_t *err)
+/* The training setup of a fine-tuning run on *work (a clone of the input,
+ * or the checkpoint's model): data, flags, preprocessing recorded, and BN
+ * re-inserted where the exporter folded it (then *work is replaced by a
+ * fresh copy, so its value ids are those a copy of it will have). */
+static int fine_tune_setup(const cli_cmd_t *cmd, const cli_args_t *a, const compress_args_t *ca, sfp_model_t **work,
+                           cli_train_setup_t *s, run_summary_t *rs, sfp_error_t *err)
 {
     char method_desc[160];
     snprintf(method_desc, sizeof method_desc, "method=%s rate=%g cluster=%g decay=%g skip=%s", ca->method_name, ca->rate,
              ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "");
+    sfp_model_t *copy = NULL;
+    int rc = cli_train_setup(cmd, a, *work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
+    if (rc == 0) rc = cli_record_preprocessing(*work, s, err);
+    if (rc == 0) rc = cli_bn_reinsert(s, *work, a->quiet, &rs->bn_reinserted, err);
+    if (rc < 0 || rs->bn_reinserted == 0) return rc;
+    if ((rc = model_clone(*work, &copy, err)) < 0) return rc;
+    model_free(*work);
+    *work = copy;
+    return 0;
+}
+
+/* Fine-tunes `work` with the pruning schedule, then marks the chosen
+ * channels in r. Measures accuracy before (orig). */
+static int fine_tune(const cli_args_t *a, const compress_args_t *ca, sfp_model_t *orig, sfp_model_t *work,
+                     const sfp_checkpoint_t *ck, sfp_groups_t *gs, sfp_removal_t *r, cli_train_setup_t *s,
+                     run_summary_t *rs, sfp_error_t *err)
+{
     sfp_trainer_t *t = NULL;
     prune_hooks_t ph = {NULL, 0, 0, ca->method == SFP_PRUNE_SFP};
     char interrupt_path[PATH_MAX];
-    int rc = cli_train_setup(cmd, a, work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
-    if (rc < 0) return rc;
-    if ((rc = cli_record_preprocessing(work, s, err)) < 0) return rc;
+    int rc = 0;
     snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", ca->out);
     s->opts.interrupt_path = interrupt_path;
     sfp_train_hooks_t hooks = {&ph, hook_epoch_begin, hook_after_step, hook_epoch_end, hook_status, hook_save_state,
@@ -307,7 +324,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     memset(&ck, 0, sizeof ck);
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
-    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN};
+    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0};
     if ((rc = model_load(in, &orig, err)) < 0) return rc;
     /* Errors of the pruning steps name the input file, as loading errors do. */
     if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, ca.flops, ca.skip, &ca.rate, err)) < 0) {
@@ -321,12 +338,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (ca.resume) rc = cli_resume_model(ca.resume, &ck, &pruned, err);
     else rc = model_clone(orig, &pruned, err);
     if (rc < 0) goto done;
+    if (ca.epochs > 0 && (rc = fine_tune_setup(cmd, a, &ca, &pruned, &setup, &rs, err)) < 0) goto done;
     if ((rc = groups_find(pruned, &gs, err)) < 0 || (rc = removal_create(gs, &r, err)) < 0) {
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
     if (ca.epochs > 0) {
-        if ((rc = fine_tune(cmd, a, &ca, orig, pruned, ca.resume ? &ck : NULL, gs, r, &setup, &rs, err)) < 0) goto done;
+        if ((rc = fine_tune(a, &ca, orig, pruned, ca.resume ? &ck : NULL, gs, r, &setup, &rs, err)) < 0) goto done;
     } else if ((rc = prune_select_l2(pruned, gs, ca.rate, ca.skip, r, err)) < 0) {
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
@@ -335,8 +353,15 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         if ((rc = model_clone(pruned, &masked, err)) < 0) goto done;
         if ((rc = surgery_mask(masked, gs, r, err)) < 0) goto done;
     }
-    if ((rc = surgery_apply(pruned, gs, r, err)) < 0 || (rc = report_build(orig, in, &rep_in, err)) < 0 ||
-        (rc = report_build(pruned, out, &rep_out, err)) < 0) {
+    if ((rc = surgery_apply(pruned, gs, r, err)) < 0) {
+        sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
+    /* the output in the input's form: re-inserted BN folded back (unless --bn keep) */
+    if (ca.epochs > 0 && ((rc = cli_bn_finish(&setup, pruned, NULL, err)) < 0 ||
+                          (masked && (rc = cli_bn_finish(&setup, masked, NULL, err)) < 0)))
+        goto done;
+    if ((rc = report_build(orig, in, &rep_in, err)) < 0 || (rc = report_build(pruned, out, &rep_out, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }

@@ -38,6 +38,21 @@ static int check_files(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *e
     return 0;
 }
 
+/* The best epoch's model (serialised by the trainer) in OUT's form: as it
+ * is unless it has re-inserted BatchNormalization to fold. */
+static int save_best(const cli_train_setup_t *s, const uint8_t *best, size_t len, const char *path, sfp_error_t *err)
+{
+    sfp_model_t *m = NULL;
+    int folded = 0, rc = 0;
+    if (s->bn_mode != CLI_BN_KEEP) {
+        rc = model_load_bytes(best, len, path, &m, err);
+        if (rc == 0) rc = cli_bn_finish(s, m, &folded, err);
+    }
+    if (rc == 0) rc = folded > 0 ? model_save(m, path, err) : sfp_write_file_atomic(path, best, len, err);
+    model_free(m);
+    return rc;
+}
+
 static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     const char *in = a->pos[0], *out = a->pos[1], *best_path = cli_get(cmd, a, "best");
@@ -51,7 +66,9 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     char interrupt_path[PATH_MAX];
     int rc = check_files(cmd, a, err);
     if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : model_load(in, &m, err);
+    int n_bn = 0;
     if (rc == 0) rc = cli_train_setup(cmd, a, m, in, 0.1, -1, NULL, &s, err);
+    if (rc == 0) rc = cli_bn_reinsert(&s, m, a->quiet, &n_bn, err);
     if (rc == 0) rc = cli_record_preprocessing(m, &s, err);
     snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", out);
     s.opts.interrupt_path = interrupt_path;
@@ -69,10 +86,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     }
     if ((rc = trainer_run(t, err)) < 0) goto done;
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
-    rc = model_save(m, out, err);
+    rc = cli_bn_finish(&s, m, NULL, err);
+    if (rc == 0) rc = model_save(m, out, err);
     size_t best_len = 0;
     const uint8_t *best = trainer_best_model(t, &best_len);
-    if (rc == 0 && best_path && best) rc = sfp_write_file_atomic(best_path, best, best_len, err);
+    if (rc == 0 && best_path && best) rc = save_best(&s, best, best_len, best_path, err);
     if ((rc = dist_agree(rc, err)) < 0) goto done;
     const int64_t done_epochs = trainer_epochs_done(t);
     const sfp_epoch_stats_t *last = done_epochs > 0 ? &trainer_history(t)[done_epochs - 1] : NULL;

@@ -108,10 +108,9 @@ static int tensor_keep(sfp_tensor_t *t, int axis, const bool *drop, int64_t n_dr
     return 0;
 }
 
-/* The writable initializer of input k of node n. One shared with other nodes
- * (exporters deduplicate equal constants, e.g. zero biases) is first copied
- * into an initializer of this node's own. */
-static int own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, sfp_error_t *err)
+/* Exporters deduplicate equal constants (e.g. zero biases), so an
+ * initializer shared with other nodes is copied before it is changed. */
+int surgery_own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, sfp_error_t *err)
 {
     *out = NULL;
     if (k >= n->n_inputs || n->inputs[k] < 0) return 0;
@@ -157,7 +156,7 @@ static int shrink_conv(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, co
 {
     int x = n->inputs[0], y = n->outputs[0], rc;
     sfp_tensor_t *w = NULL, *b = NULL;
-    if ((rc = own_init(g, n, 0 + 1, &w, err)) < 0 || (rc = own_init(g, n, 2, &b, err)) < 0) return rc;
+    if ((rc = surgery_own_init(g, n, 0 + 1, &w, err)) < 0 || (rc = surgery_own_init(g, n, 2, &b, err)) < 0) return rc;
     int64_t group = node_attr_int(n, "group", 1);
     if ((rc = tensor_keep(w, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     if (b && (rc = tensor_keep(b, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
@@ -172,7 +171,7 @@ static int shrink_bn(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, cons
     int x = n->inputs[0], rc;
     for (int k = 1; k < 5; k++) {
         sfp_tensor_t *p = NULL;
-        if ((rc = own_init(g, n, k, &p, err)) < 0) return rc;
+        if ((rc = surgery_own_init(g, n, k, &p, err)) < 0) return rc;
         if ((rc = tensor_keep(p, 0, r->masks[x], gs->value_slots[x], err)) < 0) return rc;
     }
     return 0;
@@ -185,11 +184,11 @@ static int shrink_dense(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, c
     bool trans_b = gemm && node_attr_int(n, "transB", 0);
     sfp_tensor_t *w = NULL, *c = NULL;
     if (!r->masks[a] && !r->masks[y]) return 0;
-    if ((rc = own_init(g, n, 1, &w, err)) < 0) return rc;
+    if ((rc = surgery_own_init(g, n, 1, &w, err)) < 0) return rc;
     if ((rc = tensor_keep(w, trans_b ? 1 : 0, r->masks[a], gs->value_slots[a], err)) < 0) return rc;
     if ((rc = tensor_keep(w, trans_b ? 0 : 1, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     if (gemm && r->masks[y] && n->n_inputs > 2 && n->inputs[2] >= 0) {
-        if ((rc = own_init(g, n, 2, &c, err)) < 0) return rc;
+        if ((rc = surgery_own_init(g, n, 2, &c, err)) < 0) return rc;
         if (c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y])
             return tensor_keep(c, c->ndim - 1, r->masks[y], gs->value_slots[y], err);
     }
@@ -208,7 +207,7 @@ static int shrink_binary(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, 
         int axis = 1 - (yv->ndim - xv->init->ndim);
         if (axis < 0 || xv->init->dims[axis] == 1) continue;
         sfp_tensor_t *t = NULL;
-        if ((rc = own_init(g, n, k, &t, err)) < 0) return rc;
+        if ((rc = surgery_own_init(g, n, k, &t, err)) < 0) return rc;
         if ((rc = tensor_keep(t, axis, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     }
     return 0;
@@ -224,7 +223,7 @@ static int shrink_pad(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp
     sfp_tensor_t *t = NULL;
     sfp_attr_t *a = NULL;
     if (n->n_inputs > 1 && n->inputs[1] >= 0) {
-        int rc = own_init(g, n, 1, &t, err);
+        int rc = surgery_own_init(g, n, 1, &t, err);
         if (rc < 0) return rc;
         pb = sfp_tensor_get_int(t, 1);
         pe = sfp_tensor_get_int(t, 1 + rank);
@@ -259,7 +258,7 @@ static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs,
     const sfp_tensor_t *k = graph_const(g, n->inputs[1]);
     if (!k || sfp_tensor_numel(k) < 2 || sfp_tensor_get_int(k, 1) <= 0) return 0;
     sfp_tensor_t *t = NULL;
-    int rc = own_init(g, n, 1, &t, err);
+    int rc = surgery_own_init(g, n, 1, &t, err);
     if (rc < 0) return rc;
     if (t->dtype == SFP_DT_INT64) ((int64_t *)t->data)[1] -= gone;
     else ((int32_t *)t->data)[1] -= (int32_t)gone;

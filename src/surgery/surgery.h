@@ -124,4 +124,30 @@ int groups_channel_rows(sfp_model_t *m, const sfp_groups_t *gs, int gi, int j, s
  * everywhere it flows. */
 int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err);
 
+/* ---- BatchNormalization folded by the exporter (bn_fold.c) ---- */
+/* Name prefix of the BatchNormalization nodes bn_insert adds. */
+#define BN_MARK "onnx-sfp.bn/"
+bool bn_is_reinserted(const sfp_node_t *n);
+/* Conv nodes (float initializer weight and bias) whose output no
+ * BatchNormalization reads: what an exporter's BN folding left. *nodes is
+ * malloc'd (NULL when none). */
+int bn_bare_convs(const sfp_model_t *m, int **nodes, int *n, sfp_error_t *err);
+/* After each conv convs[i] a BatchNormalization named BN_MARK + the conv's
+ * output name, with running statistics mean[i] / var[i] (the conv output's
+ * per-channel mean and variance), scale sqrt(var + eps) and bias mean: the
+ * identity in inference, and nearly so in training while the batch
+ * statistics stay near these. Re-sorts, validates and infers shapes. */
+int bn_insert(sfp_model_t *m, int n, const int *convs, const double *const *mean, const double *const *var,
+              sfp_error_t *err);
+/* Folds every re-inserted BatchNormalization into its convolution (weight
+ * rows scaled by gamma / sqrt(var + eps), bias (b - mean) * that + beta; a
+ * bias is added when the conv had none) and removes it. Nodes that do not
+ * fit (not after a conv of their own) are left as they are. */
+int bn_fold_reinserted(sfp_model_t *m, int *n_folded, sfp_error_t *err);
+
+/* The writable initializer of input k of node n; one shared with other
+ * nodes (or a folded constant) is first copied into one of n's own. *out
+ * NULL when the input is omitted. */
+int surgery_own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, sfp_error_t *err);
+
 #endif

@@ -127,6 +127,16 @@ int evaluator_create(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_pre
 int evaluator_run(sfp_evaluator_t *ev, sfp_eval_result_t *res, sfp_error_t *err);
 void evaluator_free(sfp_evaluator_t *ev);
 
+/* ---- activation statistics (calibrate.c) ---- */
+/* Mean and biased variance per channel (axis 1) of each of m's values
+ * values[0..n) over up to max_images images of ds (a shuffle by seed;
+ * whole batches; inference mode, prep without augmentation). mean[i] and
+ * var[i] are malloc'd arrays of the value's channel count (the caller frees
+ * them); on error all are NULL. The values' shapes must be inferred. */
+int calibrate_channel_stats(const sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_prep_t *prep,
+                            int64_t max_images, uint64_t seed, int threads, int n, const int *values, double **mean,
+                            double **var, sfp_error_t *err);
+
 /* ---- the training loop (trainer.c) ---- */
 /* What a caller (compress's pruning schedule) does around the SGD steps.
  * Every member may be NULL. Steps count from 0 over the whole run. */

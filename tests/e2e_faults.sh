@@ -75,6 +75,8 @@ expect 2 "--epochs 2: fine-tuning needs --data PATH" compress "$IN" "$DIR/o.onnx
 expect 2 "--resume needs --epochs N" compress "$IN" "$DIR/o.onnx" --epochs 0 --resume "$DIR/none.ckpt"
 expect 2 "--cluster-rate needs --method hybrid" compress "$IN" "$DIR/o.onnx" --cluster-rate 0.1 --epochs 0
 expect 2 "--data PATH is required for training" train "$IN" "$DIR/o.onnx" --epochs 1
+expect 2 "--bn: 'bogus' is not fold, keep or none" train "$IN" "$DIR/o.onnx" --epochs 1 --data "$DIR" --bn bogus
+expect 2 "--bn applies to fine-tuning" compress "$IN" "$DIR/o.onnx" --epochs 0 --bn keep
 expect 2 "unknown option '--bogus'" compress "$IN" "$DIR/o.onnx" --bogus
 expect 2 "usage: onnx-sfp compress" compress "$IN"
 expect 2 "usage: onnx-sfp compress" compress

@@ -261,6 +261,8 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         return sfp_errorf(err, SFP_EUSAGE, "--epochs %lld: fine-tuning needs --data PATH (--epochs 0 prunes without it)",
                           (long long)ca->epochs);
     if (ca->epochs == 0 && ca->resume) return sfp_errorf(err, SFP_EUSAGE, "--resume needs --epochs N (N > 0)");
+    if (ca->epochs == 0 && cli_get(cmd, a, "bn"))
+        return sfp_errorf(err, SFP_EUSAGE, "--bn applies to fine-tuning (--epochs N with --data); --epochs 0 trains nothing");
     if (ca->epochs == 0 && ca->max_drop >= 0.0 && !cli_get(cmd, a, "data") && !cli_get(cmd, a, "val-data"))
         return sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--data or --val-data)");
     if (cli_same_file(ca->in, ca->out))

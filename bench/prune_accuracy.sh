@@ -14,7 +14,8 @@
 # the training seconds.
 #
 #   sh bench/prune_accuracy.sh
-#   env: MODEL=models/fmnist-resnet20.onnx EPOCHS=2 LIMIT=N (first N training
+#   env: MODEL=models/fmnist-resnet20.onnx (ResNet-56: build/models/fmnist-resnet56.onnx from
+#        `models/build.sh fmnist56`) EPOCHS=2 LIMIT=N (first N training
 #        images; unset: all 60,000) RATES="0.3 0.4 0.6" METHODS="sfp smooth
 #        hybrid" LR=0.01 THREADS=2 TORCH=1 (0: skip PyTorch)
 #        DATA=/usr/share/datasets/fashion-mnist BUILD=build

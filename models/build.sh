@@ -6,6 +6,8 @@
 #
 #   models/build.sh fmnist      # ResNet-20 on Fashion-MNIST (~20 min on 2 cores)
 #   models/build.sh defects     # ResNet-20 on the synthetic defect set (tools/gen_defects.py, ~20 min)
+#   models/build.sh fmnist56    # ResNet-56, same recipe as fmnist, into build/models/ (not shipped;
+#                               # the starting point of the ResNet-56 pruning table, ~1 h on 2 free cores)
 set -eu
 cd "$(dirname "$0")/.."
 SFP=${SFP:-build/onnx-sfp}
@@ -21,6 +23,15 @@ fmnist)
     "$SFP" train "$TMP/fmnist-init.onnx" models/fmnist-resnet20.onnx --data "$FMNIST" --val-split 0.1 \
         --epochs 6 --batch 128 --lr 0.1 --schedule cosine --momentum 0.9 --wd 5e-4 --seed 1 --threads "$THREADS"
     "$SFP" eval models/fmnist-resnet20.onnx --data "$FMNIST" --json --threads "$THREADS" | tee models/accuracy-fmnist-resnet20.txt
+    ;;
+fmnist56)
+    # CIFAR-style ResNet-56 (shortcut A) for 1x28x28 images, the fmnist recipe.
+    mkdir -p build/models
+    "$SFP" init resnet56 "$TMP/fmnist56-init.onnx" --input 1x28x28 --classes 10 --seed 1
+    "$SFP" train "$TMP/fmnist56-init.onnx" build/models/fmnist-resnet56.onnx --data "$FMNIST" --val-split 0.1 \
+        --epochs 6 --batch 128 --lr 0.1 --schedule cosine --momentum 0.9 --wd 5e-4 --seed 1 --threads "$THREADS"
+    "$SFP" eval build/models/fmnist-resnet56.onnx --data "$FMNIST" --json --threads "$THREADS" |
+        tee build/models/accuracy-fmnist-resnet56.txt
     ;;
 defects)
     # The synthetic NEU-like defect set at 48x48 grayscale, 7 classes: 1,500
@@ -40,7 +51,7 @@ defects)
     "$SFP" eval models/defects-resnet20.onnx --data "$DATA" --json --threads "$THREADS" | tee models/accuracy-defects-resnet20.txt
     ;;
 *)
-    echo "usage: models/build.sh fmnist|defects" >&2
+    echo "usage: models/build.sh fmnist|fmnist56|defects" >&2
     exit 2
     ;;
 esac

@@ -3,7 +3,9 @@
  * a re-inserted BN is the identity in inference until trained, and the
  * round trip gives back the fused graph. Checked through real inference
  * plans on a CIFAR ResNet-8 with both shortcut styles, BN parameters set
- * away from their defaults so that folding has something to fold. */
+ * away from their defaults so that folding has something to fold, and on a
+ * small graph with a conv classifier (left alone) and two convs sharing one
+ * weight (folding gives each its own). */
 #define _XOPEN_SOURCE 700
 #include <math.h>
 
@@ -186,11 +188,80 @@ static void test_insert_is_identity_and_folds_back_to_the_fused_graph(void **sta
     model_free(m);
 }
 
+/* Conv a -> Relu -> Conv b (shared weight with c) -> Add(b, c) -> Conv head
+ * -> GlobalAveragePool: a, b and c get a BN, the head (no layer after it:
+ * a classifier) does not; c reads a weight b shares, which folding copies. */
+static void test_bare_convs_skip_the_classifier_and_fold_copies_shared_weights(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {1, 2, 5, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    tu_conv_b(m, "a", "x", "a_out", 2, 3, 3, 11, 1);
+    tu_node(m, "Relu", "relu", "a_out", "r");
+    tu_conv(m, "b", "r", "b_out", 3, 3, 3, 12);
+    tu_node(m, "Conv", "c", "r,b.weight", "c_out");
+    tu_attr_ints(&m->graph.nodes[m->graph.n_nodes - 1], "pads", 4, (const int64_t[]){1, 1, 1, 1});
+    tu_node(m, "Add", "add", "b_out,c_out", "s");
+    tu_conv(m, "head", "s", "h", 3, 4, 1, 13);
+    tu_node(m, "GlobalAveragePool", "gap", "h", "y");
+    tu_output(m, "y");
+    TU_OK(&err, model_validate(m, &err));
+    TU_OK(&err, model_infer_shapes(m, 1, &err));
+    int *bare = NULL, n = 0;
+    TU_OK(&err, bn_bare_convs(m, &bare, &n, &err));
+    assert_int_equal(n, 3);
+    for (int i = 0; i < n; i++) assert_string_not_equal(m->graph.nodes[bare[i]].name, "head");
+    double mean[3] = {0.1, -0.2, 0.3}, var[3] = {0.5, 2.0, 1.0};
+    const double *means[3] = {mean, mean, mean}, *vars[3] = {var, var, var};
+    TU_OK(&err, bn_insert(m, n, bare, means, vars, &err));
+    free(bare);
+    /* training would change the BN parameters: make folding non-trivial */
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (bn_is_reinserted(&m->graph.nodes[i])) {
+            float *gamma = m->graph.values[m->graph.nodes[i].inputs[1]].init->data;
+            gamma[1] = 0.25f * (float)(i + 1);
+        }
+    float *y0 = NULL;
+    {
+        sfp_plan_t *p = NULL;
+        float x[50];
+        for (int i = 0; i < 50; i++) x[i] = (float)sin(0.3 * i);
+        const void *in[1] = {x};
+        TU_OK(&err, plan_create(m, 1, 0, 1, &p, &err));
+        TU_OK(&err, plan_run(p, in, &err));
+        y0 = malloc(sizeof(float) * 4);
+        assert_non_null(y0);
+        memcpy(y0, plan_output(p, 0), sizeof(float) * 4);
+        plan_free(p);
+        int folded = 0;
+        TU_OK(&err, bn_fold_reinserted(m, &folded, &err));
+        assert_int_equal(folded, 3);
+        assert_int_equal(count_op(m, "BatchNormalization"), 0);
+        TU_OK(&err, plan_create(m, 1, 0, 1, &p, &err));
+        TU_OK(&err, plan_run(p, in, &err));
+        const float *y1 = plan_output(p, 0);
+        for (int i = 0; i < 4; i++) assert_true(fabsf(y0[i] - y1[i]) <= 1e-5f * (1.0f + fabsf(y0[i])));
+        plan_free(p);
+    }
+    /* b and c no longer share one weight: each was scaled by its own BN */
+    int wb = -1, wc = -1;
+    for (int i = 0; i < m->graph.n_nodes; i++) {
+        if (!strcmp(m->graph.nodes[i].name, "b")) wb = m->graph.nodes[i].inputs[1];
+        if (!strcmp(m->graph.nodes[i].name, "c")) wc = m->graph.nodes[i].inputs[1];
+    }
+    assert_true(wb >= 0 && wc >= 0 && wb != wc);
+    free(y0);
+    model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_keeps_function_and_leaves_bare_convs),
         cmocka_unit_test(test_insert_is_identity_and_folds_back_to_the_fused_graph),
+        cmocka_unit_test(test_bare_convs_skip_the_classifier_and_fold_copies_shared_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

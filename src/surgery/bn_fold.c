@@ -43,22 +43,55 @@ static int64_t conv_channels(const sfp_graph_t *g, const sfp_node_t *n)
     return w->dims[0];
 }
 
+static bool is_layer(const sfp_node_t *n)
+{
+    return !strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
+}
+
+/* feeds[i]: some Conv/Gemm/MatMul reads what node i computes, directly or
+ * through other nodes. Nodes are in topological order, so one pass
+ * backwards settles each node after all its readers. */
+static bool *layers_downstream(const sfp_graph_t *g)
+{
+    bool *feeds = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    bool *value_feeds = calloc((size_t)g->n_values + 1, sizeof(bool));
+    if (!feeds || !value_feeds) {
+        free(feeds);
+        free(value_feeds);
+        return NULL;
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const sfp_node_t *n = &g->nodes[i];
+        for (int o = 0; o < n->n_outputs; o++) feeds[i] |= n->outputs[o] >= 0 && value_feeds[n->outputs[o]];
+        if (is_layer(n) || feeds[i])
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0) value_feeds[n->inputs[k]] = true;
+    }
+    free(value_feeds);
+    return feeds;
+}
+
 int bn_bare_convs(const sfp_model_t *m, int **nodes, int *n, sfp_error_t *err)
 {
     const sfp_graph_t *g = &m->graph;
     *nodes = NULL;
     *n = 0;
     int *list = malloc(sizeof(int) * (size_t)(g->n_nodes + 1));
-    if (!list) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (!conv_channels(g, &g->nodes[i])) continue;
-        const int y = g->nodes[i].outputs[0];
-        bool normalised = false;
-        for (int k = 0; k < g->n_nodes && !normalised; k++)
-            normalised = !strcmp(g->nodes[k].op_type, "BatchNormalization") && g->nodes[k].n_inputs > 0 &&
-                         g->nodes[k].inputs[0] == y;
-        if (!normalised) list[(*n)++] = i;
+    bool *feeds = layers_downstream(g), *normalised = calloc((size_t)g->n_values + 1, sizeof(bool));
+    if (!list || !feeds || !normalised) {
+        free(list);
+        free(feeds);
+        free(normalised);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!strcmp(g->nodes[k].op_type, "BatchNormalization") && g->nodes[k].n_inputs > 0 && g->nodes[k].inputs[0] >= 0)
+            normalised[g->nodes[k].inputs[0]] = true;
+    /* a conv no layer follows is a classifier: its logits stay unnormalised */
+    for (int i = 0; i < g->n_nodes; i++)
+        if (conv_channels(g, &g->nodes[i]) && feeds[i] && !normalised[g->nodes[i].outputs[0]]) list[(*n)++] = i;
+    free(normalised);
+    free(feeds);
     if (*n == 0) free(list);
     else *nodes = list;
     return 0;

@@ -129,8 +129,10 @@ int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
 #define BN_MARK "onnx-sfp.bn/"
 bool bn_is_reinserted(const sfp_node_t *n);
 /* Conv nodes (float initializer weight and bias) whose output no
- * BatchNormalization reads: what an exporter's BN folding left. *nodes is
- * malloc'd (NULL when none). */
+ * BatchNormalization reads and some later Conv/Gemm/MatMul does (directly
+ * or through other nodes; a last conv is a classifier): what an exporter's
+ * BN folding left. *nodes is malloc'd (NULL when none). Assumes
+ * topological order. */
 int bn_bare_convs(const sfp_model_t *m, int **nodes, int *n, sfp_error_t *err);
 /* After each conv convs[i] a BatchNormalization named BN_MARK + the conv's
  * output name, with running statistics mean[i] / var[i] (the conv output's

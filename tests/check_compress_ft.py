@@ -137,9 +137,10 @@ def check_fused(f, out):
     b, ck = os.path.join(out, "fused-b.onnx"), os.path.join(out, "fused-b.ckpt")
     rc, err = interrupt_in_second_epoch([SFP, "compress", fused, b, "--checkpoint", ck] + COMMON, 0.5)
     f.check(rc == 1 and os.path.exists(ck), f"fused: SIGINT exit {rc}")
-    rc, msg = run([SFP, "compress", fused, b, "--checkpoint", ck, "--resume", ck, "--quiet"] + COMMON)
-    f.check(rc == 0 and sha(b) == sha(dst), f"fused: --resume equals the uninterrupted run byte for byte "
-            f"({msg.strip()[-200:]})")
+    rc, msg = run([SFP, "compress", fused, b, "--checkpoint", ck, "--resume", ck, "--quiet", "--report-json", rjson]
+                  + COMMON)
+    f.check(rc == 0 and sha(b) == sha(dst) and json.load(open(rjson)).get("bn_reinserted") == 19,
+            f"fused: --resume equals the uninterrupted run byte for byte, 19 BN reported ({msg.strip()[-200:]})")
     tr, best = os.path.join(out, "fused-train.onnx"), os.path.join(out, "fused-best.onnx")
     common = [x for x in one_epoch if x not in ("--rate", "0.4")]
     rc, msg = run([SFP, "train", fused, tr, "--best", best, "--lr", "0.01"] + common)

@@ -179,10 +179,13 @@ static int fine_tune_setup(const cli_cmd_t *cmd, const cli_args_t *a, const comp
     snprintf(method_desc, sizeof method_desc, "method=%s rate=%g cluster=%g decay=%g skip=%s", ca->method_name, ca->rate,
              ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "");
     sfp_model_t *copy = NULL;
+    int inserted = 0;
     int rc = cli_train_setup(cmd, a, *work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
     if (rc == 0) rc = cli_record_preprocessing(*work, s, err);
-    if (rc == 0) rc = cli_bn_reinsert(s, *work, a->quiet, &rs->bn_reinserted, err);
-    if (rc < 0 || rs->bn_reinserted == 0) return rc;
+    if (rc == 0) rc = cli_bn_reinsert(s, *work, a->quiet, &inserted, err);
+    /* counted in the model: a resumed run's checkpoint has them already */
+    for (int i = 0; rc == 0 && i < (*work)->graph.n_nodes; i++) rs->bn_reinserted += bn_is_reinserted(&(*work)->graph.nodes[i]);
+    if (rc < 0 || inserted == 0) return rc;
     if ((rc = model_clone(*work, &copy, err)) < 0) return rc;
     model_free(*work);
     *work = copy;

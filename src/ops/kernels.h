@@ -79,6 +79,12 @@ bool conv_direct_applies(const sfp_conv_shape_t *s);
 bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
 void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                          float *y, float *scratch, sfp_threads_t *threads);
+/* dw +=, db += of the direct kernel's shapes (conv_direct_applies): the
+ * weight gradient straight from the padded phase planes, no im2col; sums
+ * over a fixed number of image ranges, so the same for any thread count. */
+bool conv_direct_dw_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+void conv_direct_backward_dw(const sfp_conv_shape_t *s, const float *x, const float *dy, float *dw, float *db,
+                             float *scratch, sfp_threads_t *threads);
 void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y);
 
 /* ---- BatchNormalization, inference form (op_norm.c) ---- */
@@ -190,10 +196,11 @@ void slice_forward_ref(int ndim, const int64_t *x_dims, const int64_t *start, co
 void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads);
 
 /* Conv: x (N,C,D..), w (M,C/G,K..), dy (N,M,O..) -> dx (N,C,D..) +=,
- * dw (M,C/G,K..) +=, db (M) +=. dW via im2col + sgemm, per image (or
- * several images side by side on small maps); the batch is cut into a fixed
- * number of partial sums of dw/db that do not depend on the thread count,
- * workers take whole partials. dX: with stride 1, the forward convolution of
+ * dw (M,C/G,K..) +=, db (M) +=. dW: the direct kernel where it applies
+ * (conv_direct_backward_dw), else im2col + sgemm, per image (or several
+ * images side by side on small maps); both cut the batch into a fixed number
+ * of partial sums of dw/db that do not depend on the thread count, workers
+ * take whole partials. dX: with stride 1, the forward convolution of
  * dY by the flipped kernel with its channel axes swapped (the direct kernel
  * where it applies, dx being the residual its epilogue adds; im2col + sgemm
  * otherwise); other strides sgemm + col2im. */

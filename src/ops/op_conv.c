@@ -550,6 +550,14 @@ static void conv_flip_kernel(const sfp_conv_shape_t *s, const float *w, float *w
             }
 }
 
+/* dW by the direct kernel: its shapes but 1x1 kernels, whose im2col is at
+ * most a strided copy (measured 1 thread, 16 -> 32 channels 32x32 stride 2,
+ * batch 128: 4.2 ms im2col + sgemm, 6.4 ms direct). */
+static bool conv_dw_direct(const sfp_conv_shape_t *s)
+{
+    return prod_n(s->kernel, s->n_spatial) > 1 && conv_direct_applies(s);
+}
+
 /* Pass 1 (dW, db, and dX by col2im when not a convolution) and pass 2 (dX
  * as a convolution) run one after the other and share the scratch. */
 bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
@@ -560,6 +568,8 @@ bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size
     if (!sfp_mul_size(per, (size_t)conv_bwd_workers(s, n_threads), &workers) ||
         !sfp_mul_size(part, (size_t)conv_bwd_partials(s), &parts) || workers > SIZE_MAX - parts)
         return false;
+    size_t dw_direct = 0;
+    if (conv_dw_direct(s) && !conv_direct_dw_scratch_floats(s, n_threads, &dw_direct)) return false;
     if (conv_dx_as_conv(s, &t)) {
         wt = part - (size_t)s->out_channels; /* the size of w */
         size_t direct = 0;
@@ -571,6 +581,7 @@ bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size
         pass2 += wt;
     }
     *out = workers + parts > pass2 ? workers + parts : pass2;
+    if (dw_direct > *out) *out = dw_direct;
     return true;
 }
 
@@ -742,6 +753,11 @@ void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, co
     conv_bwd_job_t j = {s, x, w, dy, dx_as_conv ? NULL : dx, NULL, dw != NULL, db != NULL, scratch, 0, 0, NULL};
     if (!conv_bwd_worker_floats(s, &j.per_worker) || !conv_bwd_partial_floats(s, &j.per_partial))
         return; /* prepare_backward refused such shapes */
+    if ((dw || db) && conv_dw_direct(s)) { /* dW, db first; then dX alone, in the same scratch */
+        conv_direct_backward_dw(s, x, dy, dw, db, scratch, threads);
+        if (dx) conv_backward(s, x, w, dy, dx, NULL, NULL, scratch, threads);
+        return;
+    }
     if (dx_as_conv) { /* pass 2 after pass 1, in the same scratch */
         if (dw || db) conv_backward(s, x, w, dy, NULL, dw, db, scratch, threads);
         float *wt = scratch, *rest = scratch + (j.per_partial - (size_t)s->out_channels);

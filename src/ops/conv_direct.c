@@ -319,6 +319,16 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
                                 (int)(g->ow - x0 < g->nr ? g->ow - x0 : g->nr),
                                 (int)(g->mg - m0 < g->mr ? g->mg - m0 : g->mr),
                                 e->relu};
+                /* the lines the epilogue reads and writes, asked for now: they
+                 * arrive during the tile's FMA loop instead of stalling it after */
+                for (int i = 0; i < o.rows; i++) {
+                    if (o.res) {
+                        __builtin_prefetch(o.res + i * o.ld);
+                        __builtin_prefetch(o.res + i * o.ld + o.valid - 1);
+                    }
+                    __builtin_prefetch(o.y + i * o.ld, 1);
+                    __builtin_prefetch(o.y + i * o.ld + o.valid - 1, 1);
+                }
                 tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
             }
         }

@@ -31,8 +31,13 @@
 typedef struct tile_shape {
     int mr, nv;
 } tile_shape_t;
-static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2}};
-#define N_TILE_SHAPES ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
+/* The shapes a layer may use, then narrower ones (same NV, fewer channels)
+ * for a group's last channel tile: 16 channels as 6 + 6 + 4 rows compute 16
+ * rows instead of 18, 32 as 6 x 5 + 2 and 64 as 12 x 5 + 4 likewise. */
+static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2},
+                                           {2, 2}, {2, 3}, {2, 1}, {4, 1}};
+#define N_TILE_SHAPES 5
+#define N_TILE_FNS ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
 #define MAX_MR 12
 
 typedef struct direct_geom {
@@ -41,8 +46,9 @@ typedef struct direct_geom {
     int64_t sh, sw, hq, wq;    /* strides; a phase plane: hq rows of wq */
     int64_t plane;             /* hq * wq */
     int64_t oh, ow, ohw;
-    int shape;                 /* index in tile_shapes */
+    int shape, last_shape;     /* index in tile_shapes: every channel tile, a group's last one */
     int64_t mr, nr;            /* tile: channels, positions (8 * nv) */
+    int64_t last_mr;           /* channels of a group's last tile (its panel's width) */
     int64_t x_tiles, m_tiles;  /* tiles per output row, channel tiles per group */
     int64_t pad_floats;        /* padded buffer incl. the zeroed tail the last tile reads */
     int64_t pack_floats;       /* packed weights of all groups */
@@ -113,6 +119,13 @@ static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
     g->nr = 8 * tile_shapes[g->shape].nv;
     g->x_tiles = (g->ow + g->nr - 1) / g->nr;
     g->m_tiles = (g->mg + g->mr - 1) / g->mr;
+    g->last_shape = g->shape;
+    const int64_t last_rows = g->mg - (g->m_tiles - 1) * g->mr;
+    for (int i = 0; i < N_TILE_FNS; i++) /* the narrowest shape of the same NV that holds them */
+        if (tile_shapes[i].nv == tile_shapes[g->shape].nv && tile_shapes[i].mr >= last_rows &&
+            tile_shapes[i].mr < tile_shapes[g->last_shape].mr)
+            g->last_shape = i;
+    g->last_mr = tile_shapes[g->last_shape].mr;
     /* the last tile of the last row reads up to reach past the last phase's
      * last channel (a whole plane at most plus a tile and a kernel row) */
     const int64_t images = g->sh * g->sw * g->cg * g->plane;
@@ -249,9 +262,14 @@ DEFINE_TILE(4, 3)
 DEFINE_TILE(12, 1)
 DEFINE_TILE(8, 1)
 DEFINE_TILE(4, 2)
-static const tile_fn tile_fns[N_TILE_SHAPES] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2};
+DEFINE_TILE(2, 2)
+DEFINE_TILE(2, 3)
+DEFINE_TILE(2, 1)
+DEFINE_TILE(4, 1)
+static const tile_fn tile_fns[N_TILE_FNS] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2,
+                                             tile_2x2, tile_2x3, tile_2x1, tile_4x1};
 #else
-static const tile_fn tile_fns[N_TILE_SHAPES] = {NULL}; /* conv_direct_applies is false */
+static const tile_fn tile_fns[N_TILE_FNS] = {NULL}; /* conv_direct_applies is false */
 #endif
 
 typedef struct direct_job {
@@ -304,7 +322,6 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
     const direct_geom_t *g = &j->g;
     const sfp_conv_epilogue_t *e = j->e;
     const int64_t base = (n * s->out_channels + grp * g->mg) * g->ohw;
-    const tile_fn tile = tile_fns[g->shape];
     for (int64_t oy = r0; oy < r1; oy++)
         for (int64_t xt = 0; xt < g->x_tiles; xt++) {
             const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
@@ -329,6 +346,7 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
                     __builtin_prefetch(o.y + i * o.ld, 1);
                     __builtin_prefetch(o.y + i * o.ld + o.valid - 1, 1);
                 }
+                const tile_fn tile = tile_fns[mt == g->m_tiles - 1 ? g->last_shape : g->shape];
                 tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
             }
         }
@@ -388,14 +406,16 @@ static void direct_pack(const sfp_conv_shape_t *s, const direct_geom_t *g, const
             float *restrict panel = pack + (grp * g->m_tiles + mt) * g->k * g->mr;
             const float *rows[MAX_MR];
             const int64_t m0 = mt * g->mr, n_rows = g->mg - m0 < g->mr ? g->mg - m0 : g->mr;
+            const int64_t mr = mt == g->m_tiles - 1 ? g->last_mr : g->mr;
             /* the last tile of a group repeats its last channel (computed, never stored) */
-            for (int64_t i = 0; i < g->mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
-            switch (g->mr) { /* a constant row count, so the inner loop unrolls */
+            for (int64_t i = 0; i < mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
+            switch (mr) { /* a constant row count, so the inner loop unrolls */
             case 6: pack_panel(g->k, 6, rows, panel); break;
             case 4: pack_panel(g->k, 4, rows, panel); break;
+            case 2: pack_panel(g->k, 2, rows, panel); break;
             case 8: pack_panel(g->k, 8, rows, panel); break;
             case 12: pack_panel(g->k, 12, rows, panel); break;
-            default: pack_panel(g->k, g->mr, rows, panel); break;
+            default: pack_panel(g->k, mr, rows, panel); break;
             }
         }
     tap_offsets(s, g, off);

@@ -300,8 +300,14 @@ static void check_conv_backward_kernel(const sfp_conv_shape_t *s, uint32_t *seed
         db[k] = uniform(&s2, s->out_channels, -1, 1);
     }
     conv_backward_ref(s, x, w, dy, dx[0], dw[0], db[0]);
-    conv_backward(s, x, w, dy, dx[1], dw[1], db[1], scratch, NULL);
-    conv_backward(s, x, w, dy, dx[2], dw[2], db[2], scratch, two);
+    conv_backward(s, x, w, dy, dx[1], dw[1], db[1], false, scratch, NULL);
+    /* two threads, dx written fresh over garbage, the start values added after */
+    for (int64_t i = 0; i < x_n; i++) dx[2][i] = NAN;
+    conv_backward(s, x, w, dy, dx[2], dw[2], db[2], true, scratch, two);
+    uint32_t s3 = 99;
+    float *dx_start = uniform(&s3, x_n, -1, 1);
+    for (int64_t i = 0; i < x_n; i++) dx[2][i] += dx_start[i];
+    free(dx_start);
     for (int k = 1; k < 3; k++) {
         for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL * 10);
         for (int64_t i = 0; i < w_n; i++)
@@ -488,8 +494,14 @@ static void test_batchnorm_backward_kernel_matches_ref(void **state)
             dbias[k] = uniform(&s2, c, -1, 1);
         }
         batchnorm_backward_ref(n, c, sp, x, scale, mean, invstd, dy, stats, dx[0], ds[0], dbias[0]);
-        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[1], ds[1], dbias[1], NULL);
-        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[2], ds[2], dbias[2], two);
+        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[1], false, ds[1], dbias[1], NULL);
+        /* dx written fresh over garbage, the start values added after */
+        float *dx_start = malloc(sizeof(float) * (size_t)total);
+        memcpy(dx_start, dx[2], sizeof(float) * (size_t)total);
+        for (int64_t i = 0; i < total; i++) dx[2][i] = NAN;
+        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[2], true, ds[2], dbias[2], two);
+        for (int64_t i = 0; i < total; i++) dx[2][i] += dx_start[i];
+        free(dx_start);
         for (int k = 1; k < 3; k++) {
             for (int64_t i = 0; i < total; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL);
             for (int64_t i = 0; i < c; i++) {

@@ -205,8 +205,10 @@ void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *thr
  * where it applies, dx being the residual its epilogue adds; im2col + sgemm
  * otherwise); other strides sgemm + col2im. */
 bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+/* dx_fresh: dx holds nothing yet and is written, not added to (every
+ * element; the backward's first writer of a gradient saves its zeroing). */
 void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
-                   float *db, float *scratch, sfp_threads_t *threads);
+                   float *db, bool dx_fresh, float *scratch, sfp_threads_t *threads);
 void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
                        float *dw, float *db);
 /* Adjoint of conv_im2col: adds the rows of col (channels [c0, c0 +
@@ -232,13 +234,13 @@ void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float 
  * constants (running statistics). */
 void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                         const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
-                        float *dscale, float *dbias, sfp_threads_t *threads);
+                        bool dx_fresh, float *dscale, float *dbias, sfp_threads_t *threads);
 void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                             const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
                             float *dscale, float *dbias);
 
-/* y = relu(x) (n): dx += dy where y > 0. */
-void relu_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
+/* y = relu(x) (n): dx += dy where y > 0 (dx_fresh: dx = dy there, 0 elsewhere). */
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, bool dx_fresh, sfp_threads_t *threads);
 /* y = sigmoid(x) (n): dx += dy * y * (1 - y). */
 void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
 /* y = softmax of x (outer, len, inner) over len: dx += y * (dy - sum(dy * y)). */

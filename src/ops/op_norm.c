@@ -308,6 +308,7 @@ typedef struct bn_bwd_job {
     bool batch_stats;
     float *dx, *dscale, *dbias;
     double *sums;            /* shared batches: sum(dy), sum(dy xhat) per channel (2C) */
+    bool dx_fresh;           /* dx = instead of dx += */
 } bn_bwd_job_t;
 
 /* This process's sum(dy) and sum(dy * xhat) of channel ch; they are also
@@ -339,6 +340,12 @@ static void channel_dx(const bn_bwd_job_t *j, int64_t ch, double sum_dy, double 
         const float *restrict gp = j->dy + (i * j->c + ch) * j->spatial;
         float *restrict dxp = j->dx + (i * j->c + ch) * j->spatial;
         int64_t k = 0;
+        if (j->dx_fresh) {
+            for (; k + 16 <= j->spatial; k += 16)
+                for (int l = 0; l < 16; l++) dxp[k + l] = k_dy * gp[k + l] - k_0 - k_x * (xp[k + l] - mean);
+            for (; k < j->spatial; k++) dxp[k] = k_dy * gp[k] - k_0 - k_x * (xp[k] - mean);
+            continue;
+        }
         for (; k + 16 <= j->spatial; k += 16)
             for (int l = 0; l < 16; l++) dxp[k + l] += k_dy * gp[k + l] - k_0 - k_x * (xp[k + l] - mean);
         for (; k < j->spatial; k++) dxp[k] += k_dy * gp[k] - k_0 - k_x * (xp[k] - mean);
@@ -371,9 +378,10 @@ static void bn_bwd_shared_dx(void *ctx, int64_t c0, int64_t c1)
 /* x, dy (N, C, S), scale/mean/invstd (C) -> dx (N, C, S) +=, dscale/dbias (C) += */
 void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                         const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
-                        float *dscale, float *dbias, sfp_threads_t *threads)
+                        bool dx_fresh, float *dscale, float *dbias, sfp_threads_t *threads)
 {
-    bn_bwd_job_t j = {n, c, spatial, n * spatial, x, scale, mean, invstd, dy, batch_stats, dx, dscale, dbias, NULL};
+    bn_bwd_job_t j = {n,  c,      spatial, n * spatial, x, scale, mean, invstd, dy, batch_stats,
+                      dx, dscale, dbias,   NULL,        dx_fresh};
     sfp_threads_for(threads, c, bn_channels_per_task(n, spatial), bn_bwd_channels, &j);
 }
 
@@ -382,11 +390,11 @@ void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, c
  * gradients over the processes), dx the whole batch's means. sums: 2C. */
 static int batchnorm_backward_shared(const sfp_batch_share_t *share, int64_t n, int64_t c, int64_t spatial,
                                      const float *x, const float *scale, const float *mean, const float *invstd,
-                                     const float *dy, float *dx, float *dscale, float *dbias, double *sums,
-                                     sfp_threads_t *threads, sfp_error_t *err)
+                                     const float *dy, float *dx, bool dx_fresh, float *dscale, float *dbias,
+                                     double *sums, sfp_threads_t *threads, sfp_error_t *err)
 {
     bn_bwd_job_t j = {n,      c,  spatial, share->total_batch * spatial, x, scale, mean, invstd, dy, true, dx,
-                      dscale, dbias, sums};
+                      dscale, dbias, sums, dx_fresh};
     const int64_t per_task = bn_channels_per_task(n, spatial);
     sfp_threads_for(threads, c, per_task, bn_bwd_shared_sums, &j);
     if (!dx) return 0;
@@ -482,16 +490,17 @@ static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
         invstd = is;
     } else if (x->share) {
         return batchnorm_backward_shared(x->share, n, c, spatial, x->in[0], x->in[1], mean, invstd, x->dout[0],
-                                         x->din[0], x->din[1], x->din[2], x->scratch, x->threads, err);
+                                         x->din[0], (x->din_fresh & 1u) != 0, x->din[1], x->din[2], x->scratch,
+                                         x->threads, err);
     }
     batchnorm_backward(n, c, spatial, x->in[0], x->in[1], mean, invstd, x->dout[0], x->training, x->din[0],
-                       x->din[1], x->din[2], x->threads);
+                       (x->din_fresh & 1u) != 0, x->din[1], x->din[2], x->threads);
     return 0;
 }
 
 const sfp_op_def_t op_defs_norm[] = {
     {"BatchNormalization", 5, 5, 1, 5, bn_attrs, bn_check, bn_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0x6,
      {.forward = bn_forward_node, .prepare = bn_prepare, .backward = bn_backward_node,
-      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f}},
+      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f, .overwrite_din = 0x1}},
     {0},
 };

@@ -876,7 +876,20 @@ static int binary_backward_node(const sfp_exec_t *x, sfp_error_t *err)
     sfp_bcast_t s;
     if (!bcast_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
         return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not broadcast");
-    binary_backward_f32(binary_op_of(x->node), &s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1], x->threads);
+    /* Add (overwrite_din): an operand of the output's size whose gradient
+     * is fresh is dy itself; a broadcast one is zeroed and summed into */
+    float *din[2] = {x->din[0], x->din[1]};
+    const size_t out_n = (size_t)shape_numel(x->out_shape[0]);
+    for (int k = 0; k < 2; k++) {
+        if (!din[k] || !(x->din_fresh >> k & 1u)) continue;
+        if ((size_t)shape_numel(x->in_shape[k]) == out_n) {
+            memcpy(din[k], x->dout[0], sizeof(float) * out_n);
+            din[k] = NULL;
+        } else {
+            memset(din[k], 0, sizeof(float) * (size_t)shape_numel(x->in_shape[k]));
+        }
+    }
+    binary_backward_f32(binary_op_of(x->node), &s, x->in[0], x->in[1], x->dout[0], din[0], din[1], x->threads);
     return 0;
 }
 
@@ -899,7 +912,7 @@ const sfp_op_def_t op_defs_elementwise[] = {
      {.forward = cast_forward_node, .prepare = cast_prepare}},
     {"Add", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
-      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0, .overwrite_din = 0x3}},
     {"Sub", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
       .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},

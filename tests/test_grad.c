@@ -425,6 +425,34 @@ static void test_batchnorm_inference_backward_matches_finite_differences(void **
     model_free(m);
 }
 
+/* Batch statistics on data far from zero whose images differ (the one-pass
+ * sums are taken about image 0's mean): mean and 1/std against a two-pass
+ * double computation, to float rounding. */
+static void test_batchnorm_train_statistics_match_double_reference(void **state)
+{
+    (void)state;
+    uint32_t seed = 71;
+    const int64_t n = 4, c = 3, sp = 1000, total = n * c * sp;
+    float *x = uniform(&seed, total, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
+    const float scale[3] = {1, 1, 1}, bias[3] = {0, 0, 0};
+    for (int64_t i = 0; i < total; i++) x[i] += 1000.0f + 50.0f * (float)(i / (c * sp)) + (float)(i / sp % c);
+    float mean[3], invstd[3];
+    batchnorm_train_forward(n, c, sp, x, scale, bias, 1e-5f, 0.9f, y, mean, invstd, NULL, NULL, NULL);
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < sp; k++) sum += (double)x[(i * c + ch) * sp + k];
+        const double mu = sum / (double)(n * sp);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < sp; k++) sq += ((double)x[(i * c + ch) * sp + k] - mu) * ((double)x[(i * c + ch) * sp + k] - mu);
+        const double inv = 1.0 / sqrt(sq / (double)(n * sp) + 1e-5);
+        EXPECT_NEAR(mean[ch], mu, 2e-7 * mu);       /* a float ulp or two of ~1000 */
+        EXPECT_NEAR(invstd[ch], inv, 1e-6 * inv);
+    }
+    free(x);
+    free(y);
+}
+
 /* One training run: batch mean/biased var normalise, the running statistics
  * move by ONNX's momentum with the unbiased variance. */
 static void test_batchnorm_training_updates_running_statistics(void **state)
@@ -1251,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_conv_backward_kernel_matches_ref),
         cmocka_unit_test(test_batchnorm_training_backward_matches_finite_differences),
         cmocka_unit_test(test_batchnorm_inference_backward_matches_finite_differences),
+        cmocka_unit_test(test_batchnorm_train_statistics_match_double_reference),
         cmocka_unit_test(test_batchnorm_training_updates_running_statistics),
         cmocka_unit_test(test_batchnorm_backward_kernel_matches_ref),
         cmocka_unit_test(test_unary_backward_matches_finite_differences),

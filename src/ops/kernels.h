@@ -223,8 +223,9 @@ void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_
  * running_var (C,
  * both or neither NULL) become momentum * running + (1 - momentum) * batch,
  * with the unbiased variance (N*S/(N*S-1)) as ONNX and PyTorch do. Sums:
- * float lanes within blocks of 256 elements, blocks added in double; the
- * variance about the mean (two passes). Needs N*S >= 2. */
+ * float lanes within blocks of 256 elements, blocks added in double; mean
+ * and variance in one pass of sums about the mean of image 0's plane (so
+ * without cancellation), then the output. Needs N*S >= 2. */
 void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                              const float *bias, float eps, float momentum, float *y, float *save_mean,
                              float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads);

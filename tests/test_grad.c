@@ -237,6 +237,13 @@ static void test_conv_backward_matches_finite_differences(void **state)
         {2, 3, 4, 2, 1, {3, 4}, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, true},
         /* 1x1 stride 2: the downsampling shortcut of option B */
         {2, 2, 2, 4, 1, {5, 5}, {1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, false},
+        /* the direct dW kernel: a width of 11 (a row is no whole vector),
+         * 18 output channels (a second, partly used tile of 16) */
+        {2, 3, 3, 18, 1, {4, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
+        /* ... stride 2 on an odd width (two phases per axis), uneven pads */
+        {2, 2, 3, 5, 1, {5, 13}, {3, 3}, {2, 2}, {1, 1}, {1, 0, 1, 1}, false},
+        /* ... groups on a width of 9, dilation */
+        {2, 2, 4, 6, 2, {5, 9}, {3, 2}, {1, 1}, {1, 2}, {1, 1, 1, 0}, true},
         /* 1-D and 3-D */
         {1, 2, 2, 3, 1, {9}, {3}, {2}, {1}, {1, 2}, true},
         {3, 1, 2, 2, 1, {3, 4, 3}, {2, 2, 2}, {1, 2, 1}, {1, 1, 1}, {1, 0, 1, 0, 1, 0}, true},
@@ -272,8 +279,62 @@ static void random_conv_shape(uint32_t *seed, int n_spatial, sfp_conv_shape_t *s
     }
 }
 
-/* conv_backward (im2col/sgemm/col2im, partial sums, threads) against the
- * tap-by-tap reference, and 1 versus 2 threads. */
+/* conv_backward on one shape against the tap-by-tap reference, with no pool
+ * and with two threads; dw and db the same bits for both. */
+static void check_conv_backward_kernel(const sfp_conv_shape_t *s, uint32_t *seed, sfp_threads_t *two)
+{
+    const int ns = s->n_spatial;
+    int64_t x_n = s->batch * s->in_channels * numel(ns, s->in);
+    int64_t w_n = s->out_channels * (s->in_channels / s->group) * numel(ns, s->kernel);
+    int64_t y_n = s->batch * s->out_channels * numel(ns, s->out);
+    size_t scratch_n = 0;
+    assert_true(conv_backward_scratch_floats(s, 2, &scratch_n));
+    float *x = uniform(seed, x_n, -1, 1), *w = uniform(seed, w_n, -1, 1), *dy = uniform(seed, y_n, -1, 1);
+    float *scratch = malloc(sizeof(float) * (scratch_n + 1));
+    /* start from the same non-zero values: backward must add */
+    float *dx[3], *dw[3], *db[3];
+    for (int k = 0; k < 3; k++) {
+        uint32_t s2 = 99;
+        dx[k] = uniform(&s2, x_n, -1, 1);
+        dw[k] = uniform(&s2, w_n, -1, 1);
+        db[k] = uniform(&s2, s->out_channels, -1, 1);
+    }
+    conv_backward_ref(s, x, w, dy, dx[0], dw[0], db[0]);
+    conv_backward(s, x, w, dy, dx[1], dw[1], db[1], false, scratch, NULL);
+    /* two threads, dx written fresh over garbage, the start values added after */
+    for (int64_t i = 0; i < x_n; i++) dx[2][i] = NAN;
+    conv_backward(s, x, w, dy, dx[2], dw[2], db[2], true, scratch, two);
+    uint32_t s3 = 99;
+    float *dx_start = uniform(&s3, x_n, -1, 1);
+    for (int64_t i = 0; i < x_n; i++) dx[2][i] += dx_start[i];
+    free(dx_start);
+    for (int k = 1; k < 3; k++) {
+        for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL * 10);
+        for (int64_t i = 0; i < w_n; i++)
+            assert_true(fabs((double)dw[k][i] - (double)dw[0][i]) <= KERNEL_TOL * fmax(1.0, fabs((double)dw[0][i])) * 10);
+        for (int64_t i = 0; i < s->out_channels; i++)
+            assert_true(fabs((double)db[k][i] - (double)db[0][i]) <= KERNEL_TOL * fmax(1.0, fabs((double)db[0][i])) * 10);
+    }
+    /* dw and db sum in an order fixed by the shape (the partials): the
+     * same for any thread count. dx of stride-1 convolutions is a forward
+     * convolution, whose images are grouped into sgemm calls by thread
+     * (test_kernels' THREAD_TOL, 1e-5) */
+    for (int64_t i = 0; i < w_n; i++) assert_true(dw[2][i] == dw[1][i]);
+    for (int64_t i = 0; i < s->out_channels; i++) assert_true(db[2][i] == db[1][i]);
+    for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[2][i], dx[1][i], 1e-5 * fmax(1.0, fabs((double)dx[1][i])));
+    free(x);
+    free(w);
+    free(dy);
+    free(scratch);
+    for (int k = 0; k < 3; k++) {
+        free(dx[k]);
+        free(dw[k]);
+        free(db[k]);
+    }
+}
+
+/* conv_backward (im2col/sgemm/col2im, the direct dW kernel, partial sums,
+ * threads) on random shapes and a few chosen ones. */
 static void test_conv_backward_kernel_matches_ref(void **state)
 {
     (void)state;
@@ -284,47 +345,28 @@ static void test_conv_backward_kernel_matches_ref(void **state)
     for (int iter = 0; iter < 40; iter++) {
         sfp_conv_shape_t s;
         random_conv_shape(&seed, 1 + iter % 3, &s);
-        int ns = s.n_spatial;
-        int64_t x_n = s.batch * s.in_channels * numel(ns, s.in);
-        int64_t w_n = s.out_channels * (s.in_channels / s.group) * numel(ns, s.kernel);
-        int64_t y_n = s.batch * s.out_channels * numel(ns, s.out);
-        size_t scratch_n = 0;
-        assert_true(conv_backward_scratch_floats(&s, 2, &scratch_n));
-        float *x = uniform(&seed, x_n, -1, 1), *w = uniform(&seed, w_n, -1, 1), *dy = uniform(&seed, y_n, -1, 1);
-        float *scratch = malloc(sizeof(float) * (scratch_n + 1));
-        /* start from the same non-zero values: backward must add */
-        float *dx[3], *dw[3], *db[3];
-        for (int k = 0; k < 3; k++) {
-            uint32_t s2 = 99;
-            dx[k] = uniform(&s2, x_n, -1, 1);
-            dw[k] = uniform(&s2, w_n, -1, 1);
-            db[k] = uniform(&s2, s.out_channels, -1, 1);
+        check_conv_backward_kernel(&s, &seed, two);
+    }
+    /* for the direct dW kernel (2-D, AVX2), shapes the random ones do not
+     * reach: rows of 11 to 35 positions (no whole vectors), channel counts
+     * past a tile of 16, strides, groups, batches of several partials;
+     * batch, in, out, group, h, w, kernel, stride, pad */
+    const int64_t shapes[][9] = {
+        {20, 3, 17, 1, 12, 11, 3, 1, 1}, {9, 8, 24, 1, 7, 35, 3, 2, 1}, {12, 6, 10, 2, 9, 13, 3, 1, 0},
+        {5, 16, 33, 1, 8, 8, 3, 1, 1},   {3, 4, 4, 4, 10, 19, 3, 2, 1}, {33, 2, 5, 1, 3, 9, 2, 1, 0},
+    };
+    for (size_t iter = 0; iter < sizeof shapes / sizeof shapes[0]; iter++) {
+        const int64_t *d = shapes[iter];
+        sfp_conv_shape_t s = {.batch = d[0], .in_channels = d[1], .out_channels = d[2], .group = d[3], .n_spatial = 2};
+        for (int k = 0; k < 2; k++) {
+            s.in[k] = d[4 + k];
+            s.kernel[k] = d[6];
+            s.stride[k] = d[7];
+            s.dilation[k] = 1;
+            s.pad_begin[k] = d[8];
+            s.out[k] = (s.in[k] + 2 * d[8] - d[6]) / d[7] + 1;
         }
-        conv_backward_ref(&s, x, w, dy, dx[0], dw[0], db[0]);
-        conv_backward(&s, x, w, dy, dx[1], dw[1], db[1], scratch, NULL);
-        conv_backward(&s, x, w, dy, dx[2], dw[2], db[2], scratch, two);
-        for (int k = 1; k < 3; k++) {
-            for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL * 10);
-            for (int64_t i = 0; i < w_n; i++)
-                assert_true(fabs((double)dw[k][i] - (double)dw[0][i]) <= KERNEL_TOL * fmax(1.0, fabs((double)dw[0][i])) * 10);
-            for (int64_t i = 0; i < s.out_channels; i++)
-                assert_true(fabs((double)db[k][i] - (double)db[0][i]) <= KERNEL_TOL * fmax(1.0, fabs((double)db[0][i])) * 10);
-        }
-        /* dw sums in an order fixed by the shape (the partials): the same
-         * for any thread count. dx of stride-1 convolutions is a forward
-         * convolution, whose images are grouped into sgemm calls by thread
-         * (test_kernels' THREAD_TOL, 1e-5) */
-        for (int64_t i = 0; i < w_n; i++) assert_true(dw[2][i] == dw[1][i]);
-        for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[2][i], dx[1][i], 1e-5 * fmax(1.0, fabs((double)dx[1][i])));
-        free(x);
-        free(w);
-        free(dy);
-        free(scratch);
-        for (int k = 0; k < 3; k++) {
-            free(dx[k]);
-            free(dw[k]);
-            free(db[k]);
-        }
+        check_conv_backward_kernel(&s, &seed, two);
     }
     sfp_threads_free(two);
 }
@@ -381,6 +423,34 @@ static void test_batchnorm_inference_backward_matches_finite_differences(void **
     fd_check(m, &x, &setup, "BN running statistics");
     free(x);
     model_free(m);
+}
+
+/* Batch statistics on data far from zero whose images differ (the one-pass
+ * sums are taken about image 0's mean): mean and 1/std against a two-pass
+ * double computation, to float rounding. */
+static void test_batchnorm_train_statistics_match_double_reference(void **state)
+{
+    (void)state;
+    uint32_t seed = 71;
+    const int64_t n = 4, c = 3, sp = 1000, total = n * c * sp;
+    float *x = uniform(&seed, total, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
+    const float scale[3] = {1, 1, 1}, bias[3] = {0, 0, 0};
+    for (int64_t i = 0; i < total; i++) x[i] += 1000.0f + 50.0f * (float)(i / (c * sp)) + (float)(i / sp % c);
+    float mean[3], invstd[3];
+    batchnorm_train_forward(n, c, sp, x, scale, bias, 1e-5f, 0.9f, y, mean, invstd, NULL, NULL, NULL);
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sum = 0.0, sq = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < sp; k++) sum += (double)x[(i * c + ch) * sp + k];
+        const double mu = sum / (double)(n * sp);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < sp; k++) sq += ((double)x[(i * c + ch) * sp + k] - mu) * ((double)x[(i * c + ch) * sp + k] - mu);
+        const double inv = 1.0 / sqrt(sq / (double)(n * sp) + 1e-5);
+        EXPECT_NEAR(mean[ch], mu, 2e-7 * mu);       /* a float ulp or two of ~1000 */
+        EXPECT_NEAR(invstd[ch], inv, 1e-6 * inv);
+    }
+    free(x);
+    free(y);
 }
 
 /* One training run: batch mean/biased var normalise, the running statistics
@@ -452,8 +522,14 @@ static void test_batchnorm_backward_kernel_matches_ref(void **state)
             dbias[k] = uniform(&s2, c, -1, 1);
         }
         batchnorm_backward_ref(n, c, sp, x, scale, mean, invstd, dy, stats, dx[0], ds[0], dbias[0]);
-        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[1], ds[1], dbias[1], NULL);
-        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[2], ds[2], dbias[2], two);
+        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[1], false, ds[1], dbias[1], NULL);
+        /* dx written fresh over garbage, the start values added after */
+        float *dx_start = malloc(sizeof(float) * (size_t)total);
+        memcpy(dx_start, dx[2], sizeof(float) * (size_t)total);
+        for (int64_t i = 0; i < total; i++) dx[2][i] = NAN;
+        batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[2], true, ds[2], dbias[2], two);
+        for (int64_t i = 0; i < total; i++) dx[2][i] += dx_start[i];
+        free(dx_start);
         for (int k = 1; k < 3; k++) {
             for (int64_t i = 0; i < total; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL);
             for (int64_t i = 0; i < c; i++) {
@@ -1203,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_conv_backward_kernel_matches_ref),
         cmocka_unit_test(test_batchnorm_training_backward_matches_finite_differences),
         cmocka_unit_test(test_batchnorm_inference_backward_matches_finite_differences),
+        cmocka_unit_test(test_batchnorm_train_statistics_match_double_reference),
         cmocka_unit_test(test_batchnorm_training_updates_running_statistics),
         cmocka_unit_test(test_batchnorm_backward_kernel_matches_ref),
         cmocka_unit_test(test_unary_backward_matches_finite_differences),

@@ -217,6 +217,37 @@ static void test_pooling_matches_ref_with_pads_dilations_and_ceil_mode(void **st
     sfp_threads_free(threads);
 }
 
+/* The two copies exports write around a downsampling shortcut: a Pad of
+ * zeros (one memcpy) and AveragePool 1x1 stride 2 (a strided copy), equal
+ * to the reference bit for bit, on an odd plane. */
+static void test_zero_pad_and_pointwise_avgpool_are_exact_copies(void **state)
+{
+    (void)state;
+    uint32_t seed = 77;
+    const int64_t xd[4] = {3, 5, 9, 7}, zero[4] = {0, 0, 0, 0};
+    const int64_t x_n = prod(xd, 4);
+    float *x = random_floats(&seed, x_n), value = 1.5f;
+    float *y = malloc(sizeof(float) * (size_t)x_n), *y_ref = malloc(sizeof(float) * (size_t)x_n);
+    assert_true(y && y_ref);
+    pad_forward(4, xd, zero, xd, sizeof(float), &value, x, y);
+    pad_forward_ref(4, xd, zero, xd, sizeof(float), &value, x, y_ref);
+    EXPECT_CLOSE(y, y_ref, x_n, 0.0, "pad without pads");
+    sfp_pool_shape_t s = {.batch = 3, .channels = 5, .n_spatial = 2};
+    for (int d = 0; d < 2; d++) {
+        s.in[d] = xd[2 + d];
+        s.kernel[d] = s.dilation[d] = 1;
+        s.stride[d] = 2;
+        s.out[d] = out_size(s.in[d], 1, 2, 1, 0, 0, false);
+    }
+    const int64_t y_n = 3 * 5 * s.out[0] * s.out[1];
+    avgpool_forward(&s, x, y, NULL);
+    avgpool_forward_ref(&s, x, y_ref);
+    EXPECT_CLOSE(y, y_ref, y_n, 0.0, "avgpool 1x1 stride 2");
+    free(x);
+    free(y);
+    free(y_ref);
+}
+
 /* AveragePool 3x3, stride 2, pads 1, ceil_mode on a 4x4 plane of ones: 3x3
  * outputs, the last window [3, 6) reaching past the padded input [-1, 5).
  * Without count_include_pad every output is 1. With it the divisor counts
@@ -631,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_conv_pointwise_path_matches_ref),
         cmocka_unit_test(test_pooling_matches_ref_with_pads_dilations_and_ceil_mode),
         cmocka_unit_test(test_avgpool_count_include_pad_excludes_ceil_overhang),
+        cmocka_unit_test(test_zero_pad_and_pointwise_avgpool_are_exact_copies),
         cmocka_unit_test(test_global_pools_average_and_max_each_plane),
         cmocka_unit_test(test_binary_broadcast_matches_ref_float_and_int64),
         cmocka_unit_test(test_int64_binaries_wrap_on_overflow),

@@ -10,7 +10,8 @@
  * time); its epilogue adds the bias or a per-channel scale and shift (a
  * BatchNormalization folded in by the plan), a residual, and Relu before
  * the one store. Every output element is one FMA chain over the taps in a
- * fixed order, so results do not depend on threads or tiling. */
+ * fixed order, so results do not depend on threads or tiling. The weight
+ * gradient (conv_direct_backward_dw, at the end) reads the same planes. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -30,8 +31,13 @@
 typedef struct tile_shape {
     int mr, nv;
 } tile_shape_t;
-static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2}};
-#define N_TILE_SHAPES ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
+/* The shapes a layer may use, then narrower ones (same NV, fewer channels)
+ * for a group's last channel tile: 16 channels as 6 + 6 + 4 rows compute 16
+ * rows instead of 18, 32 as 6 x 5 + 2 and 64 as 12 x 5 + 4 likewise. */
+static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2},
+                                           {2, 2}, {2, 3}, {2, 1}, {4, 1}};
+#define N_TILE_SHAPES 5
+#define N_TILE_FNS ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
 #define MAX_MR 12
 
 typedef struct direct_geom {
@@ -40,8 +46,9 @@ typedef struct direct_geom {
     int64_t sh, sw, hq, wq;    /* strides; a phase plane: hq rows of wq */
     int64_t plane;             /* hq * wq */
     int64_t oh, ow, ohw;
-    int shape;                 /* index in tile_shapes */
+    int shape, last_shape;     /* index in tile_shapes: every channel tile, a group's last one */
     int64_t mr, nr;            /* tile: channels, positions (8 * nv) */
+    int64_t last_mr;           /* channels of a group's last tile (its panel's width) */
     int64_t x_tiles, m_tiles;  /* tiles per output row, channel tiles per group */
     int64_t pad_floats;        /* padded buffer incl. the zeroed tail the last tile reads */
     int64_t pack_floats;       /* packed weights of all groups */
@@ -112,6 +119,13 @@ static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
     g->nr = 8 * tile_shapes[g->shape].nv;
     g->x_tiles = (g->ow + g->nr - 1) / g->nr;
     g->m_tiles = (g->mg + g->mr - 1) / g->mr;
+    g->last_shape = g->shape;
+    const int64_t last_rows = g->mg - (g->m_tiles - 1) * g->mr;
+    for (int i = 0; i < N_TILE_FNS; i++) /* the narrowest shape of the same NV that holds them */
+        if (tile_shapes[i].nv == tile_shapes[g->shape].nv && tile_shapes[i].mr >= last_rows &&
+            tile_shapes[i].mr < tile_shapes[g->last_shape].mr)
+            g->last_shape = i;
+    g->last_mr = tile_shapes[g->last_shape].mr;
     /* the last tile of the last row reads up to reach past the last phase's
      * last channel (a whole plane at most plus a tile and a kernel row) */
     const int64_t images = g->sh * g->sw * g->cg * g->plane;
@@ -248,9 +262,14 @@ DEFINE_TILE(4, 3)
 DEFINE_TILE(12, 1)
 DEFINE_TILE(8, 1)
 DEFINE_TILE(4, 2)
-static const tile_fn tile_fns[N_TILE_SHAPES] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2};
+DEFINE_TILE(2, 2)
+DEFINE_TILE(2, 3)
+DEFINE_TILE(2, 1)
+DEFINE_TILE(4, 1)
+static const tile_fn tile_fns[N_TILE_FNS] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2,
+                                             tile_2x2, tile_2x3, tile_2x1, tile_4x1};
 #else
-static const tile_fn tile_fns[N_TILE_SHAPES] = {NULL}; /* conv_direct_applies is false */
+static const tile_fn tile_fns[N_TILE_FNS] = {NULL}; /* conv_direct_applies is false */
 #endif
 
 typedef struct direct_job {
@@ -271,15 +290,14 @@ typedef struct direct_job {
 
 /* Channels [g * cg, (g + 1) * cg) of image n into the padded phase planes
  * (phase, channel, hq, wq); everything else zero. */
-static void pad_image(const direct_job_t *j, int64_t n, int64_t grp, float *pad)
+static void pad_image(const sfp_conv_shape_t *s, const direct_geom_t *g, const float *image_x, int64_t n, int64_t grp,
+                      float *pad)
 {
-    const sfp_conv_shape_t *s = j->s;
-    const direct_geom_t *g = &j->g;
     const int64_t h = s->in[0], w = s->in[1], top = s->pad_begin[0], left = s->pad_begin[1];
     const int64_t cols = w < g->wp - left ? w : g->wp - left;
     memset(pad, 0, sizeof(float) * (size_t)g->pad_floats);
     for (int64_t c = 0; c < g->cg; c++) {
-        const float *src = j->x + ((n * s->in_channels + grp * g->cg + c) * h) * w;
+        const float *src = image_x + ((n * s->in_channels + grp * g->cg + c) * h) * w;
         for (int64_t r = 0; r < h && top + r < g->hp; r++) {
             const int64_t y = top + r;
             float *row = pad + ((y % g->sh * g->sw * g->cg + c) * g->hq + y / g->sh) * g->wq;
@@ -304,7 +322,6 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
     const direct_geom_t *g = &j->g;
     const sfp_conv_epilogue_t *e = j->e;
     const int64_t base = (n * s->out_channels + grp * g->mg) * g->ohw;
-    const tile_fn tile = tile_fns[g->shape];
     for (int64_t oy = r0; oy < r1; oy++)
         for (int64_t xt = 0; xt < g->x_tiles; xt++) {
             const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
@@ -319,6 +336,17 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
                                 (int)(g->ow - x0 < g->nr ? g->ow - x0 : g->nr),
                                 (int)(g->mg - m0 < g->mr ? g->mg - m0 : g->mr),
                                 e->relu};
+                /* the lines the epilogue reads and writes, asked for now: they
+                 * arrive during the tile's FMA loop instead of stalling it after */
+                for (int i = 0; i < o.rows; i++) {
+                    if (o.res) {
+                        __builtin_prefetch(o.res + i * o.ld);
+                        __builtin_prefetch(o.res + i * o.ld + o.valid - 1);
+                    }
+                    __builtin_prefetch(o.y + i * o.ld, 1);
+                    __builtin_prefetch(o.y + i * o.ld + o.valid - 1, 1);
+                }
+                const tile_fn tile = tile_fns[mt == g->m_tiles - 1 ? g->last_shape : g->shape];
                 tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
             }
         }
@@ -332,7 +360,7 @@ static void direct_images(void *ctx, int worker, int64_t w0, int64_t w1)
     float *pad = j->scr.pads + worker * round16(j->g.pad_floats);
     for (int64_t n; (n = (int64_t)atomic_fetch_add(&j->next, 1)) < j->s->batch;)
         for (int64_t grp = 0; grp < j->s->group; grp++) {
-            pad_image(j, n, grp, pad);
+            pad_image(j->s, &j->g, j->x, n, grp, pad);
             direct_rows(j, n, grp, pad, 0, j->g.oh);
         }
 }
@@ -355,6 +383,20 @@ static inline void pack_panel(int64_t k, int64_t mr, const float *const *rows, f
         for (int64_t i = 0; i < mr; i++) panel[i] = rows[i][r];
 }
 
+/* off (cg * kk): where tap (c, ky, kx) of output 0 lies in the padded phase
+ * planes; output (oy, ox) reads it oy * wq + ox further. */
+static void tap_offsets(const sfp_conv_shape_t *s, const direct_geom_t *g, int32_t *off)
+{
+    for (int64_t ky = 0; ky < s->kernel[0]; ky++) /* channel 0, then the others a plane apart */
+        for (int64_t kx = 0; kx < s->kernel[1]; kx++) {
+            const int64_t dy = ky * s->dilation[0], dx = kx * s->dilation[1];
+            const int64_t phase = dy % g->sh * g->sw + dx % g->sw;
+            off[ky * s->kernel[1] + kx] = (int32_t)(phase * g->cg * g->plane + dy / g->sh * g->wq + dx / g->sw);
+        }
+    for (int64_t c = 1; c < g->cg; c++)
+        for (int64_t t = 0; t < g->kk; t++) off[c * g->kk + t] = off[t] + (int32_t)(c * g->plane);
+}
+
 /* Weights (M, C/G, KH, KW) as panels (group, m_tile, tap, mr); the offset of
  * each tap in the padded image. */
 static void direct_pack(const sfp_conv_shape_t *s, const direct_geom_t *g, const float *w, float *pack, int32_t *off)
@@ -364,24 +406,19 @@ static void direct_pack(const sfp_conv_shape_t *s, const direct_geom_t *g, const
             float *restrict panel = pack + (grp * g->m_tiles + mt) * g->k * g->mr;
             const float *rows[MAX_MR];
             const int64_t m0 = mt * g->mr, n_rows = g->mg - m0 < g->mr ? g->mg - m0 : g->mr;
+            const int64_t mr = mt == g->m_tiles - 1 ? g->last_mr : g->mr;
             /* the last tile of a group repeats its last channel (computed, never stored) */
-            for (int64_t i = 0; i < g->mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
-            switch (g->mr) { /* a constant row count, so the inner loop unrolls */
+            for (int64_t i = 0; i < mr; i++) rows[i] = w + (grp * g->mg + m0 + (i < n_rows ? i : n_rows - 1)) * g->k;
+            switch (mr) { /* a constant row count, so the inner loop unrolls */
             case 6: pack_panel(g->k, 6, rows, panel); break;
             case 4: pack_panel(g->k, 4, rows, panel); break;
+            case 2: pack_panel(g->k, 2, rows, panel); break;
             case 8: pack_panel(g->k, 8, rows, panel); break;
             case 12: pack_panel(g->k, 12, rows, panel); break;
-            default: pack_panel(g->k, g->mr, rows, panel); break;
+            default: pack_panel(g->k, mr, rows, panel); break;
             }
         }
-    for (int64_t ky = 0; ky < s->kernel[0]; ky++) /* channel 0, then the others a plane apart */
-        for (int64_t kx = 0; kx < s->kernel[1]; kx++) {
-            const int64_t dy = ky * s->dilation[0], dx = kx * s->dilation[1];
-            const int64_t phase = dy % g->sh * g->sw + dx % g->sw;
-            off[ky * s->kernel[1] + kx] = (int32_t)(phase * g->cg * g->plane + dy / g->sh * g->wq + dx / g->sw);
-        }
-    for (int64_t c = 1; c < g->cg; c++)
-        for (int64_t t = 0; t < g->kk; t++) off[c * g->kk + t] = off[t] + (int32_t)(c * g->plane);
+    tap_offsets(s, g, off);
 }
 
 void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
@@ -404,11 +441,261 @@ void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float 
     const int64_t claims = (j.g.oh + j.rows_per_claim - 1) / j.rows_per_claim;
     for (int64_t n = 0; n < s->batch; n++)
         for (int64_t grp = 0; grp < s->group; grp++) {
-            pad_image(&j, n, grp, j.scr.pads);
+            pad_image(s, &j.g, x, n, grp, j.scr.pads);
             j.pad = j.scr.pads;
             j.n = n;
             j.group = grp;
             atomic_store(&j.next, 0);
             sfp_threads_for_chunks(threads, claims < n_threads ? claims : n_threads, 1, direct_row_range, &j);
         }
+}
+
+/* ---- dW on the same padded planes ----
+ * dW[m][r] = sum over images and outputs (oy, ox) of dY[m][oy, ox] *
+ * pad[off[r] + oy * wq + ox]: the forward's product with the position axis
+ * as the sum. dY of a chunk of images is first transposed to (position,
+ * channel) so that a tile, DW_MV vectors of 8 channels x DW_NR taps in
+ * registers, takes per position DW_MV loads of dY and DW_NR broadcasts of x:
+ * every dW element is one FMA chain over the chunk's positions in order.
+ * The chunks of the batch are cut into at most DW_PARTIALS contiguous
+ * ranges fixed by the shape, each summed into its own dw and db, which are
+ * added in order at the end, so dW does not depend on the thread count;
+ * workers claim whole partials. */
+#define DW_PARTIALS 8
+#define DW_MV 2
+#define DW_NR 6
+#define DW_CHUNK_POSITIONS 512
+
+/* Images per chunk: about DW_CHUNK_POSITIONS outputs per pass over the taps. */
+static int64_t dw_chunk_images(const sfp_conv_shape_t *s, const direct_geom_t *g)
+{
+    const int64_t nb = g->ohw >= DW_CHUNK_POSITIONS ? 1 : DW_CHUNK_POSITIONS / g->ohw;
+    return nb < s->batch ? nb : (s->batch > 1 ? s->batch : 1);
+}
+
+static int64_t dw_chunks(const sfp_conv_shape_t *s, const direct_geom_t *g)
+{
+    const int64_t nb = dw_chunk_images(s, g);
+    return (s->batch + nb - 1) / nb;
+}
+
+static int64_t dw_partials(const sfp_conv_shape_t *s, const direct_geom_t *g)
+{
+    const int64_t chunks = dw_chunks(s, g);
+    return chunks < 1 ? 1 : chunks < DW_PARTIALS ? chunks : DW_PARTIALS;
+}
+
+static int dw_workers(const sfp_conv_shape_t *s, const direct_geom_t *g, int n_threads)
+{
+    const int64_t partials = dw_partials(s, g);
+    return partials < n_threads ? (int)partials : n_threads;
+}
+
+/* Channels of a group rounded up to whole tiles (the transposed dY's row). */
+static int64_t dw_channels(const direct_geom_t *g) { return (g->mg + 8 * DW_MV - 1) / (8 * DW_MV) * (8 * DW_MV); }
+
+/* Scratch: tap offsets, the partials (dw (M, cg * kk) then db (M) each),
+ * and per worker the padded images of a chunk and its transposed dY; each
+ * part 64-byte aligned. */
+typedef struct dw_scratch {
+    int32_t *off;
+    float *partials, *work;
+    int64_t per_partial, per_worker, pads_floats;
+} dw_scratch_t;
+
+static int64_t dw_layout(const sfp_conv_shape_t *s, const direct_geom_t *g, int n_threads, float *scratch,
+                         dw_scratch_t *out)
+{
+    const int64_t nb = dw_chunk_images(s, g);
+    const int64_t per_partial = round16(s->out_channels * g->k + s->out_channels);
+    const int64_t pads_floats = nb * round16(g->pad_floats);
+    const int64_t per_worker = pads_floats + round16(nb * g->ohw * dw_channels(g));
+    const int64_t partials_at = round16(g->k), work_at = partials_at + dw_partials(s, g) * per_partial;
+    if (out) {
+        out->off = (int32_t *)scratch;
+        out->partials = scratch + partials_at;
+        out->work = scratch + work_at;
+        out->per_partial = per_partial;
+        out->per_worker = per_worker;
+        out->pads_floats = pads_floats;
+    }
+    return work_at + per_worker * dw_workers(s, g, n_threads > 1 ? n_threads : 1);
+}
+
+bool conv_direct_dw_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
+{
+    direct_geom_t g;
+    if (!direct_geom(s, &g)) return false;
+    const int64_t limit = (int64_t)1 << 40, nb = dw_chunk_images(s, &g);
+    if (s->out_channels > limit / (g.k + 1) || nb > limit / (g.pad_floats + 16) ||
+        nb * g.ohw > limit / (dw_channels(&g) + 16))
+        return false;
+    *out = (size_t)dw_layout(s, &g, n_threads, NULL, NULL);
+    return true;
+}
+
+/* One tile: transposed dY (images, positions, ld channels) from the tile's
+ * first channel, DW_NR tap offsets into the first padded image; the images
+ * follow at fixed strides. */
+typedef struct dw_tile_in {
+    const float *dyt;
+    const float *pad;
+    int32_t off[DW_NR];
+    int64_t ld, images, dyt_image, pad_image;
+    int64_t oh, ow, wq;
+} dw_tile_in_t;
+
+#ifdef CONV_DIRECT_X86
+/* sums[r][c] = sum over the chunk's positions p of dyt[p][c] * pad[off[r] + p'],
+ * c < 8 * DW_MV, in position order. */
+__attribute__((target("avx2,fma"))) static void dw_tile(const dw_tile_in_t *t, float sums[DW_NR][8 * DW_MV])
+{
+    __m256 acc[DW_MV][DW_NR];
+#pragma GCC unroll 4
+    for (int v = 0; v < DW_MV; v++)
+#pragma GCC unroll 8
+        for (int r = 0; r < DW_NR; r++) acc[v][r] = _mm256_setzero_ps();
+    for (int64_t n = 0; n < t->images; n++) {
+        const float *d = t->dyt + n * t->dyt_image, *xb[DW_NR];
+#pragma GCC unroll 8
+        for (int r = 0; r < DW_NR; r++) xb[r] = t->pad + n * t->pad_image + t->off[r];
+        for (int64_t oy = 0; oy < t->oh; oy++, d += t->ow * t->ld) {
+            const int64_t xr = oy * t->wq;
+            for (int64_t ox = 0; ox < t->ow; ox++) {
+                __m256 dv[DW_MV];
+#pragma GCC unroll 4
+                for (int v = 0; v < DW_MV; v++) dv[v] = _mm256_loadu_ps(d + ox * t->ld + 8 * v);
+#pragma GCC unroll 8
+                for (int r = 0; r < DW_NR; r++) {
+                    const __m256 xv = _mm256_broadcast_ss(xb[r] + xr + ox);
+#pragma GCC unroll 4
+                    for (int v = 0; v < DW_MV; v++) acc[v][r] = _mm256_fmadd_ps(dv[v], xv, acc[v][r]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < DW_NR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < DW_MV; v++) _mm256_storeu_ps(sums[r] + 8 * v, acc[v][r]);
+}
+#else
+static void dw_tile(const dw_tile_in_t *t, float sums[DW_NR][8 * DW_MV])
+{
+    (void)t, (void)sums; /* conv_direct_applies is false */
+}
+#endif
+
+typedef struct dw_job {
+    const sfp_conv_shape_t *s;
+    direct_geom_t g;
+    const float *x, *dy;
+    bool want_dw, want_db;
+    dw_scratch_t scr;
+    atomic_llong next;          /* the next partial not yet taken */
+} dw_job_t;
+
+/* dY of images [n, n + cnt), group grp, as dyt (image, position, ld
+ * channels), the channels past the group's zero. */
+static void dw_transpose(const dw_job_t *j, int64_t n, int64_t cnt, int64_t grp, float *dyt)
+{
+    const sfp_conv_shape_t *s = j->s;
+    const direct_geom_t *g = &j->g;
+    const int64_t ld = dw_channels(g);
+    for (int64_t i = 0; i < cnt; i++) {
+        const float *src = j->dy + ((n + i) * s->out_channels + grp * g->mg) * g->ohw;
+        float *dst = dyt + i * g->ohw * ld;
+        for (int64_t p0 = 0; p0 < g->ohw; p0 += 64) { /* blocks of positions: reads and writes stay near */
+            const int64_t p1 = p0 + 64 < g->ohw ? p0 + 64 : g->ohw;
+            for (int64_t m = 0; m < g->mg; m++) {
+                const float *restrict row = src + m * g->ohw;
+                float *restrict col = dst + m;
+                for (int64_t p = p0; p < p1; p++) col[p * ld] = row[p];
+            }
+            for (int64_t p = p0; p < p1 && g->mg < ld; p++)
+                memset(dst + p * ld + g->mg, 0, sizeof(float) * (size_t)(ld - g->mg));
+        }
+    }
+}
+
+/* Images [n, n + cnt), group grp, padded in pads and transposed in dyt:
+ * their sums added into dw_part (M, k) and db_part (M). */
+static void dw_chunk(const dw_job_t *j, int64_t n, int64_t cnt, int64_t grp, const float *pads, const float *dyt,
+                     float *dw_part, float *db_part)
+{
+    const sfp_conv_shape_t *s = j->s;
+    const direct_geom_t *g = &j->g;
+    if (j->want_db)
+        for (int64_t m = 0; m < g->mg; m++) {
+            double sum = 0.0;
+            for (int64_t i = 0; i < cnt; i++) {
+                const float *restrict row = j->dy + ((n + i) * s->out_channels + grp * g->mg + m) * g->ohw;
+                for (int64_t p = 0; p < g->ohw; p++) sum += (double)row[p];
+            }
+            db_part[grp * g->mg + m] += (float)sum;
+        }
+    if (!j->want_dw) return;
+    const int64_t ld = dw_channels(g);
+    dw_tile_in_t t = {dyt, pads, {0}, ld, cnt, g->ohw * ld, round16(g->pad_floats), g->oh, g->ow, g->wq};
+    for (int64_t r0 = 0; r0 < g->k; r0 += DW_NR) {
+        const int64_t taps = g->k - r0 < DW_NR ? g->k - r0 : DW_NR;
+        for (int r = 0; r < DW_NR; r++) t.off[r] = j->scr.off[r0 + (r < taps ? r : taps - 1)];
+        for (int64_t m0 = 0; m0 < g->mg; m0 += 8 * DW_MV) {
+            const int64_t rows = g->mg - m0 < 8 * DW_MV ? g->mg - m0 : 8 * DW_MV;
+            float sums[DW_NR][8 * DW_MV];
+            t.dyt = dyt + m0;
+            dw_tile(&t, sums);
+            for (int64_t i = 0; i < rows; i++) {
+                float *restrict dst = dw_part + (grp * g->mg + m0 + i) * g->k + r0;
+                for (int64_t r = 0; r < taps; r++) dst[r] += sums[r][i];
+            }
+        }
+    }
+}
+
+/* One worker: whole partials, taken one at a time. */
+static void dw_worker(void *ctx, int worker, int64_t w0, int64_t w1)
+{
+    dw_job_t *j = ctx;
+    (void)w0, (void)w1;
+    const sfp_conv_shape_t *s = j->s;
+    const int64_t nb = dw_chunk_images(s, &j->g), chunks = dw_chunks(s, &j->g), n_part = dw_partials(s, &j->g);
+    const int64_t pad_stride = round16(j->g.pad_floats), dw_floats = s->out_channels * j->g.k;
+    float *pads = j->scr.work + worker * j->scr.per_worker, *dyt = pads + j->scr.pads_floats;
+    for (int64_t p; (p = (int64_t)atomic_fetch_add(&j->next, 1)) < n_part;) {
+        float *dw_part = j->scr.partials + p * j->scr.per_partial, *db_part = dw_part + dw_floats;
+        memset(dw_part, 0, sizeof(float) * (size_t)j->scr.per_partial);
+        const int64_t c0 = chunks / n_part * p + chunks % n_part * p / n_part;
+        const int64_t c1 = chunks / n_part * (p + 1) + chunks % n_part * (p + 1) / n_part;
+        for (int64_t c = c0; c < c1; c++) {
+            const int64_t n = c * nb, cnt = s->batch - n < nb ? s->batch - n : nb;
+            for (int64_t grp = 0; grp < s->group; grp++) {
+                if (j->want_dw) {
+                    for (int64_t i = 0; i < cnt; i++) pad_image(s, &j->g, j->x, n + i, grp, pads + i * pad_stride);
+                    dw_transpose(j, n, cnt, grp, dyt);
+                }
+                dw_chunk(j, n, cnt, grp, pads, dyt, dw_part, db_part);
+            }
+        }
+    }
+}
+
+void conv_direct_backward_dw(const sfp_conv_shape_t *s, const float *x, const float *dy, float *dw, float *db,
+                             float *scratch, sfp_threads_t *threads)
+{
+    dw_job_t j = {s, {0}, x, dy, dw != NULL, db != NULL, {0}, 0};
+    if (!direct_geom(s, &j.g) || s->batch < 1 || (!dw && !db)) return;
+    const int n_threads = sfp_threads_count(threads);
+    dw_layout(s, &j.g, n_threads, scratch, &j.scr);
+    tap_offsets(s, &j.g, j.scr.off);
+    atomic_store(&j.next, 0);
+    sfp_threads_for_chunks(threads, dw_workers(s, &j.g, n_threads), 1, dw_worker, &j);
+    const int64_t dw_floats = s->out_channels * j.g.k;
+    for (int64_t p = 0; p < dw_partials(s, &j.g); p++) {
+        const float *restrict part = j.scr.partials + p * j.scr.per_partial;
+        if (dw)
+            for (int64_t i = 0; i < dw_floats; i++) dw[i] += part[i];
+        if (db)
+            for (int64_t m = 0; m < s->out_channels; m++) db[m] += part[dw_floats + m];
+    }
 }

@@ -79,6 +79,12 @@ bool conv_direct_applies(const sfp_conv_shape_t *s);
 bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
 void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                          float *y, float *scratch, sfp_threads_t *threads);
+/* dw +=, db += of the direct kernel's shapes (conv_direct_applies): the
+ * weight gradient straight from the padded phase planes, no im2col; sums
+ * over a fixed number of image ranges, so the same for any thread count. */
+bool conv_direct_dw_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+void conv_direct_backward_dw(const sfp_conv_shape_t *s, const float *x, const float *dy, float *dw, float *db,
+                             float *scratch, sfp_threads_t *threads);
 void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y);
 
 /* ---- BatchNormalization, inference form (op_norm.c) ---- */
@@ -190,16 +196,19 @@ void slice_forward_ref(int ndim, const int64_t *x_dims, const int64_t *start, co
 void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads);
 
 /* Conv: x (N,C,D..), w (M,C/G,K..), dy (N,M,O..) -> dx (N,C,D..) +=,
- * dw (M,C/G,K..) +=, db (M) +=. dW via im2col + sgemm, per image (or
- * several images side by side on small maps); the batch is cut into a fixed
- * number of partial sums of dw/db that do not depend on the thread count,
- * workers take whole partials. dX: with stride 1, the forward convolution of
+ * dw (M,C/G,K..) +=, db (M) +=. dW: the direct kernel where it applies
+ * (conv_direct_backward_dw), else im2col + sgemm, per image (or several
+ * images side by side on small maps); both cut the batch into a fixed number
+ * of partial sums of dw/db that do not depend on the thread count, workers
+ * take whole partials. dX: with stride 1, the forward convolution of
  * dY by the flipped kernel with its channel axes swapped (the direct kernel
  * where it applies, dx being the residual its epilogue adds; im2col + sgemm
  * otherwise); other strides sgemm + col2im. */
 bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+/* dx_fresh: dx holds nothing yet and is written, not added to (every
+ * element; the backward's first writer of a gradient saves its zeroing). */
 void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
-                   float *db, float *scratch, sfp_threads_t *threads);
+                   float *db, bool dx_fresh, float *scratch, sfp_threads_t *threads);
 void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
                        float *dw, float *db);
 /* Adjoint of conv_im2col: adds the rows of col (channels [c0, c0 +
@@ -214,8 +223,9 @@ void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_
  * running_var (C,
  * both or neither NULL) become momentum * running + (1 - momentum) * batch,
  * with the unbiased variance (N*S/(N*S-1)) as ONNX and PyTorch do. Sums:
- * float lanes within blocks of 256 elements, blocks added in double; the
- * variance about the mean (two passes). Needs N*S >= 2. */
+ * float lanes within blocks of 256 elements, blocks added in double; mean
+ * and variance in one pass of sums about the mean of image 0's plane (so
+ * without cancellation), then the output. Needs N*S >= 2. */
 void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                              const float *bias, float eps, float momentum, float *y, float *save_mean,
                              float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads);
@@ -225,13 +235,13 @@ void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float 
  * constants (running statistics). */
 void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                         const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
-                        float *dscale, float *dbias, sfp_threads_t *threads);
+                        bool dx_fresh, float *dscale, float *dbias, sfp_threads_t *threads);
 void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                             const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
                             float *dscale, float *dbias);
 
-/* y = relu(x) (n): dx += dy where y > 0. */
-void relu_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
+/* y = relu(x) (n): dx += dy where y > 0 (dx_fresh: dx = dy there, 0 elsewhere). */
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, bool dx_fresh, sfp_threads_t *threads);
 /* y = sigmoid(x) (n): dx += dy * y * (1 - y). */
 void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
 /* y = softmax of x (outer, len, inner) over len: dx += y * (dy - sum(dy * y)). */

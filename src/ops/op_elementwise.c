@@ -636,6 +636,7 @@ void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *thr
 typedef struct unary_bwd_job {
     const float *y, *dy;
     float *dx;
+    bool fresh;                 /* dx = instead of dx += (relu) */
 } unary_bwd_job_t;
 
 static void relu_bwd_range(void *ctx, int64_t i0, int64_t i1)
@@ -647,6 +648,18 @@ static void relu_bwd_range(void *ctx, int64_t i0, int64_t i1)
     int64_t i = 0;
     /* dy read unconditionally: a select the compiler vectorises, no branch
      * on the (random) signs */
+    if (j->fresh) {
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) {
+                const float g = dy[i + k];
+                dx[i + k] = y[i + k] > 0.0f ? g : 0.0f;
+            }
+        for (; i < n; i++) {
+            const float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+        return;
+    }
     for (; i + 16 <= n; i += 16)
         for (int k = 0; k < 16; k++) {
             const float g = dy[i + k];
@@ -659,9 +672,9 @@ static void relu_bwd_range(void *ctx, int64_t i0, int64_t i1)
 }
 
 /* y = relu(x), dy (n) -> dx (n) += */
-void relu_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads)
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, bool dx_fresh, sfp_threads_t *threads)
 {
-    unary_bwd_job_t j = {y, dy, dx};
+    unary_bwd_job_t j = {y, dy, dx, dx_fresh};
     sfp_threads_for(threads, n, UNARY_GRAIN, relu_bwd_range, &j);
 }
 
@@ -676,7 +689,7 @@ static void sigmoid_bwd_range(void *ctx, int64_t i0, int64_t i1)
 /* y = sigmoid(x), dy (n) -> dx (n) += */
 void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads)
 {
-    unary_bwd_job_t j = {y, dy, dx};
+    unary_bwd_job_t j = {y, dy, dx, false};
     sfp_threads_for(threads, n, UNARY_GRAIN, sigmoid_bwd_range, &j);
 }
 
@@ -823,7 +836,9 @@ void binary_backward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_di
 static int relu_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
     (void)err;
-    if (x->din[0]) relu_backward(shape_numel(x->in_shape[0]), x->out[0], x->dout[0], x->din[0], x->threads);
+    if (x->din[0])
+        relu_backward(shape_numel(x->in_shape[0]), x->out[0], x->dout[0], x->din[0], (x->din_fresh & 1u) != 0,
+                      x->threads);
     return 0;
 }
 
@@ -861,13 +876,27 @@ static int binary_backward_node(const sfp_exec_t *x, sfp_error_t *err)
     sfp_bcast_t s;
     if (!bcast_init(as->ndim, as->dims, bs->ndim, bs->dims, &s))
         return exec_errorf(x, err, SFP_EBADMODEL, "operand shapes do not broadcast");
-    binary_backward_f32(binary_op_of(x->node), &s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1], x->threads);
+    /* Add (overwrite_din): an operand of the output's size whose gradient
+     * is fresh is dy itself; a broadcast one is zeroed and summed into */
+    float *din[2] = {x->din[0], x->din[1]};
+    const size_t out_n = (size_t)shape_numel(x->out_shape[0]);
+    for (int k = 0; k < 2; k++) {
+        if (!din[k] || !(x->din_fresh >> k & 1u)) continue;
+        if ((size_t)shape_numel(x->in_shape[k]) == out_n) {
+            memcpy(din[k], x->dout[0], sizeof(float) * out_n);
+            din[k] = NULL;
+        } else {
+            memset(din[k], 0, sizeof(float) * (size_t)shape_numel(x->in_shape[k]));
+        }
+    }
+    binary_backward_f32(binary_op_of(x->node), &s, x->in[0], x->in[1], x->dout[0], din[0], din[1], x->threads);
     return 0;
 }
 
 const sfp_op_def_t op_defs_elementwise[] = {
     {"Relu", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
-     {.forward = relu_forward_node, .prepare = float_prepare, .backward = relu_backward_node, .keep_outputs = 0x1}},
+     {.forward = relu_forward_node, .prepare = float_prepare, .backward = relu_backward_node, .keep_outputs = 0x1,
+      .overwrite_din = 0x1}},
     {"Sigmoid", 1, 1, 1, 1, no_attrs, NULL, same_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = sigmoid_forward_node, .prepare = float_prepare, .backward = sigmoid_backward_node,
       .keep_outputs = 0x1}},
@@ -883,7 +912,7 @@ const sfp_op_def_t op_defs_elementwise[] = {
      {.forward = cast_forward_node, .prepare = cast_prepare}},
     {"Add", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
-      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},
+      .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0, .overwrite_din = 0x3}},
     {"Sub", 2, 2, 1, 1, binary_attrs, binary_check, binary_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = binary_forward_node, .prepare = binary_prepare, .backward = binary_backward_node,
       .prepare_backward = binary_prepare_backward, .keep_inputs = 0x0}},

@@ -95,6 +95,10 @@ typedef struct sfp_exec {
      * keep (run.keep_inputs / keep_outputs); the others may be overwritten. */
     const void *const *dout;
     void *const *din;
+    /* Bit i: din[i] holds nothing yet (this is its first writer) and the op
+     * opted in with run.overwrite_din: backward writes every element of it
+     * instead of adding (the plan skipped zeroing it). */
+    unsigned din_fresh;
 } sfp_exec_t;
 
 /* Runtime entry points of an op; a NULL forward means the op cannot run. */
@@ -117,6 +121,8 @@ typedef struct sfp_op_run {
      * plan keeps them until the node's backward has run and may reuse the
      * memory of the others. */
     unsigned keep_inputs, keep_outputs;
+    /* Bit i: backward honours sfp_exec_t.din_fresh for input i. */
+    unsigned overwrite_din;
     /* forward honours sfp_exec_t.fused (inference plans may fuse into it) */
     bool fuse;
 } sfp_op_run_t;

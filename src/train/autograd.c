@@ -3,8 +3,10 @@
  * SFP_PLAN_INPUT_GRADS) and plan output 0 depends on it through float
  * values; a step runs backward when one of its outputs and one of its inputs
  * have gradients. Gradients accumulate (+=): an activation's gradient is
- * zeroed just before the first backward step that writes it (output 0's is
- * seeded with dloss), parameters' are zeroed by plan_zero_grad only. */
+ * zeroed just before the first backward step that writes it, or written
+ * whole by that step when its op can (run.overwrite_din, din_fresh);
+ * output 0's is seeded with dloss; parameters' are zeroed by plan_zero_grad
+ * only. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -316,12 +318,20 @@ int plan_backward(sfp_plan_t *p, const float *dloss_doutput, sfp_error_t *err)
         plan_step_t *st = &p->steps[s];
         if (!st->backward) continue;
         const sfp_node_t *n = st->x.node;
+        st->x.din_fresh = 0;
         for (int k = 0; k < n->n_inputs; k++) {
             int v = n->inputs[k];
             if (v < 0 || !st->din[k] || p->grad_birth[v] != s || p->param_index[v] >= 0) continue;
-            bool first = true; /* x op x: zero once */
-            for (int j = 0; j < k; j++) first = first && n->inputs[j] != v;
-            if (first) memset(p->grad[v], 0, sizeof(float) * (size_t)shape_numel(&p->shapes[v]));
+            bool first = true, repeated = false; /* x op x: zeroed once, the slots add */
+            for (int j = 0; j < n->n_inputs; j++) {
+                if (j < k && n->inputs[j] == v) first = false;
+                if (j != k && n->inputs[j] == v) repeated = true;
+            }
+            if (!first) continue;
+            if (!repeated && (st->def->run.overwrite_din >> k & 1u))
+                st->x.din_fresh |= 1u << k; /* the op writes it whole: no memset, no read */
+            else
+                memset(p->grad[v], 0, sizeof(float) * (size_t)shape_numel(&p->shapes[v]));
         }
         st->x.training = p->ran_training;
         double start = profile ? sfp_now_seconds() : 0.0;

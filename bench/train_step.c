@@ -5,7 +5,7 @@
  * with TRAIN_STEP_PER_NODE=1 in the environment). --infer times an
  * inference plan instead (forward only, fused as plan_create fuses).
  *
- * Usage: train_step MODEL.onnx [--batch 128] [--threads 2] [--iters 10] [--profile] [--infer]
+ * Usage: train_step MODEL.onnx [--batch 128] [--threads 2] [--iters 10] [--lr 0.01] [--profile] [--infer]
  * Prints one JSON object; exit 1 on any error. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -33,21 +33,23 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     long batch = 128, threads = 2, iters = 10;
+    float lr = 0.01f;
     int profile = 0, infer = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = parse_long(argv[++i], "--batch");
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = parse_long(argv[++i], "--threads");
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = parse_long(argv[++i], "--iters");
+        else if (!strcmp(argv[i], "--lr") && i + 1 < argc) lr = strtof(argv[++i], NULL);
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (!strcmp(argv[i], "--infer")) infer = 1;
         else if (!path && argv[i][0] != '-') path = argv[i];
         else {
-            fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile] [--infer]\n");
+            fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--lr LR] [--profile] [--infer]\n");
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--profile] [--infer]\n");
+        fprintf(stderr, "usage: train_step MODEL.onnx [--batch B] [--threads T] [--iters N] [--lr LR] [--profile] [--infer]\n");
         return 2;
     }
     sfp_error_t err = {0};
@@ -98,7 +100,7 @@ int main(int argc, char **argv)
         t1 = sfp_now_seconds();
         if ((rc = plan_backward(p, dlogits, &err)) < 0) break;
         double t2 = sfp_now_seconds();
-        if ((rc = sgd_step(sgd, 0.01f, &err)) < 0) break;
+        if ((rc = sgd_step(sgd, lr, &err)) < 0) break;
         double t3 = sfp_now_seconds();
         if (it >= 0) {
             t_fwd += t1 - t0;

@@ -198,7 +198,7 @@ def bench(entry, args):
     torch.manual_seed(0)
     model = build(entry)
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(args.batch, *entry["input_shape"])
     y = torch.randint(0, entry["classes"], (args.batch,))
 

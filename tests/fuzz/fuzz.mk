@@ -17,6 +17,10 @@ FUZZ_JOBS ?= 1
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -g -O1 -std=c11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN)
+# Objects record their header dependencies (the top Makefile includes every
+# .d under $(BUILD)), so an incremental fuzz build recompiles what a header
+# change touches instead of linking objects built against an older header.
+FUZZ_DEPFLAGS := -MMD -MP
 FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/onnx.pb-c.o
 FUZZ_TESTDATA ?= /usr/share/libonnx-testdata/data/pytorch-converted
 
@@ -32,7 +36,7 @@ fuzz-build: $(FUZZ_DIR)/fuzz_model $(FUZZ_DATA_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
 $(FUZZ_DIR)/obj/%.o: %.c | $(GEN)/onnx.pb-c.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_DEPFLAGS) -fsanitize=fuzzer-no-link -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
 
 $(FUZZ_DIR)/obj/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
 	@mkdir -p $(dir $@)
@@ -48,7 +52,7 @@ $(FUZZ_DIR)/fuzz_model: tests/fuzz/fuzz_model.c $(FUZZ_OBJ)
 # so the fuzzer looks for what matters here (memory errors, our own UB).
 $(FUZZ_DIR)/obj/image_in_process.o: src/data/image.c | $(GEN)/onnx.pb-c.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fno-sanitize=shift -fsanitize=fuzzer-no-link -DSFP_IMAGE_IN_PROCESS -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_DEPFLAGS) -fno-sanitize=shift -fsanitize=fuzzer-no-link -DSFP_IMAGE_IN_PROCESS -Iinclude -Isrc -I$(GEN) $(PKG_CFLAGS) -c $< -o $@
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_data.c $(FUZZ_DATA_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_DATA_$(shell echo $* | tr a-z A-Z) -Iinclude -Isrc -I$(GEN) \

@@ -5,7 +5,7 @@
 #
 # For each rate in RATES and each method in METHODS:
 #   onnx-sfp compress MODEL OUT --data DATA --val-split 0 --epochs EPOCHS
-#       --rate R --method M --lr LR --batch 128 --seed 1 [--limit LIMIT]
+#       --rate R --method M --lr LR --batch 128 --seed SEED [--limit LIMIT]
 #   onnx-sfp eval OUT on the 10,000 test images
 # and tools/torch_sfp.py with the groups of `report MODEL --groups --json`.
 # Prints one row per run: test accuracy before and after, the change in
@@ -14,27 +14,31 @@
 # the training seconds.
 #
 #   sh bench/prune_accuracy.sh
-#   env: MODEL=models/fmnist-resnet20.onnx (ResNet-56: build/models/fmnist-resnet56.onnx from
-#        `models/build.sh fmnist56`) EPOCHS=2 LIMIT=N (first N training
+#   env: MODEL=models/fmnist-resnet20.onnx (or models/fmnist-resnet56.onnx;
+#        both made by `models/build.sh`) EPOCHS=1 LIMIT=N (first N training
 #        images; unset: all 60,000) RATES="0.3 0.4 0.6" METHODS="sfp smooth
-#        hybrid" LR=0.01 THREADS=2 TORCH=1 (0: skip PyTorch)
+#        hybrid" LR=0.01 SEED=1 THREADS=2 TORCH=1 (0: skip PyTorch)
 #        DATA=/usr/share/datasets/fashion-mnist BUILD=build
-# A full run (60,000 images, 2 epochs, 9 onnx-sfp + 3 PyTorch runs) takes
-# about 2 hours on 2 free cores; `make bench` runs it only with PRUNE=1.
-# Files go to $BUILD/bench/prune-accuracy/.
+#        OUT=$BUILD/bench/prune-accuracy/<model>-e<EPOCHS>-s<SEED> (files)
+# A full ResNet-20 run (60,000 images, 1 epoch, 9 onnx-sfp + 3 PyTorch runs)
+# took 43 min with THREADS=1 while another job had the other core; one
+# ResNet-56 rate (3 onnx-sfp + 1 PyTorch run) about 65 min, three of them
+# side by side on 2 cores (RATES=R OUT=DIR each, THREADS=1).
+# `make bench` runs it only with PRUNE=1.
 set -eu
 BUILD=${BUILD:-build}
 MODEL=${MODEL:-models/fmnist-resnet20.onnx}
-EPOCHS=${EPOCHS:-2}
+EPOCHS=${EPOCHS:-1}
 LIMIT=${LIMIT:-}
 RATES=${RATES:-0.3 0.4 0.6}
 METHODS=${METHODS:-sfp smooth hybrid}
 LR=${LR:-0.01}
 THREADS=${THREADS:-2}
 TORCH=${TORCH:-1}
+SEED=${SEED:-1}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 SFP=$BUILD/onnx-sfp
-OUT=$BUILD/bench/prune-accuracy
+OUT=${OUT:-$BUILD/bench/prune-accuracy/$(basename "$MODEL" .onnx)-e$EPOCHS-s$SEED}
 mkdir -p "$OUT"
 # word splitting of $limit_opt is wanted: nothing, or "--limit N"
 limit_opt=${LIMIT:+--limit $LIMIT}
@@ -43,7 +47,7 @@ py() { /usr/bin/python3 -c "$@"; }
 "$SFP" report "$MODEL" --groups --json >"$OUT/groups.json"
 before=$("$SFP" eval "$MODEL" --data "$DATA" --json --quiet --threads "$THREADS" |
          py 'import json,sys; print(json.load(sys.stdin)["accuracy"])')
-echo "model $MODEL, $EPOCHS epochs of fine-tuning on ${LIMIT:-all} training images, lr $LR cosine, batch 128;"
+echo "model $MODEL, $EPOCHS epochs of fine-tuning on ${LIMIT:-all} training images, lr $LR cosine, batch 128, seed $SEED;"
 echo "test accuracy on the 10,000 test images; reductions counted on the emitted graph"
 printf "%-5s %-15s %9s %9s %8s %8s %8s %9s\n" rate method before after points "MACs-%" "params-%" seconds
 for rate in $RATES; do
@@ -52,7 +56,7 @@ for rate in $RATES; do
         start=$(date +%s)
         # shellcheck disable=SC2086
         if ! "$SFP" compress "$MODEL" "$out" --data "$DATA" --val-split 0 --epochs "$EPOCHS" --rate "$rate" \
-            --method "$method" --lr "$LR" --batch 128 --seed 1 --threads "$THREADS" $limit_opt \
+            --method "$method" --lr "$LR" --batch 128 --seed "$SEED" --threads "$THREADS" $limit_opt \
             --report-json "$OUT/$method-$rate.json" --quiet >"$OUT/$method-$rate.log" 2>&1; then
             echo "prune_accuracy: compress --method $method --rate $rate failed:" >&2
             cat "$OUT/$method-$rate.log" >&2
@@ -71,7 +75,7 @@ print("%-5s %-15s %8.2f%% %8.2f%% %+8.2f %7.2f%% %7.2f%% %9s" % (sys.argv[2], sy
     if [ "$TORCH" = 1 ]; then
         # shellcheck disable=SC2086
         if ! /usr/bin/python3 tools/torch_sfp.py "$MODEL" --groups "$OUT/groups.json" --rate "$rate" --data "$DATA" \
-            --epochs "$EPOCHS" --lr "$LR" --batch 128 --threads "$THREADS" $limit_opt \
+            --epochs "$EPOCHS" --lr "$LR" --batch 128 --seed "$SEED" --threads "$THREADS" $limit_opt \
             >"$OUT/torch-$rate.json" 2>"$OUT/torch-$rate.log"; then
             echo "prune_accuracy: tools/torch_sfp.py --rate $rate failed:" >&2
             cat "$OUT/torch-$rate.log" >&2

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
+#include "onnx/onnx.h"
 #include "train/plan.h"
 #include "train/train.h"
 #include "util/util.h"
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
     sfp_sgd_t *sgd = NULL;
     float *x = NULL, *dlogits = NULL;
     int32_t *labels = NULL;
-    int rc = model_load(path, &m, &err);
+    int rc = sfp_model_load(path, &m, &err);
     if (rc == 0)
         rc = plan_create(m, batch, (infer ? 0 : SFP_PLAN_TRAIN) | (profile ? SFP_PLAN_PROFILE : 0), (int)threads, &p,
                          &err);
@@ -150,6 +151,6 @@ out:
     free(labels);
     sgd_free(sgd);
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
     return rc < 0 ? 1 : 0;
 }

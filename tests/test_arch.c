@@ -102,7 +102,7 @@ static void test_resnet20_a_has_19_convs_one_gemm_and_zero_concat_shortcuts(void
     EXPECT_INIT_DIMS(m, "layer3.2.conv2.weight", 64, 64, 3, 3);
     EXPECT_INIT_DIMS(m, "fc.weight", 10, 64);
     EXPECT_INIT_DIMS(m, "fc.bias", 10);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_resnet20_b_has_21_convs_with_1x1_stride_2_downsample(void **state)
@@ -119,7 +119,7 @@ static void test_resnet20_b_has_21_convs_with_1x1_stride_2_downsample(void **sta
     assert_string_equal(ds->op_type, "Conv");
     expect_ints_attr(ds, "strides", 2, 2);
     assert_string_equal(find_node(m, "layer3.0.downsample.1")->op_type, "BatchNormalization");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_cifar_depth_6n_plus_2_gives_6n_plus_1_convs(void **state)
@@ -132,7 +132,7 @@ static void test_cifar_depth_6n_plus_2_gives_6n_plus_1_convs(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sfp_model_t *m = cifar(cases[i].arch, 'A');
         assert_int_equal(count_op(m, "Conv"), cases[i].convs);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -163,14 +163,14 @@ static void test_params_and_macs_equal_pytorch(void **state)
         sfp_report_t *r = NULL;
         sfp_model_t *m = build(cases[i].arch, cases[i].shortcut, cases[i].c, cases[i].h, cases[i].w,
                                cases[i].classes, 1);
-        TU_OK(&err, report_build(m, cases[i].arch, &r, &err));
+        TU_OK(&err, sfp_report_build(m, cases[i].arch, &r, &err));
         if (r->params != cases[i].params || r->macs != cases[i].macs)
             fail_msg("%s %c %lldx%lldx%lld: params %lld macs %lld, PyTorch has %lld and %lld", cases[i].arch,
                      cases[i].shortcut ? cases[i].shortcut : '-', (long long)cases[i].c, (long long)cases[i].h,
                      (long long)cases[i].w, (long long)r->params, (long long)r->macs, (long long)cases[i].params,
                      (long long)cases[i].macs);
-        report_free(r);
-        model_free(m);
+        sfp_report_free(r);
+        sfp_model_free(m);
     }
 }
 
@@ -179,7 +179,7 @@ static void test_model_has_symbolic_batch_io_and_opset_13(void **state)
     (void)state;
     sfp_model_t *m = build("resnet20", 'A', 1, 28, 28, 10, 1);
     assert_int_equal(m->ir_version, 8);
-    assert_int_equal(model_opset(m, ""), 13);
+    assert_int_equal(sfp_model_opset(m, ""), 13);
     assert_string_equal(m->producer_name, "onnx-sfp");
     assert_int_equal(m->graph.n_inputs, 1);
     assert_int_equal(m->graph.n_outputs, 1);
@@ -199,7 +199,7 @@ static void test_model_has_symbolic_batch_io_and_opset_13(void **state)
     assert_int_equal(out->decl.dims[0], -1);
     assert_string_equal(out->decl.params[0], "N");
     assert_int_equal(out->decl.dims[1], 10);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_built_models_validate_and_infer_shapes(void **state)
@@ -214,7 +214,7 @@ static void test_built_models_validate_and_infer_shapes(void **state)
     TU_EXPECT_SHAPE(m, "layer2.0.downsample.concat", 4, 32, 14, 14);
     TU_EXPECT_SHAPE(m, "layer3.2.relu", 4, 64, 7, 7);
     TU_EXPECT_SHAPE(m, "output", 4, 10);
-    model_free(m);
+    sfp_model_free(m);
 
     m = build("resnet50", 0, 3, 224, 224, 1000, 1);
     TU_OK(&err, model_validate(m, &err));
@@ -223,7 +223,7 @@ static void test_built_models_validate_and_infer_shapes(void **state)
     TU_EXPECT_SHAPE(m, "layer1.2.relu", 1, 256, 56, 56);
     TU_EXPECT_SHAPE(m, "layer4.2.relu", 1, 2048, 7, 7);
     TU_EXPECT_SHAPE(m, "output", 1, 1000);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_names_follow_pytorch_modules(void **state)
@@ -238,7 +238,7 @@ static void test_names_follow_pytorch_modules(void **state)
     static const char *const inits[] = {"conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean",
                                         "bn1.running_var", "layer1.1.conv2.weight", "fc.weight", "fc.bias"};
     for (size_t i = 0; i < sizeof inits / sizeof inits[0]; i++) find_init(m, inits[i]);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_bn_starts_as_identity_with_pytorch_hyperparameters(void **state)
@@ -261,7 +261,7 @@ static void test_bn_starts_as_identity_with_pytorch_hyperparameters(void **state
         assert_int_equal(t->dims[0], 32);
         for (int64_t c = 0; c < 32; c++) assert_true(((const float *)t->data)[c] == leaves[k].value);
     }
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_resnet50_bottleneck_strides_the_3x3_conv(void **state)
@@ -283,7 +283,7 @@ static void test_resnet50_bottleneck_strides_the_3x3_conv(void **state)
     assert_non_null(pool);
     expect_ints_attr(pool, "kernel_shape", 3, 3);
     expect_ints_attr(pool, "strides", 2, 2);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* He normal, fan_out: std = sqrt(2 / (k*k*c_out)). With n = 36,864 weights the
@@ -302,14 +302,14 @@ static void test_conv_weights_have_he_fan_out_std(void **state)
     int64_t inside = 0, count = sfp_tensor_numel(t);
     for (int64_t i = 0; i < count; i++) inside += fabs((double)((const float *)t->data)[i]) < want;
     assert_true(fabs((double)inside / (double)count - 0.6827) < 0.012);
-    model_free(m);
+    sfp_model_free(m);
 
     /* torchvision stem: 64 x 3 x 7 x 7 = 9,408 weights, SE 0.73%; 3.5% allowed. */
     m = build("resnet18", 0, 3, 224, 224, 1000, 3);
     want = sqrt(2.0 / (7 * 7 * 64));
     moments(find_init(m, "conv1.weight"), &mean, &std);
     assert_true(fabs(std - want) < 0.035 * want);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* nn.Linear's default: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)), so std =
@@ -333,14 +333,14 @@ static void test_fc_is_uniform_within_linear_default_bound(void **state)
     for (int64_t i = 0; i < 1000; i++) assert_true(fabs((double)((const float *)b->data)[i]) <= bound);
     moments(b, &mean, &std);
     assert_true(std > 0.5 * bound / sqrt(3.0)); /* the bias is drawn too, not zero */
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static uint8_t *encode(const sfp_model_t *m, size_t *len)
 {
     sfp_error_t err = {0};
     uint8_t *buf = NULL;
-    TU_OK(&err, model_encode(m, &buf, len, &err));
+    TU_OK(&err, sfp_model_encode(m, &buf, len, &err));
     return buf;
 }
 
@@ -359,9 +359,9 @@ static void test_same_seed_gives_identical_file_other_seed_other_weights(void **
     assert_true(same < count / 100);
     free(bytes_a);
     free(bytes_b);
-    model_free(a);
-    model_free(b);
-    model_free(c);
+    sfp_model_free(a);
+    sfp_model_free(b);
+    sfp_model_free(c);
 }
 
 /* FNV-1a over the data of every initializer, in graph order. */
@@ -404,7 +404,7 @@ static void test_seed_1_weights_are_pinned_bit_for_bit(void **state)
     uint64_t hash = weights_hash(m);
     if (hash != pinned_hash)
         fail_msg("weights hash 0x%016llx, pinned 0x%016llx", (unsigned long long)hash, (unsigned long long)pinned_hash);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* 10^6 deviates: the mean's SE is 0.001, the variance's 0.0014, the tail
@@ -437,7 +437,7 @@ static void test_round_trip_through_onnx_keeps_the_model(void **state)
     sfp_model_t *m = cifar("resnet20", 'A'), *back = NULL;
     size_t len = 0;
     uint8_t *bytes = encode(m, &len);
-    TU_OK(&err, model_load_bytes(bytes, len, "resnet20.onnx", &back, &err));
+    TU_OK(&err, sfp_model_load_bytes(bytes, len, "resnet20.onnx", &back, &err));
     assert_int_equal(back->graph.n_nodes, m->graph.n_nodes);
     assert_int_equal(back->graph.n_inits, m->graph.n_inits);
     const sfp_tensor_t *w0 = find_init(m, "layer2.0.conv1.weight"), *w1 = find_init(back, "layer2.0.conv1.weight");
@@ -445,8 +445,8 @@ static void test_round_trip_through_onnx_keeps_the_model(void **state)
     assert_memory_equal(w0->data, w1->data, w0->nbytes);
     TU_EXPECT_SHAPE(back, "output", 1, 10);
     free(bytes);
-    model_free(back);
-    model_free(m);
+    sfp_model_free(back);
+    sfp_model_free(m);
 }
 
 static void test_unknown_arch_is_usage_error_listing_known_names(void **state)
@@ -490,7 +490,7 @@ static void test_bad_sizes_and_shortcut_are_usage_errors(void **state)
     }
 }
 
-/* The literature's FLOPs reductions, reproduced by report_paper_macs: SFP
+/* The literature's FLOPs reductions, reproduced by sfp_report_paper_macs: SFP
  * (He et al. 2018, Table 1) quotes ResNet-20 at rate 0.3 as 42.2 % fewer
  * FLOPs, ResNet-56 at 0.4 as 52.6 %, ResNet-110 at 0.4 as 52.3 %. Rounded
  * to the papers' one decimal. */
@@ -506,12 +506,12 @@ static void test_paper_style_count_reproduces_published_reductions(void **state)
         sfp_model_t *m = cifar(cases[i].arch, 'A');
         sfp_report_t *r = NULL;
         int64_t paper = 0;
-        TU_OK(&err, report_build(m, "m", &r, &err));
-        TU_OK(&err, report_paper_macs(m, r, cases[i].rate, &paper, &err));
+        TU_OK(&err, sfp_report_build(m, "m", &r, &err));
+        TU_OK(&err, sfp_report_paper_macs(m, r, cases[i].rate, &paper, &err));
         double percent = 100.0 * (1.0 - (double)paper / (double)r->macs);
         assert_true(fabs(percent - cases[i].percent) < 0.05);
-        report_free(r);
-        model_free(m);
+        sfp_report_free(r);
+        sfp_model_free(m);
     }
 }
 

@@ -124,7 +124,7 @@ static void test_fold_keeps_function_and_leaves_bare_convs(void **state)
                 assert_true(m->graph.nodes[i].n_inputs == 3 && m->graph.nodes[i].inputs[2] >= 0);
         free(y0);
         free(y1);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -185,7 +185,7 @@ static void test_insert_is_identity_and_folds_back_to_the_fused_graph(void **sta
     free(y0);
     free(y1);
     free(y2);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Conv a -> Relu -> Conv b (shared weight with c) -> Add(b, c) -> Conv head
@@ -253,7 +253,7 @@ static void test_bare_convs_skip_the_classifier_and_fold_copies_shared_weights(v
     }
     assert_true(wb >= 0 && wc >= 0 && wb != wc);
     free(y0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
+#include "onnx/onnx.h"
 #include "onnxsfp/tensor.h"
 #include "train/plan.h"
 #include "util/util.h"
@@ -112,7 +113,7 @@ static int load_set(const char *dir, const char *kind, sfp_tensor_t **out, int m
         FILE *f = fopen(path, "rb");
         if (!f) break;
         fclose(f);
-        if (tensor_load_pb(path, &out[n], err) < 0) {
+        if (sfp_tensor_load_pb(path, &out[n], err) < 0) {
             for (int i = 0; i < n; i++) sfp_tensor_free(out[i]);
             return -1;
         }
@@ -220,14 +221,14 @@ static outcome_t load_model(const char *case_dir, sfp_model_t **out, char *reaso
     sfp_model_t *m = NULL;
     snprintf(model_path, sizeof model_path, "%s/model.onnx", case_dir);
     int rc = sfp_read_file(model_path, (size_t)1 << 30, &buf, &len, &err);
-    if (rc == 0) rc = model_decode(buf, len, model_path, &m, &err);
+    if (rc == 0) rc = onnx_decode_model(buf, len, model_path, &m, &err);
     free(buf);
     if (rc == 0) rc = model_validate(m, &err);
     if (rc == 0) {
         *out = m;
         return CASE_PASS;
     }
-    model_free(m);
+    sfp_model_free(m);
     if (rc == SFP_EUNSUPPORTED) {
         const char *cut = strstr(err.msg, "model.onnx: ");
         set_text(reason, reason_size, cut ? cut + 12 : err.msg);
@@ -271,7 +272,7 @@ static outcome_t run_set(const char *case_dir, const char *set_dir, char *reason
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc = 0;
         if (attempt == 1) { /* a fresh copy with the int64 inputs bound */
-            model_free(m);
+            sfp_model_free(m);
             m = NULL;
             if (load_model(case_dir, &m, reason, reason_size) != CASE_PASS) goto done;
             bound_mask = calloc((size_t)m->graph.n_values + 1, sizeof *bound_mask);
@@ -338,7 +339,7 @@ static outcome_t run_set(const char *case_dir, const char *set_dir, char *reason
 done:
     free(bound_mask);
     plan_free(plan);
-    model_free(m);
+    sfp_model_free(m);
     free_set(in, n_in > 0 ? n_in : 0);
     free_set(want, n_want > 0 ? n_want : 0);
     return result;

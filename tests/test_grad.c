@@ -218,7 +218,7 @@ static void check_conv_case(const conv_case_t *c, uint32_t seed, const char *wha
     float *x = uniform(&seed, numel(rank, x_dims), -1.0f, 1.0f);
     fd_check(m, &x, &FD_DEFAULT, what);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_conv_backward_matches_finite_differences(void **state)
@@ -407,7 +407,7 @@ static void test_batchnorm_training_backward_matches_finite_differences(void **s
         snprintf(what, sizeof what, "BN training rank %d", ranks[i]);
         fd_check(m, &x, &FD_DEFAULT, what);
         free(x);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -422,7 +422,7 @@ static void test_batchnorm_inference_backward_matches_finite_differences(void **
     setup.training = false;
     fd_check(m, &x, &setup, "BN running statistics");
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Batch statistics on data far from zero whose images differ (the one-pass
@@ -498,7 +498,7 @@ static void test_batchnorm_training_updates_running_statistics(void **state)
     assert_true(rm[0] == rm1[0] && rm[1] == rm1[1]);
     EXPECT_NEAR(y[0], ((double)x[0] - (double)rm[0]) / sqrt((double)rv[0] + 1e-3) * (double)scale[0] + (double)bias[0], 1e-5);
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_batchnorm_backward_kernel_matches_ref(void **state)
@@ -568,7 +568,7 @@ static void check_unary(const char *op, float *(*gen)(uint32_t *, int64_t), int 
     snprintf(what, sizeof what, "%s opset %d", op, opset);
     fd_check(m, &x, &FD_DEFAULT, what);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static float *gen_uniform(uint32_t *seed, int64_t n)
@@ -602,7 +602,7 @@ static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int 
     snprintf(what, sizeof what, "%s rank %d by rank %d", op, a_rank, b_rank);
     fd_check(m, in, &FD_DEFAULT, what);
     free_inputs(in, 2);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_broadcast_binaries_backward_match_finite_differences(void **state)
@@ -637,7 +637,7 @@ static void test_binary_with_one_value_twice_accumulates(void **state)
         float *x = uniform(&seed, 12, -1, 1);
         fd_check(m, &x, &FD_DEFAULT, i == 0 ? "Mul x * x" : "Add x + x");
         free(x);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -717,7 +717,7 @@ static void test_pooling_backward_matches_finite_differences(void **state)
         snprintf(what, sizeof what, "%s case %zu", c->op, i);
         fd_check(m, &x, &FD_DEFAULT, what);
         free(x);
-        model_free(m);
+        sfp_model_free(m);
     }
     const char *globals[2] = {"GlobalAveragePool", "GlobalMaxPool"};
     for (int i = 0; i < 2; i++) {
@@ -730,7 +730,7 @@ static void test_pooling_backward_matches_finite_differences(void **state)
         float *x = distinct(&seed, 72);
         fd_check(m, &x, &FD_DEFAULT, globals[i]);
         free(x);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -801,7 +801,7 @@ static void test_gemm_backward_with_transposes_and_c_broadcast(void **state)
                 snprintf(what, sizeof what, "Gemm tA=%d tB=%d C rank %d", ta, tb, c_ranks[ci]);
                 fd_check(m, &a, &FD_DEFAULT, what);
                 free(a);
-                model_free(m);
+                sfp_model_free(m);
             }
 }
 
@@ -820,7 +820,7 @@ static void check_matmul(int a_rank, const int64_t *a_dims, int b_rank, const in
     float *in[2] = {uniform(&seed, numel(a_rank, a_dims), -1, 1), uniform(&seed, numel(b_rank, b_dims), -1, 1)};
     fd_check(m, in, &FD_DEFAULT, what);
     free_inputs(in, 2);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_matmul_backward_batches_and_broadcasts(void **state)
@@ -874,7 +874,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in[2] = {uniform(&seed, 24, -1, 1), uniform(&seed, 36, -1, 1)};
         fd_check(m, in, &FD_DEFAULT, "Concat a,b,a on channels");
         free_inputs(in, 2);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         /* opset 11: pads as an input, negative (cropping) on one axis */
@@ -887,7 +887,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in = uniform(&seed, 72, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Pad opset 13 with cropping");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         /* opset 2: pads as an attribute, a value */
@@ -901,7 +901,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in = uniform(&seed, 24, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Pad opset 9 attribute");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         sfp_model_t *m = tu_model(13);
@@ -917,7 +917,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in = uniform(&seed, numel(4, x), -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Slice steps 2, -2, 3");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         sfp_model_t *m = tu_model(13);
@@ -929,7 +929,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in = uniform(&seed, 120, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Transpose perm 2,0,3,1");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         sfp_model_t *m = tu_model(13);
@@ -944,7 +944,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         float *in = uniform(&seed, 24, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Reshape Unsqueeze Squeeze");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -978,7 +978,7 @@ static void test_zero_padding_shortcuts_backward_match_finite_differences(void *
         assert_null(plan_value_grad(p, graph_find_value(&m->graph, "zero")));
         plan_free(p);
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
     {
         sfp_model_t *m = tu_model(11);
@@ -999,7 +999,7 @@ static void test_zero_padding_shortcuts_backward_match_finite_differences(void *
         float *in = uniform(&seed, 144, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "shortcut A-pad");
         free(in);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -1134,7 +1134,7 @@ static void test_resnet_block_loss_gradient_matches_finite_differences(void **st
     free(x);
     free(up_signs);
     free(down_signs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ---- plan bookkeeping ---- */
@@ -1178,7 +1178,7 @@ static void test_gradient_buffers_reuse_memory_without_changing_results(void **s
         plan_free(plans[k]);
     }
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Parameters are the initializers at param_inputs positions; BN running
@@ -1218,7 +1218,7 @@ static void test_parameters_and_accumulation(void **state)
     for (int i = 0; i < 3; i++) assert_true(plan_param(p, 7)->grad[i] == 0.0f);
     plan_free(p);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_backward_needs_a_training_plan_and_one_run(void **state)
@@ -1245,7 +1245,7 @@ static void test_backward_needs_a_training_plan_and_one_run(void **state)
     plan_free(p);
     plan_free(inference);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* An op without a backward on the gradient path is refused when planning,
@@ -1269,7 +1269,7 @@ static void test_training_refuses_ops_without_backward_on_the_gradient_path(void
     assert_null(p);
     TU_OK(&err, plan_create(m, 0, 0, 1, &p, &err)); /* inference is fine */
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

@@ -59,7 +59,7 @@ static void test_topo_sort_orders_reversed_chain(void **state)
     TU_OK(&err, graph_topo_sort(&m->graph, &err));
     assert_string_equal(node_order(m, order, sizeof order), "n1 n2 n3 n4");
     expect_topological(m);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* A diamond with two independent branches keeps the file order among ready
@@ -84,7 +84,7 @@ static void test_topo_sort_leaves_sorted_graph_unchanged(void **state)
     expect_topological(m);
     TU_OK(&err, graph_topo_sort(&m->graph, &err));
     assert_string_equal(node_order(m, after, sizeof after), before);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_topo_sort_orders_shuffled_diamond(void **state)
@@ -104,7 +104,7 @@ static void test_topo_sort_orders_shuffled_diamond(void **state)
     /* ready nodes are taken in file order: left before right */
     assert_string_equal(node_order(m, order, sizeof order), "stem left right join");
     expect_topological(m);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_topo_sort_cycle_is_bad_model_naming_a_node(void **state)
@@ -125,7 +125,7 @@ static void test_topo_sort_cycle_is_bad_model_naming_a_node(void **state)
     memset(&err, 0, sizeof err);
     rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "cycle");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_duplicate_value_name_is_bad_model(void **state)
@@ -138,7 +138,7 @@ static void test_duplicate_value_name_is_bad_model(void **state)
     int rc = graph_add_value(&m->graph, "conv1.weight", &id, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "conv1.weight");
     assert_int_equal(m->graph.n_values, 1);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_value_produced_twice_is_bad_model(void **state)
@@ -160,7 +160,7 @@ static void test_value_produced_twice_is_bad_model(void **state)
     memset(&err, 0, sizeof err);
     rc = graph_add_node(&m->graph, "Split", "third", 1, &x, 2, outs, NULL, &err);
     int n_nodes = m->graph.n_nodes, z_producer = m->graph.values[outs[0]].producer;
-    model_free(m); /* under ASan/LSan: nothing of the refused nodes may leak */
+    sfp_model_free(m); /* under ASan/LSan: nothing of the refused nodes may leak */
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'y'", "third");
     assert_int_equal(n_nodes, 1);
     if (z_producer != -1) fail_msg("value 'z' of the refused node has producer %d (graph has 1 node)", z_producer);
@@ -177,7 +177,7 @@ static void test_initializer_written_by_a_node_is_bad_model(void **state)
     int rc = graph_add_node(&m->graph, "Relu", "overwrite", 1, &x, 1, &w, NULL, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'w'");
     assert_int_equal(m->graph.n_nodes, 0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* The same checks reached through the decoder, from ModelProto bytes. */
@@ -199,9 +199,9 @@ static int decode_graph(Onnx__GraphProto *gp, const char *path, sfp_error_t *err
     assert_non_null(buf);
     onnx__model_proto__pack(&mp, buf);
     sfp_model_t *m = NULL;
-    int rc = model_decode(buf, len, path, &m, err);
+    int rc = onnx_decode_model(buf, len, path, &m, err);
     free(buf);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 
@@ -289,7 +289,7 @@ static void test_validate_accepts_small_valid_model(void **state)
     m->ir_version = 10;
     m->opsets[0].version = 21;
     TU_OK(&err, model_validate(m, &err));
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_dangling_input_names_node_and_value(void **state)
@@ -300,7 +300,7 @@ static void test_validate_dangling_input_names_node_and_value(void **state)
     tu_node(m, "Add", "adder", "y,ghost_value", "z");
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'adder'", "'ghost_value'");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_unsupported_op_names_node_and_op(void **state)
@@ -311,7 +311,7 @@ static void test_validate_unsupported_op_names_node_and_op(void **state)
     tu_node(m, "LSTM", "rnn0", "y", "h");
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "'rnn0'", "LSTM");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_op_of_foreign_domain_is_unsupported(void **state)
@@ -324,7 +324,7 @@ static void test_validate_op_of_foreign_domain_is_unsupported(void **state)
     n->domain = strdup("com.microsoft");
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "'relu'", "com.microsoft");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_unsupported_attribute_names_it(void **state)
@@ -335,7 +335,7 @@ static void test_validate_unsupported_attribute_names_it(void **state)
     tu_attr_float(&m->graph.nodes[2], "alpha", 0.1f); /* Relu has no attributes */
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "'relu'", "'alpha'");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_ir_version_out_of_range_is_unsupported(void **state)
@@ -349,7 +349,7 @@ static void test_validate_ir_version_out_of_range_is_unsupported(void **state)
         int rc = model_validate(m, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "ir_version");
         assert_true(tu_msg_has_number(err.msg, versions[i]));
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -364,7 +364,7 @@ static void test_validate_opset_out_of_range_is_unsupported(void **state)
         int rc = model_validate(m, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "opset");
         assert_true(tu_msg_has_number(err.msg, versions[i]));
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -377,7 +377,7 @@ static void test_validate_missing_default_opset_is_bad_model(void **state)
     m->opsets[0].domain = strdup("com.example");
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "opset");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_nan_weight_names_initializer(void **state)
@@ -390,7 +390,7 @@ static void test_validate_nan_weight_names_initializer(void **state)
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'w'", "NaN");
     assert_true(tu_msg_has_number(err.msg, 17));
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_infinite_weight_is_bad_model(void **state)
@@ -402,7 +402,7 @@ static void test_validate_infinite_weight_is_bad_model(void **state)
     gamma[2] = -INFINITY;
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'gamma'");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_validate_negative_bn_variance_is_bad_model(void **state)
@@ -415,7 +415,7 @@ static void test_validate_negative_bn_variance_is_bad_model(void **state)
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'bn'", "'var'");
     assert_true(tu_msg_has_number(err.msg, 3)); /* the channel */
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Names from a file are shown escaped: no raw control byte reaches the
@@ -431,7 +431,7 @@ static void test_control_characters_in_names_are_escaped(void **state)
         tu_node(m, evil, evil, "y", "h");
         int rc = model_validate(m, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "\\x1b[31mevil\\x0a");
-        model_free(m);
+        sfp_model_free(m);
     }
     /* a dangling input with that name */
     {
@@ -441,7 +441,7 @@ static void test_control_characters_in_names_are_escaped(void **state)
         TU_OK(&err, graph_add_node(&m->graph, "Add", "adder", 2, ids, 1, &out, NULL, &err));
         int rc = model_validate(m, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'adder'", "\\x1b[31mevil\\x0a");
-        model_free(m);
+        sfp_model_free(m);
     }
     /* a NaN in an initializer with that name */
     {
@@ -452,7 +452,7 @@ static void test_control_characters_in_names_are_escaped(void **state)
         tu_init_f32(m, evil, 1, &one, &nan_value, 0);
         int rc = model_validate(m, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "\\x1b[31mevil\\x0a");
-        model_free(m);
+        sfp_model_free(m);
     }
     /* a duplicate value name */
     {
@@ -462,7 +462,7 @@ static void test_control_characters_in_names_are_escaped(void **state)
         tu_val(m, evil);
         int rc = graph_add_value(&m->graph, evil, &id, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "\\x1b[31mevil\\x0a");
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 

@@ -86,7 +86,7 @@ static void test_residual_add_couples_stream_and_gemm_columns(void **state)
     for (int k = 0; k < gs->g[stream].n_values; k++) seen |= gs->g[stream].values[k] == f;
     assert_true(seen);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_removal_shrinks_every_member(void **state)
@@ -114,7 +114,7 @@ static void test_removal_shrinks_every_member(void **state)
     assert_int_equal(var->dims[0], 4);
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_l2_selection_removes_smallest_summed_norms(void **state)
@@ -142,7 +142,7 @@ static void test_l2_selection_removes_smallest_summed_norms(void **state)
     for (int j = 0; j < 8; j++) assert_int_equal(r->masks[s0][j], j == 5);
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* conv0 (4ch) -> AveragePool(1, s2) -> Concat(d, d*0) (8ch) + conv1(8, stride 2);
@@ -195,7 +195,7 @@ static void test_concat_with_zero_half_splits_the_stream(void **state)
     assert_int_equal(gs->g[c1g].n_channels, 4); /* upper half: conv1 + the zero branch */
     assert_true(gs->value_zero[graph_find_value(&m->graph, "z")]);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_zero_branch_gets_an_adapter_when_halves_prune_differently(void **state)
@@ -218,7 +218,7 @@ static void test_zero_branch_gets_an_adapter_when_halves_prune_differently(void 
     assert_int_equal(pads, 1); /* the zero branch (2 channels now) is padded back to 4 */
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
@@ -264,7 +264,7 @@ static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
     assert_int_equal(sfp_tensor_get_int(pt, 5), 2);
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
@@ -292,7 +292,7 @@ static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
     assert_false(gs->g[g0].prunable);              /* ...and feeds a group-2 conv */
     assert_non_null(strstr(gs->g[g0].reason, "grouped"));
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
@@ -328,7 +328,7 @@ static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
     assert_int_equal(m->graph.values[graph_find_value(&m->graph, "W")].init->dims[0], 64);
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
@@ -348,7 +348,7 @@ static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
     sfp_groups_t *gs = NULL;
     int rc = groups_find(m, &gs, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "swap", "Transpose");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

@@ -93,7 +93,7 @@ static void test_nesting_deeper_than_the_limit_is_refused_before_unpacking(void 
     buf_t b = nested_type_model(20000);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_decode(b.p, b.n, "deep.onnx", &m, &err);
+    int rc = onnx_decode_model(b.p, b.n, "deep.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "deep.onnx", "not a valid ONNX model", "messages nested deeper than 100");
     assert_null(m);
     free(b.p);
@@ -105,7 +105,7 @@ static void test_nesting_within_the_limit_reaches_the_loader(void **state)
     buf_t b = nested_type_model(20);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_decode(b.p, b.n, "seq.onnx", &m, &err);
+    int rc = onnx_decode_model(b.p, b.n, "seq.onnx", &m, &err);
     /* decoded by protobuf-c; refused by the loader for what it is */
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "value 'x': only tensor types are supported");
     free(b.p);
@@ -117,7 +117,7 @@ static void test_wrong_wire_type_names_the_byte_and_field(void **state)
     const uint8_t bytes[] = {0x0a, 0x01, 0x07}; /* ir_version as length-delimited */
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_decode(bytes, sizeof bytes, "w.onnx", &m, &err);
+    int rc = onnx_decode_model(bytes, sizeof bytes, "w.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "byte 0: field 1 (ModelProto.ir_version) has wire type 2, expected 0");
 }
 
@@ -132,7 +132,7 @@ static void test_memory_budget_refusal_is_named_as_such(void **state)
     put_msg(&model, 7, &graph);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_decode(model.p, model.n, "many.onnx", &m, &err);
+    int rc = onnx_decode_model(model.p, model.n, "many.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "it would need more memory than its size justifies");
     free(model.p);
 }
@@ -160,7 +160,7 @@ static void test_empty_required_output_is_refused(void **state)
     sfp_error_t err = {0};
     int rc = model_validate(m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "node 'drop' (Dropout): required output 0 is empty");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_absurd_declared_input_is_refused(void **state)
@@ -174,7 +174,7 @@ static void test_absurd_declared_input_is_refused(void **state)
     TU_OK(&err, model_validate(m, &err));
     int rc = model_infer_shapes(m, 1, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "graph input 'x' would hold an absurd number of elements");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ---- long names ---- */
@@ -237,7 +237,7 @@ static void test_long_shared_bias_name_gets_unique_copies(void **state)
     }
     removal_free(r);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_long_shared_reshape_target_is_made_batch_free(void **state)
@@ -265,7 +265,7 @@ static void test_long_shared_reshape_target_is_made_batch_free(void **state)
     TU_OK(&err, model_free_batch(m, &err));
     TU_OK(&err, model_infer_shapes(m, 5, &err));
     TU_EXPECT_SHAPE(m, "y", 5, 12);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

@@ -652,7 +652,7 @@ static void test_plan_results_do_not_depend_on_thread_count(void **state)
     plan_free(p1);
     plan_free(p2);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

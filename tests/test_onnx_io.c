@@ -43,8 +43,8 @@ static sfp_model_t *build_rich_model(void)
     free(m->producer_name);
     m->producer_name = strdup("pytorch");
     m->producer_version = strdup("2.1.0");
-    TU_OK(&err, model_meta_set(m, "onnx_sfp.mean", "0.5,0.5,0.5", &err));
-    TU_OK(&err, model_meta_set(m, "author", "tests", &err));
+    TU_OK(&err, sfp_model_meta_set(m, "onnx_sfp.mean", "0.5,0.5,0.5", &err));
+    TU_OK(&err, sfp_model_meta_set(m, "author", "tests", &err));
 
     const int64_t x_dims[] = {-1, 3, 8, 8}, w_dims[] = {4, 3, 3, 3}, b_dims[] = {4};
     tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
@@ -221,13 +221,13 @@ static void test_ir_model_survives_encode_and_decode(void **state)
     sfp_model_t *m = build_rich_model(), *back = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    TU_OK(&err, model_encode(m, &buf, &len, &err));
-    TU_OK(&err, model_decode(buf, len, "rich.onnx", &back, &err));
+    TU_OK(&err, sfp_model_encode(m, &buf, &len, &err));
+    TU_OK(&err, onnx_decode_model(buf, len, "rich.onnx", &back, &err));
     expect_same_model(m, back);
     assert_string_equal(back->path, "rich.onnx");
     free(buf);
-    model_free(back);
-    model_free(m);
+    sfp_model_free(back);
+    sfp_model_free(m);
 }
 
 /* A second encode of the decoded model gives the same bytes: nothing drifts
@@ -239,15 +239,15 @@ static void test_encode_after_decode_gives_identical_bytes(void **state)
     sfp_model_t *m = build_rich_model(), *back = NULL;
     uint8_t *first = NULL, *second = NULL;
     size_t first_len = 0, second_len = 0;
-    TU_OK(&err, model_encode(m, &first, &first_len, &err));
-    TU_OK(&err, model_decode(first, first_len, NULL, &back, &err));
-    TU_OK(&err, model_encode(back, &second, &second_len, &err));
+    TU_OK(&err, sfp_model_encode(m, &first, &first_len, &err));
+    TU_OK(&err, onnx_decode_model(first, first_len, NULL, &back, &err));
+    TU_OK(&err, sfp_model_encode(back, &second, &second_len, &err));
     assert_int_equal(first_len, second_len);
     assert_memory_equal(first, second, first_len);
     free(first);
     free(second);
-    model_free(back);
-    model_free(m);
+    sfp_model_free(back);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -369,7 +369,7 @@ static sfp_model_t *kit_decode(const kit_t *k)
     size_t len = 0;
     uint8_t *buf = kit_pack(k, &len);
     sfp_model_t *m = NULL;
-    TU_OK(&err, model_decode(buf, len, "kit.onnx", &m, &err));
+    TU_OK(&err, onnx_decode_model(buf, len, "kit.onnx", &m, &err));
     free(buf);
     return m;
 }
@@ -379,9 +379,9 @@ static int kit_decode_rc(const kit_t *k, const char *path, sfp_error_t *err)
     size_t len = 0;
     uint8_t *buf = kit_pack(k, &len);
     sfp_model_t *m = NULL;
-    int rc = model_decode(buf, len, path, &m, err);
+    int rc = onnx_decode_model(buf, len, path, &m, err);
     free(buf);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 
@@ -398,9 +398,9 @@ static Onnx__ModelProto *round_trip_proto(const uint8_t *buf, size_t len, uint8_
 {
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    TU_OK(&err, model_decode(buf, len, "in.onnx", &m, &err));
-    TU_OK(&err, model_encode(m, out, out_len, &err));
-    model_free(m);
+    TU_OK(&err, onnx_decode_model(buf, len, "in.onnx", &m, &err));
+    TU_OK(&err, sfp_model_encode(m, out, out_len, &err));
+    sfp_model_free(m);
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, *out_len, *out);
     assert_non_null(mp);
     return mp;
@@ -539,8 +539,8 @@ static void test_raw_data_and_float_data_decode_to_same_floats(void **state)
     const sfp_tensor_t *a = init_of(raw, "w"), *b = init_of(typed, "w");
     expect_same_tensor(a, b, "w");
     assert_memory_equal(a->data, k.init_floats, sizeof k.init_floats); /* bit-exact */
-    model_free(raw);
-    model_free(typed);
+    sfp_model_free(raw);
+    sfp_model_free(typed);
 }
 
 static void test_int64_data_decodes_like_raw_data(void **state)
@@ -559,8 +559,8 @@ static void test_int64_data_decodes_like_raw_data(void **state)
     sfp_model_t *typed = kit_decode(&k);
     expect_same_tensor(init_of(raw, "w"), init_of(typed, "w"), "w");
     assert_memory_equal(init_of(typed, "w")->data, values, sizeof values);
-    model_free(raw);
-    model_free(typed);
+    sfp_model_free(raw);
+    sfp_model_free(typed);
 }
 
 /* ONNX stores int8, uint8 and bool in int32_data, one value per int32. */
@@ -598,8 +598,8 @@ static void test_int32_data_holds_int8_uint8_and_bool(void **state)
         k.init.raw_data.len = 4;
         sfp_model_t *rawm = kit_decode(&k);
         expect_same_tensor(t, init_of(rawm, "w"), "w");
-        model_free(typed);
-        model_free(rawm);
+        sfp_model_free(typed);
+        sfp_model_free(rawm);
     }
 }
 
@@ -659,11 +659,11 @@ static void test_empty_buffer_is_bad_model_naming_path(void **state)
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
     uint8_t byte = 0;
-    int rc = model_decode(&byte, 0, "empty.onnx", &m, &err);
+    int rc = onnx_decode_model(&byte, 0, "empty.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "empty.onnx");
     assert_null(m);
     memset(&err, 0, sizeof err);
-    rc = model_load_bytes(&byte, 0, "empty.onnx", &m, &err);
+    rc = sfp_model_load_bytes(&byte, 0, "empty.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "empty.onnx");
 }
 
@@ -686,7 +686,7 @@ static void test_random_bytes_are_refused_cleanly(void **state)
         for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)tu_rand(&seed);
         sfp_error_t err = {0};
         sfp_model_t *m = NULL;
-        int rc = model_load_bytes(buf, len, "random.onnx", &m, &err);
+        int rc = sfp_model_load_bytes(buf, len, "random.onnx", &m, &err);
         if (rc == 0) fail_msg("random buffer %d loaded as a model", round);
         expect_clean_outcome(rc, &err, "random.onnx", "random buffer", (size_t)round);
     }
@@ -717,7 +717,7 @@ static sfp_model_t *build_small_cnn(void)
     n = tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "y");
     tu_attr_int(n, "transB", 1);
     tu_output(m, "y");
-    TU_OK(&err, model_meta_set(m, "onnx_sfp.std", "0.25", &err));
+    TU_OK(&err, sfp_model_meta_set(m, "onnx_sfp.std", "0.25", &err));
     return m;
 }
 
@@ -762,24 +762,24 @@ static void test_truncated_model_is_refused_at_every_cut(void **state)
     sfp_model_t *m = build_small_cnn();
     uint8_t *buf = NULL;
     size_t len = 0, bounds[64];
-    TU_OK(&err, model_encode(m, &buf, &len, &err));
-    model_free(m);
+    TU_OK(&err, sfp_model_encode(m, &buf, &len, &err));
+    sfp_model_free(m);
     size_t n_bounds = top_level_boundaries(buf, len, bounds, 64);
     /* The whole buffer loads (the control for every cut below). */
-    TU_OK(&err, model_load_bytes(buf, len, "cut.onnx", &m, &err));
-    model_free(m);
+    TU_OK(&err, sfp_model_load_bytes(buf, len, "cut.onnx", &m, &err));
+    sfp_model_free(m);
     for (size_t cut = 0; cut < len; cut++) {
         uint8_t *copy = malloc(cut ? cut : 1); /* exact size, so ASan sees any over-read */
         assert_non_null(copy);
         memcpy(copy, buf, cut);
         memset(&err, 0, sizeof err);
         m = NULL;
-        int rc = model_load_bytes(copy, cut, "cut.onnx", &m, &err);
+        int rc = sfp_model_load_bytes(copy, cut, "cut.onnx", &m, &err);
         free(copy);
         if (rc == 0) {
             int at_boundary = 0;
             for (size_t b = 0; b < n_bounds; b++) at_boundary |= bounds[b] == cut;
-            model_free(m);
+            sfp_model_free(m);
             if (!at_boundary) fail_msg("model cut at byte %zu of %zu loaded", cut, len);
             continue;
         }
@@ -797,8 +797,8 @@ static void test_mutated_model_never_crashes(void **state)
     sfp_model_t *m = build_small_cnn();
     uint8_t *buf = NULL;
     size_t len = 0;
-    TU_OK(&err, model_encode(m, &buf, &len, &err));
-    model_free(m);
+    TU_OK(&err, sfp_model_encode(m, &buf, &len, &err));
+    sfp_model_free(m);
     uint8_t *copy = malloc(len);
     assert_non_null(copy);
     uint32_t seed = 777;
@@ -809,8 +809,8 @@ static void test_mutated_model_never_crashes(void **state)
         for (int f = 0; f < flips; f++) copy[tu_rand(&seed) % len] = (uint8_t)tu_rand(&seed);
         memset(&err, 0, sizeof err);
         m = NULL;
-        int rc = model_load_bytes(copy, len, "mutant.onnx", &m, &err);
-        if (rc == 0) model_free(m);
+        int rc = sfp_model_load_bytes(copy, len, "mutant.onnx", &m, &err);
+        if (rc == 0) sfp_model_free(m);
         expect_clean_outcome(rc, &err, "mutant.onnx", "mutation round", (size_t)round);
         rc == 0 ? loaded++ : refused++;
     }
@@ -827,7 +827,7 @@ static void test_endless_varint_names_byte_offset(void **state)
     memset(endless, 0xff, sizeof endless);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_decode(endless, sizeof endless, "varint.onnx", &m, &err);
+    int rc = onnx_decode_model(endless, sizeof endless, "varint.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "varint.onnx", "byte 0");
 
     /* after a valid model: the offset is where the valid part ends */
@@ -839,7 +839,7 @@ static void test_endless_varint_names_byte_offset(void **state)
     char want[32];
     snprintf(want, sizeof want, "byte %zu", len);
     memset(&err, 0, sizeof err);
-    rc = model_decode(buf, len + sizeof endless, "varint.onnx", &m, &err);
+    rc = onnx_decode_model(buf, len + sizeof endless, "varint.onnx", &m, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "varint.onnx", want);
     free(buf);
 }
@@ -898,11 +898,11 @@ static void test_external_data_loads_floats_from_model_folder(void **state)
     uint8_t *buf = kit_pack(&k, &len);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    TU_OK(&err, model_decode(buf, len, e.model_path, &m, &err));
+    TU_OK(&err, onnx_decode_model(buf, len, e.model_path, &m, &err));
     const sfp_tensor_t *t = init_of(m, "w");
     assert_int_equal(t->nbytes, sizeof ext_floats);
     assert_memory_equal(t->data, ext_floats, sizeof ext_floats); /* bit-exact */
-    model_free(m);
+    sfp_model_free(m);
     free(buf);
     tu_rm_rf(e.root);
 }
@@ -924,9 +924,9 @@ static void test_external_data_honours_offset_and_length(void **state)
     uint8_t *buf = kit_pack(&k, &len);
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    TU_OK(&err, model_decode(buf, len, e.model_path, &m, &err));
+    TU_OK(&err, onnx_decode_model(buf, len, e.model_path, &m, &err));
     assert_memory_equal(init_of(m, "w")->data, ext_floats, sizeof ext_floats);
-    model_free(m);
+    sfp_model_free(m);
     free(buf);
     tu_rm_rf(e.root);
 }
@@ -1070,8 +1070,8 @@ static void test_model_save_replaces_file_and_leaves_no_temp(void **state)
     sfp_model_t *m = build_small_cnn();
     uint8_t *want = NULL;
     size_t want_len = 0, got_len = 0;
-    TU_OK(&err, model_encode(m, &want, &want_len, &err));
-    TU_OK(&err, model_save(m, path, &err));
+    TU_OK(&err, sfp_model_encode(m, &want, &want_len, &err));
+    TU_OK(&err, sfp_model_save(m, path, &err));
     uint8_t *got = tu_read_file(path, &got_len);
     assert_non_null(got);
     assert_int_equal(got_len, want_len);
@@ -1080,13 +1080,13 @@ static void test_model_save_replaces_file_and_leaves_no_temp(void **state)
     if (n != 1) fail_msg("folder holds %d entries after the save: %s", n, names);
     /* and what was saved loads back as the same model */
     sfp_model_t *back = NULL;
-    TU_OK(&err, model_load(path, &back, &err));
+    TU_OK(&err, sfp_model_load(path, &back, &err));
     assert_int_equal(back->graph.n_nodes, m->graph.n_nodes);
-    assert_string_equal(model_meta_get(back, "onnx_sfp.std"), "0.25");
-    model_free(back);
+    assert_string_equal(sfp_model_meta_get(back, "onnx_sfp.std"), "0.25");
+    sfp_model_free(back);
     free(got);
     free(want);
-    model_free(m);
+    sfp_model_free(m);
     tu_rm_rf(dir);
 }
 
@@ -1102,7 +1102,7 @@ static void test_model_save_mode_is_0644_minus_umask(void **state)
     mode_t saved = umask(022);
     for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
         umask(masks[i]);
-        TU_OK(&err, model_save(m, path, &err));
+        TU_OK(&err, sfp_model_save(m, path, &err));
         struct stat st;
         assert_int_equal(stat(path, &st), 0);
         mode_t want = 0644 & ~masks[i];
@@ -1111,7 +1111,7 @@ static void test_model_save_mode_is_0644_minus_umask(void **state)
                      (unsigned)want);
     }
     umask(saved);
-    model_free(m);
+    sfp_model_free(m);
     tu_rm_rf(dir);
 }
 
@@ -1125,18 +1125,18 @@ static void test_model_save_readers_never_see_a_partial_file(void **state)
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     sfp_error_t err = {0};
     sfp_model_t *a = build_small_cnn(), *b = build_small_cnn();
-    TU_OK(&err, model_meta_set(b, "padding", "make b longer than a, and different", &err));
+    TU_OK(&err, sfp_model_meta_set(b, "padding", "make b longer than a, and different", &err));
     uint8_t *bytes_a = NULL, *bytes_b = NULL;
     size_t len_a = 0, len_b = 0;
-    TU_OK(&err, model_encode(a, &bytes_a, &len_a, &err));
-    TU_OK(&err, model_encode(b, &bytes_b, &len_b, &err));
-    TU_OK(&err, model_save(a, path, &err));
+    TU_OK(&err, sfp_model_encode(a, &bytes_a, &len_a, &err));
+    TU_OK(&err, sfp_model_encode(b, &bytes_b, &len_b, &err));
+    TU_OK(&err, sfp_model_save(a, path, &err));
     fflush(NULL);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         for (int i = 0; i < 300; i++)
-            if (model_save(i % 2 ? a : b, path, NULL) != 0) _exit(1);
+            if (sfp_model_save(i % 2 ? a : b, path, NULL) != 0) _exit(1);
         _exit(0);
     }
     int reads = 0, status = 0;
@@ -1160,8 +1160,8 @@ static void test_model_save_readers_never_see_a_partial_file(void **state)
     if (n != 1) fail_msg("folder holds %d entries after the saves: %s", n, names);
     free(bytes_a);
     free(bytes_b);
-    model_free(a);
-    model_free(b);
+    sfp_model_free(a);
+    sfp_model_free(b);
     tu_rm_rf(dir);
 }
 
@@ -1174,7 +1174,7 @@ static void test_model_save_failure_leaves_target_and_no_temp(void **state)
     assert_int_equal(mkdir(target, 0755), 0); /* a folder where the file should go: rename fails */
     sfp_model_t *m = build_small_cnn();
     sfp_error_t err = {0};
-    int rc = model_save(m, target, &err);
+    int rc = sfp_model_save(m, target, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EIO, "model.onnx");
     struct stat st;
     assert_int_equal(stat(target, &st), 0);
@@ -1184,9 +1184,9 @@ static void test_model_save_failure_leaves_target_and_no_temp(void **state)
     char missing[160];
     snprintf(missing, sizeof missing, "%s/no/such/folder/model.onnx", dir);
     memset(&err, 0, sizeof err);
-    rc = model_save(m, missing, &err);
+    rc = sfp_model_save(m, missing, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EIO, "model.onnx");
-    model_free(m);
+    sfp_model_free(m);
     tu_rm_rf(dir);
 }
 

@@ -94,7 +94,7 @@ static void test_buffer_reuse_gives_the_same_outputs_in_less_memory(void **state
     plan_free(reuse);
     plan_free(keep);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Each image's output does not depend on the batch it is run in; a plan made
@@ -128,7 +128,7 @@ static void test_plans_at_two_batches_coexist(void **state)
     for (int i = 0; i < 10; i++) assert_float_equal(y2[i], first_two[i], 1e-5f);
     plan_free(p2);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_missing_input_data_is_refused(void **state)
@@ -143,7 +143,7 @@ static void test_missing_input_data_is_refused(void **state)
     int rc = plan_run(p, in, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "'x'");
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Relu computes float32 only: an int64 Relu is refused while planning. */
@@ -161,7 +161,7 @@ static void test_unsupported_types_are_refused_when_planning(void **state)
     int rc = plan_create(m, 0, 0, 1, &p, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "int_relu", "Relu", "int64");
     assert_null(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* An integer division by zero in the data is an error naming the node, not a crash. */
@@ -187,7 +187,7 @@ static void test_integer_division_by_zero_is_an_error(void **state)
     const int64_t *y = plan_output(p, 0);
     assert_true(y[0] == 2 && y[1] == -3 && y[2] == -2);
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* A graph output that is a constant or a graph input is served in place. */
@@ -211,7 +211,7 @@ static void test_outputs_may_be_inputs_or_constants(void **state)
     assert_ptr_equal(plan_output(p, 0), x);
     assert_true(((const int64_t *)plan_output(p, 1))[0] == 4);
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Runs node n's forward on the graph's constant inputs and compares each
@@ -248,7 +248,7 @@ static void expect_forward_matches_folding(const sfp_model_t *m, const sfp_node_
         assert_non_null(out[o]);
     }
     const sfp_op_def_t *def = op_find(n->op_type, n->domain);
-    sfp_exec_t x = {.g = g, .node = n, .opset = model_opset(m, ""), .in_shape = in_sp, .out_shape = out_sp,
+    sfp_exec_t x = {.g = g, .node = n, .opset = sfp_model_opset(m, ""), .in_shape = in_sp, .out_shape = out_sp,
                     .in = in, .out = out};
     size_t scratch = 0;
     if (def->run.prepare) TU_OK(&err, def->run.prepare(&x, &scratch, &err));
@@ -324,7 +324,7 @@ static void test_forward_of_folded_ops_matches_their_folding(void **state)
     const int64_t want[5] = {6, 2, 3, 10, 8};
     assert_int_equal(sfp_tensor_numel(t), 5);
     for (int k = 0; k < 5; k++) assert_true(((const int64_t *)t->data)[k] == want[k]);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Two residual blocks as PyTorch exports them: conv-BN-relu, conv-BN, add,
@@ -413,7 +413,7 @@ static void test_fused_plan_matches_unfused_and_follows_weight_updates(void **st
     plan_free(fused);
     plan_free(plain);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

@@ -72,7 +72,7 @@ static sfp_model_t *clone(const sfp_model_t *m)
 {
     sfp_error_t err = {0};
     sfp_model_t *copy = NULL;
-    TU_OK(&err, model_clone(m, &copy, &err));
+    TU_OK(&err, sfp_model_clone(m, &copy, &err));
     return copy;
 }
 
@@ -170,8 +170,8 @@ static void fixture_close(fixture_t *f)
 {
     pruner_free(f->p);
     groups_free(f->gs);
-    model_free(f->orig);
-    model_free(f->m);
+    sfp_model_free(f->orig);
+    sfp_model_free(f->m);
 }
 
 static void test_surgery_scale_multiplies_rows_biases_bn_and_add_constants(void **state)
@@ -197,8 +197,8 @@ static void test_surgery_scale_multiplies_rows_biases_bn_and_add_constants(void 
     assert_int_equal(count_changed(m, orig), CHANNEL_ELEMENTS + 8 + 1);
     removal_free(r);
     groups_free(gs);
-    model_free(orig);
-    model_free(m);
+    sfp_model_free(orig);
+    sfp_model_free(m);
 }
 
 static void test_scale_by_zero_is_surgery_mask(void **state)
@@ -223,9 +223,9 @@ static void test_scale_by_zero_is_surgery_mask(void **state)
     expect_channel(b, m, 6, 0.0);
     expect_row(b, m, "fc1.weight", 0, 0.0);
     assert_int_equal(count_changed(b, m), CHANNEL_ELEMENTS + 8 + 1);
-    model_free(a);
-    model_free(b);
-    model_free(m);
+    sfp_model_free(a);
+    sfp_model_free(b);
+    sfp_model_free(m);
 }
 
 static void test_l2_choice_takes_lowest_norms_ties_to_lower_index(void **state)
@@ -271,7 +271,7 @@ static void test_sfp_zeroes_at_epoch_end_and_lets_filters_regrow(void **state)
     expect_channel(f.m, f.orig, 5, 0.0);
     assert_true(data_of(f.m, "conv0.weight")[1 * 27] == 8.0f); /* regrown, left alone */
     assert_true(data_of(f.m, "conv0.weight")[3 * 27] == 9.0f);
-    model_free(masked);
+    sfp_model_free(masked);
     fixture_close(&f);
 }
 
@@ -314,7 +314,7 @@ static void test_smooth_rechooses_at_epoch_begin_and_a_dropped_channel_stops_dec
     expect_channel(f.m, before, 5, 5.0 / 6.0);
     assert_int_equal(count_changed(f.m, before), CHANNEL_ELEMENTS); /* filter 1 stays at 0.75 */
     assert_true(fabsf(data_of(f.m, "conv0.weight")[27] - 0.75f) < 1e-6f);
-    model_free(before);
+    sfp_model_free(before);
     fixture_close(&f);
 }
 
@@ -366,7 +366,7 @@ static void run_close(run_t *r)
 {
     pruner_free(r->p);
     groups_free(r->gs);
-    model_free(r->m);
+    sfp_model_free(r->m);
 }
 
 /* The same weights and the same channels chosen. */
@@ -472,10 +472,10 @@ static void test_hybrid_chooses_the_smaller_twin_of_a_planted_duplicate(void **s
     assert_int_equal(choose_c0(m, SFP_PRUNE_HYBRID, 0.25, 0.125), 1u << 0 | 1u << 5);
     assert_int_equal(choose_c0(m, SFP_PRUNE_HYBRID, 0.25, 0.0), choose_c0(m, SFP_PRUNE_SMOOTH, 0.25, 0.0));
     assert_int_equal(choose_c0(m, SFP_PRUNE_HYBRID, 0.125, 0.5), 1u << 5); /* cluster part capped at the total */
-    model_free(m);
+    sfp_model_free(m);
     m = twin_model(5, 3);
     assert_int_equal(choose_c0(m, SFP_PRUNE_HYBRID, 0.125, 0.125), 1u << 3);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_hybrid_chooses_the_same_channels_once_they_are_zero(void **state)
@@ -495,7 +495,7 @@ static void test_hybrid_chooses_the_same_channels_once_they_are_zero(void **stat
     assert_int_equal(chosen_bits(p, gs, g0), first);
     pruner_free(p);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_short_decay_span_zeroes_after_the_first_step(void **state)
@@ -556,7 +556,7 @@ static void test_finish_marks_prune_count_per_group_and_leaves_them_zero(void **
         /* the removal is ready for surgery: fewer MACs; the L2 methods agree with --rate */
         int64_t macs = 0, macs_rate = 0;
         sfp_report_t *rep = NULL;
-        TU_OK(&err, report_build(m, NULL, &rep, &err));
+        TU_OK(&err, sfp_report_build(m, NULL, &rep, &err));
         TU_OK(&err, prune_macs_removed(m, gs, r, &macs, &err));
         assert_true(macs < rep->macs);
         if (methods[k] != SFP_PRUNE_HYBRID) {
@@ -564,12 +564,12 @@ static void test_finish_marks_prune_count_per_group_and_leaves_them_zero(void **
             assert_int_equal(macs, macs_rate);
         }
         TU_OK(&err, surgery_apply(m, gs, r, &err));
-        report_free(rep);
-        model_free(before);
+        sfp_report_free(rep);
+        sfp_model_free(before);
         removal_free(r);
         pruner_free(p);
         groups_free(gs);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -635,7 +635,7 @@ static void test_bad_options_are_usage_errors_naming_the_option(void **state)
     pruner_free(p);
     pruner_free(NULL);
     groups_free(gs);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

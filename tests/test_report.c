@@ -56,7 +56,7 @@ static sfp_report_t *build_report(sfp_model_t *m, const char *path)
 {
     sfp_error_t err = {0};
     sfp_report_t *r = NULL;
-    TU_OK(&err, report_build(m, path, &r, &err));
+    TU_OK(&err, sfp_report_build(m, path, &r, &err));
     return r;
 }
 
@@ -73,8 +73,8 @@ static void test_report_totals_follow_design_conventions(void **state)
     assert_true(r->params == expected_params(8));
     assert_true(r->elem_ops == expected_elem_ops(8));
     assert_string_equal(r->path, "small.onnx");
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 /* Counts are for batch 1 whatever batch the shapes were last inferred for. */
@@ -88,8 +88,8 @@ static void test_report_counts_at_batch_one(void **state)
     assert_true(r->macs == expected_macs(8));
     assert_true(r->elem_ops == expected_elem_ops(8));
     assert_true(r->rows[0].shape[0] == 1);
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 static void test_report_rows_give_each_node_its_share(void **state)
@@ -121,8 +121,8 @@ static void test_report_rows_give_each_node_its_share(void **state)
                      (long long)row->params, (long long)row->macs, (long long)row->elem_ops,
                      (long long)want[i].params, (long long)want[i].macs, (long long)want[i].elem_ops);
     }
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 /* A weight read by two Convs is one set of parameters; an unnamed node is
@@ -141,8 +141,8 @@ static void test_report_counts_shared_weight_once_and_names_unnamed_nodes(void *
     assert_true(r->params == 16);
     assert_true(r->macs == 2 * (4 * 8 * 8) * 4);
     assert_string_equal(r->rows[1].name, "#1");
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -166,9 +166,9 @@ static json_object *parse_report_json(const sfp_report_t *a, const sfp_report_t 
 {
     sfp_error_t err = {0};
     char *text = NULL;
-    TU_OK(&err, report_to_json(a, b, &text, &err));
+    TU_OK(&err, sfp_report_to_json(a, b, &text, &err));
     json_object *root = json_tokener_parse(text);
-    if (!root) fail_msg("report_to_json gave text json-c cannot parse: %s", text);
+    if (!root) fail_msg("sfp_report_to_json gave text json-c cannot parse: %s", text);
     free(text);
     return root;
 }
@@ -217,8 +217,8 @@ static void test_report_json_one_model_has_totals_nodes_and_null_reduction(void 
     assert_true(get_int(conv, "macs") == 55296);
     assert_null(get(root, "reduction")); /* present, and null */
     json_object_put(root);
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 /* Two models: reduction = 1 - second/first for params and MACs. Halving the
@@ -241,10 +241,10 @@ static void test_report_json_two_models_give_reduction_fractions(void **state)
     if (fabs(params - 156.0 / 322.0) > 1e-12 || fabs(macs - 0.5) > 1e-12)
         fail_msg("reduction params %.17g macs %.17g, expected %.17g and 0.5", params, macs, 156.0 / 322.0);
     json_object_put(root);
-    report_free(a);
-    report_free(b);
-    model_free(big);
-    model_free(small);
+    sfp_report_free(a);
+    sfp_report_free(b);
+    sfp_model_free(big);
+    sfp_model_free(small);
 }
 
 /* Node names from a file are data: quotes, backslashes and control bytes
@@ -263,8 +263,8 @@ static void test_report_json_keeps_awkward_names_intact(void **state)
     json_object *conv = json_object_array_get_idx(get(model, "nodes"), 0);
     assert_string_equal(json_object_get_string(get(conv, "name")), awkward);
     json_object_put(root);
-    report_free(r);
-    model_free(m);
+    sfp_report_free(r);
+    sfp_model_free(m);
 }
 
 int main(void)

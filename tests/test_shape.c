@@ -93,7 +93,7 @@ static void test_conv_output_follows_onnx_formula(void **state)
                      (long long)y->dims[0], (long long)y->dims[1], (long long)y->dims[2], (long long)y->dims[3],
                      (long long)c->out_c, (long long)c->want_h, (long long)c->want_w);
         assert_true(y->batch0);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -108,7 +108,7 @@ static void test_conv1d_output_follows_onnx_formula(void **state)
     tu_output(m, "y");
     infer(m, 1);
     TU_EXPECT_SHAPE(m, "y", 1, 3, 3); /* floor((10 - 3) / 3) + 1 */
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* SAME_UPPER puts the odd padding pixel at the end, SAME_LOWER at the start
@@ -139,7 +139,7 @@ static void test_conv_auto_pad_same_places_odd_pad(void **state)
                          (long long)win.pad_begin[k], (long long)win.pad_end[k], (long long)want_begin[mode][k],
                          (long long)want_end[mode][k]);
         }
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -156,7 +156,7 @@ static void test_conv_channel_mismatch_names_both_counts(void **state)
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'conv_bad'", "'w'");
     if (!tu_msg_has_number(err.msg, 7) || !tu_msg_has_number(err.msg, 5))
         fail_msg("message should give 7 (weight) and 5 (input) channels: %s", err.msg);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -203,7 +203,7 @@ static void test_pool_ceil_mode_follows_pytorch_rule(void **state)
                     fail_msg("%s in %lld k%lld s%lld p%lld ceil_mode %d: got %lldx%lld, expected %lld", ops[op],
                              (long long)c->in, (long long)c->k, (long long)c->stride, (long long)c->pad, ceil_mode,
                              (long long)y->dims[2], (long long)y->dims[3], (long long)want);
-                model_free(m);
+                sfp_model_free(m);
             }
 }
 
@@ -217,7 +217,7 @@ static void test_global_average_pool_keeps_batch_and_channels(void **state)
     infer(m, 6);
     TU_EXPECT_SHAPE(m, "y", 6, 8, 1, 1);
     assert_true(tu_value(m, "y")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_flatten_splits_at_axis(void **state)
@@ -241,7 +241,7 @@ static void test_flatten_splits_at_axis(void **state)
     TU_EXPECT_SHAPE(m, "fm1", 36, 2);
     assert_true(tu_value(m, "f1")->batch0);
     assert_false(tu_value(m, "f0")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -264,7 +264,7 @@ static void test_gemm_trans_b_gives_batch_by_units(void **state)
     TU_EXPECT_SHAPE(m, "y", 3, 10);
     TU_EXPECT_SHAPE(m, "z", 3, 10);
     assert_true(tu_value(m, "y")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_gemm_inner_mismatch_is_bad_model(void **state)
@@ -280,7 +280,7 @@ static void test_gemm_inner_mismatch_is_bad_model(void **state)
     int rc = model_infer_shapes(m, 1, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'fc'");
     assert_true(tu_msg_has_number(err.msg, 8) && tu_msg_has_number(err.msg, 9));
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* numpy.matmul: the batch dims broadcast, 1-D operands are promoted and the
@@ -308,7 +308,7 @@ static void test_matmul_broadcasts_batch_dims(void **state)
     TU_EXPECT_SHAPE(m, "vm", 5);
     TU_EXPECT_SHAPE(m, "xm", 7, 5);
     assert_true(tu_value(m, "xm")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_matmul_inner_mismatch_is_bad_model(void **state)
@@ -322,7 +322,7 @@ static void test_matmul_inner_mismatch_is_bad_model(void **state)
     tu_output(m, "y");
     int rc = model_infer_shapes(m, 1, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'mm'");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -347,7 +347,7 @@ static void test_concat_adds_channel_counts(void **state)
     TU_EXPECT_SHAPE(m, "y", 4, 11, 8, 8);
     TU_EXPECT_SHAPE(m, "z", 4, 8, 8, 8);
     assert_true(tu_value(m, "y")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_concat_spatial_mismatch_is_bad_model(void **state)
@@ -365,7 +365,7 @@ static void test_concat_spatial_mismatch_is_bad_model(void **state)
     tu_output(m, "y");
     int rc = model_infer_shapes(m, 1, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'cat'");
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* The zero-padding shortcut (option A): channels padded on both sides. */
@@ -383,7 +383,7 @@ static void test_pad_opset11_pads_channels_from_input(void **state)
     infer(m, 5);
     TU_EXPECT_SHAPE(m, "y", 5, 8, 8, 8);
     assert_true(tu_value(m, "y")->batch0);
-    model_free(m);
+    sfp_model_free(m);
 
     /* opset 2..10: the same pads as an attribute */
     m = model_with_input(9, 4, x_dims);
@@ -392,7 +392,7 @@ static void test_pad_opset11_pads_channels_from_input(void **state)
     tu_output(m, "y");
     infer(m, 5);
     TU_EXPECT_SHAPE(m, "y", 5, 8, 8, 8);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ONNX Slice (opset 10+): negative starts/ends count from the end; then
@@ -437,7 +437,7 @@ static void test_slice_opset10_steps_negative_indices_and_clamping(void **state)
             o += (size_t)snprintf(failures + o, sizeof failures - o, "\n  %s: got [%lld,%lld,%lld,%lld], expected [2,%lld,6,6]",
                                   c->label, (long long)y->dims[0], (long long)y->dims[1], (long long)y->dims[2],
                                   (long long)y->dims[3], (long long)c->want_channels);
-        model_free(m);
+        sfp_model_free(m);
     }
     if (failures[0]) fail_msg("Slice cases off the ONNX rule:%s", failures);
 }
@@ -457,7 +457,7 @@ static void test_slice_subsamples_spatial_axes(void **state)
     tu_output(m, "y");
     infer(m, 1);
     TU_EXPECT_SHAPE(m, "y", 1, 16, 16, 16);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* Slice of constant N-D data is folded: rows -1 and -3 (step -2), all columns
@@ -485,7 +485,7 @@ static void test_slice_folds_constant_2d_data_with_negative_steps(void **state)
         if (sfp_tensor_get_int(y, i) != want[i])
             fail_msg("folded element %d is %lld, expected %lld", i, (long long)sfp_tensor_get_int(y, i),
                      (long long)want[i]);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -537,7 +537,7 @@ static void test_shape_chain_reshape_follows_batch(void **state)
             assert_true(tu_value(m, "y")->batch0);
             assert_true(m->graph.batch == batches[b]);
         }
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -556,7 +556,7 @@ static void test_reshape_target_with_overflowing_product_is_bad_model(void **sta
         tu_output(m, "y");
         int rc = model_infer_shapes(m, 1, &err);
         TU_EXPECT_ERR(rc, &err, SFP_EBADMODEL, "'reshape'");
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -596,13 +596,13 @@ static void test_free_batch_makes_frozen_reshape_follow_batch(void **state)
     TU_EXPECT_SHAPE(m, "y", 5, 192);
     infer(m, 1);
     TU_EXPECT_SHAPE(m, "y", 1, 192);
-    model_free(m);
+    sfp_model_free(m);
 
     /* Without model_free_batch the export batch stays frozen in. */
     m = frozen_batch_model();
     infer(m, 5);
     TU_EXPECT_SHAPE(m, "y", 2, 192);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* One frozen target read by two Reshapes, and one held by a Constant node. */
@@ -630,7 +630,7 @@ static void test_free_batch_rewrites_shared_and_constant_targets(void **state)
     TU_EXPECT_SHAPE(m, "ya", 5, 192);
     TU_EXPECT_SHAPE(m, "yb", 5, 192);
     TU_EXPECT_SHAPE(m, "yc", 5, 192);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 int main(void)

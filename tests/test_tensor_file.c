@@ -1,5 +1,5 @@
-/* TensorProto files (src/onnx/tensor_file.c): what tensor_save_pb writes,
- * tensor_load_pb reads back bit for bit; ONNX's own test files load with the
+/* TensorProto files (src/onnx/tensor_file.c): what sfp_tensor_save_pb writes,
+ * sfp_tensor_load_pb reads back bit for bit; ONNX's own test files load with the
  * values numpy wrote; broken files are bad data naming the file. */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 700
@@ -23,8 +23,8 @@ static void test_saved_tensors_load_back_identically(void **state)
         sfp_tensor_t *a = NULL, *b = NULL;
         TU_OK(&err, sfp_tensor_create("logits", types[t], 3, dims, &a, &err));
         for (size_t i = 0; i < a->nbytes; i++) ((uint8_t *)a->data)[i] = (uint8_t)(i * 37 + 1) & (t == 2 ? 1 : 0xff);
-        TU_OK(&err, tensor_save_pb(a, path, &err));
-        TU_OK(&err, tensor_load_pb(path, &b, &err));
+        TU_OK(&err, sfp_tensor_save_pb(a, path, &err));
+        TU_OK(&err, sfp_tensor_load_pb(path, &b, &err));
         assert_string_equal(b->name, "logits");
         assert_int_equal(b->dtype, types[t]);
         assert_int_equal(b->ndim, 3);
@@ -50,7 +50,7 @@ static void test_onnx_test_data_files_load(void **state)
     sfp_error_t err = {0};
     sfp_tensor_t *t = NULL;
     const char *path = "/usr/share/libonnx-testdata/data/node/test_relu/test_data_set_0/output_0.pb";
-    TU_OK(&err, tensor_load_pb(path, &t, &err));
+    TU_OK(&err, sfp_tensor_load_pb(path, &t, &err));
     assert_int_equal(t->dtype, SFP_DT_FLOAT);
     assert_int_equal(t->ndim, 3);
     assert_true(t->dims[0] == 3 && t->dims[1] == 4 && t->dims[2] == 5);
@@ -75,14 +75,14 @@ static void test_broken_files_are_bad_data(void **state)
     /* dims (field 1) = [3], data_type (field 2) = float, raw_data (field 9): 4 bytes, 1 float for 3 */
     const uint8_t short_data[] = {0x08, 0x03, 0x10, 0x01, 0x4a, 0x04, 0, 0, 0x80, 0x3f};
     tu_write_file(path, short_data, sizeof short_data);
-    int rc = tensor_load_pb(path, &t, &err);
+    int rc = sfp_tensor_load_pb(path, &t, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "broken.pb", "raw_data");
     const uint8_t garbage[] = {0xff, 0xff, 0xff};
     tu_write_file(path, garbage, sizeof garbage);
-    rc = tensor_load_pb(path, &t, &err);
+    rc = sfp_tensor_load_pb(path, &t, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EBADDATA, "broken.pb", "not a TensorProto");
     snprintf(path, sizeof path, "%s/absent.pb", dir);
-    rc = tensor_load_pb(path, &t, &err);
+    rc = sfp_tensor_load_pb(path, &t, &err);
     TU_EXPECT_ERR(rc, &err, SFP_EIO, "absent.pb");
     assert_null(t);
     tu_rm_rf(dir);

@@ -197,7 +197,7 @@ static void test_sgd_follows_the_pytorch_update_rule(void **state)
         }
         sgd_free(sgd);
         plan_free(p);
-        model_free(m);
+        sfp_model_free(m);
     }
 }
 
@@ -227,7 +227,7 @@ static void test_sgd_refuses_bad_settings(void **state)
     sgd_free(NULL);
     plan_free(p);
     plan_free(inference);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ---- learning-rate schedules ---- */
@@ -361,7 +361,7 @@ static void test_sgd_steps_fit_a_small_batch(void **state)
     sgd_free(sgd);
     plan_free(p);
     free(x);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 /* ---- data parallelism: a batch shared by plans (plan_share_batch) ---- */
@@ -471,10 +471,10 @@ static void test_shared_batch_plans_match_the_whole_batch(void **state)
     pthread_barrier_destroy(&both.barrier);
     for (int r = 0; r < 2; r++) {
         plan_free(pp[r]);
-        model_free(part[r]);
+        sfp_model_free(part[r]);
     }
     plan_free(pw);
-    model_free(whole);
+    sfp_model_free(whole);
     free(x);
 }
 
@@ -532,7 +532,7 @@ static void run_job(const char *dir, const step_job_t *job)
     sfp_model_t *m = NULL;
     sfp_plan_t *p = NULL;
     sfp_sgd_t *sgd = NULL;
-    TU_OK(&err, model_load(job->path, &m, &err));
+    TU_OK(&err, sfp_model_load(job->path, &m, &err));
     TU_OK(&err, plan_create(m, job->batch, SFP_PLAN_TRAIN, 2, &p, &err));
     const sfp_sgd_opts_t o = {(float)job->momentum, job->nesterov != 0, (float)job->wd, (float)job->wd_bn_bias};
     TU_OK(&err, sgd_create(p, &o, &sgd, &err));
@@ -547,10 +547,10 @@ static void run_job(const char *dir, const step_job_t *job)
         sfp_tensor_t *x = NULL, *y = NULL;
         snprintf(leaf, sizeof leaf, "input_%d.pb", step);
         path_join(path, sizeof path, dir, job->name, leaf);
-        TU_OK(&err, tensor_load_pb(path, &x, &err));
+        TU_OK(&err, sfp_tensor_load_pb(path, &x, &err));
         snprintf(leaf, sizeof leaf, "labels_%d.pb", step);
         path_join(path, sizeof path, dir, job->name, leaf);
-        TU_OK(&err, tensor_load_pb(path, &y, &err));
+        TU_OK(&err, sfp_tensor_load_pb(path, &y, &err));
         assert_int_equal(x->nbytes, (size_t)shape_numel(plan_input_shape(p, 0)) * sizeof(float));
         assert_int_equal(sfp_tensor_numel(y), n);
         for (int64_t i = 0; i < n; i++) labels[i] = (int32_t)sfp_tensor_get_int(y, i);
@@ -575,7 +575,7 @@ static void run_job(const char *dir, const step_job_t *job)
             if (t->dtype != SFP_DT_FLOAT) continue;
             char file[2200];
             snprintf(file, sizeof file, "%s/init_%d.pb", path, i);
-            TU_OK(&err, tensor_save_pb(t, file, &err));
+            TU_OK(&err, sfp_tensor_save_pb(t, file, &err));
         }
         sfp_tensor_free(x);
         sfp_tensor_free(y);
@@ -588,7 +588,7 @@ static void run_job(const char *dir, const step_job_t *job)
     free(labels);
     sgd_free(sgd);
     plan_free(p);
-    model_free(m);
+    sfp_model_free(m);
 }
 
 static void test_train_steps_for_pytorch_comparison(void **state)

@@ -17,7 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
+#include "onnx/onnx.h"
 
 /* Ends the test when call (an expression returning 0 or SFP_E*) fails,
  * printing the library's message from err. */

@@ -142,81 +142,25 @@ typedef struct sfp_model {
     sfp_blob_t residue;      /* ModelProto fields not modelled */
 } sfp_model_t;
 
-/* ---- lifetime ---- */
-int model_create(sfp_model_t **out, sfp_error_t *err);
-void model_free(sfp_model_t *m);
-
-/* ---- ONNX files (src/onnx) ---- */
+/* ---- the public API: a model as a whole (src/model, src/ir) ---- */
+void sfp_model_free(sfp_model_t *m);          /* NULL is a no-op */
 /* Loads, validates, normalises the batch dimension and infers shapes for batch 1.
  * Errors name the file; unsupported ops give SFP_EUNSUPPORTED. */
-int model_load(const char *path, sfp_model_t **out, sfp_error_t *err);
+int sfp_model_load(const char *path, sfp_model_t **out, sfp_error_t *err);
 /* Same from bytes; path (may be NULL) names the source in messages and is the
  * base folder for external data. */
-int model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out,
-                     sfp_error_t *err);
-/* Decodes only, no validation (used by load and by tests of the validator). */
-int model_decode(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out,
-                 sfp_error_t *err);
+int sfp_model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out,
+                         sfp_error_t *err);
 /* Serialises the model (all tensors inline). *out is malloc'ed. */
-int model_encode(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_error_t *err);
+int sfp_model_encode(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_error_t *err);
 /* Atomic: temporary file in the same folder, fsync, rename. */
-int model_save(const sfp_model_t *m, const char *path, sfp_error_t *err);
-
-/* ---- graph building and queries (src/ir) ---- */
-int graph_find_value(const sfp_graph_t *g, const char *name);
-/* Adds a value; a name already present is an error (SFP_EBADMODEL). */
-int graph_add_value(sfp_graph_t *g, const char *name, int *id, sfp_error_t *err);
-/* Finds or adds. */
-int graph_value(sfp_graph_t *g, const char *name, int *id, sfp_error_t *err);
-/* Appends a node; inputs/outputs are value ids (-1 for an omitted input). */
-int graph_add_node(sfp_graph_t *g, const char *op_type, const char *name, int n_in,
-                   const int *inputs, int n_out, const int *outputs, int *node_id,
-                   sfp_error_t *err);
-/* Gives value id an initializer (takes ownership of t, renames it to the value). */
-int graph_set_init(sfp_graph_t *g, int id, sfp_tensor_t *t, sfp_error_t *err);
-int graph_add_input(sfp_graph_t *g, int id, sfp_error_t *err);
-int graph_add_output(sfp_graph_t *g, int id, sfp_error_t *err);
-/* Sorts nodes topologically (stable for an already sorted graph); fails on cycles. */
-int graph_topo_sort(sfp_graph_t *g, sfp_error_t *err);
-/* Drops nodes none of whose outputs is read (nor a graph output) and values
- * nothing refers to any more, renumbering ids. Ids held elsewhere go stale. */
-int graph_remove_unused(sfp_graph_t *g, sfp_error_t *err);
-/* Tensor known before running: initializer or folded constant, else NULL. */
-const sfp_tensor_t *graph_const(const sfp_graph_t *g, int id);
-/* Node count that read value id. */
-int graph_count_consumers(const sfp_graph_t *g, int id);
-/* The one real (non-initializer) graph input, or -1 when there is none or several. */
-int graph_data_input(const sfp_graph_t *g);
-
-/* ---- attributes ---- */
-const sfp_attr_t *node_attr(const sfp_node_t *n, const char *name);
-int64_t node_attr_int(const sfp_node_t *n, const char *name, int64_t dflt);
-float node_attr_float(const sfp_node_t *n, const char *name, float dflt);
-/* Returns the number of ints (0 when absent) and points *out at them. */
-size_t node_attr_ints(const sfp_node_t *n, const char *name, const int64_t **out);
-const char *node_attr_string(const sfp_node_t *n, const char *name, const char *dflt);
-int node_set_attr_int(sfp_node_t *n, const char *name, int64_t v, sfp_error_t *err);
-int node_set_attr_float(sfp_node_t *n, const char *name, float v, sfp_error_t *err);
-int node_set_attr_ints(sfp_node_t *n, const char *name, const int64_t *v, size_t count,
-                       sfp_error_t *err);
-int node_set_attr_string(sfp_node_t *n, const char *name, const char *v, sfp_error_t *err);
-/* Takes ownership of t. */
-int node_set_attr_tensor(sfp_node_t *n, const char *name, sfp_tensor_t *t, sfp_error_t *err);
-
-/* ---- model-level helpers ---- */
+int sfp_model_save(const sfp_model_t *m, const char *path, sfp_error_t *err);
+/* Deep copy (through the encoder: the copy is validated, batch-free and
+ * inferred for batch 1). */
+int sfp_model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err);
 /* Opset version imported for domain ("" = default ONNX), 0 when absent. */
-int64_t model_opset(const sfp_model_t *m, const char *domain);
-const char *model_meta_get(const sfp_model_t *m, const char *key);
-int model_meta_set(sfp_model_t *m, const char *key, const char *value, sfp_error_t *err);
-
-/* ---- checks and shapes (src/ir) ---- */
-/* Structure: names, dangling inputs, cycles, supported ops and attributes,
- * tensor sizes, non-finite weights. */
-int model_validate(sfp_model_t *m, sfp_error_t *err);
-/* Concrete shape of every value for this batch size (folds shape-computing ops). */
-int model_infer_shapes(sfp_model_t *m, int64_t batch, sfp_error_t *err);
-/* Makes a model exported with a fixed batch batch-free (graph input/output dim 0
- * symbolic, Reshape targets that froze the export batch rewritten to copy it). */
-int model_free_batch(sfp_model_t *m, sfp_error_t *err);
+int64_t sfp_model_opset(const sfp_model_t *m, const char *domain);
+const char *sfp_model_meta_get(const sfp_model_t *m, const char *key);
+int sfp_model_meta_set(sfp_model_t *m, const char *key, const char *value, sfp_error_t *err);
 
 #endif

@@ -31,13 +31,13 @@ typedef struct sfp_report {
 } sfp_report_t;
 
 /* Counts m at batch 1 (re-infers shapes for batch 1 if needed). */
-int report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error_t *err);
-void report_free(sfp_report_t *r);
+int sfp_report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error_t *err);
+void sfp_report_free(sfp_report_t *r);
 
 /* Text table of one model (b == NULL) or two side by side with reductions. */
-void report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b);
+void sfp_report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b);
 /* The report --json object; *out is malloc'ed, NUL-terminated. */
-int report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err);
+int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err);
 
 /* The "paper-style" MAC count at a pruning rate, as the SFP/FPGM papers
  * count it: EVERY Conv keeps (1 - rate) of its output channels (residual
@@ -45,8 +45,8 @@ int report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp
  * Conv or Gemm loses the same fraction of its input channels when its input
  * comes straight from a Conv (through BN, Relu and pooling; not through Add,
  * Concat or Pad). Exact fractions, not whole channels, as the papers' tables.
- * rep is report_build(m). For comparison with the literature only: it is
+ * rep is sfp_report_build(m). For comparison with the literature only: it is
  * not the count of any model we write. */
-int report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double rate, int64_t *macs, sfp_error_t *err);
+int sfp_report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double rate, int64_t *macs, sfp_error_t *err);
 
 #endif

@@ -60,8 +60,8 @@ double sfp_tensor_get_double(const sfp_tensor_t *t, int64_t i);
 /* ---- TensorProto files (src/onnx/tensor_file.c) ---- */
 /* Reads one serialized onnx.TensorProto (ONNX test data's input_N.pb).
  * Broken files give SFP_EBADDATA naming the file; external data is refused. */
-int tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err);
+int sfp_tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err);
 /* Writes t (name included, data as raw_data) atomically. */
-int tensor_save_pb(const sfp_tensor_t *t, const char *path, sfp_error_t *err);
+int sfp_tensor_save_pb(const sfp_tensor_t *t, const char *path, sfp_error_t *err);
 
 #endif

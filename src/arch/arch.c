@@ -104,7 +104,7 @@ static int model_shell(const char *graph_name, sfp_model_t **out, sfp_error_t *e
     m->producer_name = sfp_strdup("onnx-sfp");
     m->graph.name = sfp_strdup(graph_name);
     if (!m->opsets || !m->opsets[0].domain || !m->producer_name || !m->graph.name) {
-        model_free(m);
+        sfp_model_free(m);
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
     *out = m;
@@ -146,7 +146,7 @@ int arch_build(const sfp_arch_opts_t *o, sfp_model_t **out, sfp_error_t *err)
                           o->shortcut >= 0x20 && o->shortcut < 0x7f ? o->shortcut : '?');
     if ((rc = model_shell(o->arch, &m, err)) < 0) return rc;
     if ((rc = build(o, &choice, m, err)) < 0) {
-        model_free(m);
+        sfp_model_free(m);
         return rc;
     }
     *out = m;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "onnxsfp/error.h"
-#include "onnxsfp/model.h"
+#include "model/model.h"
 
 /* What to build. Borrows arch. The CLI chooses the defaults (CIFAR 3x32x32 and
  * 10 classes, torchvision 3x224x224 and 1000 classes).
@@ -33,7 +33,7 @@ typedef struct sfp_arch_opts {
  * Names: "resnet20/32/44/56/110" or any "resnetN" with N = 6n+2 (CIFAR layout),
  * "resnet18/34/50" (torchvision layout; resnet50 is never the CIFAR one).
  * An unknown name or a bad size gives SFP_EUSAGE. *out is set only on success
- * and owned by the caller (model_free). The same options give the same
+ * and owned by the caller (sfp_model_free). The same options give the same
  * weights, bit for bit, on every machine. */
 int arch_build(const sfp_arch_opts_t *o, sfp_model_t **out, sfp_error_t *err);
 

@@ -41,7 +41,7 @@ int cli_preprocessing(const cli_cmd_t *cmd, const cli_args_t *a, const sfp_model
                       const sfp_dataset_t *stats_from, sfp_data_prep_t *prep, const char **source, sfp_error_t *err)
 {
     const char *mean_s = cli_get(cmd, a, "mean"), *std_s = cli_get(cmd, a, "std");
-    const char *meta = model_meta_get(m, DATA_META_KEY);
+    const char *meta = sfp_model_meta_get(m, DATA_META_KEY);
     int rc;
     if (!mean_s && !std_s && meta) {
         sfp_data_desc_t d;
@@ -213,7 +213,7 @@ int cli_record_preprocessing(sfp_model_t *m, const cli_train_setup_t *s, sfp_err
 {
     char *json = NULL;
     int rc = data_describe(&s->prep, s->train, &json, err);
-    if (rc == 0) rc = model_meta_set(m, DATA_META_KEY, json, err);
+    if (rc == 0) rc = sfp_model_meta_set(m, DATA_META_KEY, json, err);
     free(json);
     return rc;
 }
@@ -258,7 +258,7 @@ int cli_resume_model(const char *ckpt_path, sfp_checkpoint_t *ck, sfp_model_t **
     if (rc < 0) return rc;
     char where[4200];
     snprintf(where, sizeof where, "%s (model in checkpoint)", ckpt_path);
-    rc = model_load_bytes(ck->model, ck->model_len, where, out, err);
+    rc = sfp_model_load_bytes(ck->model, ck->model_len, where, out, err);
     if (rc < 0) checkpoint_clear(ck);
     return rc;
 }

@@ -186,10 +186,10 @@ static int bench_model(const cli_cmd_t *cmd, const cli_args_t *a, const char *pa
     sfp_model_t *m = NULL;
     sfp_report_t *rep = NULL;
     double t1 = 0, tb = 0, tt = 0;
-    int rc = model_load(path, &m, err);
+    int rc = sfp_model_load(path, &m, err);
     if (rc == 0 && graph_data_input(&m->graph) < 0)
         rc = sfp_errorf(err, SFP_EUNSUPPORTED, "%s: bench needs a model with one data input", sfp_q(path));
-    if (rc == 0) rc = report_build(m, path, &rep, err);
+    if (rc == 0) rc = sfp_report_build(m, path, &rep, err);
     if (rc == 0) rc = input_load(cmd, a, m, path, data_path, limit, batch, in, err);
     if (rc == 0 && !a->quiet) {
         if (data_path)
@@ -209,8 +209,8 @@ static int bench_model(const cli_cmd_t *cmd, const cli_args_t *a, const char *pa
         r->macs = rep->macs;
         r->params = rep->params;
     }
-    report_free(rep);
-    model_free(m);
+    sfp_report_free(rep);
+    sfp_model_free(m);
     return rc;
 }
 

@@ -79,7 +79,7 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
                              const sfp_model_t *before, const sfp_model_t *after, sfp_error_t *err)
 {
     char *text = NULL;
-    int rc = report_to_json(a, b, &text, err);
+    int rc = sfp_report_to_json(a, b, &text, err);
     if (rc < 0) return rc;
     json_object *root = json_tokener_parse(text);
     free(text);
@@ -186,8 +186,8 @@ static int fine_tune_setup(const cli_cmd_t *cmd, const cli_args_t *a, const comp
     /* counted in the model: a resumed run's checkpoint has them already */
     for (int i = 0; rc == 0 && i < (*work)->graph.n_nodes; i++) rs->bn_reinserted += bn_is_reinserted(&(*work)->graph.nodes[i]);
     if (rc < 0 || inserted == 0) return rc;
-    if ((rc = model_clone(*work, &copy, err)) < 0) return rc;
-    model_free(*work);
+    if ((rc = sfp_model_clone(*work, &copy, err)) < 0) return rc;
+    sfp_model_free(*work);
     *work = copy;
     return 0;
 }
@@ -330,7 +330,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
     run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0};
-    if ((rc = model_load(in, &orig, err)) < 0) return rc;
+    if ((rc = sfp_model_load(in, &orig, err)) < 0) return rc;
     /* Errors of the pruning steps name the input file, as loading errors do. */
     if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, ca.flops, ca.skip, &ca.rate, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));
@@ -341,7 +341,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     rs.rate = ca.rate;
     rs.cluster_rate = ca.cluster_rate;
     if (ca.resume) rc = cli_resume_model(ca.resume, &ck, &pruned, err);
-    else rc = model_clone(orig, &pruned, err);
+    else rc = sfp_model_clone(orig, &pruned, err);
     if (rc < 0) goto done;
     if (ca.epochs > 0 && (rc = fine_tune_setup(cmd, a, &ca, &pruned, &setup, &rs, err)) < 0) goto done;
     if ((rc = groups_find(pruned, &gs, err)) < 0 || (rc = removal_create(gs, &r, err)) < 0) {
@@ -355,7 +355,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         goto done;
     }
     if (ca.masked_path) {
-        if ((rc = model_clone(pruned, &masked, err)) < 0) goto done;
+        if ((rc = sfp_model_clone(pruned, &masked, err)) < 0) goto done;
         if ((rc = surgery_mask(masked, gs, r, err)) < 0) goto done;
     }
     if ((rc = surgery_apply(pruned, gs, r, err)) < 0) {
@@ -366,7 +366,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (ca.epochs > 0 && ((rc = cli_bn_finish(&setup, pruned, NULL, err)) < 0 ||
                           (masked && (rc = cli_bn_finish(&setup, masked, NULL, err)) < 0)))
         goto done;
-    if ((rc = report_build(orig, in, &rep_in, err)) < 0 || (rc = report_build(pruned, out, &rep_out, err)) < 0) {
+    if ((rc = sfp_report_build(orig, in, &rep_in, err)) < 0 || (rc = sfp_report_build(pruned, out, &rep_out, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
@@ -384,8 +384,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                         ca.max_drop, 100.0 * (rs.acc_before - rs.acc_after), 100.0 * rs.acc_before, 100.0 * rs.acc_after);
         goto done;
     }
-    if (masked) rc = model_save(masked, ca.masked_path, err);
-    if (rc == 0) rc = model_save(pruned, out, err);
+    if (masked) rc = sfp_model_save(masked, ca.masked_path, err);
+    if (rc == 0) rc = sfp_model_save(pruned, out, err);
     if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
@@ -407,15 +407,15 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                100.0 * (rs.acc_after - rs.acc_before));
     printf("wrote %s\n", out);
 done:
-    report_free(rep_in);
-    report_free(rep_out);
+    sfp_report_free(rep_in);
+    sfp_report_free(rep_out);
     removal_free(r);
     groups_free(gs);
     cli_train_setup_clear(&setup);
     checkpoint_clear(&ck);
-    model_free(masked);
-    model_free(pruned);
-    model_free(orig);
+    sfp_model_free(masked);
+    sfp_model_free(pruned);
+    sfp_model_free(orig);
     return rc;
 }
 

@@ -113,7 +113,7 @@ static int class_names(detect_run_t *r, const char *labels_path, const sfp_model
         r->names_known = true;
         return names_from_labels_file(r, labels_path, err);
     }
-    const char *meta = model_meta_get(m, DATA_META_KEY);
+    const char *meta = sfp_model_meta_get(m, DATA_META_KEY);
     sfp_data_desc_t d;
     memset(&d, 0, sizeof d);
     int rc = meta ? data_describe_parse(meta, model_path, &d, err) : 0;
@@ -437,7 +437,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_model_t *m = NULL;
     detect_run_t r;
     memset(&r, 0, sizeof r);
-    if ((rc = model_load(path, &m, err)) < 0) return rc;
+    if ((rc = sfp_model_load(path, &m, err)) < 0) return rc;
     if ((rc = cli_model_geometry(m, path, &r.c, &r.h, &r.w, &r.k, err)) < 0) goto done;
     sfp_data_prep_t prep;
     const char *prep_source = NULL;
@@ -455,7 +455,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     else print_text(&r, &s);
 done:
     run_clear(&r);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 

@@ -59,11 +59,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_model_t *m = NULL;
     if ((rc = arch_build(&o, &m, err)) < 0) return rc;
     if ((rc = model_validate(m, err)) == 0 && (rc = model_infer_shapes(m, 1, err)) == 0)
-        rc = model_save(m, a->pos[1], err);
+        rc = sfp_model_save(m, a->pos[1], err);
     if (rc == 0 && !a->quiet)
         fprintf(stderr, "onnx-sfp: wrote %s (%s, input %lldx%lldx%lld, %lld classes)\n", a->pos[1], o.arch,
                 (long long)o.in_c, (long long)o.in_h, (long long)o.in_w, (long long)o.classes);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 

@@ -113,7 +113,7 @@ static int groups_json(sfp_model_t *m, json_object **out, sfp_error_t *err)
 static int print_json(sfp_model_t **m, sfp_report_t **r, int n, bool groups, sfp_error_t *err)
 {
     char *text = NULL;
-    int rc = report_to_json(r[0], r[1], &text, err);
+    int rc = sfp_report_to_json(r[0], r[1], &text, err);
     if (rc < 0) return rc;
     if (!groups) {
         printf("%s\n", text);
@@ -142,21 +142,21 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_report_t *r[2] = {0};
     int rc = 0;
     for (int i = 0; i < a->n_pos && rc == 0; i++) {
-        rc = model_load(a->pos[i], &m[i], err);
-        if (rc == 0 && (rc = report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
+        rc = sfp_model_load(a->pos[i], &m[i], err);
+        if (rc == 0 && (rc = sfp_report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
     }
     if (rc == 0) {
         bool json = cli_flag(cmd, a, "json");
         if (json) {
             rc = print_json(m, r, a->n_pos, cli_flag(cmd, a, "groups"), err);
         } else {
-            report_print_text(stdout, r[0], r[1]);
+            sfp_report_print_text(stdout, r[0], r[1]);
         }
         double paper_rate = -1.0;
         rc = cli_double(cmd, a, "paper-rate", 0.0, 0.999999, -1.0, &paper_rate, err);
         for (int i = 0; i < a->n_pos && rc == 0 && paper_rate >= 0.0; i++) {
             int64_t paper = 0;
-            if ((rc = report_paper_macs(m[i], r[i], paper_rate, &paper, err)) < 0) break;
+            if ((rc = sfp_report_paper_macs(m[i], r[i], paper_rate, &paper, err)) < 0) break;
             printf("paper-style MACs of %s at rate %.3f: %lld (-%.2f%%), counting every conv's filters as removed,\n"
                    "  residual block outputs included; no emitted model has this count (see README, FLOPs honesty)\n",
                    a->pos[i], paper_rate, (long long)paper,
@@ -167,8 +167,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
     }
     for (int i = 0; i < 2; i++) {
-        report_free(r[i]);
-        model_free(m[i]);
+        sfp_report_free(r[i]);
+        sfp_model_free(m[i]);
     }
     return rc;
 }

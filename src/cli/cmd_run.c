@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "onnxsfp/model.h"
+#include "model/model.h"
 #include "train/plan.h"
 #include "util/util.h"
 
@@ -67,7 +67,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         return sfp_errorf(err, SFP_EUSAGE, "usage: onnx-sfp run %s (--input and --output are required)", cmd->usage);
     if (n_in > MAX_FILES || n_out > MAX_FILES)
         return sfp_errorf(err, SFP_EUSAGE, "at most %d input and %d output files", MAX_FILES, MAX_FILES);
-    if ((rc = model_load(a->pos[0], &m, err)) < 0) return rc;
+    if ((rc = sfp_model_load(a->pos[0], &m, err)) < 0) return rc;
     const sfp_graph_t *g = &m->graph;
     int n_data = 0;
     for (int i = 0; i < g->n_inputs; i++) n_data += !g->values[g->inputs[i]].init;
@@ -82,7 +82,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         goto out;
     }
     for (int i = 0; i < n_in; i++)
-        if ((rc = tensor_load_pb(in_paths[i], &in[i], err)) < 0) goto out;
+        if ((rc = sfp_tensor_load_pb(in_paths[i], &in[i], err)) < 0) goto out;
     if ((rc = plan_create(m, choose_batch(g, in), 0, a->threads, &plan, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(a->pos[0]));
         goto out;
@@ -106,7 +106,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         t.data = (void *)plan_output(plan, i); /* only read by the saver */
         if ((rc = sfp_shape_numel(s->ndim, s->dims, &numel, err)) < 0) goto out;
         t.nbytes = (size_t)numel * sfp_dtype_size(s->dtype);
-        if ((rc = tensor_save_pb(&t, out_paths[i], err)) < 0) goto out;
+        if ((rc = sfp_tensor_save_pb(&t, out_paths[i], err)) < 0) goto out;
         if (!a->quiet) {
             char shape[256];
             printf("%s: '%s' %s\n", out_paths[i], t.name, describe(t.dtype, t.ndim, t.dims, shape, sizeof shape));
@@ -116,7 +116,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 out:
     for (int i = 0; i < n_in; i++) sfp_tensor_free(in[i]);
     plan_free(plan);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 

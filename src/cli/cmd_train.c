@@ -45,11 +45,11 @@ static int save_best(const cli_train_setup_t *s, const uint8_t *best, size_t len
     sfp_model_t *m = NULL;
     int folded = 0, rc = 0;
     if (s->bn_mode != CLI_BN_KEEP) {
-        rc = model_load_bytes(best, len, path, &m, err);
+        rc = sfp_model_load_bytes(best, len, path, &m, err);
         if (rc == 0) rc = cli_bn_finish(s, m, &folded, err);
     }
-    if (rc == 0) rc = folded > 0 ? model_save(m, path, err) : sfp_write_file_atomic(path, best, len, err);
-    model_free(m);
+    if (rc == 0) rc = folded > 0 ? sfp_model_save(m, path, err) : sfp_write_file_atomic(path, best, len, err);
+    sfp_model_free(m);
     return rc;
 }
 
@@ -65,7 +65,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_trainer_t *t = NULL;
     char interrupt_path[PATH_MAX];
     int rc = check_files(cmd, a, err);
-    if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : model_load(in, &m, err);
+    if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : sfp_model_load(in, &m, err);
     int n_bn = 0;
     if (rc == 0) rc = cli_train_setup(cmd, a, m, in, 0.1, -1, NULL, &s, err);
     if (rc == 0) rc = cli_bn_reinsert(&s, m, a->quiet, &n_bn, err);
@@ -87,7 +87,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if ((rc = trainer_run(t, err)) < 0) goto done;
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     rc = cli_bn_finish(&s, m, NULL, err);
-    if (rc == 0) rc = model_save(m, out, err);
+    if (rc == 0) rc = sfp_model_save(m, out, err);
     size_t best_len = 0;
     const uint8_t *best = trainer_best_model(t, &best_len);
     if (rc == 0 && best_path && best) rc = save_best(&s, best, best_len, best_path, err);
@@ -106,7 +106,7 @@ done:
     trainer_free(t);
     cli_train_setup_clear(&s);
     checkpoint_clear(&ck);
-    model_free(m);
+    sfp_model_free(m);
     return rc;
 }
 

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnxsfp/model.h"
+#include "ir/ir.h"
 #include "util/util.h"
 
 const sfp_attr_t *node_attr(const sfp_node_t *n, const char *name)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnxsfp/model.h"
+#include "ir/ir.h"
 #include "util/util.h"
 
 /* ---- name index: open addressing, FNV-1a, value ids + 1 in slots ---- */
@@ -373,7 +373,7 @@ void value_clear(sfp_value_t *v)
     memset(v, 0, sizeof *v);
 }
 
-void model_free(sfp_model_t *m)
+void sfp_model_free(sfp_model_t *m)
 {
     if (!m) return;
     sfp_graph_t *g = &m->graph;
@@ -403,7 +403,7 @@ void model_free(sfp_model_t *m)
     free(m);
 }
 
-int64_t model_opset(const sfp_model_t *m, const char *domain)
+int64_t sfp_model_opset(const sfp_model_t *m, const char *domain)
 {
     for (int i = 0; i < m->n_opsets; i++) {
         const char *d = m->opsets[i].domain ? m->opsets[i].domain : "";
@@ -413,14 +413,14 @@ int64_t model_opset(const sfp_model_t *m, const char *domain)
     return 0;
 }
 
-const char *model_meta_get(const sfp_model_t *m, const char *key)
+const char *sfp_model_meta_get(const sfp_model_t *m, const char *key)
 {
     for (int i = 0; i < m->n_meta; i++)
         if (strcmp(m->meta[i].key, key) == 0) return m->meta[i].value;
     return NULL;
 }
 
-int model_meta_set(sfp_model_t *m, const char *key, const char *value, sfp_error_t *err)
+int sfp_model_meta_set(sfp_model_t *m, const char *key, const char *value, sfp_error_t *err)
 {
     for (int i = 0; i < m->n_meta; i++)
         if (strcmp(m->meta[i].key, key) == 0) {

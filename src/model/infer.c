@@ -3,6 +3,7 @@
  * outputs in topological order and folds what is computable before running. */
 #include <string.h>
 
+#include "model/model.h"
 #include "ops/ops.h"
 #include "util/util.h"
 
@@ -100,7 +101,7 @@ int model_infer_shapes(sfp_model_t *m, int64_t batch, sfp_error_t *err)
     clear_inferred(g);
     g->batch = 0;
     if ((rc = seed_inputs(g, batch, err)) < 0) return rc;
-    sfp_op_ctx_t c = {m, g, NULL, model_opset(m, "")};
+    sfp_op_ctx_t c = {m, g, NULL, sfp_model_opset(m, "")};
     for (int i = 0; i < g->n_nodes; i++) {
         c.node = &g->nodes[i];
         const sfp_op_def_t *def = op_find(c.node->op_type, c.node->domain);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "ops/ops.h"
 #include "util/util.h"
 
@@ -21,7 +22,7 @@ static int check_versions(const sfp_model_t *m, sfp_error_t *err)
     if (m->ir_version < IR_VERSION_MIN || m->ir_version > IR_VERSION_MAX)
         return sfp_errorf(err, SFP_EUNSUPPORTED, "ir_version %lld is outside the supported %d..%d",
                           (long long)m->ir_version, IR_VERSION_MIN, IR_VERSION_MAX);
-    int64_t opset = model_opset(m, "");
+    int64_t opset = sfp_model_opset(m, "");
     if (opset == 0) {
         /* Nodes of the default domain without its import: broken. Only other
          * domains' ops (e.g. ai.onnx.preview.training): valid, not ours. */
@@ -147,7 +148,7 @@ int model_validate(sfp_model_t *m, sfp_error_t *err)
     for (int i = 0; i < g->n_inits; i++)
         if ((rc = check_tensor_finite(g->values[g->inits[i]].init, err)) < 0) return rc;
     if ((rc = graph_topo_sort(g, err)) < 0) return rc;
-    sfp_op_ctx_t c = {m, g, NULL, model_opset(m, "")};
+    sfp_op_ctx_t c = {m, g, NULL, sfp_model_opset(m, "")};
     for (int i = 0; i < g->n_nodes; i++) {
         c.node = &g->nodes[i];
         const sfp_op_def_t *def = op_find(c.node->op_type, c.node->domain);

@@ -282,7 +282,7 @@ static int take_model(load_ctx_t *c, const Onnx__ModelProto *mp)
     }
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *kv = mp->metadata_props[i];
-        if ((rc = model_meta_set(m, kv->key ? kv->key : "", kv->value ? kv->value : "", err)) < 0) return rc;
+        if ((rc = sfp_model_meta_set(m, kv->key ? kv->key : "", kv->value ? kv->value : "", err)) < 0) return rc;
     }
     if (mp->producer_name && !(m->producer_name = sfp_strdup(mp->producer_name)))
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -299,7 +299,7 @@ static int take_model(load_ctx_t *c, const Onnx__ModelProto *mp)
     return residue_pack(&rest.base, &m->residue, err);
 }
 
-int model_decode(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out, sfp_error_t *err)
+int onnx_decode_model(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out, sfp_error_t *err)
 {
     const char *shown = path ? path : "(memory)";
     if (len == 0) return sfp_errorf(err, SFP_EBADMODEL, "%s: empty file, not an ONNX model", sfp_q(shown));
@@ -339,7 +339,7 @@ done:
     free(dir_copy);
     onnx__model_proto__free_unpacked(mp, &alloc.base);
     if (rc < 0) {
-        model_free(m);
+        sfp_model_free(m);
         return rc;
     }
     *out = m;

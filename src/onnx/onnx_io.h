@@ -6,7 +6,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "onnx.pb-c.h"
-#include "onnxsfp/model.h"
+#include "ir/ir.h"
+#include "onnx/onnx.h"
 
 /* Allocator for protobuf-c with a byte budget, so a small hostile file cannot
  * make the parser allocate without bound. */

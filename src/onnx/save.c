@@ -245,7 +245,7 @@ static Onnx__GraphProto *build_graph(arena_t *a, const sfp_graph_t *g, sfp_error
     return gp;
 }
 
-int model_encode(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_error_t *err_out)
+int onnx_encode_model(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_error_t *err_out)
 {
     arena_t a = {0};
     sfp_error_t local = {0}, *err = &local;
@@ -303,16 +303,5 @@ int model_encode(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_error
 done:
     arena_free(&a);
     if (rc < 0 && err_out) *err_out = local;
-    return rc;
-}
-
-int model_save(const sfp_model_t *m, const char *path, sfp_error_t *err)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = model_encode(m, &buf, &len, err);
-    if (rc < 0) return rc;
-    rc = sfp_write_file_atomic(path, buf, len, err);
-    free(buf);
     return rc;
 }

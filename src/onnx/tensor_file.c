@@ -9,7 +9,7 @@
 
 #define TENSOR_FILE_MAX ((size_t)2 << 30) /* protobuf's own 2 GiB limit */
 
-int tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err)
+int sfp_tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -43,7 +43,7 @@ int tensor_load_pb(const char *path, sfp_tensor_t **out, sfp_error_t *err)
     return rc;
 }
 
-int tensor_save_pb(const sfp_tensor_t *t, const char *path, sfp_error_t *err)
+int sfp_tensor_save_pb(const sfp_tensor_t *t, const char *path, sfp_error_t *err)
 {
     if (t->ndim < 0 || t->ndim > SFP_MAX_DIMS || sfp_dtype_size(t->dtype) == 0)
         return sfp_errorf(err, SFP_EUNSUPPORTED, "%s: cannot write a tensor of type %s and rank %d", sfp_q(path),

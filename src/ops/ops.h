@@ -5,7 +5,7 @@
 #ifndef SFP_OPS_H
 #define SFP_OPS_H
 
-#include "onnxsfp/model.h"
+#include "ir/ir.h"
 #include "ops/kernels.h"
 #include "util/threads.h"
 #include "util/util.h"

@@ -23,9 +23,6 @@ int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *
 int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
                     sfp_error_t *err);
 
-/* Deep copy through the ONNX encoder (the copy is batch-free and inferred). */
-int model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err);
-
 /* MACs of m at batch 1 after removing the lowest-L2 channels at this rate. */
 int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err);
 

@@ -72,26 +72,15 @@ int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, c
     return 0;
 }
 
-int model_clone(const sfp_model_t *m, sfp_model_t **out, sfp_error_t *err)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = model_encode(m, &buf, &len, err);
-    if (rc < 0) return rc;
-    rc = model_load_bytes(buf, len, m->path, out, err);
-    free(buf);
-    return rc;
-}
-
 /* MACs at batch 1 of copy after surgery_apply(copy, gs, r). */
 static int macs_after_removal(sfp_model_t *copy, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
                               sfp_error_t *err)
 {
     sfp_report_t *rep = NULL;
     int rc = surgery_apply(copy, gs, r, err);
-    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
+    if (rc == 0) rc = sfp_report_build(copy, NULL, &rep, err);
     if (rc == 0) *macs = rep->macs;
-    report_free(rep);
+    sfp_report_free(rep);
     return rc;
 }
 
@@ -100,14 +89,14 @@ int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int6
     sfp_model_t *copy = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
-    int rc = model_clone(m, &copy, err);
+    int rc = sfp_model_clone(m, &copy, err);
     if (rc == 0) rc = groups_find(copy, &gs, err);
     if (rc == 0) rc = removal_create(gs, &r, err);
     if (rc == 0) rc = prune_select_l2(copy, gs, rate, skip, r, err);
     if (rc == 0) rc = macs_after_removal(copy, gs, r, macs, err);
     removal_free(r);
     groups_free(gs);
-    model_free(copy);
+    sfp_model_free(copy);
     return rc;
 }
 
@@ -117,7 +106,7 @@ int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_r
     sfp_model_t *copy = NULL;
     sfp_groups_t *copy_gs = NULL;
     sfp_removal_t *copy_r = NULL;
-    int rc = model_clone(m, &copy, err);
+    int rc = sfp_model_clone(m, &copy, err);
     if (rc == 0) rc = groups_find(copy, &copy_gs, err);
     if (rc == 0) rc = removal_create(copy_gs, &copy_r, err);
     /* The copy's values are matched by name, not by id. */
@@ -130,7 +119,7 @@ int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_r
     if (rc == 0) rc = macs_after_removal(copy, copy_gs, copy_r, macs, err);
     removal_free(copy_r);
     groups_free(copy_gs);
-    model_free(copy);
+    sfp_model_free(copy);
     return rc;
 }
 
@@ -138,11 +127,11 @@ int prune_rate_for_flops(const sfp_model_t *m, double flops, const char *skip, d
 {
     sfp_model_t *copy = NULL;
     sfp_report_t *rep = NULL;
-    int rc = model_clone(m, &copy, err);
-    if (rc == 0) rc = report_build(copy, NULL, &rep, err);
+    int rc = sfp_model_clone(m, &copy, err);
+    if (rc == 0) rc = sfp_report_build(copy, NULL, &rep, err);
     int64_t base = rep ? rep->macs : 0, macs = 0;
-    report_free(rep);
-    model_free(copy);
+    sfp_report_free(rep);
+    sfp_model_free(copy);
     if (rc < 0) return rc;
     double target = (double)base * (1.0 - flops);
     if ((rc = prune_macs_at_rate(m, 0.99, skip, &macs, err)) < 0) return rc;

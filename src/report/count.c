@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "onnxsfp/report.h"
 #include "ops/ops.h"
 #include "util/util.h"
@@ -17,7 +18,7 @@ static bool is_linear_bias(const sfp_graph_t *g, const sfp_node_t *n, int i)
            !strcmp(g->nodes[g->values[other].producer].op_type, "MatMul");
 }
 
-int report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error_t *err)
+int sfp_report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error_t *err)
 {
     sfp_graph_t *g = &m->graph;
     int rc;
@@ -33,7 +34,7 @@ int report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error
     r->path = sfp_strdup(path ? path : "");
     if (!r->rows || !r->path) {
         free(counted);
-        report_free(r);
+        sfp_report_free(r);
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
     for (int i = 0; i < g->n_nodes; i++) {
@@ -46,7 +47,7 @@ int report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error
         row->op_type = sfp_strdup(n->op_type);
         if (!row->name || !row->op_type) {
             free(counted);
-            report_free(r);
+            sfp_report_free(r);
             return sfp_errorf(err, SFP_ENOMEM, "out of memory");
         }
         if (n->n_outputs > 0 && n->outputs[0] >= 0) {
@@ -73,7 +74,7 @@ int report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error
     return 0;
 }
 
-void report_free(sfp_report_t *r)
+void sfp_report_free(sfp_report_t *r)
 {
     if (!r) return;
     for (int i = 0; i < r->n_rows; i++) {

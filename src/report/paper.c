@@ -34,7 +34,7 @@ static bool from_conv(const sfp_graph_t *g, int v)
     return false;
 }
 
-int report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double rate, int64_t *macs, sfp_error_t *err)
+int sfp_report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double rate, int64_t *macs, sfp_error_t *err)
 {
     const sfp_graph_t *g = &m->graph;
     if (!(rate >= 0.0 && rate < 1.0)) return sfp_errorf(err, SFP_EUSAGE, "paper-style count: rate %g outside [0, 1)", rate);

@@ -52,7 +52,7 @@ static void print_totals(FILE *f, const char *label, const sfp_report_t *r)
             group3(r->elem_ops, d, sizeof d));
 }
 
-void report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b)
+void sfp_report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b)
 {
     char s1[96], s2[96], n1[32], n2[32], n3[32], n4[32];
     if (!b) {
@@ -119,7 +119,7 @@ static json_object *model_json(const sfp_report_t *r)
     return m;
 }
 
-int report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err)
+int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err)
 {
     json_object *root = json_object_new_object();
     json_object *models = json_object_new_array();

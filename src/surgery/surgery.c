@@ -272,7 +272,7 @@ static int resize_zero_nodes(sfp_model_t *m, int v, int64_t have, int64_t want, 
 {
     sfp_graph_t *g = &m->graph;
     int nv = -1, kv = -1, rc, nid = -1;
-    int64_t opset = model_opset(m, "");
+    int64_t opset = sfp_model_opset(m, "");
     int rank = g->values[v].ndim;
     snprintf(name, name_size, "%s_resized", g->values[v].name);
     for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, name_size, "%s_resized_%d", g->values[v].name, i);

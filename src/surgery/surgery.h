@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
 
 /* One coupled set of channels. Channel j of the group owns slots
  * slots[slot_start[j] .. slot_start[j+1]) (value id, index on its axis). */

@@ -26,12 +26,8 @@ static void free_stats(int n, double **mean, double **var)
 static int copy_with_outputs(const sfp_model_t *m, int n, const int *values, sfp_model_t **out, int *first,
                              sfp_error_t *err)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
     sfp_model_t *c = NULL;
-    int rc = model_encode(m, &buf, &len, err);
-    if (rc == 0) rc = model_load_bytes(buf, len, m->path ? m->path : "model", &c, err);
-    free(buf);
+    int rc = sfp_model_clone(m, &c, err);
     if (rc < 0) return rc;
     *first = c->graph.n_outputs;
     for (int i = 0; i < n && rc == 0; i++) {
@@ -40,7 +36,7 @@ static int copy_with_outputs(const sfp_model_t *m, int n, const int *values, sfp
         else rc = graph_add_output(&c->graph, id, err);
     }
     if (rc < 0) {
-        model_free(c);
+        sfp_model_free(c);
         return rc;
     }
     *out = c;
@@ -123,6 +119,6 @@ out:
     if (rc < 0) free_stats(n, mean, var);
     data_iter_free(it);
     plan_free(p);
-    model_free(c);
+    sfp_model_free(c);
     return rc;
 }

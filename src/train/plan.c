@@ -262,7 +262,7 @@ static int build_steps(sfp_plan_t *p, const int *run_node, const fuse_info_t *in
     p->out_ptrs = calloc(n_out + 1, sizeof *p->out_ptrs);
     if (!p->steps || !p->shape_ptrs || !p->in_ptrs || !p->out_ptrs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     size_t si = 0, ii = 0, oi = 0;
-    int64_t opset = model_opset(p->m, "");
+    int64_t opset = sfp_model_opset(p->m, "");
     for (int at = 0; at < g->n_nodes; at++) {
         const int i = info[at].run;
         if (i < 0) continue;

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
 #include "ops/ops.h"
 
 enum {

@@ -294,7 +294,7 @@ static int write_checkpoint(sfp_trainer_t *t, const char *path, sfp_error_t *err
     }
     ck.best = t->best;
     ck.best_len = t->best_len;
-    if ((rc = model_encode(t->m, &ck.model, &ck.model_len, err)) < 0) goto done;
+    if ((rc = sfp_model_encode(t->m, &ck.model, &ck.model_len, err)) < 0) goto done;
     if (t->h.save_state && (rc = t->h.save_state(t->h.ctx, &ck.extra, &ck.extra_len, err)) < 0) goto done;
     rc = checkpoint_write(path, &ck, err);
 done:
@@ -614,7 +614,7 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
                     free(t->best);
                     t->best = NULL;
                     t->best_len = 0;
-                    local_rc = model_encode(t->m, &t->best, &t->best_len, err);
+                    local_rc = sfp_model_encode(t->m, &t->best, &t->best_len, err);
                 }
             }
         }

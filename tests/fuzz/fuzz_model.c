@@ -1,5 +1,5 @@
 /* libFuzzer harness of the model loader: any byte string goes through
- * model_load_bytes (decode, validate, batch-free, shape inference); what
+ * sfp_model_load_bytes (decode, validate, batch-free, shape inference); what
  * loads is reported, traced into channel groups, pruned at rate 0.5 and
  * encoded again, and the encoding must load. Failures must be one clean
  * error line; anything else (crash, sanitizer report, abort) is a finding.
@@ -14,7 +14,8 @@
 
 #include "onnx/onnx_io.h"
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
+#include "onnx/onnx.h"
 #include "onnxsfp/report.h"
 #include "prune/prune.h"
 #include "surgery/surgery.h"
@@ -34,19 +35,19 @@ static void prune_and_encode(sfp_model_t *m)
     if (rc == 0) check_error(rc = removal_create(gs, &r, &err), &err, "removal_create");
     if (rc == 0) check_error(rc = prune_select_l2(m, gs, 0.5, NULL, r, &err), &err, "prune_select_l2");
     if (rc == 0) check_error(rc = surgery_apply(m, gs, r, &err), &err, "surgery_apply");
-    if (rc == 0) check_error(rc = report_build(m, NULL, &rep, &err), &err, "report_build (pruned)");
-    if (rc == 0) check_error(rc = model_encode(m, &buf, &len, &err), &err, "model_encode (pruned)");
+    if (rc == 0) check_error(rc = sfp_report_build(m, NULL, &rep, &err), &err, "sfp_report_build (pruned)");
+    if (rc == 0) check_error(rc = sfp_model_encode(m, &buf, &len, &err), &err, "sfp_model_encode (pruned)");
     if (rc == 0) {
         sfp_model_t *again = NULL;
-        rc = model_load_bytes(buf, len, NULL, &again, &err);
+        rc = sfp_model_load_bytes(buf, len, NULL, &again, &err);
         if (rc < 0) {
             fprintf(stderr, "the pruned model does not load again: %s\n", err.msg);
             abort();
         }
-        model_free(again);
+        sfp_model_free(again);
     }
     free(buf);
-    report_free(rep);
+    sfp_report_free(rep);
     removal_free(r);
     groups_free(gs);
 }
@@ -56,27 +57,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sfp_error_t err = {0};
     sfp_model_t *m = NULL;
-    int rc = model_load_bytes(data, size, NULL, &m, &err);
-    check_error(rc, &err, "model_load_bytes");
+    int rc = sfp_model_load_bytes(data, size, NULL, &m, &err);
+    check_error(rc, &err, "sfp_model_load_bytes");
     if (rc < 0) return 0;
     sfp_report_t *rep = NULL;
-    check_error(rc = report_build(m, NULL, &rep, &err), &err, "report_build");
-    report_free(rep);
+    check_error(rc = sfp_report_build(m, NULL, &rep, &err), &err, "sfp_report_build");
+    sfp_report_free(rep);
     /* What loads must survive a round trip through the encoder. */
     uint8_t *buf = NULL;
     size_t len = 0;
-    check_error(rc = model_encode(m, &buf, &len, &err), &err, "model_encode");
+    check_error(rc = sfp_model_encode(m, &buf, &len, &err), &err, "sfp_model_encode");
     if (rc == 0) {
         sfp_model_t *again = NULL;
-        if (model_load_bytes(buf, len, NULL, &again, &err) < 0) {
+        if (sfp_model_load_bytes(buf, len, NULL, &again, &err) < 0) {
             fprintf(stderr, "the re-encoded model does not load: %s\n", err.msg);
             abort();
         }
-        model_free(again);
+        sfp_model_free(again);
     }
     free(buf);
     prune_and_encode(m);
-    model_free(m);
+    sfp_model_free(m);
     return 0;
 }
 

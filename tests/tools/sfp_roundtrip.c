@@ -3,7 +3,8 @@
  * saved file with the original in onnx.checker and ONNX Runtime. */
 #include <stdio.h>
 
-#include "onnxsfp/model.h"
+#include "model/model.h"
+#include "onnx/onnx.h"
 
 int main(int argc, char **argv)
 {
@@ -13,9 +14,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: sfp-roundtrip IN.onnx OUT.onnx\n");
         return 2;
     }
-    int rc = model_load(argv[1], &m, &err);
-    if (rc == 0) rc = model_save(m, argv[2], &err);
-    model_free(m);
+    int rc = sfp_model_load(argv[1], &m, &err);
+    if (rc == 0) rc = sfp_model_save(m, argv[2], &err);
+    sfp_model_free(m);
     if (rc < 0) {
         fprintf(stderr, "sfp-roundtrip: error: %s\n", err.msg);
         return sfp_exit_status(rc);

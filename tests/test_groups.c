@@ -133,7 +133,7 @@ static void test_l2_selection_removes_smallest_summed_norms(void **state)
     TU_OK(&err, groups_find(m, &gs, &err));
     int stream = find_group(gs, m, "conv0");
     double scores[8];
-    TU_OK(&err, groups_score_l2(m, gs, stream, scores, &err));
+    TU_OK(&err, prune_score_l2(m, gs, stream, scores, &err));
     for (int j = 0; j < 8; j++)
         if (j != 5) assert_true(scores[5] < scores[j]);
     TU_OK(&err, removal_create(gs, &r, &err));

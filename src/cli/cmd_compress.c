@@ -14,6 +14,7 @@
 #include "cli/cli_train.h"
 #include "dist/dist.h"
 #include "onnxsfp/report.h"
+#include "ops/ops.h"
 #include "prune/prune.h"
 #include "util/util.h"
 
@@ -45,7 +46,7 @@ static json_object *channels_kept(const sfp_model_t *before, const sfp_model_t *
     json_object *arr = json_object_new_array();
     for (int i = 0; i < before->graph.n_nodes; i++) {
         const sfp_node_t *n = &before->graph.nodes[i];
-        if (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "Gemm") && strcmp(n->op_type, "MatMul")) continue;
+        if (!op_has(n, SFP_OPF_FILTERS)) continue;
         const sfp_value_t *y = &before->graph.values[n->outputs[0]];
         int64_t kept = -1;
         for (int k = 0; k < after->graph.n_nodes; k++)

@@ -8,7 +8,7 @@
 
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
-#include "surgery/surgery.h"
+#include "prune/prune.h"
 #include "util/util.h"
 
 static const cli_opt_t opts[] = {
@@ -51,7 +51,7 @@ static int cmp_row_name(const void *pa, const void *pb)
 
 /* Channel j's rows as [{"tensor", "axis", "row", "filter"}]: what pruning
  * the channel zeroes; "filter" marks the source weight rows whose L2 norms
- * sum to the channel's score (groups_score_l2). */
+ * sum to the channel's score (prune_score_l2). */
 static int channel_rows_json(sfp_model_t *m, const sfp_groups_t *gs, int gi, int j, json_object *arr, sfp_error_t *err)
 {
     sfp_channel_row_t *rows = NULL;
@@ -63,7 +63,7 @@ static int channel_rows_json(sfp_model_t *m, const sfp_groups_t *gs, int gi, int
         bool filter = false;
         for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1] && rc == 0 && !filter; k++) {
             sfp_filter_row_t fr;
-            rc = groups_filter_row(m, gs, gi, k, &fr, err);
+            rc = prune_filter_row(m, gs, gi, k, &fr, err);
             filter = rc == 0 && fr.w == rows[r].t->data && fr.row == rows[r].row;
         }
         json_object *o = json_object_new_object();

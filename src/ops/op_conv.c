@@ -54,6 +54,25 @@ static int64_t conv_work(const sfp_graph_t *g, const sfp_node_t *n)
     return op_work_out_elems(g, n) * per;
 }
 
+/* Output elements scale with the kept output channels; each reads kept_in /
+ * group input channels, except a depthwise conv, whose group shrinks with
+ * its input and whose filters keep reading one channel each. */
+static int64_t conv_work_kept(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out)
+{
+    const sfp_value_t *x = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]], *w = &g->values[n->inputs[1]];
+    int64_t group = node_attr_int(n, "group", 1), cout = y->dims[1];
+    int64_t per = group == x->dims[1] ? w->dims[1] : kept_in / group;
+    for (int k = 2; k < w->ndim; k++) per *= w->dims[k];
+    return cout > 0 ? op_work_out_elems(g, n) / cout * kept_out * per : 0;
+}
+
+/* ONNX Conv weight (M, C/group, k...): filters on axis 0. */
+static int conv_weight_axis(const sfp_node_t *n)
+{
+    (void)n;
+    return 0;
+}
+
 /* ---- forward ---- */
 static int64_t prod_n(const int64_t *d, int n)
 {
@@ -869,6 +888,7 @@ static int conv_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 const sfp_op_def_t op_defs_conv[] = {
     {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
      {.forward = conv_forward_node, .prepare = conv_prepare, .backward = conv_backward_node,
-      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .overwrite_din = 0x1, .fuse = true}},
+      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .overwrite_din = 0x1, .fuse = true},
+     .id = SFP_OP_CONV, .chan = SFP_CHAN_CONV, .shrink = SFP_SHRINK_FILTERS, .flags = SFP_OPF_FILTERS, .weight_axis = conv_weight_axis, .work_kept = conv_work_kept},
     {0},
 };

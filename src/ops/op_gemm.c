@@ -44,6 +44,21 @@ static int64_t gemm_work(const sfp_graph_t *g, const sfp_node_t *n)
     return op_work_out_elems(g, n) * k;
 }
 
+/* Rows of the output scale with kept_out; K is input 0's kept features
+ * unless A is transposed (then its channels are not features). */
+static int64_t gemm_work_kept(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out)
+{
+    const sfp_value_t *a = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
+    int64_t k = node_attr_int(n, "transA", 0) ? a->dims[0] : kept_in;
+    return y->dims[1] > 0 ? op_work_out_elems(g, n) / y->dims[1] * kept_out * k : 0;
+}
+
+/* Gemm B is (K, N), or (N, K) with transB: output features on axis 1 or 0. */
+static int gemm_weight_axis(const sfp_node_t *n)
+{
+    return node_attr_int(n, "transB", 0) ? 0 : 1;
+}
+
 static int matmul_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
 {
     int rc;
@@ -82,6 +97,21 @@ static int64_t matmul_work(const sfp_graph_t *g, const sfp_node_t *n)
 {
     const sfp_value_t *a = &g->values[n->inputs[0]];
     return op_work_out_elems(g, n) * a->dims[a->ndim - 1];
+}
+
+/* 2-D A (M, K) x B (K, N): features on the last axes. */
+static int64_t matmul_work_kept(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out)
+{
+    const sfp_value_t *a = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
+    int64_t n_out = y->dims[y->ndim - 1], k = a->ndim == 2 ? kept_in : a->dims[a->ndim - 1];
+    return n_out > 0 ? op_work_out_elems(g, n) / n_out * (y->ndim == 2 ? kept_out : n_out) * k : 0;
+}
+
+/* MatMul B (K, N): output features on axis 1. */
+static int matmul_weight_axis(const sfp_node_t *n)
+{
+    (void)n;
+    return 1;
 }
 
 static int gemm_check(const sfp_op_ctx_t *c, sfp_error_t *err)
@@ -372,9 +402,11 @@ static int matmul_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 
 const sfp_op_def_t op_defs_gemm[] = {
     {"Gemm", 2, 3, 1, 1, gemm_attrs, gemm_check, gemm_infer, gemm_work, SFP_WORK_DENSE, 0x6,
-     {.forward = gemm_forward_node, .prepare = gemm_prepare, .backward = gemm_backward_node, .keep_inputs = 0x3}},
+     {.forward = gemm_forward_node, .prepare = gemm_prepare, .backward = gemm_backward_node, .keep_inputs = 0x3},
+     .id = SFP_OP_GEMM, .chan = SFP_CHAN_DENSE, .shrink = SFP_SHRINK_FILTERS, .flags = SFP_OPF_FILTERS, .weight_axis = gemm_weight_axis, .work_kept = gemm_work_kept},
     {"MatMul", 2, 2, 1, 1, no_attrs, NULL, matmul_infer, matmul_work, SFP_WORK_DENSE, 0x2,
      {.forward = matmul_forward_node, .prepare = matmul_prepare, .backward = matmul_backward_node,
-      .keep_inputs = 0x3}},
+      .keep_inputs = 0x3},
+     .id = SFP_OP_MATMUL, .chan = SFP_CHAN_DENSE, .shrink = SFP_SHRINK_FILTERS, .flags = SFP_OPF_FILTERS, .weight_axis = matmul_weight_axis, .work_kept = matmul_work_kept},
     {0},
 };

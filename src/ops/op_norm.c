@@ -522,6 +522,7 @@ static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 const sfp_op_def_t op_defs_norm[] = {
     {"BatchNormalization", 5, 5, 1, 5, bn_attrs, bn_check, bn_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0x6,
      {.forward = bn_forward_node, .prepare = bn_prepare, .backward = bn_backward_node,
-      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f, .overwrite_din = 0x1}},
+      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f, .overwrite_din = 0x1},
+     .id = SFP_OP_BATCH_NORMALIZATION, .chan = SFP_CHAN_SAME, .shrink = SFP_SHRINK_NORM, .flags = SFP_OPF_NORM},
     {0},
 };

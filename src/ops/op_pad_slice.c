@@ -556,9 +556,11 @@ static int slice_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size
 const sfp_op_def_t op_defs_pad_slice[] = {
     {"Pad", 1, 4, 1, 1, pad_attrs, pad_check, pad_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = pad_forward_node, .prepare = movement_prepare, .backward = pad_backward_node,
-      .prepare_backward = pad_prepare_backward}},
+      .prepare_backward = pad_prepare_backward},
+     .id = SFP_OP_PAD, .chan = SFP_CHAN_PAD, .shrink = SFP_SHRINK_PAD},
     {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = slice_forward_node, .prepare = movement_prepare, .backward = slice_backward_node,
-      .prepare_backward = slice_prepare_backward}},
+      .prepare_backward = slice_prepare_backward},
+     .id = SFP_OP_SLICE, .chan = SFP_CHAN_SLICE},
     {0},
 };

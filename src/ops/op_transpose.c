@@ -122,6 +122,7 @@ static int transpose_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 
 const sfp_op_def_t op_defs_transpose[] = {
     {"Transpose", 1, 1, 1, 1, transpose_attrs, NULL, transpose_infer, NULL, SFP_WORK_NONE, 0,
-     {.forward = transpose_forward_node, .prepare = transpose_prepare, .backward = transpose_backward_node}},
+     {.forward = transpose_forward_node, .prepare = transpose_prepare, .backward = transpose_backward_node},
+     .id = SFP_OP_TRANSPOSE, .chan = SFP_CHAN_UNKNOWN},
     {0},
 };

@@ -12,6 +12,21 @@ static const sfp_op_def_t *const families[] = {
     op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose,
 };
 
+/* The ONNX name of every id, in enum order. */
+static const char *const op_id_names[SFP_OP_COUNT + 1] = {
+    [SFP_OP_ADD] = "Add", [SFP_OP_AVERAGE_POOL] = "AveragePool", [SFP_OP_BATCH_NORMALIZATION] = "BatchNormalization",
+    [SFP_OP_CAST] = "Cast", [SFP_OP_CONCAT] = "Concat", [SFP_OP_CONSTANT] = "Constant",
+    [SFP_OP_CONSTANT_OF_SHAPE] = "ConstantOfShape", [SFP_OP_CONV] = "Conv", [SFP_OP_DIV] = "Div",
+    [SFP_OP_DROPOUT] = "Dropout", [SFP_OP_FLATTEN] = "Flatten", [SFP_OP_GATHER] = "Gather", [SFP_OP_GEMM] = "Gemm",
+    [SFP_OP_GLOBAL_AVERAGE_POOL] = "GlobalAveragePool", [SFP_OP_GLOBAL_MAX_POOL] = "GlobalMaxPool",
+    [SFP_OP_IDENTITY] = "Identity", [SFP_OP_MATMUL] = "MatMul", [SFP_OP_MAX_POOL] = "MaxPool", [SFP_OP_MUL] = "Mul",
+    [SFP_OP_PAD] = "Pad", [SFP_OP_RELU] = "Relu", [SFP_OP_RESHAPE] = "Reshape", [SFP_OP_SHAPE] = "Shape",
+    [SFP_OP_SIGMOID] = "Sigmoid", [SFP_OP_SLICE] = "Slice", [SFP_OP_SOFTMAX] = "Softmax", [SFP_OP_SQUEEZE] = "Squeeze",
+    [SFP_OP_SUB] = "Sub", [SFP_OP_TRANSPOSE] = "Transpose", [SFP_OP_UNSQUEEZE] = "Unsqueeze",
+    [SFP_OP_COUNT] = NULL,
+};
+_Static_assert(sizeof op_id_names / sizeof op_id_names[0] == SFP_OP_COUNT + 1, "one name per op id");
+
 const sfp_op_def_t *op_find(const char *op_type, const char *domain)
 {
     if (domain && *domain && strcmp(domain, "ai.onnx") != 0) return NULL;
@@ -21,16 +36,31 @@ const sfp_op_def_t *op_find(const char *op_type, const char *domain)
     return NULL;
 }
 
+const sfp_op_def_t *op_of(const sfp_node_t *n)
+{
+    return op_find(n->op_type, n->domain);
+}
+
+bool op_is(const sfp_node_t *n, sfp_op_id_t id)
+{
+    const sfp_op_def_t *d = op_of(n);
+    return d && d->id == id;
+}
+
+bool op_has(const sfp_node_t *n, unsigned flags)
+{
+    const sfp_op_def_t *d = op_of(n);
+    return d && (d->flags & flags) == flags;
+}
+
+const sfp_op_def_t *op_by_id(sfp_op_id_t id)
+{
+    return (unsigned)id < SFP_OP_COUNT ? op_find(op_id_names[id], "") : NULL;
+}
+
 const char *const *op_names(void)
 {
-    static const char *names[64];
-    if (!names[0]) {
-        size_t k = 0;
-        for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-            for (const sfp_op_def_t *d = families[f]; d->op_type && k + 1 < 64; d++) names[k++] = d->op_type;
-        names[k] = NULL;
-    }
-    return names;
+    return op_id_names;
 }
 
 const sfp_value_t *op_in(const sfp_op_ctx_t *c, int i)

@@ -127,6 +127,54 @@ typedef struct sfp_op_run {
     bool fuse;
 } sfp_op_run_t;
 
+/* One id per supported op: what code outside src/ops asks instead of
+ * comparing op type strings (op_is, op_of(n)->id). ops.c names each. */
+typedef enum sfp_op_id {
+    SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CONCAT, SFP_OP_CONSTANT,
+    SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
+    SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_IDENTITY, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
+    SFP_OP_PAD, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
+    SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
+    SFP_OP_COUNT
+} sfp_op_id_t;
+
+/* How an op couples the channels (axis 1; features of a 2-D value) of the
+ * activations it reads and writes: the rule src/surgery/groups.c applies. */
+typedef enum sfp_chan_rule {
+    SFP_CHAN_UNKNOWN = 0, /* cannot be traced: pruning refuses the model, naming the node */
+    SFP_CHAN_NONE,        /* reads only shapes (Shape): nothing to couple */
+    SFP_CHAN_SAME,        /* output channel c is input 0's channel c (unary, BN, pooling) */
+    SFP_CHAN_BROADCAST,   /* elementwise binary: operands with the output's channel count join it */
+    SFP_CHAN_CONV,        /* makes its output channels from filters; depthwise joins out o to in o/mult,
+                             other groups > 1 keep both sides whole */
+    SFP_CHAN_DENSE,       /* Gemm/MatMul: makes its output features; 2-D input features are summed over */
+    SFP_CHAN_CONCAT,      /* channel ranges of the output join the inputs' (axis 1), else same */
+    SFP_CHAN_PAD,         /* input channel c lands at channel pad + c */
+    SFP_CHAN_SLICE,       /* spatial slicing passes channels; slicing channels keeps both sides whole */
+    SFP_CHAN_RESHAPE,     /* [N, C, rest] -> [N, C * rest] maps features to channels; [N, C, ...] kept */
+    SFP_CHAN_MIXES        /* mixes or normalises across channels (Softmax): both sides stay whole */
+} sfp_chan_rule_t;
+
+/* What removing channels rewrites in the op's own inputs (src/surgery/apply.c). */
+typedef enum sfp_shrink_rule {
+    SFP_SHRINK_NONE = 0,  /* nothing stored per channel */
+    SFP_SHRINK_FILTERS,   /* weight (input 1) rows on op_weight_axis and columns on the other axis (Conv:
+                             group for depthwise), bias (input 2, last axis) */
+    SFP_SHRINK_NORM,      /* per-channel inputs 1..4 (scale, bias, mean, variance), axis 0 */
+    SFP_SHRINK_BROADCAST, /* constant operands that hold one entry per channel */
+    SFP_SHRINK_PAD,       /* the channel pad counts */
+    SFP_SHRINK_RESHAPE    /* a channel/feature count spelled out in the target shape */
+} sfp_shrink_rule_t;
+
+/* Facts about an op that pruning, masking and reporting need. */
+enum {
+    SFP_OPF_FILTERS = 1u << 0,    /* a layer: its output channels are weight rows (Conv, Gemm, MatMul) */
+    SFP_OPF_ZERO_KEEPS = 1u << 1, /* channel-wise f(0) = 0: a channel that is zero stays zero */
+    SFP_OPF_ZERO_ABSORBS = 1u << 2, /* binary: an all-zero operand makes the output zero (Mul) */
+    SFP_OPF_SHIFT = 1u << 3,      /* binary: a constant operand is added (Add, Sub); it is scaled with its channel */
+    SFP_OPF_NORM = 1u << 4        /* normalisation: its parameters are scale and shift (no weight decay class) */
+};
+
 typedef struct sfp_op_def {
     const char *op_type;
     int min_inputs, max_inputs;
@@ -142,11 +190,31 @@ typedef struct sfp_op_def {
     unsigned param_inputs;           /* bit i: input i is a trainable parameter */
     /* Forward runtime; rows initialise it with designated members. */
     sfp_op_run_t run;
+    /* ---- what pruning and the report know (designated in the rows) ---- */
+    sfp_op_id_t id;
+    sfp_chan_rule_t chan;
+    sfp_shrink_rule_t shrink;
+    unsigned flags;                  /* SFP_OPF_* */
+    /* Filters ops: the axis of the weight (input 1) that indexes output
+     * channels (the other axis of a 2-D weight, axis 1 of a conv weight,
+     * indexes input channels). */
+    int (*weight_axis)(const sfp_node_t *n);
+    /* Dense ops: MACs at batch 1 when input 0 keeps kept_in of its channels
+     * (features) and output 0 keeps kept_out, counted as work() counts. */
+    int64_t (*work_kept)(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out);
 } sfp_op_def_t;
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain);
-/* NULL-terminated list of supported op types (for --help and messages). */
+/* The row of node n (NULL for an op the table does not hold). */
+const sfp_op_def_t *op_of(const sfp_node_t *n);
+/* True when n is the op id. */
+bool op_is(const sfp_node_t *n, sfp_op_id_t id);
+/* True when n's row has every flag in flags. */
+bool op_has(const sfp_node_t *n, unsigned flags);
+/* NULL-terminated list of supported op types (for --help and messages), by id. */
 const char *const *op_names(void);
+/* The row of an id (every id has exactly one; tests/test_ops.c checks). */
+const sfp_op_def_t *op_by_id(sfp_op_id_t id);
 
 /* Each family file exposes its table. */
 extern const sfp_op_def_t op_defs_conv[];

@@ -1,10 +1,33 @@
-/* Choosing channels to prune: L2-norm criterion per dependency group, the
- * uniform rate of --rate, the search behind --flops (select.c), and the
- * schedules that prune while fine-tuning (schedule.c). */
+/* Choosing channels to prune: the criteria (criteria.c: filter rows and L2
+ * scores per dependency group), the uniform rate of --rate and the search
+ * behind --flops (select.c), and the schedules that prune while fine-tuning
+ * (schedule.c). */
 #ifndef SFP_PRUNE_H
 #define SFP_PRUNE_H
 
 #include "surgery/surgery.h"
+
+/* L2 score of every channel of group gi: the sum over its source layers of
+ * the L2 norm of the filter (weight row) that makes the channel. out has
+ * n_channels entries. */
+int prune_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err);
+
+/* The filter (weight row) behind one slot entry of a group, when a
+ * Conv/Gemm/MatMul produces that slot's value. Borrows the weight's data.
+ * The row has outer * inner elements; element (i, e) is
+ * w[(i * len + row) * inner + e] (Conv: outer 1; Gemm/MatMul with the
+ * outputs on axis 1: inner 1). */
+typedef struct sfp_filter_row {
+    const float *w;           /* NULL: the slot is not made by a source layer */
+    int64_t outer, len, inner, row;
+} sfp_filter_row_t;
+
+/* Fills *out for slot entry k (slot_start[j] <= k < slot_start[j+1]) of
+ * group gi. A source whose weight is not a float constant is SFP_EUNSUPPORTED. */
+int prune_filter_row(const sfp_model_t *m, const sfp_groups_t *gs, int gi, int k, sfp_filter_row_t *out,
+                      sfp_error_t *err);
+/* Copies the row's elements into dst (outer * inner entries), in (i, e) order. */
+void prune_filter_row_copy(const sfp_filter_row_t *fr, double *dst);
 
 /* Channels removed from a group of n_channels at a rate: floor(rate * n + 1e-9),
  * never all of them. */
@@ -14,7 +37,7 @@ int prune_count(int n_channels, double rate);
  * matches the fnmatch pattern skip (NULL: none). */
 bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip);
 
-/* Scores (groups_score_l2) of the n_channels channels of group gi and their
+/* Scores (prune_score_l2) of the n_channels channels of group gi and their
  * order by ascending score, ties by lower index: order[0] goes first. */
 int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *scores, int *order, sfp_error_t *err);
 

@@ -83,10 +83,10 @@ double pruner_alpha(const sfp_pruner_t *p, int64_t step)
  * information the network still has through its twin; removing it costs
  * less than its L2 norm suggests, while the L2 criterion alone would keep
  * both twins and drop a small filter that is unique. Each channel is the
- * concatenation of the source filter rows groups_score_l2 sums over, scaled
+ * concatenation of the source filter rows prune_score_l2 sums over, scaled
  * to unit length, so the Euclidean distance is a cosine distance. The closest
  * pair among the remaining channels loses its member with the smaller L2
- * score (groups_score_l2; ties: the higher index), which leaves the set with
+ * score (prune_score_l2; ties: the higher index), which leaves the set with
  * its distances; repeat. An all-zero filter counts as a duplicate of anything
  * (distance 0): it carries nothing, and so a choice that has decayed to
  * exactly zero is chosen again at the next epoch. */
@@ -113,7 +113,7 @@ static int channel_length(const sfp_model_t *m, const sfp_groups_t *gs, int gi, 
     *len = 0;
     for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
         sfp_filter_row_t fr;
-        int rc = groups_filter_row(m, gs, gi, k, &fr, err);
+        int rc = prune_filter_row(m, gs, gi, k, &fr, err);
         if (rc < 0) return rc;
         if (fr.w) *len += fr.outer * fr.inner;
     }
@@ -129,10 +129,10 @@ static int channel_unit_vector(const sfp_model_t *m, const sfp_groups_t *gs, int
     double *at = vec, sum = 0.0;
     for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
         sfp_filter_row_t fr;
-        int rc = groups_filter_row(m, gs, gi, k, &fr, err);
+        int rc = prune_filter_row(m, gs, gi, k, &fr, err);
         if (rc < 0) return rc;
         if (!fr.w) continue;
-        filter_row_copy(&fr, at);
+        prune_filter_row_copy(&fr, at);
         at += fr.outer * fr.inner;
     }
     for (int64_t e = 0; e < d; e++) sum += vec[e] * vec[e];

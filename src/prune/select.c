@@ -43,7 +43,7 @@ int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *
     int n = gs->g[gi].n_channels;
     scored_t *sorted = malloc(sizeof *sorted * (size_t)n);
     if (!sorted) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    int rc = groups_score_l2(m, gs, gi, scores, err);
+    int rc = prune_score_l2(m, gs, gi, scores, err);
     if (rc == 0) {
         for (int j = 0; j < n; j++) sorted[j] = (scored_t){scores[j], j};
         qsort(sorted, (size_t)n, sizeof *sorted, cmp_scored);

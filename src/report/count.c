@@ -12,10 +12,9 @@
 /* Add/Sub of an initializer after MatMul is the bias of a Linear layer. */
 static bool is_linear_bias(const sfp_graph_t *g, const sfp_node_t *n, int i)
 {
-    if (strcmp(n->op_type, "Add") || n->n_inputs != 2) return false;
+    if (!op_is(n, SFP_OP_ADD) || n->n_inputs != 2) return false;
     int other = n->inputs[1 - i];
-    return other >= 0 && g->values[other].producer >= 0 &&
-           !strcmp(g->nodes[g->values[other].producer].op_type, "MatMul");
+    return other >= 0 && g->values[other].producer >= 0 && op_is(&g->nodes[g->values[other].producer], SFP_OP_MATMUL);
 }
 
 int sfp_report_build(sfp_model_t *m, const char *path, sfp_report_t **out, sfp_error_t *err)

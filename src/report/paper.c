@@ -8,16 +8,15 @@
 #include <string.h>
 
 #include "onnxsfp/report.h"
+#include "ops/ops.h"
 
 
-/* Ops through which a Conv's channels reach the next layer unchanged. */
-static bool passes_channels(const char *op)
+/* Ops through which a Conv's channels reach the next layer unchanged: the
+ * channel-wise ones (BN, activations, pooling) and Flatten. */
+static bool passes_channels(const sfp_node_t *n)
 {
-    static const char *const ops[] = {"BatchNormalization", "Relu", "MaxPool", "AveragePool", "Identity",
-                                      "Dropout", "GlobalAveragePool", "Flatten", "Clip", "LeakyRelu"};
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (!strcmp(op, ops[i])) return true;
-    return false;
+    const sfp_op_def_t *def = op_of(n);
+    return def && (def->chan == SFP_CHAN_SAME || def->id == SFP_OP_FLATTEN);
 }
 
 /* True when value v is (through channel-preserving ops) a Conv's output. */
@@ -27,8 +26,8 @@ static bool from_conv(const sfp_graph_t *g, int v)
         int p = g->values[v].producer;
         if (p < 0) return false;
         const sfp_node_t *n = &g->nodes[p];
-        if (!strcmp(n->op_type, "Conv")) return true;
-        if (!passes_channels(n->op_type) || n->n_inputs < 1) return false;
+        if (op_is(n, SFP_OP_CONV)) return true;
+        if (!passes_channels(n) || n->n_inputs < 1) return false;
         v = n->inputs[0];
     }
     return false;
@@ -44,9 +43,8 @@ int sfp_report_paper_macs(const sfp_model_t *m, const sfp_report_t *rep, double 
     for (int i = 0; i < g->n_nodes; i++) {
         const sfp_node_t *n = &g->nodes[i];
         double node_macs = (double)rep->rows[i].macs;
-        const bool conv = !strcmp(n->op_type, "Conv");
-        const bool dense = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
-        if ((conv || dense) && node_macs > 0) {
+        const bool conv = op_is(n, SFP_OP_CONV);
+        if (op_has(n, SFP_OPF_FILTERS) && node_macs > 0) {
             if (conv) {
                 node_macs *= 1.0 - rate;
             }

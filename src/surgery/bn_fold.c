@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/ops.h"
 #include "surgery/surgery.h"
 #include "util/util.h"
 
@@ -18,7 +19,7 @@ static const float bn_epsilon = 1e-5f;
 
 bool bn_is_reinserted(const sfp_node_t *n)
 {
-    return !strcmp(n->op_type, "BatchNormalization") && !strncmp(n->name, BN_MARK, strlen(BN_MARK));
+    return op_is(n, SFP_OP_BATCH_NORMALIZATION) && !strncmp(n->name, BN_MARK, strlen(BN_MARK));
 }
 
 /* A float initializer of exactly `elems` elements (ndim >= 1), or NULL. */
@@ -33,7 +34,7 @@ static const sfp_tensor_t *float_init(const sfp_graph_t *g, int id, int64_t elem
  * initializers, else 0. */
 static int64_t conv_channels(const sfp_graph_t *g, const sfp_node_t *n)
 {
-    if (strcmp(n->op_type, "Conv") || *n->domain || n->n_inputs < 2 || n->n_outputs != 1 || n->outputs[0] < 0)
+    if (!op_is(n, SFP_OP_CONV) || n->n_inputs < 2 || n->n_outputs != 1 || n->outputs[0] < 0)
         return 0;
     const int wid = n->inputs[1];
     if (wid < 0 || !g->values[wid].init) return 0;
@@ -41,11 +42,6 @@ static int64_t conv_channels(const sfp_graph_t *g, const sfp_node_t *n)
     if (w->dtype != SFP_DT_FLOAT || w->ndim < 3 || w->dims[0] < 1) return 0;
     if (n->n_inputs >= 3 && n->inputs[2] >= 0 && !float_init(g, n->inputs[2], w->dims[0])) return 0;
     return w->dims[0];
-}
-
-static bool is_layer(const sfp_node_t *n)
-{
-    return !strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
 }
 
 /* feeds[i]: some Conv/Gemm/MatMul reads what node i computes, directly or
@@ -63,7 +59,7 @@ static bool *layers_downstream(const sfp_graph_t *g)
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const sfp_node_t *n = &g->nodes[i];
         for (int o = 0; o < n->n_outputs; o++) feeds[i] |= n->outputs[o] >= 0 && value_feeds[n->outputs[o]];
-        if (is_layer(n) || feeds[i])
+        if (op_has(n, SFP_OPF_FILTERS) || feeds[i])
             for (int k = 0; k < n->n_inputs; k++)
                 if (n->inputs[k] >= 0) value_feeds[n->inputs[k]] = true;
     }
@@ -85,7 +81,7 @@ int bn_bare_convs(const sfp_model_t *m, int **nodes, int *n, sfp_error_t *err)
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
     for (int k = 0; k < g->n_nodes; k++)
-        if (!strcmp(g->nodes[k].op_type, "BatchNormalization") && g->nodes[k].n_inputs > 0 && g->nodes[k].inputs[0] >= 0)
+        if (op_has(&g->nodes[k], SFP_OPF_NORM) && g->nodes[k].n_inputs > 0 && g->nodes[k].inputs[0] >= 0)
             normalised[g->nodes[k].inputs[0]] = true;
     /* a conv no layer follows is a classifier: its logits stay unnormalised */
     for (int i = 0; i < g->n_nodes; i++)

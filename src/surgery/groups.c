@@ -83,11 +83,11 @@ static int cannot_see(const sfp_node_t *n, const char *why, sfp_error_t *err)
 
 /* Binary elementwise op: operands with the output's channel count are joined
  * to it, except the non-constant side of a multiplication by zero. */
-static void rule_binary(uf_ctx_t *u, const sfp_node_t *n)
+static void rule_binary(uf_ctx_t *u, const sfp_node_t *n, const sfp_op_def_t *def)
 {
     const sfp_graph_t *g = u->g;
     int out = n->outputs[0];
-    bool mul_zero = !strcmp(n->op_type, "Mul") && (const_all_zero(g, n->inputs[0]) || const_all_zero(g, n->inputs[1]) ||
+    bool mul_zero = (def->flags & SFP_OPF_ZERO_ABSORBS) && (const_all_zero(g, n->inputs[0]) || const_all_zero(g, n->inputs[1]) ||
                                                    u->gs->value_zero[n->inputs[0]] || u->gs->value_zero[n->inputs[1]]);
     if (mul_zero) {
         u->gs->value_zero[out] = true;
@@ -201,10 +201,23 @@ static void rule_reshape(uf_ctx_t *u, const sfp_node_t *n)
     block_value(u, y, "reshape that mixes channels");
 }
 
+/* Gemm/MatMul: output features are made here; input features are summed over. */
+static void rule_dense(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0], y = n->outputs[0];
+    if (node_attr_int(n, "transA", 0) || g->values[x].ndim != 2) block_value(u, x, "matrix product over a non-feature axis");
+    for (int i = 1; i < n->n_inputs; i++)
+        if (n->inputs[i] >= 0 && slots_of(u, n->inputs[i]) && !graph_const(g, n->inputs[i]))
+            block_value(u, n->inputs[i], "product of two activations");
+    if (g->values[y].ndim == 2)
+        for (int64_t o = 0; o < slots_of(u, y); o++) u->source[slot(u, y, o)] = (int)(n - g->nodes);
+    else block_value(u, y, "batched matrix product");
+}
+
+/* Joins the node's channel slots as its row's rule says. */
 static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
-    const char *op = n->op_type;
-    const sfp_graph_t *g = u->g;
     int x = n->n_inputs > 0 ? n->inputs[0] : -1, y = n->n_outputs > 0 ? n->outputs[0] : -1;
     /* Nodes that touch no channel-carrying value have nothing to say. */
     bool touches = false;
@@ -213,48 +226,28 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     for (int i = 0; i < n->n_outputs; i++)
         if (slots_of(u, n->outputs[i])) touches = true;
     if (!touches) return 0;
-    if (!strcmp(op, "Conv")) return rule_conv(u, n, err);
-    if (!strcmp(op, "Shape")) return 0; /* reads only the shape, re-inferred after removal */
-    if (!strcmp(op, "Relu") || !strcmp(op, "Sigmoid") || !strcmp(op, "BatchNormalization") || !strcmp(op, "Dropout") ||
-        !strcmp(op, "Identity") || !strcmp(op, "MaxPool") || !strcmp(op, "AveragePool") ||
-        !strcmp(op, "GlobalAveragePool") || !strcmp(op, "GlobalMaxPool") || !strcmp(op, "Cast")) {
+    const sfp_op_def_t *def = op_of(n);
+    switch (def ? def->chan : SFP_CHAN_UNKNOWN) {
+    case SFP_CHAN_NONE: return 0;
+    case SFP_CHAN_SAME:
         union_same(u, x, y);
-        if (strcmp(op, "BatchNormalization")) u->gs->value_zero[y] = u->gs->value_zero[x];
+        if (def->flags & SFP_OPF_ZERO_KEEPS) u->gs->value_zero[y] = u->gs->value_zero[x];
+        return 0;
+    case SFP_CHAN_BROADCAST: rule_binary(u, n, def); return 0;
+    case SFP_CHAN_CONV: return rule_conv(u, n, err);
+    case SFP_CHAN_DENSE: rule_dense(u, n); return 0;
+    case SFP_CHAN_CONCAT: rule_concat(u, n); return 0;
+    case SFP_CHAN_PAD: return rule_pad(u, n, err);
+    case SFP_CHAN_SLICE: rule_slice(u, n); return 0;
+    case SFP_CHAN_RESHAPE: rule_reshape(u, n); return 0;
+    case SFP_CHAN_MIXES: {
+        char why[96];
+        snprintf(why, sizeof why, "%.40s mixes or normalises across channels", n->op_type);
+        block_value(u, x, why);
+        block_value(u, y, why);
         return 0;
     }
-    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
-        rule_binary(u, n);
-        return 0;
-    }
-    if (!strcmp(op, "Concat")) {
-        rule_concat(u, n);
-        return 0;
-    }
-    if (!strcmp(op, "Pad")) return rule_pad(u, n, err);
-    if (!strcmp(op, "Slice")) {
-        rule_slice(u, n);
-        return 0;
-    }
-    if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze")) {
-        rule_reshape(u, n);
-        return 0;
-    }
-    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
-        bool trans_a = !strcmp(op, "Gemm") && node_attr_int(n, "transA", 0);
-        const sfp_value_t *a = &g->values[x];
-        if (trans_a || a->ndim != 2) block_value(u, x, "matrix product over a non-feature axis");
-        for (int i = 1; i < n->n_inputs; i++)
-            if (n->inputs[i] >= 0 && slots_of(u, n->inputs[i]) && !graph_const(g, n->inputs[i]))
-                block_value(u, n->inputs[i], "product of two activations");
-        if (g->values[y].ndim == 2)
-            for (int64_t o = 0; o < slots_of(u, y); o++) u->source[slot(u, y, o)] = (int)(n - g->nodes);
-        else block_value(u, y, "batched matrix product");
-        return 0;
-    }
-    if (!strcmp(op, "Softmax")) {
-        block_value(u, x, "Softmax normalises across channels");
-        block_value(u, y, "Softmax normalises across channels");
-        return 0;
+    case SFP_CHAN_UNKNOWN: break;
     }
     return cannot_see(n, "no channel rule for this op", err);
 }

@@ -1,4 +1,6 @@
-/* Channel dependency groups and physical channel removal.
+/* Channel dependency groups (groups.c), removal masks (masks.c), physical
+ * removal (apply.c), in-place scaling of marked channels (scale.c) and
+ * BatchNormalization re-inserted for training (bn_fold.c).
  *
  * Every float activation with a channel axis (axis 1) has one "slot" per
  * channel (per feature after Flatten). A union-find joins slots that must go
@@ -46,28 +48,6 @@ typedef struct sfp_groups {
 int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err);
 void groups_free(sfp_groups_t *gs);
 
-/* L2 score of every channel of group gi: the sum over its source layers of
- * the L2 norm of the filter (weight row) that makes the channel. out has
- * n_channels entries. */
-int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err);
-
-/* The filter (weight row) behind one slot entry of a group, when a
- * Conv/Gemm/MatMul produces that slot's value. Borrows the weight's data.
- * The row has outer * inner elements; element (i, e) is
- * w[(i * len + row) * inner + e] (Conv: outer 1; Gemm/MatMul with the
- * outputs on axis 1: inner 1). */
-typedef struct sfp_filter_row {
-    const float *w;           /* NULL: the slot is not made by a source layer */
-    int64_t outer, len, inner, row;
-} sfp_filter_row_t;
-
-/* Fills *out for slot entry k (slot_start[j] <= k < slot_start[j+1]) of
- * group gi. A source whose weight is not a float constant is SFP_EUNSUPPORTED. */
-int groups_filter_row(const sfp_model_t *m, const sfp_groups_t *gs, int gi, int k, sfp_filter_row_t *out,
-                      sfp_error_t *err);
-/* Copies the row's elements into dst (outer * inner entries), in (i, e) order. */
-void filter_row_copy(const sfp_filter_row_t *fr, double *dst);
-
 /* Removal: masks[v][s] = true when slot s of value v goes. */
 typedef struct sfp_removal {
     int n_values;
@@ -83,6 +63,10 @@ bool removal_has_channel(const sfp_removal_t *r, const sfp_groups_t *gs, int gi,
 int64_t removal_n_channels(const sfp_removal_t *r, const sfp_groups_t *gs);
 /* Unmarks everything. */
 void removal_clear(sfp_removal_t *r, const sfp_groups_t *gs);
+/* Slots of value v marked (0 for a value without slots). */
+int64_t removal_removed(const sfp_removal_t *r, const sfp_groups_t *gs, int v);
+/* True when slot i of value v is marked. */
+bool removal_slot_removed(const sfp_removal_t *r, int v, int64_t i);
 void removal_free(sfp_removal_t *r);
 
 /* Removes the marked channels from every node of m (weights out and in,

@@ -26,7 +26,7 @@ static bool is_float(const sfp_plan_t *p, int v)
 
 static sfp_param_kind_t param_kind_of(const sfp_node_t *n, int input)
 {
-    if (!strcmp(n->op_type, "BatchNormalization")) return SFP_PARAM_NORM;
+    if (op_has(n, SFP_OPF_NORM)) return SFP_PARAM_NORM;
     return input >= 2 ? SFP_PARAM_BIAS : SFP_PARAM_WEIGHT;
 }
 

@@ -65,7 +65,7 @@ static const void *constant_node_data(const sfp_graph_t *g, int id)
     const sfp_value_t *v = &g->values[id];
     if (v->producer < 0) return NULL;
     const sfp_node_t *n = &g->nodes[v->producer];
-    if (strcmp(n->op_type, "Constant") || n->n_attrs != 1 || n->attrs[0].type != SFP_ATTR_TENSOR) return NULL;
+    if (!op_is(n, SFP_OP_CONSTANT) || n->n_attrs != 1 || n->attrs[0].type != SFP_ATTR_TENSOR) return NULL;
     return n->attrs[0].t->data;
 }
 
@@ -158,11 +158,6 @@ static int sole_reader(const sfp_graph_t *g, const int *run_node, const int *n_r
     return -1;
 }
 
-static bool is_op(const sfp_node_t *n, const char *op_type)
-{
-    return !strcmp(n->op_type, op_type) && (!n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"));
-}
-
 static bool same_shape(const sfp_shape_t *a, const sfp_shape_t *b)
 {
     if (a->dtype != b->dtype || a->ndim != b->ndim) return false;
@@ -198,7 +193,7 @@ static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t
         if (!run_node[i] || !def || !def->run.fuse || head->n_outputs != 1 || head->outputs[0] < 0) continue;
         int v = head->outputs[0], r = sole_reader(g, run_node, n_readers, i + 1, v), last = i;
         bool defer = false;
-        if (r >= 0 && is_op(&g->nodes[r], "BatchNormalization") && g->nodes[r].n_inputs == 5 &&
+        if (r >= 0 && op_is(&g->nodes[r], SFP_OP_BATCH_NORMALIZATION) && g->nodes[r].n_inputs == 5 &&
             g->nodes[r].inputs[0] == v && g->nodes[r].n_outputs >= 1 && g->nodes[r].outputs[0] >= 0) {
             bool consts = true;
             for (int k = 1; k < 5; k++) {
@@ -214,7 +209,7 @@ static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t
                 r = sole_reader(g, run_node, n_readers, r + 1, v);
             }
         }
-        if (r >= 0 && is_op(&g->nodes[r], "Add") && g->nodes[r].n_inputs == 2 && g->nodes[r].outputs[0] >= 0) {
+        if (r >= 0 && op_is(&g->nodes[r], SFP_OP_ADD) && g->nodes[r].n_inputs == 2 && g->nodes[r].outputs[0] >= 0) {
             const sfp_node_t *add = &g->nodes[r];
             int other = add->inputs[0] == v ? add->inputs[1] : add->inputs[0];
             int producer = other >= 0 ? g->values[other].producer : -1;
@@ -229,7 +224,7 @@ static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t
                 r = sole_reader(g, run_node, n_readers, r + 1, v);
             }
         }
-        if (r >= 0 && is_op(&g->nodes[r], "Relu") && g->nodes[r].n_outputs == 1 && g->nodes[r].outputs[0] >= 0 &&
+        if (r >= 0 && op_is(&g->nodes[r], SFP_OP_RELU) && g->nodes[r].n_outputs == 1 && g->nodes[r].outputs[0] >= 0 &&
             same_shape(&p->shapes[g->nodes[r].outputs[0]], &p->shapes[v])) {
             info[i].relu = true;
             last = r;

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "dist/dist.h"
+#include "ops/ops.h"
 #include "train/train.h"
 #include "util/util.h"
 
@@ -97,7 +98,7 @@ static int for_each_bn_stat(sfp_model_t *m, int (*fn)(sfp_tensor_t *t, void *ctx
     const sfp_graph_t *g = &m->graph;
     for (int i = 0; i < g->n_nodes; i++) {
         const sfp_node_t *n = &g->nodes[i];
-        if (strcmp(n->op_type, "BatchNormalization") || n->n_inputs < 5) continue;
+        if (!op_is(n, SFP_OP_BATCH_NORMALIZATION) || n->n_inputs < 5) continue;
         for (int k = 3; k < 5; k++) {
             const int v = n->inputs[k];
             sfp_tensor_t *stat = v >= 0 ? g->values[v].init : NULL;

@@ -1,84 +1,14 @@
-/* Physical channel removal and masking. A removal is a per-value slot mask
- * (from the groups); every node is rewritten from the masks of its own inputs
- * and outputs: Conv/Gemm/MatMul weights, biases, BN parameters, per-channel
- * constants, channel pads, Reshape targets, declared value shapes. */
-#include <math.h>
+/* Physical channel removal: every node is rewritten from the masks of its own
+ * inputs and outputs, as its op row's shrink rule says: filter weights and
+ * biases, normalisation parameters, per-channel constants, channel pads,
+ * Reshape targets; then declared value shapes, and adapters where an x.mul(0)
+ * branch no longer has its source's channel count. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
 #include "surgery/surgery.h"
-
-int removal_create(const sfp_groups_t *gs, sfp_removal_t **out, sfp_error_t *err)
-{
-    sfp_removal_t *r = calloc(1, sizeof *r);
-    if (!r) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    r->n_values = gs->n_values;
-    r->masks = calloc((size_t)gs->n_values + 1, sizeof *r->masks);
-    if (!r->masks) {
-        free(r);
-        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    }
-    for (int v = 0; v < gs->n_values; v++) {
-        if (!gs->value_slots[v]) continue;
-        r->masks[v] = calloc((size_t)gs->value_slots[v], sizeof(bool));
-        if (!r->masks[v]) {
-            removal_free(r);
-            return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        }
-    }
-    *out = r;
-    return 0;
-}
-
-void removal_add_channel(sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j)
-{
-    const sfp_chan_group_t *g = &gs->g[gi];
-    for (int k = g->slot_start[j]; k < g->slot_start[j + 1]; k++) r->masks[g->slot_value[k]][g->slot_index[k]] = true;
-}
-
-bool removal_has_channel(const sfp_removal_t *r, const sfp_groups_t *gs, int gi, int j)
-{
-    const sfp_chan_group_t *g = &gs->g[gi];
-    int k = g->slot_start[j];
-    return r->masks[g->slot_value[k]][g->slot_index[k]];
-}
-
-int64_t removal_n_channels(const sfp_removal_t *r, const sfp_groups_t *gs)
-{
-    int64_t n = 0;
-    for (int gi = 0; gi < gs->n; gi++)
-        for (int j = 0; j < gs->g[gi].n_channels; j++) n += removal_has_channel(r, gs, gi, j);
-    return n;
-}
-
-void removal_clear(sfp_removal_t *r, const sfp_groups_t *gs)
-{
-    for (int v = 0; v < r->n_values; v++)
-        if (r->masks[v]) memset(r->masks[v], 0, (size_t)gs->value_slots[v] * sizeof(bool));
-}
-
-void removal_free(sfp_removal_t *r)
-{
-    if (!r) return;
-    for (int v = 0; v < r->n_values; v++) free(r->masks[v]);
-    free(r->masks);
-    free(r);
-}
-
-static int64_t removed_count(const sfp_removal_t *r, const sfp_groups_t *gs, int v)
-{
-    int64_t n = 0;
-    if (v < 0 || !r->masks[v]) return 0;
-    for (int64_t i = 0; i < gs->value_slots[v]; i++) n += r->masks[v][i];
-    return n;
-}
-
-static bool is_removed(const sfp_removal_t *r, int v, int64_t i)
-{
-    return v >= 0 && r->masks[v] && r->masks[v][i];
-}
 
 /* Keeps the entries of axis `axis` of t for which drop(i) is false. */
 static int tensor_keep(sfp_tensor_t *t, int axis, const bool *drop, int64_t n_drop_src, sfp_error_t *err)
@@ -152,6 +82,8 @@ int surgery_own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, s
     return 0;
 }
 
+/* A conv weight (M, C/group, k...): rows by the output's mask, columns by the
+ * input's (group 1), or the group count with a depthwise input. */
 static int shrink_conv(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
 {
     int x = n->inputs[0], y = n->outputs[0], rc;
@@ -161,36 +93,45 @@ static int shrink_conv(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, co
     if ((rc = tensor_keep(w, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     if (b && (rc = tensor_keep(b, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     if (group == 1) return tensor_keep(w, 1, r->masks[x], gs->value_slots[x], err);
-    int64_t new_in = gs->value_slots[x] - removed_count(r, gs, x);
+    int64_t new_in = gs->value_slots[x] - removal_removed(r, gs, x);
     if (new_in != group) return node_set_attr_int(n, "group", new_in, err);
     return 0;
 }
 
-static int shrink_bn(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
+/* A 2-D weight: output features on the row's weight axis, input features on
+ * the other; a bias (input 2) whose last axis holds the output features. */
+static int shrink_matrix(sfp_graph_t *g, sfp_node_t *n, int out_axis, const sfp_groups_t *gs, const sfp_removal_t *r,
+                         sfp_error_t *err)
+{
+    int a = n->inputs[0], y = n->outputs[0], rc;
+    sfp_tensor_t *w = NULL, *c = NULL;
+    if (!r->masks[a] && !r->masks[y]) return 0;
+    if ((rc = surgery_own_init(g, n, 1, &w, err)) < 0) return rc;
+    if ((rc = tensor_keep(w, 1 - out_axis, r->masks[a], gs->value_slots[a], err)) < 0) return rc;
+    if ((rc = tensor_keep(w, out_axis, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
+    if (r->masks[y] && n->n_inputs > 2 && n->inputs[2] >= 0) {
+        if ((rc = surgery_own_init(g, n, 2, &c, err)) < 0) return rc;
+        if (c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y])
+            return tensor_keep(c, c->ndim - 1, r->masks[y], gs->value_slots[y], err);
+    }
+    return 0;
+}
+
+/* Filters ops: a conv weight has rank >= 3, a matrix product's rank 2. */
+static int shrink_filters(sfp_graph_t *g, sfp_node_t *n, const sfp_op_def_t *def, const sfp_groups_t *gs,
+                          const sfp_removal_t *r, sfp_error_t *err)
+{
+    if (def->chan == SFP_CHAN_CONV) return shrink_conv(g, n, gs, r, err);
+    return shrink_matrix(g, n, def->weight_axis(n), gs, r, err);
+}
+
+static int shrink_norm(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
 {
     int x = n->inputs[0], rc;
     for (int k = 1; k < 5; k++) {
         sfp_tensor_t *p = NULL;
         if ((rc = surgery_own_init(g, n, k, &p, err)) < 0) return rc;
         if ((rc = tensor_keep(p, 0, r->masks[x], gs->value_slots[x], err)) < 0) return rc;
-    }
-    return 0;
-}
-
-static int shrink_dense(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
-{
-    int a = n->inputs[0], y = n->outputs[0], rc;
-    bool gemm = !strcmp(n->op_type, "Gemm");
-    bool trans_b = gemm && node_attr_int(n, "transB", 0);
-    sfp_tensor_t *w = NULL, *c = NULL;
-    if (!r->masks[a] && !r->masks[y]) return 0;
-    if ((rc = surgery_own_init(g, n, 1, &w, err)) < 0) return rc;
-    if ((rc = tensor_keep(w, trans_b ? 1 : 0, r->masks[a], gs->value_slots[a], err)) < 0) return rc;
-    if ((rc = tensor_keep(w, trans_b ? 0 : 1, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
-    if (gemm && r->masks[y] && n->n_inputs > 2 && n->inputs[2] >= 0) {
-        if ((rc = surgery_own_init(g, n, 2, &c, err)) < 0) return rc;
-        if (c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y])
-            return tensor_keep(c, c->ndim - 1, r->masks[y], gs->value_slots[y], err);
     }
     return 0;
 }
@@ -234,8 +175,8 @@ static int shrink_pad(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp
         pe = a->ints[1 + rank];
     }
     int64_t gone_b = 0, gone_e = 0;
-    for (int64_t i = 0; i < pb; i++) gone_b += is_removed(r, y, i);
-    for (int64_t i = out_c - pe; i < out_c; i++) gone_e += is_removed(r, y, i);
+    for (int64_t i = 0; i < pb; i++) gone_b += removal_slot_removed(r, y, i);
+    for (int64_t i = out_c - pe; i < out_c; i++) gone_e += removal_slot_removed(r, y, i);
     if (t && t->dtype == SFP_DT_INT32) { /* (ONNX says int64; int32 pads are read too) */
         ((int32_t *)t->data)[1] = (int32_t)(pb - gone_b);
         ((int32_t *)t->data)[1 + rank] = (int32_t)(pe - gone_e);
@@ -253,7 +194,7 @@ static int shrink_pad(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp
 static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
 {
     int y = n->outputs[0];
-    int64_t gone = removed_count(r, gs, y);
+    int64_t gone = removal_removed(r, gs, y);
     if (!gone) return 0;
     const sfp_tensor_t *k = graph_const(g, n->inputs[1]);
     if (!k || sfp_tensor_numel(k) < 2 || sfp_tensor_get_int(k, 1) <= 0) return 0;
@@ -351,15 +292,15 @@ static int fix_zero_branches(sfp_model_t *m, const sfp_groups_t *gs, const sfp_r
     int n_nodes = g->n_nodes, rc;
     for (int i = 0; i < n_nodes; i++) {
         const sfp_node_t *n = &g->nodes[i];
-        if (strcmp(n->op_type, "Mul")) continue;
+        if (!op_has(n, SFP_OPF_ZERO_ABSORBS)) continue;
         int y = n->outputs[0];
         if (!gs->value_slots[y] || !gs->value_zero[y]) continue;
         int src = -1;
         for (int k = 0; k < 2; k++)
             if (gs->value_slots[n->inputs[k]] == gs->value_slots[y] && !gs->value_zero[n->inputs[k]]) src = n->inputs[k];
         if (src < 0) continue;
-        int64_t have = gs->value_slots[src] - removed_count(r, gs, src);
-        int64_t want = gs->value_slots[y] - removed_count(r, gs, y);
+        int64_t have = gs->value_slots[src] - removal_removed(r, gs, src);
+        int64_t want = gs->value_slots[y] - removal_removed(r, gs, y);
         if (have != want && (rc = resize_zero_value(m, y, have, want, err)) < 0) return rc;
     }
     return 0;
@@ -370,7 +311,7 @@ static void shrink_decl(sfp_graph_t *g, const sfp_groups_t *gs, const sfp_remova
     for (int v = 0; v < gs->n_values; v++) {
         sfp_value_t *val = &g->values[v];
         if (!r->masks[v] || val->decl.rank < 2 || val->decl.dims[1] < 0) continue;
-        val->decl.dims[1] = gs->value_slots[v] - removed_count(r, gs, v);
+        val->decl.dims[1] = gs->value_slots[v] - removal_removed(r, gs, v);
     }
 }
 
@@ -383,14 +324,15 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
     int n_nodes = g->n_nodes;
     for (int i = 0; i < n_nodes && rc == 0; i++) {
         sfp_node_t *n = &g->nodes[i];
-        const char *op = n->op_type;
-        if (!strcmp(op, "Conv")) rc = shrink_conv(g, n, gs, r, err);
-        else if (!strcmp(op, "BatchNormalization")) rc = shrink_bn(g, n, gs, r, err);
-        else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) rc = shrink_dense(g, n, gs, r, err);
-        else if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
-            rc = shrink_binary(g, n, gs, r, err);
-        else if (!strcmp(op, "Pad")) rc = shrink_pad(g, n, r, err);
-        else if (!strcmp(op, "Reshape")) rc = shrink_reshape(g, n, gs, r, err);
+        const sfp_op_def_t *def = op_of(n);
+        switch (def ? def->shrink : SFP_SHRINK_NONE) {
+        case SFP_SHRINK_NONE: break;
+        case SFP_SHRINK_FILTERS: rc = shrink_filters(g, n, def, gs, r, err); break;
+        case SFP_SHRINK_NORM: rc = shrink_norm(g, n, gs, r, err); break;
+        case SFP_SHRINK_BROADCAST: rc = shrink_binary(g, n, gs, r, err); break;
+        case SFP_SHRINK_PAD: rc = shrink_pad(g, n, r, err); break;
+        case SFP_SHRINK_RESHAPE: rc = shrink_reshape(g, n, gs, r, err); break;
+        }
     }
     if (rc == 0) rc = fix_zero_branches(m, gs, r, err);
     if (rc < 0) return rc;
@@ -399,205 +341,5 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
     if ((rc = graph_topo_sort(g, err)) < 0) return rc;
     if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0)
         return sfp_error_prefix(err, "after channel removal");
-    return 0;
-}
-
-/* One row to scale: entry `row` of axis `axis` of tensor t. */
-typedef sfp_channel_row_t scale_row_t;
-
-typedef struct scale_list {
-    scale_row_t *rows;
-    size_t n, cap;
-} scale_list_t;
-
-static int scale_list_add(scale_list_t *l, sfp_tensor_t *t, int axis, int64_t row, sfp_error_t *err)
-{
-    if (!t || axis < 0 || axis >= t->ndim) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64, bytes = 0;
-        if (!sfp_mul_size(cap, sizeof *l->rows, &bytes)) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        scale_row_t *grown = realloc(l->rows, bytes);
-        if (!grown) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        l->rows = grown;
-        l->cap = cap;
-    }
-    l->rows[l->n++] = (scale_row_t){t, axis, row};
-    return 0;
-}
-
-static int cmp_scale_row(const void *pa, const void *pb)
-{
-    const scale_row_t *a = pa, *b = pb;
-    uintptr_t ta = (uintptr_t)a->t, tb = (uintptr_t)b->t;
-    if (ta != tb) return ta < tb ? -1 : 1;
-    if (a->axis != b->axis) return a->axis - b->axis;
-    return (a->row > b->row) - (a->row < b->row);
-}
-
-/* Multiplies row o of axis `axis` of t by factor; factor 0 writes zero bytes. */
-static void scale_one_row(sfp_tensor_t *t, int axis, int64_t o, float factor)
-{
-    int64_t outer = 1, inner = 1, len = t->dims[axis];
-    for (int k = 0; k < axis; k++) outer *= t->dims[k];
-    for (int k = axis + 1; k < t->ndim; k++) inner *= t->dims[k];
-    size_t es = sfp_dtype_size(t->dtype);
-    for (int64_t i = 0; i < outer; i++) {
-        char *at = (char *)t->data + (size_t)((i * len + o) * inner) * es;
-        if (factor == 0.0f) {
-            memset(at, 0, (size_t)inner * es);
-            continue;
-        }
-        float *p = (float *)(void *)at;
-        for (int64_t e = 0; e < inner; e++) p[e] *= factor;
-    }
-}
-
-/* Sorts l and drops repeated rows (a tensor read by several nodes). */
-static void scale_list_unique(scale_list_t *l)
-{
-    if (!l->n) return;
-    qsort(l->rows, l->n, sizeof *l->rows, cmp_scale_row);
-    size_t kept = 1;
-    for (size_t k = 1; k < l->n; k++)
-        if (cmp_scale_row(&l->rows[kept - 1], &l->rows[k]) != 0) l->rows[kept++] = l->rows[k];
-    l->n = kept;
-}
-
-/* The rows surgery_scale touches for marked slot o of node n's output y. */
-static int collect_rows(sfp_graph_t *g, const sfp_node_t *n, const sfp_groups_t *gs, int y, int64_t o,
-                        scale_list_t *l, sfp_error_t *err)
-{
-    const char *op = n->op_type;
-    int rc = 0;
-    bool has_c = n->n_inputs > 2 && n->inputs[2] >= 0;
-    if (!strcmp(op, "Conv")) {
-        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, 0, o, err)) < 0) return rc;
-        if (has_c) rc = scale_list_add(l, g->values[n->inputs[2]].init, 0, o, err);
-    } else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
-        bool tb = !strcmp(op, "Gemm") && node_attr_int(n, "transB", 0);
-        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, tb ? 0 : 1, o, err)) < 0) return rc;
-        sfp_tensor_t *c = has_c ? g->values[n->inputs[2]].init : NULL;
-        if (c && c->ndim >= 1 && c->dims[c->ndim - 1] == gs->value_slots[y]) rc = scale_list_add(l, c, c->ndim - 1, o, err);
-    } else if (!strcmp(op, "BatchNormalization")) {
-        if ((rc = scale_list_add(l, g->values[n->inputs[1]].init, 0, o, err)) < 0) return rc; /* scale */
-        rc = scale_list_add(l, g->values[n->inputs[2]].init, 0, o, err);                       /* bias */
-    } else if (!strcmp(op, "Add") || !strcmp(op, "Sub")) {
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            sfp_tensor_t *t = g->values[n->inputs[k]].init;
-            int axis = t ? 1 - (g->values[y].ndim - t->ndim) : -1;
-            if (t && axis >= 0 && t->dims[axis] == gs->value_slots[y]) rc = scale_list_add(l, t, axis, o, err);
-        }
-    }
-    return rc;
-}
-
-int surgery_scale(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, float factor, sfp_error_t *err)
-{
-    sfp_graph_t *g = &m->graph;
-    scale_list_t l = {0};
-    int rc = 0;
-    for (int i = 0; i < g->n_nodes && rc == 0; i++) {
-        const sfp_node_t *n = &g->nodes[i];
-        int y = n->n_outputs ? n->outputs[0] : -1;
-        if (y < 0 || y >= r->n_values || !r->masks[y]) continue;
-        size_t first = l.n;
-        for (int64_t o = 0; o < gs->value_slots[y] && rc == 0; o++)
-            if (r->masks[y][o]) rc = collect_rows(g, n, gs, y, o, &l, err);
-        for (size_t k = first; k < l.n && rc == 0 && factor != 0.0f; k++)
-            if (l.rows[k].t->dtype != SFP_DT_FLOAT)
-                rc = sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): '%s' is not float; only zeroing is possible",
-                                sfp_q(n->name), sfp_q(n->op_type), sfp_q(l.rows[k].t->name));
-    }
-    if (rc == 0) {
-        /* A tensor read by several nodes (shared initializer) is listed once per reader. */
-        scale_list_unique(&l);
-        for (size_t k = 0; k < l.n; k++) scale_one_row(l.rows[k].t, l.rows[k].axis, l.rows[k].row, factor);
-    }
-    free(l.rows);
-    return rc;
-}
-
-int groups_channel_rows(sfp_model_t *m, const sfp_groups_t *gs, int gi, int j, sfp_channel_row_t **out, size_t *n,
-                        sfp_error_t *err)
-{
-    sfp_graph_t *g = &m->graph;
-    const sfp_chan_group_t *grp = &gs->g[gi];
-    scale_list_t l = {0};
-    int rc = 0;
-    *out = NULL;
-    *n = 0;
-    for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1] && rc == 0; k++)
-        for (int i = 0; i < g->n_nodes && rc == 0; i++) {
-            const sfp_node_t *nd = &g->nodes[i];
-            if (nd->n_outputs && nd->outputs[0] == grp->slot_value[k])
-                rc = collect_rows(g, nd, gs, grp->slot_value[k], grp->slot_index[k], &l, err);
-        }
-    if (rc < 0) {
-        free(l.rows);
-        return rc;
-    }
-    scale_list_unique(&l);
-    *out = l.rows;
-    *n = l.n;
-    return 0;
-}
-
-int surgery_mask(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
-{
-    return surgery_scale(m, gs, r, 0.0f, err);
-}
-
-int groups_filter_row(const sfp_model_t *m, const sfp_groups_t *gs, int gi, int k, sfp_filter_row_t *out,
-                      sfp_error_t *err)
-{
-    const sfp_graph_t *g = &m->graph;
-    const sfp_chan_group_t *grp = &gs->g[gi];
-    int p = g->values[grp->slot_value[k]].producer;
-    *out = (sfp_filter_row_t){0};
-    if (p < 0) return 0;
-    const sfp_node_t *n = &g->nodes[p];
-    bool conv = !strcmp(n->op_type, "Conv");
-    bool dense = !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
-    if (!conv && !dense) return 0;
-    const sfp_tensor_t *w = graph_const(g, n->inputs[1]);
-    if (!w || w->dtype != SFP_DT_FLOAT)
-        return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): weights must be float initializers", sfp_q(n->name),
-                          sfp_q(n->op_type));
-    int axis = conv ? 0 : (!strcmp(n->op_type, "Gemm") && node_attr_int(n, "transB", 0) ? 0 : 1);
-    out->w = w->data;
-    out->row = grp->slot_index[k];
-    out->len = w->dims[axis];
-    out->outer = out->inner = 1;
-    for (int d = 0; d < axis; d++) out->outer *= w->dims[d];
-    for (int d = axis + 1; d < w->ndim; d++) out->inner *= w->dims[d];
-    return 0;
-}
-
-void filter_row_copy(const sfp_filter_row_t *fr, double *dst)
-{
-    for (int64_t i = 0; i < fr->outer; i++) {
-        const float *src = fr->w + (i * fr->len + fr->row) * fr->inner;
-        for (int64_t e = 0; e < fr->inner; e++) *dst++ = (double)src[e];
-    }
-}
-
-int groups_score_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *out, sfp_error_t *err)
-{
-    const sfp_chan_group_t *grp = &gs->g[gi];
-    for (int j = 0; j < grp->n_channels; j++) {
-        out[j] = 0.0;
-        for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
-            sfp_filter_row_t fr;
-            int rc = groups_filter_row(m, gs, gi, k, &fr, err);
-            if (rc < 0) return rc;
-            if (!fr.w) continue;
-            double sum = 0.0;
-            for (int64_t i = 0; i < fr.outer; i++) {
-                const float *row = fr.w + (i * fr.len + fr.row) * fr.inner;
-                for (int64_t e = 0; e < fr.inner; e++) sum += (double)row[e] * (double)row[e];
-            }
-            out[j] += sqrt(sum);
-        }
-    }
     return 0;
 }

@@ -107,45 +107,6 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     return rc;
 }
 
-/* ---- fine-tuning: the pruning schedule as the trainer's hooks ---- */
-typedef struct prune_hooks {
-    sfp_pruner_t *pruner;
-    int64_t macs_before, macs_after;   /* the model's MACs and the output's (counts fix them) */
-    bool sfp;
-} prune_hooks_t;
-
-static int hook_epoch_begin(void *ctx, int64_t epoch, int64_t step, sfp_error_t *err)
-{
-    return pruner_epoch_begin(((prune_hooks_t *)ctx)->pruner, epoch, step, err);
-}
-
-static int hook_after_step(void *ctx, int64_t step, sfp_error_t *err)
-{
-    return pruner_after_step(((prune_hooks_t *)ctx)->pruner, step, err);
-}
-
-static int hook_epoch_end(void *ctx, int64_t epoch, sfp_error_t *err)
-{
-    return pruner_epoch_end(((prune_hooks_t *)ctx)->pruner, epoch, err);
-}
-
-static void hook_status(void *ctx, char *buf, size_t len)
-{
-    const prune_hooks_t *h = ctx;
-    snprintf(buf, len, "chosen %lld ch%s, MACs %.1fM -> %.1fM", (long long)pruner_n_chosen(h->pruner),
-             h->sfp ? "" : " (decaying)", (double)h->macs_before / 1e6, (double)h->macs_after / 1e6);
-}
-
-static int hook_save_state(void *ctx, uint8_t **out, size_t *len, sfp_error_t *err)
-{
-    return pruner_save_choice(((prune_hooks_t *)ctx)->pruner, out, len, err);
-}
-
-static int hook_load_state(void *ctx, const uint8_t *buf, size_t len, sfp_error_t *err)
-{
-    return pruner_load_choice(((prune_hooks_t *)ctx)->pruner, buf, len, err);
-}
-
 /* Accuracy of m on ds (validation), NaN without ds. */
 static int accuracy_of(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch,
                        int threads, double *acc, sfp_error_t *err)
@@ -200,21 +161,18 @@ static int fine_tune(const cli_args_t *a, const compress_args_t *ca, sfp_model_t
                      run_summary_t *rs, sfp_error_t *err)
 {
     sfp_trainer_t *t = NULL;
-    prune_hooks_t ph = {NULL, 0, 0, ca->method == SFP_PRUNE_SFP};
+    sfp_pruner_t *pruner = NULL;
     char interrupt_path[PATH_MAX];
     int rc = 0;
     snprintf(interrupt_path, sizeof interrupt_path, "%s.ckpt", ca->out);
     s->opts.interrupt_path = interrupt_path;
-    sfp_train_hooks_t hooks = {&ph, hook_epoch_begin, hook_after_step, hook_epoch_end, hook_status, hook_save_state,
-                               hook_load_state};
+    sfp_train_hooks_t hooks;
+    pruner_train_hooks(&pruner, &hooks);
     sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip};
     if ((rc = accuracy_of(orig, s->val, &s->prep, s->opts.batch, a->threads, &rs->acc_before, err)) < 0) goto done;
     if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done_setup;
     const int64_t total_steps = s->opts.epochs * trainer_steps_per_epoch(t);
-    if ((rc = pruner_create(work, gs, &po, total_steps, &ph.pruner, err)) < 0) goto done_setup;
-    if ((rc = prune_macs_at_rate(orig, 0.0, NULL, &ph.macs_before, err)) < 0 ||
-        (rc = prune_macs_at_rate(orig, ca->rate, ca->skip, &ph.macs_after, err)) < 0)
-        goto done_setup;
+    if ((rc = pruner_create(work, gs, &po, total_steps, &pruner, err)) < 0) goto done_setup;
     if (ck && (rc = trainer_resume(t, ck, ca->resume, err)) < 0) goto done_setup;
 done_setup:
     /* Data-parallel: every process has its model, data and pruner, or all stop here. */
@@ -229,9 +187,9 @@ done_setup:
                 isfinite(rs->acc_before) ? "" : "n/a ", isfinite(rs->acc_before) ? 100.0 * rs->acc_before : 0.0);
     }
     if ((rc = trainer_run(t, err)) < 0) goto done;
-    rc = pruner_finish(ph.pruner, r, err);
+    rc = pruner_finish(pruner, r, err);
 done:
-    pruner_free(ph.pruner);
+    pruner_free(pruner);
     trainer_free(t);
     return rc;
 }

@@ -6,6 +6,7 @@
 #define SFP_PRUNE_H
 
 #include "surgery/surgery.h"
+#include "train/train.h"
 
 /* L2 score of every channel of group gi: the sum over its source layers of
  * the L2 norm of the filter (weight row) that makes the channel. out has
@@ -46,17 +47,19 @@ int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *
 int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
                     sfp_error_t *err);
 
-/* MACs of m at batch 1 after removing the lowest-L2 channels at this rate. */
-int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err);
-
 /* MACs of m at batch 1 with the channels marked in r removed (r made from gs,
- * the groups of m): surgery_apply on a clone. m is left as it is. */
-int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
+ * the groups of m), counted on the graph as it is (each dense op's row
+ * counts its work with the kept channels): what sfp_report_build gives after
+ * surgery_apply, without making the smaller model. */
+int prune_macs_removed(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs, sfp_error_t *err);
+
+/* MACs of m at batch 1 after removing the lowest-L2 channels at this rate. */
+int prune_macs_at_rate(sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, int64_t *macs,
                        sfp_error_t *err);
 
 /* Smallest uniform rate (to 1e-3) whose pruned model has at most
  * (1 - flops) of the original MACs. SFP_ERUNTIME when even 0.99 falls short. */
-int prune_rate_for_flops(const sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err);
+int prune_rate_for_flops(sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err);
 
 /* ---- pruning schedules while fine-tuning (schedule.c) ----
  *
@@ -112,6 +115,15 @@ int pruner_finish(sfp_pruner_t *p, sfp_removal_t *r, sfp_error_t *err);
  * step (1 for sfp). */
 int64_t pruner_n_chosen(const sfp_pruner_t *p);
 double pruner_alpha(const sfp_pruner_t *p, int64_t step);
+/* MACs at batch 1 of the model as given to pruner_create and after the
+ * removal the schedule heads for (counted at creation). */
+void pruner_macs(const sfp_pruner_t *p, int64_t *before, int64_t *after);
+/* True for the schedules whose chosen channels decay (smooth, hybrid). */
+bool pruner_decays(const sfp_pruner_t *p);
+/* The pruner as the trainer's hooks (hooks.c). ctx is p itself (the address
+ * of the caller's pointer), so the hooks can go to trainer_create before the
+ * pruner is made from the trainer's step count. */
+void pruner_train_hooks(sfp_pruner_t **p, sfp_train_hooks_t *out);
 /* The current choice as a removal (borrowed; valid until the next pruner call). */
 const sfp_removal_t *pruner_choice(const sfp_pruner_t *p);
 /* The choice in the middle of an epoch cannot be re-derived from the weights

@@ -19,6 +19,7 @@ struct sfp_pruner {
     sfp_removal_t *choice;    /* owned: the channels currently chosen */
     bool have_choice;
     int64_t n_chosen;
+    int64_t macs_before, macs_after; /* batch 1: the model as given, and after the removal at o.rate */
 };
 
 void pruner_opts_default(sfp_prune_opts_t *o)
@@ -56,8 +57,24 @@ int pruner_create(sfp_model_t *m, const sfp_groups_t *gs, const sfp_prune_opts_t
         return rc;
     }
     p->o.skip = p->skip_copy;
+    if ((rc = prune_macs_at_rate(m, gs, 0.0, NULL, &p->macs_before, err)) < 0 ||
+        (rc = prune_macs_at_rate(m, gs, o->rate, p->o.skip, &p->macs_after, err)) < 0) {
+        pruner_free(p);
+        return rc;
+    }
     *out = p;
     return 0;
+}
+
+void pruner_macs(const sfp_pruner_t *p, int64_t *before, int64_t *after)
+{
+    *before = p->macs_before;
+    *after = p->macs_after;
+}
+
+bool pruner_decays(const sfp_pruner_t *p)
+{
+    return p->o.method != SFP_PRUNE_SFP;
 }
 
 void pruner_free(sfp_pruner_t *p)

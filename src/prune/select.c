@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnxsfp/report.h"
+#include "ops/ops.h"
 #include "prune/prune.h"
 
 int prune_count(int n_channels, double rate)
@@ -72,79 +72,66 @@ int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, c
     return 0;
 }
 
-/* MACs at batch 1 of copy after surgery_apply(copy, gs, r). */
-static int macs_after_removal(sfp_model_t *copy, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
-                              sfp_error_t *err)
+/* Channels (features) value v keeps under r: its slots less the marked ones;
+ * a value without slots keeps dim 1 (0 when it has none). */
+static int64_t kept_channels(const sfp_graph_t *g, const sfp_groups_t *gs, const sfp_removal_t *r, int v)
 {
-    sfp_report_t *rep = NULL;
-    int rc = surgery_apply(copy, gs, r, err);
-    if (rc == 0) rc = sfp_report_build(copy, NULL, &rep, err);
-    if (rc == 0) *macs = rep->macs;
-    sfp_report_free(rep);
-    return rc;
+    if (v < 0) return 0;
+    if (gs->value_slots[v]) return gs->value_slots[v] - removal_removed(r, gs, v);
+    return g->values[v].ndim > 1 ? g->values[v].dims[1] : 0;
 }
 
-int prune_macs_at_rate(const sfp_model_t *m, double rate, const char *skip, int64_t *macs, sfp_error_t *err)
+int prune_macs_removed(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs, sfp_error_t *err)
 {
-    sfp_model_t *copy = NULL;
-    sfp_groups_t *gs = NULL;
-    sfp_removal_t *r = NULL;
-    int rc = sfp_model_clone(m, &copy, err);
-    if (rc == 0) rc = groups_find(copy, &gs, err);
-    if (rc == 0) rc = removal_create(gs, &r, err);
-    if (rc == 0) rc = prune_select_l2(copy, gs, rate, skip, r, err);
-    if (rc == 0) rc = macs_after_removal(copy, gs, r, macs, err);
-    removal_free(r);
-    groups_free(gs);
-    sfp_model_free(copy);
-    return rc;
+    sfp_graph_t *g = &m->graph;
+    int rc;
+    if (gs->n_values != g->n_values)
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: groups were computed for another graph");
+    if (g->batch != 1 && (rc = model_infer_shapes(m, 1, err)) < 0) return rc;
+    int64_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        const sfp_op_def_t *def = op_of(n);
+        if (!def || def->work_kind != SFP_WORK_DENSE || !def->work) continue;
+        if (def->work_kept && n->n_inputs > 0 && n->n_outputs > 0)
+            total += def->work_kept(g, n, kept_channels(g, gs, r, n->inputs[0]), kept_channels(g, gs, r, n->outputs[0]));
+        else
+            total += def->work(g, n);
+    }
+    *macs = total;
+    return 0;
 }
 
-int prune_macs_removed(const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r, int64_t *macs,
+int prune_macs_at_rate(sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, int64_t *macs,
                        sfp_error_t *err)
 {
-    sfp_model_t *copy = NULL;
-    sfp_groups_t *copy_gs = NULL;
-    sfp_removal_t *copy_r = NULL;
-    int rc = sfp_model_clone(m, &copy, err);
-    if (rc == 0) rc = groups_find(copy, &copy_gs, err);
-    if (rc == 0) rc = removal_create(copy_gs, &copy_r, err);
-    /* The copy's values are matched by name, not by id. */
-    for (int v = 0; rc == 0 && v < r->n_values; v++) {
-        if (!r->masks[v]) continue;
-        int cv = graph_find_value(&copy->graph, m->graph.values[v].name);
-        if (cv < 0 || !copy_r->masks[cv] || copy_gs->value_slots[cv] != gs->value_slots[v]) continue;
-        memcpy(copy_r->masks[cv], r->masks[v], (size_t)gs->value_slots[v] * sizeof(bool));
-    }
-    if (rc == 0) rc = macs_after_removal(copy, copy_gs, copy_r, macs, err);
-    removal_free(copy_r);
-    groups_free(copy_gs);
-    sfp_model_free(copy);
+    sfp_removal_t *r = NULL;
+    int rc = removal_create(gs, &r, err);
+    if (rc == 0) rc = prune_select_l2(m, gs, rate, skip, r, err);
+    if (rc == 0) rc = prune_macs_removed(m, gs, r, macs, err);
+    removal_free(r);
     return rc;
 }
 
-int prune_rate_for_flops(const sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err)
+int prune_rate_for_flops(sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err)
 {
-    sfp_model_t *copy = NULL;
-    sfp_report_t *rep = NULL;
-    int rc = sfp_model_clone(m, &copy, err);
-    if (rc == 0) rc = sfp_report_build(copy, NULL, &rep, err);
-    int64_t base = rep ? rep->macs : 0, macs = 0;
-    sfp_report_free(rep);
-    sfp_model_free(copy);
-    if (rc < 0) return rc;
+    sfp_groups_t *gs = NULL;
+    int64_t base = 0, macs = 0;
+    int rc = groups_find(m, &gs, err);
+    if (rc == 0) rc = prune_macs_at_rate(m, gs, 0.0, NULL, &base, err);
+    if (rc == 0) rc = prune_macs_at_rate(m, gs, 0.99, skip, &macs, err);
     double target = (double)base * (1.0 - flops);
-    if ((rc = prune_macs_at_rate(m, 0.99, skip, &macs, err)) < 0) return rc;
-    if ((double)macs > target)
-        return sfp_errorf(err, SFP_ERUNTIME, "--flops %.3f cannot be reached: pruning every prunable group at rate 0.99 removes only %.1f%% of MACs",
-                          flops, 100.0 * (1.0 - (double)macs / (double)base));
+    if (rc == 0 && (double)macs > target)
+        rc = sfp_errorf(err, SFP_ERUNTIME, "--flops %.3f cannot be reached: pruning every prunable group at rate 0.99 removes only %.1f%% of MACs",
+                        flops, 100.0 * (1.0 - (double)macs / (double)base));
     double lo = 0.0, hi = 0.99;
-    while (hi - lo > 1e-3) {
+    while (rc == 0 && hi - lo > 1e-3) {
         double mid = 0.5 * (lo + hi);
-        if ((rc = prune_macs_at_rate(m, mid, skip, &macs, err)) < 0) return rc;
+        if ((rc = prune_macs_at_rate(m, gs, mid, skip, &macs, err)) < 0) break;
         if ((double)macs <= target) hi = mid;
         else lo = mid;
     }
-    *rate = hi;
-    return 0;
+    groups_free(gs);
+    if (rc == 0) *rate = hi;
+    return rc;
 }

@@ -9,13 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "cli/cli_train.h"
 #include "dist/dist.h"
 #include "onnxsfp/report.h"
-#include "ops/ops.h"
 #include "prune/prune.h"
+#include "report/report_json.h"
 #include "util/util.h"
 
 static const cli_opt_t opts[] = {
@@ -40,28 +38,6 @@ static double ratio_removed(int64_t before, int64_t after)
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
 }
 
-/* Output channels of every Conv/Gemm/MatMul before and after, by node name. */
-static json_object *channels_kept(const sfp_model_t *before, const sfp_model_t *after)
-{
-    json_object *arr = json_object_new_array();
-    for (int i = 0; i < before->graph.n_nodes; i++) {
-        const sfp_node_t *n = &before->graph.nodes[i];
-        if (!op_has(n, SFP_OPF_FILTERS)) continue;
-        const sfp_value_t *y = &before->graph.values[n->outputs[0]];
-        int64_t kept = -1;
-        for (int k = 0; k < after->graph.n_nodes; k++)
-            if (!strcmp(after->graph.nodes[k].name, n->name) && *n->name)
-                kept = after->graph.values[after->graph.nodes[k].outputs[0]].dims[y->ndim > 1 ? 1 : 0];
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string(n->name));
-        json_object_object_add(o, "op_type", json_object_new_string(n->op_type));
-        json_object_object_add(o, "channels", json_object_new_int64(y->dims[y->ndim > 1 ? 1 : 0]));
-        json_object_object_add(o, "kept", json_object_new_int64(kept));
-        json_object_array_add(arr, o);
-    }
-    return arr;
-}
-
 /* What a run did, for --report-json and the summary. acc_* NaN: not measured. */
 typedef struct run_summary {
     const char *method;
@@ -79,12 +55,8 @@ static json_object *json_fraction(double v)
 static int write_report_json(const char *path, const sfp_report_t *a, const sfp_report_t *b, const run_summary_t *rs,
                              const sfp_model_t *before, const sfp_model_t *after, sfp_error_t *err)
 {
-    char *text = NULL;
-    int rc = sfp_report_to_json(a, b, &text, err);
-    if (rc < 0) return rc;
-    json_object *root = json_tokener_parse(text);
-    free(text);
-    if (!root) return sfp_errorf(err, SFP_ERUNTIME, "internal: report JSON did not parse");
+    json_object *root = report_json_object(a, b);
+    if (!root) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     json_object_object_add(root, "method", json_object_new_string(rs->method));
     json_object_object_add(root, "rate", json_object_new_double(rs->rate));
     if (!strcmp(rs->method, "hybrid")) json_object_object_add(root, "cluster_rate", json_object_new_double(rs->cluster_rate));
@@ -92,17 +64,11 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object_object_add(root, "accuracy_before", json_fraction(rs->acc_before));
     json_object_object_add(root, "accuracy_after", json_fraction(rs->acc_after));
     json_object_object_add(root, "bn_reinserted", json_object_new_int(rs->bn_reinserted));
-    json_object_object_add(root, "layers", channels_kept(before, after));
-    const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-    size_t len = strlen(s);
-    char *withnl = malloc(len + 2);
-    if (!withnl) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    else {
-        memcpy(withnl, s, len);
-        withnl[len] = '\n';
-        rc = sfp_write_file_atomic(path, (const uint8_t *)withnl, len + 1, err);
-        free(withnl);
-    }
+    json_object_object_add(root, "layers", report_layers_json(before, after));
+    char *text = report_json_text(root);
+    int rc = text ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
+                  : sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    free(text);
     json_object_put(root);
     return rc;
 }

@@ -5,7 +5,8 @@
 
 #include <json-c/json.h>
 
-#include "onnxsfp/report.h"
+#include "ops/ops.h"
+#include "report/report_json.h"
 #include "util/util.h"
 
 /* 1234567 -> "1,234,567" into buf. */
@@ -119,11 +120,15 @@ static json_object *model_json(const sfp_report_t *r)
     return m;
 }
 
-int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err)
+json_object *report_json_object(const sfp_report_t *a, const sfp_report_t *b)
 {
     json_object *root = json_object_new_object();
     json_object *models = json_object_new_array();
-    if (!root || !models) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    if (!root || !models) {
+        json_object_put(root);
+        json_object_put(models);
+        return NULL;
+    }
     json_object_array_add(models, model_json(a));
     if (b) json_object_array_add(models, model_json(b));
     json_object_object_add(root, "models", models);
@@ -135,9 +140,49 @@ int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out,
     } else {
         json_object_object_add(root, "reduction", NULL);
     }
+    return root;
+}
+
+char *report_json_text(const json_object *root)
+{
+    const char *s = json_object_to_json_string_ext((json_object *)root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t len = strlen(s);
+    char *text = malloc(len + 2);
+    if (!text) return NULL;
+    memcpy(text, s, len);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    return text;
+}
+
+int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err)
+{
+    json_object *root = report_json_object(a, b);
+    if (!root) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     *out = sfp_strdup(s);
     json_object_put(root);
     if (!*out) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     return 0;
+}
+
+json_object *report_layers_json(const sfp_model_t *before, const sfp_model_t *after)
+{
+    json_object *arr = json_object_new_array();
+    for (int i = 0; arr && i < before->graph.n_nodes; i++) {
+        const sfp_node_t *n = &before->graph.nodes[i];
+        if (!op_has(n, SFP_OPF_FILTERS)) continue;
+        const sfp_value_t *y = &before->graph.values[n->outputs[0]];
+        int64_t kept = -1;
+        for (int k = 0; k < after->graph.n_nodes; k++)
+            if (!strcmp(after->graph.nodes[k].name, n->name) && *n->name)
+                kept = after->graph.values[after->graph.nodes[k].outputs[0]].dims[y->ndim > 1 ? 1 : 0];
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(n->name));
+        json_object_object_add(o, "op_type", json_object_new_string(n->op_type));
+        json_object_object_add(o, "channels", json_object_new_int64(y->dims[y->ndim > 1 ? 1 : 0]));
+        json_object_object_add(o, "kept", json_object_new_int64(kept));
+        json_object_array_add(arr, o);
+    }
+    return arr;
 }

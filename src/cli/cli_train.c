@@ -193,7 +193,7 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
     o->augment.hflip = !cli_flag(cmd, a, "no-flip");
     o->checkpoint = cli_get(cmd, a, "checkpoint");
     o->local_bn = cli_flag(cmd, a, "local-bn");
-    o->progress = a->quiet ? SFP_PROGRESS_QUIET : isatty(STDERR_FILENO) ? SFP_PROGRESS_BAR : SFP_PROGRESS_LINES;
+    cli_progress_attach(&s->progress, a->quiet, o);
     /* What must be equal for a resumed run to continue the same run. */
     snprintf(s->fingerprint, sizeof s->fingerprint,
              "train=%lld val=%lld epochs=%lld batch=%lld lr=%g sched=%d/%d/%g/%lld momentum=%g%s wd=%g/%g ls=%g "

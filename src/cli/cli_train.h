@@ -6,6 +6,7 @@
 #define SFP_CLI_TRAIN_H
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "data/data.h"
 #include "train/train.h"
 
@@ -61,6 +62,7 @@ typedef struct cli_train_setup {
     sfp_dataset_t *train;        /* owns */
     sfp_dataset_t *val;          /* owns; NULL without validation */
     sfp_train_opts_t opts;       /* strings point into argv / fingerprint below */
+    cli_progress_t progress;     /* opts.progress_ctx points here */
     cli_bn_mode_t bn_mode;
     char fingerprint[512];
     char val_desc[160];          /* where validation data comes from, for the log */

@@ -155,11 +155,8 @@ typedef struct sfp_train_hooks {
     int (*load_state)(void *ctx, const uint8_t *buf, size_t len, sfp_error_t *err);
 } sfp_train_hooks_t;
 
-typedef enum sfp_progress_mode {
-    SFP_PROGRESS_QUIET = 0,
-    SFP_PROGRESS_LINES,     /* one line per epoch on stderr */
-    SFP_PROGRESS_BAR        /* a redrawn bar with ETA (stderr is a terminal) */
-} sfp_progress_mode_t;
+typedef struct sfp_progress sfp_progress_t; /* below */
+typedef void (*sfp_progress_fn)(void *ctx, const sfp_progress_t *p);
 
 typedef struct sfp_train_opts {
     int64_t epochs;              /* >= 1 */
@@ -174,7 +171,9 @@ typedef struct sfp_train_opts {
     const char *checkpoint;      /* written after every epoch and on interruption (NULL: none) */
     const char *interrupt_path;  /* where an interruption writes when checkpoint is NULL (NULL: nowhere) */
     bool keep_best;              /* keep the best-validation model (trainer_best_model) */
-    sfp_progress_mode_t progress;
+    /* Called as training goes (NULL: silent); the trainer never prints. */
+    sfp_progress_fn progress;
+    void *progress_ctx;
     const char *fingerprint;     /* the run's options as text; a resume must match it */
     /* Data parallelism (more than one process, src/dist): false: every
      * BatchNormalization normalises by the whole global batch (statistics
@@ -191,6 +190,26 @@ typedef struct sfp_epoch_stats {
     double seconds, images_per_s;
     double comm_seconds;         /* of seconds, spent in collectives (0 for one process) */
 } sfp_epoch_stats_t;
+
+/* What the training loop tells its caller as it goes; the caller chooses
+ * how (and whether) to show it. Borrowed for the call only. */
+typedef enum sfp_progress_kind {
+    SFP_PROGRESS_STEP = 0,  /* within an epoch, at most every 0.25 s and at its last step */
+    SFP_PROGRESS_EPOCH,     /* an epoch ended (training and validation figures in stats) */
+    SFP_PROGRESS_STOP       /* interrupted (a signal): whatever was drawn ends here */
+} sfp_progress_kind_t;
+
+struct sfp_progress {
+    sfp_progress_kind_t kind;
+    int64_t epoch, epochs;          /* epoch 0-based */
+    int64_t steps_done, steps_per_epoch; /* in the current epoch */
+    double loss, accuracy;          /* STEP: running over the epoch so far */
+    double images_per_s;            /* STEP: so far in the epoch */
+    double eta_seconds;             /* to the end of the run */
+    int processes;                  /* data-parallel processes (1: one) */
+    const sfp_epoch_stats_t *stats; /* EPOCH only */
+    const char *status;             /* the hooks' status words, "" when none */
+};
 
 typedef struct sfp_trainer sfp_trainer_t;
 

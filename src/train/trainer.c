@@ -403,48 +403,25 @@ done:
 }
 
 /* ---- progress ---- */
-static void format_duration(double s, char *buf, size_t len)
+static double eta_seconds(const sfp_trainer_t *t)
 {
-    long v = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
-    if (v >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
-}
-
-static void progress_bar(const sfp_trainer_t *t, int64_t batch_done, double loss, double acc, double ips)
-{
-    char eta[32], status[160] = "";
     const int64_t total = t->o.epochs * t->steps_per_epoch, done = t->step - t->steps_at_start;
     const double elapsed = sfp_now_seconds() - t->t_start;
-    format_duration(done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0, eta, sizeof eta);
-    if (t->h.status) t->h.status(t->h.ctx, status, sizeof status);
-    const int width = 24, fill = (int)(width * batch_done / (t->steps_per_epoch ? t->steps_per_epoch : 1));
-    char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-    bar[width] = 0;
-    fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %s%s%s",
-            (long long)t->epoch + 1, (long long)t->o.epochs, bar, (long long)batch_done, (long long)t->steps_per_epoch,
-            loss, 100.0 * acc, ips, eta, *status ? "  " : "", status);
-    fflush(stderr);
+    return done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0;
 }
 
-static void progress_epoch(const sfp_trainer_t *t, const sfp_epoch_stats_t *s)
+static void progress_send(const sfp_trainer_t *t, sfp_progress_t *p)
 {
-    char status[160] = "", val[64] = "", eta[32];
+    char status[160] = "";
+    if (!t->o.progress) return;
     if (t->h.status) t->h.status(t->h.ctx, status, sizeof status);
-    if (isfinite(s->val_accuracy))
-        snprintf(val, sizeof val, " val_loss %.4f val_acc %.2f%%", s->val_loss, 100.0 * s->val_accuracy);
-    const int64_t total = t->o.epochs * t->steps_per_epoch, done = t->step - t->steps_at_start;
-    const double elapsed = sfp_now_seconds() - t->t_start;
-    format_duration(done > 0 ? elapsed / (double)done * (double)(total - t->step) : 0.0, eta, sizeof eta);
-    if (t->o.progress == SFP_PROGRESS_BAR) fprintf(stderr, "\r\033[K");
-    char comm[48] = "";
-    if (t->world > 1)
-        snprintf(comm, sizeof comm, " (%d processes, %.1f%% in collectives)", t->world,
-                 s->seconds > 0 ? 100.0 * s->comm_seconds / s->seconds : 0.0);
-    fprintf(stderr, "epoch %lld/%lld loss %.4f acc %.2f%%%s lr %.4g %.1fs %.0f img/s%s ETA %s%s%s\n",
-            (long long)t->epoch + 1, (long long)t->o.epochs, s->loss, 100.0 * s->accuracy, val, s->lr, s->seconds,
-            s->images_per_s, comm, eta, *status ? "  " : "", status);
-    fflush(stderr);
+    p->epoch = t->epoch;
+    p->epochs = t->o.epochs;
+    p->steps_per_epoch = t->steps_per_epoch;
+    p->eta_seconds = eta_seconds(t);
+    p->processes = t->world;
+    p->status = status;
+    t->o.progress(t->o.progress_ctx, p);
 }
 
 /* ---- the loop ---- */
@@ -463,7 +440,8 @@ static int interrupted(sfp_trainer_t *t, sfp_error_t *err)
 {
     const char *path = t->o.checkpoint ? t->o.checkpoint : t->o.interrupt_path;
     const char *name = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
-    if (t->o.progress == SFP_PROGRESS_BAR) fprintf(stderr, "\n");
+    sfp_progress_t stop = {.kind = SFP_PROGRESS_STOP};
+    progress_send(t, &stop);
     if (!path)
         return sfp_errorf(err, SFP_EINTERRUPTED, "interrupted by %s at epoch %lld step %lld (no checkpoint written)",
                           name, (long long)t->epoch + 1, (long long)t->step);
@@ -539,9 +517,11 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
         const bool stop = t->world > 1 ? t->stop_agreed : stop_signal != 0;
         if (stop && t->first_batch != 0) return SFP_EINTERRUPTED; /* else the epoch ends first */
         double now = sfp_now_seconds();
-        if (t->o.progress == SFP_PROGRESS_BAR && (now - last_draw > 0.25 || b.index + 1 == t->steps_per_epoch)) {
-            progress_bar(t, b.index + 1, loss_sum / (double)seen, (double)correct / (double)seen,
-                         (double)seen / (now - t0));
+        if (t->o.progress && (now - last_draw > 0.25 || b.index + 1 == t->steps_per_epoch)) {
+            sfp_progress_t p = {.kind = SFP_PROGRESS_STEP, .steps_done = b.index + 1,
+                                .loss = loss_sum / (double)seen, .accuracy = (double)correct / (double)seen,
+                                .images_per_s = (double)seen / (now - t0)};
+            progress_send(t, &p);
             last_draw = now;
         }
     }
@@ -620,9 +600,10 @@ int trainer_run(sfp_trainer_t *t, sfp_error_t *err)
             }
         }
         t->epoch++;
-        if (t->o.progress != SFP_PROGRESS_QUIET) {
+        if (t->o.progress) {
+            sfp_progress_t p = {.kind = SFP_PROGRESS_EPOCH, .steps_done = t->steps_per_epoch, .stats = s};
             t->epoch--;
-            progress_epoch(t, s);
+            progress_send(t, &p);
             t->epoch++;
         }
         if (local_rc == 0 && t->o.checkpoint) local_rc = write_checkpoint(t, t->o.checkpoint, err);

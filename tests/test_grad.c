@@ -1006,41 +1006,12 @@ static void test_zero_padding_shortcuts_backward_match_finite_differences(void *
 /* ---- a residual block with the loss ---- */
 /* x (N,4,6,6) -> conv 3x3 -> BN -> relu -> conv 3x3 -> BN -> add x -> relu
  * -> GAP -> flatten -> gemm (3 classes) = logits */
+/* A residual block whose shortcut is the input itself, BN after both convs. */
 static sfp_model_t *resnet_block(int64_t batch)
 {
-    sfp_model_t *m = tu_model(13);
-    const int64_t x_dims[4] = {batch, 4, 6, 6}, w[4] = {4, 4, 3, 3}, c4[1] = {4}, fc[2] = {3, 4}, c3[1] = {3};
-    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
-    tu_init_f32(m, "w1", 4, w, NULL, 1);
-    tu_init_f32(m, "w2", 4, w, NULL, 2);
-    const float ones[4] = {1.0f, 0.8f, 1.2f, 0.9f}, var[4] = {1, 1, 1, 1};
-    tu_init_f32(m, "g1", 1, c4, ones, 0);
-    tu_init_f32(m, "b1", 1, c4, NULL, 3);
-    tu_init_f32(m, "m1", 1, c4, NULL, 4);
-    tu_init_f32(m, "v1", 1, c4, var, 0);
-    tu_init_f32(m, "g2", 1, c4, ones, 0);
-    tu_init_f32(m, "b2", 1, c4, NULL, 5);
-    tu_init_f32(m, "m2", 1, c4, NULL, 6);
-    tu_init_f32(m, "v2", 1, c4, var, 0);
-    tu_init_f32(m, "fc_w", 2, fc, NULL, 7);
-    tu_init_f32(m, "fc_b", 1, c3, NULL, 8);
-    sfp_node_t *n = tu_node(m, "Conv", "conv1", "x,w1", "c1");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "BatchNormalization", "bn1", "c1,g1,b1,m1,v1", "n1");
-    tu_node(m, "Relu", "relu1", "n1", "r1");
-    n = tu_node(m, "Conv", "conv2", "r1,w2", "c2");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "BatchNormalization", "bn2", "c2,g2,b2,m2,v2", "n2");
-    tu_node(m, "Add", "add", "n2,x", "s");
-    tu_node(m, "Relu", "relu2", "s", "r2");
-    tu_node(m, "GlobalAveragePool", "gap", "r2", "g");
-    tu_node(m, "Flatten", "flat", "g", "f");
-    n = tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "logits");
-    tu_attr_int(n, "transB", 1);
-    tu_output(m, "logits");
-    sfp_error_t err = {0};
-    TU_OK(&err, model_validate(m, &err));
-    return m;
+    const tu_resnet_spec_t spec = {.batch = batch, .in_c = 4, .hw = 6, .width = 4, .classes = 3, .bn2 = true,
+                                   .from_input = true};
+    return tu_small_resnet(&spec);
 }
 
 static double block_loss(sfp_plan_t *p, const float *x, const int32_t *labels, float *dlogits)

@@ -591,42 +591,12 @@ static void test_kernels_do_not_depend_on_thread_count(void **state)
 
 /* A small residual network (conv-BN-relu, strided conv, add, pooling, gemm,
  * softmax) run by plans with 1 and 2 threads. */
+/* The shared small residual network with a max pool and a softmax output. */
 static sfp_model_t *small_resnet(void)
 {
-    sfp_model_t *m = tu_model(13);
-    const int64_t x_dims[4] = {-1, 3, 16, 16};
-    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
-    const int64_t w1[4] = {8, 3, 3, 3}, w2[4] = {8, 8, 3, 3}, c8[1] = {8}, fc[2] = {10, 8}, c10[1] = {10};
-    tu_init_f32(m, "w1", 4, w1, NULL, 1);
-    tu_init_f32(m, "w2", 4, w2, NULL, 2);
-    tu_init_f32(m, "gamma", 1, c8, NULL, 3);
-    tu_init_f32(m, "beta", 1, c8, NULL, 4);
-    tu_init_f32(m, "mean", 1, c8, NULL, 5);
-    float var[8];
-    for (int i = 0; i < 8; i++) var[i] = 0.5f + 0.1f * (float)i;
-    tu_init_f32(m, "var", 1, c8, var, 0);
-    tu_init_f32(m, "fc_w", 2, fc, NULL, 6);
-    tu_init_f32(m, "fc_b", 1, c10, NULL, 7);
-    sfp_node_t *n = tu_node(m, "Conv", "conv1", "x,w1", "c1");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "BatchNormalization", "bn1", "c1,gamma,beta,mean,var", "b1");
-    tu_node(m, "Relu", "relu1", "b1", "r1");
-    n = tu_node(m, "Conv", "conv2", "r1,w2", "c2");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "Add", "add", "c2,r1", "s");
-    tu_node(m, "Relu", "relu2", "s", "r2");
-    n = tu_node(m, "MaxPool", "pool", "r2", "p");
-    tu_attr_ints(n, "kernel_shape", 2, (const int64_t[]){3, 3});
-    tu_attr_ints(n, "strides", 2, (const int64_t[]){2, 2});
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "GlobalAveragePool", "gap", "p", "g");
-    tu_node(m, "Flatten", "flat", "g", "f");
-    n = tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "logits");
-    tu_attr_int(n, "transB", 1);
-    tu_node(m, "Softmax", "softmax", "logits", "prob");
-    tu_output(m, "prob");
-    tu_output(m, "logits");
-    return m;
+    const tu_resnet_spec_t spec = {.batch = -1, .in_c = 3, .hw = 16, .width = 8, .classes = 10, .maxpool = true,
+                                   .softmax = true};
+    return tu_small_resnet(&spec);
 }
 
 static void test_plan_results_do_not_depend_on_thread_count(void **state)

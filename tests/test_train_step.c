@@ -299,35 +299,8 @@ static void test_lr_schedules(void **state)
 /* conv -> BN -> relu -> conv (+ residual) -> relu -> pool -> fc: 4 classes of 3x8x8. */
 static sfp_model_t *small_resnet(void)
 {
-    sfp_error_t err = {0};
-    sfp_model_t *m = tu_model(13);
-    const int64_t x_dims[4] = {-1, 3, 8, 8}, w1[4] = {8, 3, 3, 3}, w2[4] = {8, 8, 3, 3}, c8[1] = {8};
-    const int64_t fc[2] = {4, 8}, c4[1] = {4};
-    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
-    tu_init_f32(m, "w1", 4, w1, NULL, 1);
-    tu_init_f32(m, "w2", 4, w2, NULL, 2);
-    const float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    tu_init_f32(m, "g", 1, c8, ones, 0);
-    tu_init_f32(m, "beta", 1, c8, NULL, 3);
-    tu_init_f32(m, "mean", 1, c8, NULL, 4);
-    tu_init_f32(m, "var", 1, c8, ones, 0);
-    tu_init_f32(m, "fc_w", 2, fc, NULL, 5);
-    tu_init_f32(m, "fc_b", 1, c4, NULL, 6);
-    sfp_node_t *n = tu_node(m, "Conv", "conv1", "x,w1", "c1");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "BatchNormalization", "bn", "c1,g,beta,mean,var", "b1");
-    tu_node(m, "Relu", "relu1", "b1", "r1");
-    n = tu_node(m, "Conv", "conv2", "r1,w2", "c2");
-    tu_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
-    tu_node(m, "Add", "add", "c2,r1", "s");
-    tu_node(m, "Relu", "relu2", "s", "r2");
-    tu_node(m, "GlobalAveragePool", "gap", "r2", "gp");
-    tu_node(m, "Flatten", "flat", "gp", "f");
-    n = tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "logits");
-    tu_attr_int(n, "transB", 1);
-    tu_output(m, "logits");
-    TU_OK(&err, model_validate(m, &err));
-    return m;
+    const tu_resnet_spec_t spec = {.batch = -1, .in_c = 3, .hw = 8, .width = 8, .classes = 4};
+    return tu_small_resnet(&spec);
 }
 
 static void test_sgd_steps_fit_a_small_batch(void **state)
@@ -463,7 +436,7 @@ static void test_shared_batch_plans_match_the_whole_batch(void **state)
     /* Running statistics: every share updated them with the whole batch's. */
     for (int r = 0; r < 2; r++)
         for (int k = 0; k < 2; k++) {
-            const char *name = k ? "var" : "mean";
+            const char *name = k ? "v1" : "m1";
             const sfp_tensor_t *a = part[r]->graph.values[graph_find_value(&part[r]->graph, name)].init;
             const sfp_tensor_t *b = whole->graph.values[graph_find_value(&whole->graph, name)].init;
             for (int c = 0; c < 8; c++) EXPECT_NEAR(((float *)a->data)[c], ((float *)b->data)[c], 1e-6);

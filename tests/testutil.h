@@ -271,6 +271,81 @@ static inline void tu_bn(sfp_model_t *m, const char *name, const char *in, const
     tu_node(m, "BatchNormalization", name, ins, out);
 }
 
+/* The small residual network several suites run (kernels, gradients, the
+ * training step): conv1 (3x3, pad 1, width channels) - bn1 - relu1 - conv2
+ * (3x3, pad 1) [- bn2] - add (the shortcut: relu1's output, or the input
+ * itself with from_input) - relu2 [- 3x3/2 MaxPool] - GlobalAveragePool -
+ * Flatten - fc (Gemm, transB) -> "logits" [and "prob" = Softmax(logits),
+ * listed first]. Initializers in this order, pseudo-random with seeds 1, 2...:
+ * w1, w2, g1, b1, m1, v1, [g2, b2, m2, v2,] fc_w, fc_b; gammas 1 + 0.1 *
+ * (i % 4 - 1), variances 0.5 + 0.1 * i. Validated, not yet inferred. */
+typedef struct tu_resnet_spec {
+    int64_t batch;    /* -1: symbolic */
+    int64_t in_c, hw; /* input channels, height = width */
+    int64_t width;    /* conv channels (== in_c with from_input) */
+    int64_t classes;
+    bool bn2, from_input, maxpool, softmax;
+} tu_resnet_spec_t;
+
+static inline void tu_bn_params(sfp_model_t *m, int k, int64_t c, uint32_t *seed)
+{
+    char name[4][8];
+    float gamma[64], var[64];
+    assert_true(c <= 64);
+    for (int64_t i = 0; i < c; i++) {
+        gamma[i] = 1.0f + 0.1f * (float)(i % 4 - 1);
+        var[i] = 0.5f + 0.1f * (float)i;
+    }
+    snprintf(name[0], sizeof name[0], "g%d", k);
+    snprintf(name[1], sizeof name[1], "b%d", k);
+    snprintf(name[2], sizeof name[2], "m%d", k);
+    snprintf(name[3], sizeof name[3], "v%d", k);
+    tu_init_f32(m, name[0], 1, &c, gamma, 0);
+    tu_init_f32(m, name[1], 1, &c, NULL, (*seed)++);
+    tu_init_f32(m, name[2], 1, &c, NULL, (*seed)++);
+    tu_init_f32(m, name[3], 1, &c, var, 0);
+}
+
+static inline sfp_model_t *tu_small_resnet(const tu_resnet_spec_t *s)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {s->batch, s->in_c, s->hw, s->hw}, w1[4] = {s->width, s->in_c, 3, 3};
+    const int64_t w2[4] = {s->width, s->width, 3, 3}, fc[2] = {s->classes, s->width};
+    const int64_t pads[4] = {1, 1, 1, 1};
+    uint32_t seed = 1;
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    tu_init_f32(m, "w1", 4, w1, NULL, seed++);
+    tu_init_f32(m, "w2", 4, w2, NULL, seed++);
+    tu_bn_params(m, 1, s->width, &seed);
+    if (s->bn2) tu_bn_params(m, 2, s->width, &seed);
+    tu_init_f32(m, "fc_w", 2, fc, NULL, seed++);
+    tu_init_f32(m, "fc_b", 1, &s->classes, NULL, seed++);
+    tu_attr_ints(tu_node(m, "Conv", "conv1", "x,w1", "c1"), "pads", 4, pads);
+    tu_node(m, "BatchNormalization", "bn1", "c1,g1,b1,m1,v1", "n1");
+    tu_node(m, "Relu", "relu1", "n1", "r1");
+    tu_attr_ints(tu_node(m, "Conv", "conv2", "r1,w2", "c2"), "pads", 4, pads);
+    if (s->bn2) tu_node(m, "BatchNormalization", "bn2", "c2,g2,b2,m2,v2", "n2");
+    tu_node(m, "Add", "add", s->bn2 ? (s->from_input ? "n2,x" : "n2,r1") : (s->from_input ? "c2,x" : "c2,r1"), "s");
+    tu_node(m, "Relu", "relu2", "s", "r2");
+    if (s->maxpool) {
+        sfp_node_t *n = tu_node(m, "MaxPool", "pool", "r2", "p");
+        tu_attr_ints(n, "kernel_shape", 2, (const int64_t[]){3, 3});
+        tu_attr_ints(n, "strides", 2, (const int64_t[]){2, 2});
+        tu_attr_ints(n, "pads", 4, pads);
+    }
+    tu_node(m, "GlobalAveragePool", "gap", s->maxpool ? "p" : "r2", "gp");
+    tu_node(m, "Flatten", "flat", "gp", "f");
+    tu_attr_int(tu_node(m, "Gemm", "fc", "f,fc_w,fc_b", "logits"), "transB", 1);
+    if (s->softmax) {
+        tu_node(m, "Softmax", "softmax", "logits", "prob");
+        tu_output(m, "prob");
+    }
+    tu_output(m, "logits");
+    TU_OK(&err, model_validate(m, &err));
+    return m;
+}
+
 /* The inferred value of name (fails the test when absent). */
 static inline const sfp_value_t *tu_value(const sfp_model_t *m, const char *name)
 {

@@ -1,6 +1,8 @@
-/* Conv: shape inference, MACs and the forward kernel. X (N,C,D1..Dk),
+/* Conv: shape inference, MACs (also after a channel removal), its table row
+ * (channel rules, filter axis), forward and backward. X (N,C,D1..Dk),
  * W (M, C/group, k1..kk), B (M) -> Y (N, M, O1..Ok). MACs = elements of Y *
- * (C/group) * prod(k). Forward: per image and group, im2col into scratch and
+ * (C/group) * prod(k). 2-D convolutions on CPUs the direct kernel supports run
+ * it (conv_direct.c). Otherwise: per image and group, im2col into scratch and
  * one sgemm W_g (M/g, C/g*K) x col (C/g*K, O) straight into Y (1x1 stride-1
  * unpadded convolutions multiply X itself); small feature maps put several
  * images side by side in one sgemm; a batch is split by whole images over the

@@ -13,7 +13,7 @@
 bool sfp_mul_size(size_t a, size_t b, size_t *out);
 bool sfp_mul_i64(int64_t a, int64_t b, int64_t *out);
 
-/* strdup that accepts NULL (returns NULL) and reports failure in *ok. */
+/* strdup that accepts NULL: NULL for NULL, and NULL when out of memory. */
 char *sfp_strdup(const char *s);
 char *sfp_strndup(const char *s, size_t n);
 

@@ -33,26 +33,13 @@
  * sums in another order, a few ulps per term of sums of up to ~1000 terms. */
 #define KERNEL_TOL 1e-4
 
-/* |a - b| <= tol in double, with the figures in the failure message. */
-#define EXPECT_NEAR(a, b, tol)                                                                      \
-    do {                                                                                            \
-        double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol);                              \
-        if (!(fabs(a_ - b_) <= t_)) fail_msg("%s = %.9g, expected %.9g (tolerance %g)", #a, a_, b_, t_); \
-    } while (0)
 
 /* ---- data ---- */
-static float *uniform(uint32_t *seed, int64_t n, float lo, float hi)
-{
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)(tu_rand(seed) % 100001) / 100000.0f;
-    return p;
-}
 
 /* Values in +-[0.1, 1]: at least 0.1 from Relu's kink. */
 static float *away_from_zero(uint32_t *seed, int64_t n)
 {
-    float *p = uniform(seed, n, 0.1f, 1.0f);
+    float *p = tu_uniform(seed, n, 0.1f, 1.0f);
     for (int64_t i = 0; i < n; i++)
         if (tu_rand(seed) & 1) p[i] = -p[i];
     return p;
@@ -138,7 +125,7 @@ static double fd_check(sfp_model_t *m, float **inputs, const fd_setup_t *setup, 
     for (int i = 0; i < n_in; i++) in[i] = inputs[i];
     uint32_t seed = 77;
     const int64_t n_out = shape_numel(plan_output_shape(p, 0));
-    float *r = uniform(&seed, n_out, -1.0f, 1.0f);
+    float *r = tu_uniform(&seed, n_out, -1.0f, 1.0f);
     TU_OK(&err, plan_run(p, in, &err));
     plan_zero_grad(p);
     TU_OK(&err, plan_backward(p, r, &err));
@@ -215,7 +202,7 @@ static void check_conv_case(const conv_case_t *c, uint32_t seed, const char *wha
     tu_attr_ints(n, "dilations", (size_t)c->n_spatial, c->dilation);
     tu_attr_ints(n, "pads", 2 * (size_t)c->n_spatial, c->pads);
     tu_output(m, "y");
-    float *x = uniform(&seed, numel(rank, x_dims), -1.0f, 1.0f);
+    float *x = tu_uniform(&seed, numel(rank, x_dims), -1.0f, 1.0f);
     fd_check(m, &x, &FD_DEFAULT, what);
     free(x);
     sfp_model_free(m);
@@ -289,15 +276,15 @@ static void check_conv_backward_kernel(const sfp_conv_shape_t *s, uint32_t *seed
     int64_t y_n = s->batch * s->out_channels * numel(ns, s->out);
     size_t scratch_n = 0;
     assert_true(conv_backward_scratch_floats(s, 2, &scratch_n));
-    float *x = uniform(seed, x_n, -1, 1), *w = uniform(seed, w_n, -1, 1), *dy = uniform(seed, y_n, -1, 1);
+    float *x = tu_uniform(seed, x_n, -1, 1), *w = tu_uniform(seed, w_n, -1, 1), *dy = tu_uniform(seed, y_n, -1, 1);
     float *scratch = malloc(sizeof(float) * (scratch_n + 1));
     /* start from the same non-zero values: backward must add */
     float *dx[3], *dw[3], *db[3];
     for (int k = 0; k < 3; k++) {
         uint32_t s2 = 99;
-        dx[k] = uniform(&s2, x_n, -1, 1);
-        dw[k] = uniform(&s2, w_n, -1, 1);
-        db[k] = uniform(&s2, s->out_channels, -1, 1);
+        dx[k] = tu_uniform(&s2, x_n, -1, 1);
+        dw[k] = tu_uniform(&s2, w_n, -1, 1);
+        db[k] = tu_uniform(&s2, s->out_channels, -1, 1);
     }
     conv_backward_ref(s, x, w, dy, dx[0], dw[0], db[0]);
     conv_backward(s, x, w, dy, dx[1], dw[1], db[1], false, scratch, NULL);
@@ -305,11 +292,11 @@ static void check_conv_backward_kernel(const sfp_conv_shape_t *s, uint32_t *seed
     for (int64_t i = 0; i < x_n; i++) dx[2][i] = NAN;
     conv_backward(s, x, w, dy, dx[2], dw[2], db[2], true, scratch, two);
     uint32_t s3 = 99;
-    float *dx_start = uniform(&s3, x_n, -1, 1);
+    float *dx_start = tu_uniform(&s3, x_n, -1, 1);
     for (int64_t i = 0; i < x_n; i++) dx[2][i] += dx_start[i];
     free(dx_start);
     for (int k = 1; k < 3; k++) {
-        for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL * 10);
+        for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL * 10);
         for (int64_t i = 0; i < w_n; i++)
             assert_true(fabs((double)dw[k][i] - (double)dw[0][i]) <= KERNEL_TOL * fmax(1.0, fabs((double)dw[0][i])) * 10);
         for (int64_t i = 0; i < s->out_channels; i++)
@@ -321,7 +308,7 @@ static void check_conv_backward_kernel(const sfp_conv_shape_t *s, uint32_t *seed
      * (test_kernels' THREAD_TOL, 1e-5) */
     for (int64_t i = 0; i < w_n; i++) assert_true(dw[2][i] == dw[1][i]);
     for (int64_t i = 0; i < s->out_channels; i++) assert_true(db[2][i] == db[1][i]);
-    for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[2][i], dx[1][i], 1e-5 * fmax(1.0, fabs((double)dx[1][i])));
+    for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[2][i], dx[1][i], 1e-5 * fmax(1.0, fabs((double)dx[1][i])));
     free(x);
     free(w);
     free(dy);
@@ -377,8 +364,8 @@ static sfp_model_t *bn_model(const int64_t *x_dims, int rank, uint32_t seed)
     sfp_model_t *m = tu_model(15);
     const int64_t c = x_dims[1];
     tu_input(m, "x", SFP_DT_FLOAT, rank, x_dims);
-    float *scale = uniform(&seed, c, 0.5f, 1.5f), *mean = uniform(&seed, c, -0.5f, 0.5f);
-    float *var = uniform(&seed, c, 0.5f, 2.0f);
+    float *scale = tu_uniform(&seed, c, 0.5f, 1.5f), *mean = tu_uniform(&seed, c, -0.5f, 0.5f);
+    float *var = tu_uniform(&seed, c, 0.5f, 2.0f);
     tu_init_f32(m, "scale", 1, &c, scale, 0);
     tu_init_f32(m, "bias", 1, &c, NULL, seed);
     tu_init_f32(m, "mean", 1, &c, mean, 0);
@@ -402,7 +389,7 @@ static void test_batchnorm_training_backward_matches_finite_differences(void **s
     for (int i = 0; i < 3; i++) {
         uint32_t seed = 40 + (uint32_t)i;
         sfp_model_t *m = bn_model(dims[i], ranks[i], seed);
-        float *x = uniform(&seed, numel(ranks[i], dims[i]), -1.0f, 2.0f);
+        float *x = tu_uniform(&seed, numel(ranks[i], dims[i]), -1.0f, 2.0f);
         char what[64];
         snprintf(what, sizeof what, "BN training rank %d", ranks[i]);
         fd_check(m, &x, &FD_DEFAULT, what);
@@ -417,7 +404,7 @@ static void test_batchnorm_inference_backward_matches_finite_differences(void **
     const int64_t dims[4] = {2, 3, 2, 3};
     uint32_t seed = 50;
     sfp_model_t *m = bn_model(dims, 4, seed);
-    float *x = uniform(&seed, numel(4, dims), -1.0f, 2.0f);
+    float *x = tu_uniform(&seed, numel(4, dims), -1.0f, 2.0f);
     fd_setup_t setup = FD_DEFAULT;
     setup.training = false;
     fd_check(m, &x, &setup, "BN running statistics");
@@ -433,7 +420,7 @@ static void test_batchnorm_train_statistics_match_double_reference(void **state)
     (void)state;
     uint32_t seed = 71;
     const int64_t n = 4, c = 3, sp = 1000, total = n * c * sp;
-    float *x = uniform(&seed, total, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
+    float *x = tu_uniform(&seed, total, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
     const float scale[3] = {1, 1, 1}, bias[3] = {0, 0, 0};
     for (int64_t i = 0; i < total; i++) x[i] += 1000.0f + 50.0f * (float)(i / (c * sp)) + (float)(i / sp % c);
     float mean[3], invstd[3];
@@ -446,8 +433,8 @@ static void test_batchnorm_train_statistics_match_double_reference(void **state)
         for (int64_t i = 0; i < n; i++)
             for (int64_t k = 0; k < sp; k++) sq += ((double)x[(i * c + ch) * sp + k] - mu) * ((double)x[(i * c + ch) * sp + k] - mu);
         const double inv = 1.0 / sqrt(sq / (double)(n * sp) + 1e-5);
-        EXPECT_NEAR(mean[ch], mu, 2e-7 * mu);       /* a float ulp or two of ~1000 */
-        EXPECT_NEAR(invstd[ch], inv, 1e-6 * inv);
+        TU_EXPECT_NEAR(mean[ch], mu, 2e-7 * mu);       /* a float ulp or two of ~1000 */
+        TU_EXPECT_NEAR(invstd[ch], inv, 1e-6 * inv);
     }
     free(x);
     free(y);
@@ -483,12 +470,12 @@ static void test_batchnorm_training_updates_running_statistics(void **state)
             for (int k = 0; k < 3; k++) vals[n * 3 + k] = (double)x[(n * 2 + c) * 3 + k];
         for (int i = 0; i < 6; i++) mu += vals[i] / 6.0;
         for (int i = 0; i < 6; i++) ss += (vals[i] - mu) * (vals[i] - mu);
-        EXPECT_NEAR(rm[c], 0.8 * (double)mean0[c] + 0.2 * mu, 1e-6);
-        EXPECT_NEAR(rv[c], 0.8 * (double)var0[c] + 0.2 * ss / 5.0, 1e-5);
+        TU_EXPECT_NEAR(rm[c], 0.8 * (double)mean0[c] + 0.2 * mu, 1e-6);
+        TU_EXPECT_NEAR(rv[c], 0.8 * (double)var0[c] + 0.2 * ss / 5.0, 1e-5);
         for (int n = 0; n < 2; n++)
             for (int k = 0; k < 3; k++) {
                 double want = (vals[n * 3 + k] - mu) / sqrt(ss / 6.0 + 1e-3) * (double)scale[c] + (double)bias[c];
-                EXPECT_NEAR(y[(n * 2 + c) * 3 + k], want, 1e-5);
+                TU_EXPECT_NEAR(y[(n * 2 + c) * 3 + k], want, 1e-5);
             }
     }
     /* validation mode reads the running statistics and leaves them alone */
@@ -496,7 +483,7 @@ static void test_batchnorm_training_updates_running_statistics(void **state)
     float rm1[2] = {rm[0], rm[1]};
     TU_OK(&err, plan_run(p, in, &err));
     assert_true(rm[0] == rm1[0] && rm[1] == rm1[1]);
-    EXPECT_NEAR(y[0], ((double)x[0] - (double)rm[0]) / sqrt((double)rv[0] + 1e-3) * (double)scale[0] + (double)bias[0], 1e-5);
+    TU_EXPECT_NEAR(y[0], ((double)x[0] - (double)rm[0]) / sqrt((double)rv[0] + 1e-3) * (double)scale[0] + (double)bias[0], 1e-5);
     plan_free(p);
     sfp_model_free(m);
 }
@@ -509,17 +496,17 @@ static void test_batchnorm_backward_kernel_matches_ref(void **state)
     sfp_threads_t *two = NULL;
     TU_OK(&err, sfp_threads_create(2, &two, &err));
     const int64_t n = 4, c = 5, sp = 300, total = n * c * sp;
-    float *x = uniform(&seed, total, -2, 3), *dy = uniform(&seed, total, -1, 1), *scale = uniform(&seed, c, 0.5f, 1.5f);
-    float *bias = uniform(&seed, c, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
+    float *x = tu_uniform(&seed, total, -2, 3), *dy = tu_uniform(&seed, total, -1, 1), *scale = tu_uniform(&seed, c, 0.5f, 1.5f);
+    float *bias = tu_uniform(&seed, c, -1, 1), *y = malloc(sizeof(float) * (size_t)total);
     float mean[5], invstd[5];
     batchnorm_train_forward(n, c, sp, x, scale, bias, 1e-5f, 0.9f, y, mean, invstd, NULL, NULL, two);
     for (int stats = 0; stats < 2; stats++) {
         float *dx[3], *ds[3], *dbias[3];
         for (int k = 0; k < 3; k++) {
             uint32_t s2 = 3;
-            dx[k] = uniform(&s2, total, -1, 1);
-            ds[k] = uniform(&s2, c, -1, 1);
-            dbias[k] = uniform(&s2, c, -1, 1);
+            dx[k] = tu_uniform(&s2, total, -1, 1);
+            ds[k] = tu_uniform(&s2, c, -1, 1);
+            dbias[k] = tu_uniform(&s2, c, -1, 1);
         }
         batchnorm_backward_ref(n, c, sp, x, scale, mean, invstd, dy, stats, dx[0], ds[0], dbias[0]);
         batchnorm_backward(n, c, sp, x, scale, mean, invstd, dy, stats, dx[1], false, ds[1], dbias[1], NULL);
@@ -531,10 +518,10 @@ static void test_batchnorm_backward_kernel_matches_ref(void **state)
         for (int64_t i = 0; i < total; i++) dx[2][i] += dx_start[i];
         free(dx_start);
         for (int k = 1; k < 3; k++) {
-            for (int64_t i = 0; i < total; i++) EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL);
+            for (int64_t i = 0; i < total; i++) TU_EXPECT_NEAR(dx[k][i], dx[0][i], KERNEL_TOL);
             for (int64_t i = 0; i < c; i++) {
-                EXPECT_NEAR(ds[k][i], ds[0][i], KERNEL_TOL * fmax(1.0, fabs((double)ds[0][i])));
-                EXPECT_NEAR(dbias[k][i], dbias[0][i], KERNEL_TOL * fmax(1.0, fabs((double)dbias[0][i])));
+                TU_EXPECT_NEAR(ds[k][i], ds[0][i], KERNEL_TOL * fmax(1.0, fabs((double)ds[0][i])));
+                TU_EXPECT_NEAR(dbias[k][i], dbias[0][i], KERNEL_TOL * fmax(1.0, fabs((double)dbias[0][i])));
             }
         }
         for (int k = 0; k < 3; k++) {
@@ -573,7 +560,7 @@ static void check_unary(const char *op, float *(*gen)(uint32_t *, int64_t), int 
 
 static float *gen_uniform(uint32_t *seed, int64_t n)
 {
-    return uniform(seed, n, -1.0f, 1.0f);
+    return tu_uniform(seed, n, -1.0f, 1.0f);
 }
 
 static void test_unary_backward_matches_finite_differences(void **state)
@@ -597,7 +584,7 @@ static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int 
     tu_input(m, "b", SFP_DT_FLOAT, b_rank, b_dims);
     tu_node(m, op, op, "a,b", "y");
     tu_output(m, "y");
-    float *in[2] = {uniform(&seed, numel(a_rank, a_dims), -1, 1), uniform(&seed, numel(b_rank, b_dims), 0.5f, 1.5f)};
+    float *in[2] = {tu_uniform(&seed, numel(a_rank, a_dims), -1, 1), tu_uniform(&seed, numel(b_rank, b_dims), 0.5f, 1.5f)};
     char what[64];
     snprintf(what, sizeof what, "%s rank %d by rank %d", op, a_rank, b_rank);
     fd_check(m, in, &FD_DEFAULT, what);
@@ -634,7 +621,7 @@ static void test_binary_with_one_value_twice_accumulates(void **state)
         tu_node(m, ops[i], "self", "x,x", "y");
         tu_output(m, "y");
         uint32_t seed = 7;
-        float *x = uniform(&seed, 12, -1, 1);
+        float *x = tu_uniform(&seed, 12, -1, 1);
         fd_check(m, &x, &FD_DEFAULT, i == 0 ? "Mul x * x" : "Add x + x");
         free(x);
         sfp_model_free(m);
@@ -650,7 +637,7 @@ static void test_binary_backward_kernel_matches_ref(void **state)
     TU_OK(&err, sfp_threads_create(2, &two, &err));
     const int64_t a_dims[4] = {16, 8, 40, 30}, b_dims[3] = {8, 1, 30};
     const int64_t y_n = 16 * 8 * 40 * 30, b_n = 8 * 30;
-    float *a = uniform(&seed, y_n, -1, 1), *b = uniform(&seed, b_n, 0.5f, 1.5f), *dy = uniform(&seed, y_n, -1, 1);
+    float *a = tu_uniform(&seed, y_n, -1, 1), *b = tu_uniform(&seed, b_n, 0.5f, 1.5f), *dy = tu_uniform(&seed, y_n, -1, 1);
     sfp_bcast_t s;
     assert_true(bcast_init(4, a_dims, 3, b_dims, &s));
     for (int op = 0; op < 4; op++) {
@@ -664,9 +651,9 @@ static void test_binary_backward_kernel_matches_ref(void **state)
         binary_backward_f32((sfp_binary_op_t)op, &s, a, b, dy, da[1], db[1], NULL);
         binary_backward_f32((sfp_binary_op_t)op, &s, a, b, dy, da[2], db[2], two);
         for (int k = 1; k < 3; k++) {
-            for (int64_t i = 0; i < y_n; i++) EXPECT_NEAR(da[k][i], da[0][i], 1e-6);
+            for (int64_t i = 0; i < y_n; i++) TU_EXPECT_NEAR(da[k][i], da[0][i], 1e-6);
             for (int64_t i = 0; i < b_n; i++)
-                EXPECT_NEAR(db[k][i], db[0][i], KERNEL_TOL * fmax(1.0, fabs((double)db[0][i])));
+                TU_EXPECT_NEAR(db[k][i], db[0][i], KERNEL_TOL * fmax(1.0, fabs((double)db[0][i])));
         }
         for (int k = 0; k < 3; k++) {
             free(da[k]);
@@ -757,16 +744,16 @@ static void test_pooling_backward_kernels_match_ref(void **state)
             s.out[d] = room / s.stride[d] + 1;
         }
         int64_t x_n = 6 * numel(s.n_spatial, s.in), y_n = 6 * numel(s.n_spatial, s.out);
-        float *x = distinct(&seed, x_n), *dy = uniform(&seed, y_n, -1, 1);
+        float *x = distinct(&seed, x_n), *dy = tu_uniform(&seed, y_n, -1, 1);
         float *dx[2] = {calloc((size_t)x_n, sizeof(float)), calloc((size_t)x_n, sizeof(float))};
         maxpool_backward_ref(&s, x, dy, dx[0]);
         maxpool_backward(&s, x, dy, dx[1], NULL);
-        for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[1][i], dx[0][i], 1e-6);
+        for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], 1e-6);
         memset(dx[0], 0, sizeof(float) * (size_t)x_n);
         memset(dx[1], 0, sizeof(float) * (size_t)x_n);
         avgpool_backward_ref(&s, dy, dx[0]);
         avgpool_backward(&s, dy, dx[1], NULL);
-        for (int64_t i = 0; i < x_n; i++) EXPECT_NEAR(dx[1][i], dx[0][i], 1e-5);
+        for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], 1e-5);
         free(x);
         free(dy);
         free(dx[0]);
@@ -796,7 +783,7 @@ static void test_gemm_backward_with_transposes_and_c_broadcast(void **state)
                 tu_attr_float(n, "beta", ci == 3 ? 1.0f : 1.3f);
                 tu_output(m, "y");
                 uint32_t seed = 160;
-                float *a = uniform(&seed, m_ * k_, -1, 1);
+                float *a = tu_uniform(&seed, m_ * k_, -1, 1);
                 char what[64];
                 snprintf(what, sizeof what, "Gemm tA=%d tB=%d C rank %d", ta, tb, c_ranks[ci]);
                 fd_check(m, &a, &FD_DEFAULT, what);
@@ -817,7 +804,7 @@ static void check_matmul(int a_rank, const int64_t *a_dims, int b_rank, const in
     tu_node(m, "MatMul", "mm", "a,b", "y");
     tu_output(m, "y");
     uint32_t seed = 170;
-    float *in[2] = {uniform(&seed, numel(a_rank, a_dims), -1, 1), uniform(&seed, numel(b_rank, b_dims), -1, 1)};
+    float *in[2] = {tu_uniform(&seed, numel(a_rank, a_dims), -1, 1), tu_uniform(&seed, numel(b_rank, b_dims), -1, 1)};
     fd_check(m, in, &FD_DEFAULT, what);
     free_inputs(in, 2);
     sfp_model_free(m);
@@ -843,12 +830,12 @@ static void test_matmul_backward_kernel_matches_ref(void **state)
     sfp_matmul_shape_t s;
     assert_true(matmul_shape_init(4, a_dims, 3, b_dims, &s));
     const int64_t a_n = 3 * 7 * 9, b_n = 2 * 9 * 5, y_n = 3 * 2 * 7 * 5;
-    float *a = uniform(&seed, a_n, -1, 1), *b = uniform(&seed, b_n, -1, 1), *dy = uniform(&seed, y_n, -1, 1);
+    float *a = tu_uniform(&seed, a_n, -1, 1), *b = tu_uniform(&seed, b_n, -1, 1), *dy = tu_uniform(&seed, y_n, -1, 1);
     float *da[2] = {calloc((size_t)a_n, 4), calloc((size_t)a_n, 4)}, *db[2] = {calloc((size_t)b_n, 4), calloc((size_t)b_n, 4)};
     matmul_backward_ref(&s, a, b, dy, da[0], db[0]);
     matmul_backward(&s, a, b, dy, da[1], db[1]);
-    for (int64_t i = 0; i < a_n; i++) EXPECT_NEAR(da[1][i], da[0][i], KERNEL_TOL);
-    for (int64_t i = 0; i < b_n; i++) EXPECT_NEAR(db[1][i], db[0][i], KERNEL_TOL);
+    for (int64_t i = 0; i < a_n; i++) TU_EXPECT_NEAR(da[1][i], da[0][i], KERNEL_TOL);
+    for (int64_t i = 0; i < b_n; i++) TU_EXPECT_NEAR(db[1][i], db[0][i], KERNEL_TOL);
     free(a);
     free(b);
     free(dy);
@@ -871,7 +858,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         sfp_node_t *n = tu_node(m, "Concat", "cat", "a,b,a", "y");
         tu_attr_int(n, "axis", 1);
         tu_output(m, "y");
-        float *in[2] = {uniform(&seed, 24, -1, 1), uniform(&seed, 36, -1, 1)};
+        float *in[2] = {tu_uniform(&seed, 24, -1, 1), tu_uniform(&seed, 36, -1, 1)};
         fd_check(m, in, &FD_DEFAULT, "Concat a,b,a on channels");
         free_inputs(in, 2);
         sfp_model_free(m);
@@ -884,7 +871,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         tu_init_i64(m, "pads", 8, pads);
         tu_node(m, "Pad", "pad", "x,pads", "y");
         tu_output(m, "y");
-        float *in = uniform(&seed, 72, -1, 1);
+        float *in = tu_uniform(&seed, 72, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Pad opset 13 with cropping");
         free(in);
         sfp_model_free(m);
@@ -898,7 +885,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         tu_attr_ints(n, "pads", 6, pads);
         tu_attr_float(n, "value", 1.5f);
         tu_output(m, "y");
-        float *in = uniform(&seed, 24, -1, 1);
+        float *in = tu_uniform(&seed, 24, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Pad opset 9 attribute");
         free(in);
         sfp_model_free(m);
@@ -914,7 +901,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         tu_init_i64(m, "steps", 3, steps);
         tu_node(m, "Slice", "slice", "x,starts,ends,axes,steps", "y");
         tu_output(m, "y");
-        float *in = uniform(&seed, numel(4, x), -1, 1);
+        float *in = tu_uniform(&seed, numel(4, x), -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Slice steps 2, -2, 3");
         free(in);
         sfp_model_free(m);
@@ -926,7 +913,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         sfp_node_t *n = tu_node(m, "Transpose", "tr", "x", "y");
         tu_attr_ints(n, "perm", 4, perm);
         tu_output(m, "y");
-        float *in = uniform(&seed, 120, -1, 1);
+        float *in = tu_uniform(&seed, 120, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Transpose perm 2,0,3,1");
         free(in);
         sfp_model_free(m);
@@ -941,7 +928,7 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         tu_node(m, "Unsqueeze", "unsq", "r,axes", "u");
         tu_node(m, "Squeeze", "sq", "u,axes", "y");
         tu_output(m, "y");
-        float *in = uniform(&seed, 24, -1, 1);
+        float *in = tu_uniform(&seed, 24, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Reshape Unsqueeze Squeeze");
         free(in);
         sfp_model_free(m);
@@ -970,7 +957,7 @@ static void test_zero_padding_shortcuts_backward_match_finite_differences(void *
         n = tu_node(m, "Concat", "cat", "p,z", "y");
         tu_attr_int(n, "axis", 1);
         tu_output(m, "y");
-        float *in = uniform(&seed, 216, -1, 1);
+        float *in = tu_uniform(&seed, 216, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "shortcut A-concat");
         sfp_plan_t *p = NULL;
         TU_OK(&err, plan_create(m, 0, SFP_PLAN_TRAIN, 1, &p, &err));
@@ -996,7 +983,7 @@ static void test_zero_padding_shortcuts_backward_match_finite_differences(void *
         tu_node(m, "Slice", "cols", "s1,starts,ends,ax3,steps", "s2");
         tu_node(m, "Pad", "pad", "s2,pads", "y");
         tu_output(m, "y");
-        float *in = uniform(&seed, 144, -1, 1);
+        float *in = tu_uniform(&seed, 144, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "shortcut A-pad");
         free(in);
         sfp_model_free(m);
@@ -1053,7 +1040,7 @@ static void test_resnet_block_loss_gradient_matches_finite_differences(void **st
     TU_OK(&err, plan_create(m, 0, SFP_PLAN_TRAIN | SFP_PLAN_INPUT_GRADS | SFP_PLAN_KEEP_ACTIVATIONS, 2, &p, &err));
     uint32_t seed = 210;
     const int64_t act = 3 * 4 * 36;
-    float *x = uniform(&seed, act, -1, 1);
+    float *x = tu_uniform(&seed, act, -1, 1);
     bool *up_signs = malloc(2 * (size_t)act), *down_signs = malloc(2 * (size_t)act);
     assert_true(up_signs && down_signs);
     const int32_t labels[3] = {2, 0, 1};
@@ -1123,7 +1110,7 @@ static void test_gradient_buffers_reuse_memory_without_changing_results(void **s
     TU_OK(&err, plan_create(m, 0, SFP_PLAN_TRAIN, 2, &plans[2], &err));
     assert_true(plan_arena_bytes(plans[0]) < plan_arena_bytes(plans[1]));
     uint32_t seed = 220;
-    float *x = uniform(&seed, 6 * 4 * 36, -1, 1);
+    float *x = tu_uniform(&seed, 6 * 4 * 36, -1, 1);
     const int32_t labels[6] = {0, 1, 2, 2, 1, 0};
     float *grads[3][8];
     for (int k = 0; k < 3; k++) {
@@ -1141,7 +1128,7 @@ static void test_gradient_buffers_reuse_memory_without_changing_results(void **s
         const sfp_param_t *prm = plan_param(plans[0], i);
         for (int64_t e = 0; e < prm->numel; e++) {
             assert_true(grads[1][i][e] == grads[0][i][e]);
-            EXPECT_NEAR(grads[2][i][e], grads[0][i][e], 1e-6 * fmax(1.0, fabs((double)grads[0][i][e])));
+            TU_EXPECT_NEAR(grads[2][i][e], grads[0][i][e], 1e-6 * fmax(1.0, fabs((double)grads[0][i][e])));
         }
     }
     for (int k = 0; k < 3; k++) {
@@ -1174,7 +1161,7 @@ static void test_parameters_and_accumulation(void **state)
     assert_null(plan_value_grad(p, graph_find_value(&m->graph, "v2")));
     assert_null(plan_value_grad(p, graph_find_value(&m->graph, "x"))); /* no SFP_PLAN_INPUT_GRADS */
     uint32_t seed = 230;
-    float *x = uniform(&seed, 2 * 4 * 36, -1, 1), dlogits[6];
+    float *x = tu_uniform(&seed, 2 * 4 * 36, -1, 1), dlogits[6];
     const int32_t labels[2] = {1, 2};
     block_loss(p, x, labels, dlogits);
     TU_OK(&err, plan_backward(p, dlogits, &err));
@@ -1182,9 +1169,9 @@ static void test_parameters_and_accumulation(void **state)
     memcpy(once, plan_param(p, 7)->grad, sizeof once);
     block_loss(p, x, labels, dlogits);
     TU_OK(&err, plan_backward(p, dlogits, &err));
-    for (int i = 0; i < 3; i++) EXPECT_NEAR(plan_param(p, 7)->grad[i], 2.0f * once[i], 1e-6);
+    for (int i = 0; i < 3; i++) TU_EXPECT_NEAR(plan_param(p, 7)->grad[i], 2.0f * once[i], 1e-6);
     /* the bias gradient of a softmax layer sums to zero over the classes */
-    EXPECT_NEAR(once[0] + once[1] + once[2], 0.0f, 1e-6);
+    TU_EXPECT_NEAR(once[0] + once[1] + once[2], 0.0f, 1e-6);
     plan_zero_grad(p);
     for (int i = 0; i < 3; i++) assert_true(plan_param(p, 7)->grad[i] == 0.0f);
     plan_free(p);
@@ -1207,7 +1194,7 @@ static void test_backward_needs_a_training_plan_and_one_run(void **state)
     TU_EXPECT_ERR(rc, &err, SFP_EUSAGE, "SFP_PLAN_TRAIN");
     assert_int_equal(plan_n_params(inference), 0);
     uint32_t seed = 240;
-    float *x = uniform(&seed, 2 * 4 * 36, -1, 1);
+    float *x = tu_uniform(&seed, 2 * 4 * 36, -1, 1);
     const void *in[1] = {x};
     TU_OK(&err, plan_run(p, in, &err));
     TU_OK(&err, plan_backward(p, dlogits, &err));

@@ -21,19 +21,7 @@
 #include "train/plan.h"
 #include "train/train.h"
 
-#define EXPECT_NEAR(a, b, tol)                                                                      \
-    do {                                                                                            \
-        double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol);                              \
-        if (!(fabs(a_ - b_) <= t_)) fail_msg("%s = %.9g, expected %.9g (tolerance %g)", #a, a_, b_, t_); \
-    } while (0)
 
-static float *uniform(uint32_t *seed, int64_t n, float lo, float hi)
-{
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)(tu_rand(seed) % 100001) / 100000.0f;
-    return p;
-}
 
 /* ---- loss ---- */
 /* Written out for one row: -sum_j t_j log(softmax_j), t = (1-s) onehot + s/k. */
@@ -62,7 +50,7 @@ static void test_cross_entropy_matches_definition(void **state)
         TU_OK(&err, loss_softmax_xent(3, 4, logits, labels, smoothing[si], &loss, dlogits, &correct, &err));
         double want = 0.0;
         for (int r = 0; r < 3; r++) want += xent_row(logits + r * 4, 4, labels[r], (double)smoothing[si]) / 3.0;
-        EXPECT_NEAR(loss, want, 1e-12);
+        TU_EXPECT_NEAR(loss, want, 1e-12);
         /* row 0: argmax 1 = label; row 1: tie at 0 (first) != 2; row 2: tie at 0 (first) = label */
         assert_int_equal(correct, 2);
         /* dlogits against central differences of the loss (double, so tight) */
@@ -75,17 +63,17 @@ static void test_cross_entropy_matches_definition(void **state)
             z[i] = logits[i] - 1e-3f;
             TU_OK(&err, loss_softmax_xent(3, 4, z, labels, smoothing[si], &down, NULL, NULL, &err));
             double h = (double)(logits[i] + 1e-3f) - (double)(logits[i] - 1e-3f);
-            EXPECT_NEAR(dlogits[i], (up - down) / h, 1e-6);
+            TU_EXPECT_NEAR(dlogits[i], (up - down) / h, 1e-6);
         }
         /* each row of the gradient sums to zero */
-        for (int r = 0; r < 3; r++) EXPECT_NEAR(dlogits[r * 4] + dlogits[r * 4 + 1] + dlogits[r * 4 + 2] + dlogits[r * 4 + 3], 0.0, 1e-7);
+        for (int r = 0; r < 3; r++) TU_EXPECT_NEAR(dlogits[r * 4] + dlogits[r * 4 + 1] + dlogits[r * 4 + 2] + dlogits[r * 4 + 3], 0.0, 1e-7);
     }
     /* large logits: no overflow (the row max is taken out) */
     const float big[2] = {1000.0f, 0.0f};
     const int32_t zero[1] = {0};
     double loss = -1.0;
     TU_OK(&err, loss_softmax_xent(1, 2, big, zero, 0.0f, &loss, NULL, NULL, &err));
-    EXPECT_NEAR(loss, 0.0, 1e-12);
+    TU_EXPECT_NEAR(loss, 0.0, 1e-12);
 }
 
 static void test_cross_entropy_refuses_bad_labels_and_diverged_logits(void **state)
@@ -173,8 +161,8 @@ static void test_sgd_follows_the_pytorch_update_rule(void **state)
                 const float *mom = sgd_momentum(sgd, i);
                 assert_true((mom != NULL) == (o->momentum > 0.0f));
                 for (int64_t e = 0; e < prm->numel; e++) {
-                    EXPECT_NEAR(prm->data[e], w[i][e], 1e-6);
-                    if (mom) EXPECT_NEAR(mom[e], buf[i][e], 1e-6);
+                    TU_EXPECT_NEAR(prm->data[e], w[i][e], 1e-6);
+                    if (mom) TU_EXPECT_NEAR(mom[e], buf[i][e], 1e-6);
                     assert_true(prm->grad[e] == 0.0f); /* the step zeroes the gradients */
                 }
             }
@@ -193,7 +181,7 @@ static void test_sgd_follows_the_pytorch_update_rule(void **state)
             prm->grad[0] = 1.0f;
             TU_OK(&err, sgd_step(sgd, 0.1f, &err));
             float g = 1.0f + o->weight_decay * before;
-            EXPECT_NEAR(sgd_momentum(sgd, 0)[0], g, 1e-7);
+            TU_EXPECT_NEAR(sgd_momentum(sgd, 0)[0], g, 1e-7);
         }
         sgd_free(sgd);
         plan_free(p);
@@ -237,36 +225,36 @@ static void test_lr_schedules(void **state)
     sfp_error_t err = {0};
     sfp_lr_schedule_t c = {.kind = SFP_LR_CONSTANT, .base_lr = 0.1};
     TU_OK(&err, lr_schedule_check(&c, &err));
-    EXPECT_NEAR(lr_at(&c, 0), 0.1, 0);
-    EXPECT_NEAR(lr_at(&c, 1000000), 0.1, 0);
+    TU_EXPECT_NEAR(lr_at(&c, 0), 0.1, 0);
+    TU_EXPECT_NEAR(lr_at(&c, 1000000), 0.1, 0);
 
     sfp_lr_schedule_t s = {.kind = SFP_LR_STEP, .base_lr = 0.1, .gamma = 0.1, .n_milestones = 2,
                            .milestones = {2, 4}};
     TU_OK(&err, lr_schedule_check(&s, &err));
     const double step_want[6] = {0.1, 0.1, 0.01, 0.01, 0.001, 0.001};
-    for (int i = 0; i < 6; i++) EXPECT_NEAR(lr_at(&s, i), step_want[i], 1e-15);
+    for (int i = 0; i < 6; i++) TU_EXPECT_NEAR(lr_at(&s, i), step_want[i], 1e-15);
 
     sfp_lr_schedule_t cs = {.kind = SFP_LR_COSINE, .base_lr = 0.1, .total_steps = 100, .min_lr = 0.001};
     TU_OK(&err, lr_schedule_check(&cs, &err));
-    EXPECT_NEAR(lr_at(&cs, 0), 0.1, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 50), (0.1 + 0.001) / 2, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 25), 0.001 + 0.099 * (1 + cos(M_PI / 4)) / 2, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 100), 0.001, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 250), 0.001, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 0), 0.1, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 50), (0.1 + 0.001) / 2, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 25), 0.001 + 0.099 * (1 + cos(M_PI / 4)) / 2, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 100), 0.001, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 250), 0.001, 1e-15);
     for (int i = 1; i <= 100; i++) assert_true(lr_at(&cs, i) < lr_at(&cs, i - 1));
 
     /* warm-up: factor 0.1 -> 1 over 10 steps on top of the cosine */
     cs.warmup_steps = 10;
     cs.warmup_start = 0.1;
     TU_OK(&err, lr_schedule_check(&cs, &err));
-    EXPECT_NEAR(lr_at(&cs, 0), 0.1 * 0.1, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 5), (0.001 + 0.099 * (1 + cos(M_PI * 0.05)) / 2) * 0.55, 1e-15);
-    EXPECT_NEAR(lr_at(&cs, 10), 0.001 + 0.099 * (1 + cos(M_PI * 0.1)) / 2, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 0), 0.1 * 0.1, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 5), (0.001 + 0.099 * (1 + cos(M_PI * 0.05)) / 2) * 0.55, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&cs, 10), 0.001 + 0.099 * (1 + cos(M_PI * 0.1)) / 2, 1e-15);
     c.warmup_steps = 4;
     c.warmup_start = 0.0;
-    EXPECT_NEAR(lr_at(&c, 0), 0.0, 0);
-    EXPECT_NEAR(lr_at(&c, 2), 0.05, 1e-15);
-    EXPECT_NEAR(lr_at(&c, 4), 0.1, 0);
+    TU_EXPECT_NEAR(lr_at(&c, 0), 0.0, 0);
+    TU_EXPECT_NEAR(lr_at(&c, 2), 0.05, 1e-15);
+    TU_EXPECT_NEAR(lr_at(&c, 4), 0.1, 0);
 
     /* refusals name what is wrong */
     sfp_lr_schedule_t bad = s;
@@ -314,7 +302,7 @@ static void test_sgd_steps_fit_a_small_batch(void **state)
     const sfp_sgd_opts_t o = {0.9f, false, 5e-4f, 0.0f};
     TU_OK(&err, sgd_create(p, &o, &sgd, &err));
     uint32_t seed = 9;
-    float *x = uniform(&seed, 8 * 3 * 64, -1, 1), dlogits[32];
+    float *x = tu_uniform(&seed, 8 * 3 * 64, -1, 1), dlogits[32];
     const int32_t labels[8] = {0, 1, 2, 3, 3, 2, 1, 0};
     const void *in[1] = {x};
     double first = 0.0, loss = 0.0;
@@ -405,7 +393,7 @@ static void test_shared_batch_plans_match_the_whole_batch(void **state)
         plan_share_batch(pp[r], &share);
     }
     uint32_t seed = 21;
-    float *x = uniform(&seed, 8 * 3 * 64, -1, 1), dlogits[32];
+    float *x = tu_uniform(&seed, 8 * 3 * 64, -1, 1), dlogits[32];
     const int32_t labels[8] = {0, 1, 2, 3, 3, 2, 1, 0};
     const void *in[1] = {x};
     double loss = 0.0;
@@ -424,7 +412,7 @@ static void test_shared_batch_plans_match_the_whole_batch(void **state)
      * whole batch's statistics. Float rounding of the reordered sums: 1e-5. */
     const float *lw = plan_output(pw, 0);
     for (int r = 0; r < 2; r++)
-        for (int i = 0; i < 16; i++) EXPECT_NEAR(((const float *)plan_output(pp[r], 0))[i], lw[16 * r + i], 1e-5);
+        for (int i = 0; i < 16; i++) TU_EXPECT_NEAR(((const float *)plan_output(pp[r], 0))[i], lw[16 * r + i], 1e-5);
     /* The two shares' parameter gradients add up to the whole batch's (the
      * process sum the trainer does), to 1e-5 of the gradient's scale. */
     size_t n = 0, n0 = 0, n1 = 0;
@@ -432,14 +420,14 @@ static void test_shared_batch_plans_match_the_whole_batch(void **state)
     assert_true(n > 0 && n == n0 && n == n1);
     double scale = 0.0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)gw[i]));
-    for (size_t i = 0; i < n; i++) EXPECT_NEAR((double)g0[i] + (double)g1[i], gw[i], 1e-5 * scale);
+    for (size_t i = 0; i < n; i++) TU_EXPECT_NEAR((double)g0[i] + (double)g1[i], gw[i], 1e-5 * scale);
     /* Running statistics: every share updated them with the whole batch's. */
     for (int r = 0; r < 2; r++)
         for (int k = 0; k < 2; k++) {
             const char *name = k ? "v1" : "m1";
             const sfp_tensor_t *a = part[r]->graph.values[graph_find_value(&part[r]->graph, name)].init;
             const sfp_tensor_t *b = whole->graph.values[graph_find_value(&whole->graph, name)].init;
-            for (int c = 0; c < 8; c++) EXPECT_NEAR(((float *)a->data)[c], ((float *)b->data)[c], 1e-6);
+            for (int c = 0; c < 8; c++) TU_EXPECT_NEAR(((float *)a->data)[c], ((float *)b->data)[c], 1e-6);
         }
     pthread_barrier_destroy(&both.barrier);
     for (int r = 0; r < 2; r++) {

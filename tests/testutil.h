@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,5 +458,21 @@ static inline uint32_t tu_rand(uint32_t *state)
     x ^= x << 5;
     return *state = x;
 }
+
+/* n floats in [lo, hi] from tu_rand (malloc'd; the test frees them). */
+static inline float *tu_uniform(uint32_t *seed, int64_t n, float lo, float hi)
+{
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)(tu_rand(seed) % 100001) / 100000.0f;
+    return p;
+}
+
+/* |a - b| <= tol in double, with the figures in the failure message. */
+#define TU_EXPECT_NEAR(a, b, tol)                                                                   \
+    do {                                                                                            \
+        double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol);                              \
+        if (!(fabs(a_ - b_) <= t_)) fail_msg("%s = %.9g, expected %.9g (tolerance %g)", #a, a_, b_, t_); \
+    } while (0)
 
 #endif

@@ -575,6 +575,70 @@ static void test_unary_backward_matches_finite_differences(void **state)
     check_unary("Flatten", gen_uniform, 13, 2);
 }
 
+/* ---- piecewise activations (op_activation.c) ---- */
+/* Values in [-4, 4] kept 0.05 from every kink in kinks[0..n_kinks): finite
+ * differences of h = 1e-2 then never straddle one. */
+static float *away_from_kinks(uint32_t *seed, int64_t count, const float *kinks, int n_kinks)
+{
+    float *p = tu_uniform(seed, count, -4.0f, 4.0f);
+    for (int64_t i = 0; i < count; i++)
+        for (int k = 0; k < n_kinks; k++)
+            if (fabsf(p[i] - kinks[k]) < 0.05f) p[i] = kinks[k] + (p[i] < kinks[k] ? -0.05f : 0.05f);
+    return p;
+}
+
+/* One activation node y = op(x[, ins...]) on x (2, 3, 4, 5); attributes set by
+ * the caller through *node before the check runs. */
+static sfp_model_t *activation_model(const char *op, int opset, const char *ins, sfp_node_t **node)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 3, 4, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    *node = tu_node(m, op, op, ins, "y");
+    tu_output(m, "y");
+    return m;
+}
+
+static void check_activation(sfp_model_t *m, const float *kinks, int n_kinks, const char *what)
+{
+    uint32_t seed = 31;
+    float *x = away_from_kinks(&seed, 120, kinks, n_kinks);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
+static void test_activations_backward_match_finite_differences(void **state)
+{
+    (void)state;
+    sfp_node_t *n = NULL;
+    {
+        /* ReLU6 as PyTorch exports it from opset 11: bounds as inputs */
+        sfp_model_t *m = activation_model("Clip", 13, "x,lo,hi", &n);
+        const int64_t one = 1;
+        const float lo = 0.0f, hi = 6.0f;
+        tu_init(m, "lo", SFP_DT_FLOAT, 0, &one, &lo);
+        tu_init(m, "hi", SFP_DT_FLOAT, 0, &one, &hi);
+        const float kinks[2] = {0.0f, 6.0f};
+        check_activation(m, kinks, 2, "Clip opset 13 [0, 6]");
+    }
+    {
+        sfp_model_t *m = activation_model("Clip", 13, "x,,hi", &n); /* min omitted */
+        const int64_t one = 1;
+        const float hi = 1.5f;
+        tu_init(m, "hi", SFP_DT_FLOAT, 0, &one, &hi);
+        const float kinks[1] = {1.5f};
+        check_activation(m, kinks, 1, "Clip opset 13 max only");
+    }
+    {
+        sfp_model_t *m = activation_model("Clip", 9, "x", &n); /* bounds as attributes */
+        tu_attr_float(n, "min", -1.0f);
+        tu_attr_float(n, "max", 2.0f);
+        const float kinks[2] = {-1.0f, 2.0f};
+        check_activation(m, kinks, 2, "Clip opset 9 [-1, 2]");
+    }
+}
+
 /* ---- broadcasting binaries ---- */
 static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims,
                          uint32_t seed)
@@ -1241,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_training_updates_running_statistics),
         cmocka_unit_test(test_batchnorm_backward_kernel_matches_ref),
         cmocka_unit_test(test_unary_backward_matches_finite_differences),
+        cmocka_unit_test(test_activations_backward_match_finite_differences),
         cmocka_unit_test(test_broadcast_binaries_backward_match_finite_differences),
         cmocka_unit_test(test_binary_with_one_value_twice_accumulates),
         cmocka_unit_test(test_binary_backward_kernel_matches_ref),

@@ -48,6 +48,9 @@ static void test_rows_carry_what_pruning_asks(void **state)
     assert_false(op_by_id(SFP_OP_SIGMOID)->flags & SFP_OPF_ZERO_KEEPS);
     assert_false(op_by_id(SFP_OP_BATCH_NORMALIZATION)->flags & SFP_OPF_ZERO_KEEPS);
     assert_true(op_by_id(SFP_OP_RELU)->flags & SFP_OPF_ZERO_KEEPS);
+    /* Clip keeps zero only when min <= 0 <= max, a fact of the node */
+    assert_false(op_by_id(SFP_OP_CLIP)->flags & SFP_OPF_ZERO_KEEPS);
+    assert_int_equal(op_by_id(SFP_OP_CLIP)->chan, SFP_CHAN_SAME);
 }
 
 static void test_weight_axis_follows_trans_b(void **state)

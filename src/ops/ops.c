@@ -9,13 +9,13 @@
 
 static const sfp_op_def_t *const families[] = {
     op_defs_conv, op_defs_norm, op_defs_elementwise, op_defs_pool,
-    op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose,
+    op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose, op_defs_activation,
 };
 
 /* The ONNX name of every id, in enum order. */
 static const char *const op_id_names[SFP_OP_COUNT + 1] = {
     [SFP_OP_ADD] = "Add", [SFP_OP_AVERAGE_POOL] = "AveragePool", [SFP_OP_BATCH_NORMALIZATION] = "BatchNormalization",
-    [SFP_OP_CAST] = "Cast", [SFP_OP_CONCAT] = "Concat", [SFP_OP_CONSTANT] = "Constant",
+    [SFP_OP_CAST] = "Cast", [SFP_OP_CLIP] = "Clip", [SFP_OP_CONCAT] = "Concat", [SFP_OP_CONSTANT] = "Constant",
     [SFP_OP_CONSTANT_OF_SHAPE] = "ConstantOfShape", [SFP_OP_CONV] = "Conv", [SFP_OP_DIV] = "Div",
     [SFP_OP_DROPOUT] = "Dropout", [SFP_OP_FLATTEN] = "Flatten", [SFP_OP_GATHER] = "Gather", [SFP_OP_GEMM] = "Gemm",
     [SFP_OP_GLOBAL_AVERAGE_POOL] = "GlobalAveragePool", [SFP_OP_GLOBAL_MAX_POOL] = "GlobalMaxPool",

@@ -130,7 +130,7 @@ typedef struct sfp_op_run {
 /* One id per supported op: what code outside src/ops asks instead of
  * comparing op type strings (op_is, op_of(n)->id). ops.c names each. */
 typedef enum sfp_op_id {
-    SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CONCAT, SFP_OP_CONSTANT,
+    SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CLIP, SFP_OP_CONCAT, SFP_OP_CONSTANT,
     SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
     SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_IDENTITY, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
     SFP_OP_PAD, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
@@ -225,6 +225,7 @@ extern const sfp_op_def_t op_defs_shape[];
 extern const sfp_op_def_t op_defs_pad_slice[];
 extern const sfp_op_def_t op_defs_gemm[];
 extern const sfp_op_def_t op_defs_transpose[];
+extern const sfp_op_def_t op_defs_activation[];
 
 /* Largest dimension any value may have, and the largest constant that shape
  * inference folds (bigger ones are computed when the plan runs). */

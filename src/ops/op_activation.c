@@ -1,0 +1,162 @@
+/* Piecewise activations of mobile networks: Clip (ReLU6), LeakyRelu,
+ * HardSigmoid, HardSwish. One forward loop and one backward loop over a
+ * kind and two parameters (act_t); the backward reads the forward's input x,
+ * so the derivative at x is exact on every piece (zero outside Clip's and
+ * HardSigmoid's linear range, as PyTorch's backward gives it). float32. */
+#include <float.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+typedef enum act_kind { ACT_CLIP } act_kind_t;
+
+/* Clip: a = min, b = max. */
+typedef struct act {
+    act_kind_t kind;
+    float a, b;
+} act_t;
+
+static const char *const clip_attrs[] = {"min", "max", NULL}; /* opset < 11 */
+
+static inline float act_value(const act_t *f, float x)
+{
+    switch (f->kind) {
+    case ACT_CLIP: {
+        float y = x < f->a ? f->a : x; /* NaN passes through both compares */
+        return y > f->b ? f->b : y;
+    }
+    }
+    return x;
+}
+
+/* dy/dx at x (0 on the flat pieces and at Clip's bounds). */
+static inline float act_slope(const act_t *f, float x)
+{
+    switch (f->kind) {
+    case ACT_CLIP: return x > f->a && x < f->b ? 1.0f : 0.0f;
+    }
+    return 1.0f;
+}
+
+/* ---- shapes ---- */
+static int clip_check(const sfp_op_ctx_t *c, sfp_error_t *err)
+{
+    if (c->opset >= 11 && (node_attr(c->node, "min") || node_attr(c->node, "max")))
+        return op_errorf(c, err, SFP_EBADMODEL, "min and max are inputs from opset 11, not attributes");
+    if (c->opset < 11 && c->node->n_inputs > 1)
+        return op_errorf(c, err, SFP_EBADMODEL, "min and max are attributes before opset 11, not inputs");
+    return 0;
+}
+
+static int act_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
+{
+    int rc;
+    if ((rc = op_need_rank(c, 0, 0, SFP_MAX_DIMS, err)) < 0) return rc;
+    const sfp_value_t *x = op_in(c, 0);
+    /* Clip's min and max (opset 11): one value each */
+    for (int i = 1; i < c->node->n_inputs; i++) {
+        const sfp_value_t *b = op_in(c, i);
+        if (b && b->ndim >= 0 && op_numel(b) != 1)
+            return op_errorf(c, err, SFP_EBADMODEL, "input '%s' must hold one value, holds %lld", sfp_q(b->name),
+                             (long long)op_numel(b));
+        if (b && b->ndim >= 0 && b->dtype != x->dtype)
+            return op_errorf(c, err, SFP_EBADMODEL, "input '%s' is %s, the data %s", sfp_q(b->name),
+                             sfp_dtype_name(b->dtype), sfp_dtype_name(x->dtype));
+    }
+    return op_set_out(c, 0, x->dtype, x->ndim, x->dims, x->batch0, err);
+}
+
+/* ---- runtime ---- */
+/* The node's function; Clip's bounds come from its inputs (opset 11) or
+ * attributes (before), either missing meaning unbounded. */
+static int act_of(const sfp_exec_t *x, act_t *f, sfp_error_t *err)
+{
+    (void)err;
+    memset(f, 0, sizeof *f);
+    f->kind = ACT_CLIP;
+    f->a = -FLT_MAX;
+    f->b = FLT_MAX;
+    if (x->opset < 11) {
+        f->a = node_attr_float(x->node, "min", -FLT_MAX);
+        f->b = node_attr_float(x->node, "max", FLT_MAX);
+        return 0;
+    }
+    if (x->node->n_inputs > 1 && x->in[1]) f->a = *(const float *)x->in[1];
+    if (x->node->n_inputs > 2 && x->in[2]) f->b = *(const float *)x->in[2];
+    return 0;
+}
+
+static int act_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *scratch_bytes = 0;
+    for (int i = 0; i < x->node->n_inputs; i++) {
+        int rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+typedef struct act_job {
+    act_t f;
+    const float *x, *dy;
+    float *y, *dx;
+} act_job_t;
+
+#define ACT_GRAIN 16384
+
+static void act_forward_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const act_job_t *j = ctx;
+    const act_t f = j->f;
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    for (int64_t i = i0; i < i1; i++) y[i] = act_value(&f, x[i]);
+}
+
+static void act_backward_range(void *ctx, int64_t i0, int64_t i1)
+{
+    const act_job_t *j = ctx;
+    const act_t f = j->f;
+    const float *restrict x = j->x, *restrict dy = j->dy;
+    float *restrict dx = j->dx;
+    for (int64_t i = i0; i < i1; i++) dx[i] += dy[i] * act_slope(&f, x[i]);
+}
+
+/* x (n) -> y (n) */
+static int act_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    act_job_t j = {.x = x->in[0], .y = x->out[0]};
+    int rc = act_of(x, &j.f, err);
+    if (rc < 0) return rc;
+    sfp_threads_for(x->threads, shape_numel(x->in_shape[0]), ACT_GRAIN, act_forward_range, &j);
+    return 0;
+}
+
+/* x (n), dy (n) -> dx (n) += dy * f'(x); the bounds get no gradient */
+static int act_backward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    act_job_t j = {.x = x->in[0], .dy = x->dout[0], .dx = x->din[0]};
+    int rc = act_of(x, &j.f, err);
+    if (rc < 0 || !j.dx) return rc;
+    sfp_threads_for(x->threads, shape_numel(x->in_shape[0]), ACT_GRAIN, act_backward_range, &j);
+    return 0;
+}
+
+static int act_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
+{
+    *saved_bytes = *scratch_bytes = 0;
+    for (int i = 1; i < x->node->n_inputs; i++)
+        if (x->din[i])
+            return exec_errorf(x, err, SFP_EUNSUPPORTED, "the gradient of the bound '%s' is not supported",
+                               sfp_q(x->g->values[x->node->inputs[i]].name));
+    return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
+}
+
+/* Not zero-keeping: whether Clip keeps 0 depends on the node's bounds. */
+const sfp_op_def_t op_defs_activation[] = {
+    {"Clip", 1, 3, 1, 1, clip_attrs, clip_check, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
+      .prepare_backward = act_prepare_backward, .keep_inputs = 0x7},
+     .id = SFP_OP_CLIP, .chan = SFP_CHAN_SAME},
+    {0},
+};

@@ -637,6 +637,33 @@ static void test_activations_backward_match_finite_differences(void **state)
         const float kinks[2] = {-1.0f, 2.0f};
         check_activation(m, kinks, 2, "Clip opset 9 [-1, 2]");
     }
+    {
+        sfp_model_t *m = activation_model("LeakyRelu", 13, "x", &n);
+        tu_attr_float(n, "alpha", 0.1f);
+        const float kinks[1] = {0.0f};
+        check_activation(m, kinks, 1, "LeakyRelu alpha 0.1");
+    }
+    {
+        sfp_model_t *m = activation_model("LeakyRelu", 13, "x", &n); /* default alpha 0.01 */
+        const float kinks[1] = {0.0f};
+        check_activation(m, kinks, 1, "LeakyRelu default alpha");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSigmoid", 13, "x", &n); /* 0.2 x + 0.5: ramp on [-2.5, 2.5] */
+        const float kinks[2] = {-2.5f, 2.5f};
+        check_activation(m, kinks, 2, "HardSigmoid default");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSigmoid", 13, "x", &n); /* PyTorch's: x / 6 + 1/2 */
+        tu_attr_float(n, "alpha", 1.0f / 6.0f);
+        const float kinks[2] = {-3.0f, 3.0f};
+        check_activation(m, kinks, 2, "HardSigmoid alpha 1/6");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSwish", 14, "x", &n);
+        const float kinks[2] = {-3.0f, 3.0f};
+        check_activation(m, kinks, 2, "HardSwish");
+    }
 }
 
 /* ---- broadcasting binaries ---- */

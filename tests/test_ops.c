@@ -51,6 +51,9 @@ static void test_rows_carry_what_pruning_asks(void **state)
     /* Clip keeps zero only when min <= 0 <= max, a fact of the node */
     assert_false(op_by_id(SFP_OP_CLIP)->flags & SFP_OPF_ZERO_KEEPS);
     assert_int_equal(op_by_id(SFP_OP_CLIP)->chan, SFP_CHAN_SAME);
+    assert_false(op_by_id(SFP_OP_HARD_SIGMOID)->flags & SFP_OPF_ZERO_KEEPS); /* f(0) = beta */
+    assert_true(op_by_id(SFP_OP_HARD_SWISH)->flags & SFP_OPF_ZERO_KEEPS);
+    assert_true(op_by_id(SFP_OP_LEAKY_RELU)->flags & SFP_OPF_ZERO_KEEPS);
 }
 
 static void test_weight_axis_follows_trans_b(void **state)

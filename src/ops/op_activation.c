@@ -1,5 +1,5 @@
 /* Piecewise activations of mobile networks: Clip (ReLU6), LeakyRelu,
- * HardSigmoid, HardSwish. One forward loop and one backward loop over a
+ * HardSigmoid, HardSwish (opset 14). One forward loop and one backward loop over a
  * kind and two parameters (act_t); the backward reads the forward's input x,
  * so the derivative at x is exact on every piece (zero outside Clip's and
  * HardSigmoid's linear range, as PyTorch's backward gives it). float32. */
@@ -8,15 +8,24 @@
 
 #include "ops/ops.h"
 
-typedef enum act_kind { ACT_CLIP } act_kind_t;
+typedef enum act_kind { ACT_CLIP, ACT_LEAKY_RELU, ACT_HARD_SIGMOID, ACT_HARD_SWISH } act_kind_t;
 
-/* Clip: a = min, b = max. */
+/* Clip: a = min, b = max. LeakyRelu: a = alpha. HardSigmoid and HardSwish:
+ * y = max(0, min(1, a x + b)) (times x for HardSwish; a = 1/6, b = 1/2). */
 typedef struct act {
     act_kind_t kind;
     float a, b;
 } act_t;
 
 static const char *const clip_attrs[] = {"min", "max", NULL}; /* opset < 11 */
+static const char *const alpha_attrs[] = {"alpha", NULL};
+static const char *const alpha_beta_attrs[] = {"alpha", "beta", NULL};
+static const char *const no_attrs[] = {NULL};
+
+static inline float clamp01(float v)
+{
+    return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+}
 
 static inline float act_value(const act_t *f, float x)
 {
@@ -25,6 +34,9 @@ static inline float act_value(const act_t *f, float x)
         float y = x < f->a ? f->a : x; /* NaN passes through both compares */
         return y > f->b ? f->b : y;
     }
+    case ACT_LEAKY_RELU: return x >= 0.0f ? x : f->a * x;
+    case ACT_HARD_SIGMOID: return clamp01(f->a * x + f->b);
+    case ACT_HARD_SWISH: return x * clamp01(f->a * x + f->b);
     }
     return x;
 }
@@ -34,6 +46,15 @@ static inline float act_slope(const act_t *f, float x)
 {
     switch (f->kind) {
     case ACT_CLIP: return x > f->a && x < f->b ? 1.0f : 0.0f;
+    case ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : f->a;
+    case ACT_HARD_SIGMOID: {
+        const float t = f->a * x + f->b;
+        return t > 0.0f && t < 1.0f ? f->a : 0.0f;
+    }
+    case ACT_HARD_SWISH: {
+        const float t = f->a * x + f->b; /* d(x t)/dx = t + a x on the ramp */
+        return t <= 0.0f ? 0.0f : t >= 1.0f ? 1.0f : t + f->a * x;
+    }
     }
     return 1.0f;
 }
@@ -71,8 +92,22 @@ static int act_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
  * attributes (before), either missing meaning unbounded. */
 static int act_of(const sfp_exec_t *x, act_t *f, sfp_error_t *err)
 {
-    (void)err;
     memset(f, 0, sizeof *f);
+    const sfp_op_def_t *def = op_of(x->node);
+    switch (def ? def->id : SFP_OP_COUNT) {
+    case SFP_OP_CLIP: break;
+    case SFP_OP_LEAKY_RELU:
+        *f = (act_t){ACT_LEAKY_RELU, node_attr_float(x->node, "alpha", 0.01f), 0.0f};
+        return 0;
+    case SFP_OP_HARD_SIGMOID:
+        *f = (act_t){ACT_HARD_SIGMOID, node_attr_float(x->node, "alpha", 0.2f), node_attr_float(x->node, "beta", 0.5f)};
+        return 0;
+    case SFP_OP_HARD_SWISH:
+        *f = (act_t){ACT_HARD_SWISH, 1.0f / 6.0f, 0.5f};
+        return 0;
+    default:
+        return exec_errorf(x, err, SFP_ERUNTIME, "internal: not an activation of this file");
+    }
     f->kind = ACT_CLIP;
     f->a = -FLT_MAX;
     f->b = FLT_MAX;
@@ -152,11 +187,24 @@ static int act_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t
     return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
 }
 
-/* Not zero-keeping: whether Clip keeps 0 depends on the node's bounds. */
+/* Clip is not zero-keeping (that depends on the node's bounds), nor is
+ * HardSigmoid (f(0) = beta); LeakyRelu and HardSwish map 0 to 0. */
 const sfp_op_def_t op_defs_activation[] = {
     {"Clip", 1, 3, 1, 1, clip_attrs, clip_check, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
       .prepare_backward = act_prepare_backward, .keep_inputs = 0x7},
      .id = SFP_OP_CLIP, .chan = SFP_CHAN_SAME},
+    {"LeakyRelu", 1, 1, 1, 1, alpha_attrs, NULL, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
+      .prepare_backward = act_prepare_backward, .keep_inputs = 0x1},
+     .id = SFP_OP_LEAKY_RELU, .chan = SFP_CHAN_SAME, .flags = SFP_OPF_ZERO_KEEPS},
+    {"HardSigmoid", 1, 1, 1, 1, alpha_beta_attrs, NULL, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
+      .prepare_backward = act_prepare_backward, .keep_inputs = 0x1},
+     .id = SFP_OP_HARD_SIGMOID, .chan = SFP_CHAN_SAME},
+    {"HardSwish", 1, 1, 1, 1, no_attrs, NULL, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
+     {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
+      .prepare_backward = act_prepare_backward, .keep_inputs = 0x1},
+     .id = SFP_OP_HARD_SWISH, .chan = SFP_CHAN_SAME, .flags = SFP_OPF_ZERO_KEEPS},
     {0},
 };

@@ -666,6 +666,43 @@ static void test_activations_backward_match_finite_differences(void **state)
     }
 }
 
+/* ---- ReduceMean (op_reduce.c) ---- */
+/* x (2, 3, 4, 5) reduced over axes[0..n_axes) (none: all); opset 18 gives
+ * the axes as an input. */
+static void check_reduce_mean(int opset, int n_axes, const int64_t *axes, int64_t keepdims, const char *what)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 3, 4, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    sfp_node_t *n = NULL;
+    if (opset >= 18 && n_axes) {
+        tu_init_i64(m, "axes", n_axes, axes);
+        n = tu_node(m, "ReduceMean", "mean", "x,axes", "y");
+    } else {
+        n = tu_node(m, "ReduceMean", "mean", "x", "y");
+        if (n_axes) tu_attr_ints(n, "axes", (size_t)n_axes, axes);
+    }
+    tu_attr_int(n, "keepdims", keepdims);
+    tu_output(m, "y");
+    uint32_t seed = 47;
+    float *x = tu_uniform(&seed, 120, -1.0f, 1.0f);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
+static void test_reduce_mean_backward_matches_finite_differences(void **state)
+{
+    (void)state;
+    const int64_t hw[2] = {2, 3}, chan[1] = {1}, outer_axes[2] = {0, 2}, neg[2] = {-1, -2};
+    check_reduce_mean(13, 2, hw, 0, "ReduceMean [2, 3] keepdims 0");   /* x.mean([2, 3]) */
+    check_reduce_mean(13, 2, neg, 1, "ReduceMean [-1, -2] keepdims 1");
+    check_reduce_mean(13, 1, chan, 1, "ReduceMean [1] keepdims 1");    /* (outer, len, inner) */
+    check_reduce_mean(13, 2, outer_axes, 0, "ReduceMean [0, 2] keepdims 0"); /* the general walk */
+    check_reduce_mean(13, 0, NULL, 0, "ReduceMean all axes");
+    check_reduce_mean(18, 2, hw, 0, "ReduceMean opset 18 axes input");
+}
+
 /* ---- broadcasting binaries ---- */
 static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims,
                          uint32_t seed)
@@ -1333,6 +1370,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_backward_kernel_matches_ref),
         cmocka_unit_test(test_unary_backward_matches_finite_differences),
         cmocka_unit_test(test_activations_backward_match_finite_differences),
+        cmocka_unit_test(test_reduce_mean_backward_matches_finite_differences),
         cmocka_unit_test(test_broadcast_binaries_backward_match_finite_differences),
         cmocka_unit_test(test_binary_with_one_value_twice_accumulates),
         cmocka_unit_test(test_binary_backward_kernel_matches_ref),

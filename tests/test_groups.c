@@ -331,6 +331,49 @@ static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
     sfp_model_free(m);
 }
 
+/* x.mean([2, 3]) heads (ShuffleNetV2, MNASNet): the channels reach the Gemm's
+ * columns; a mean over the channels keeps its producer whole. */
+static void test_reduce_mean_over_hw_follows_channels_over_c_blocks(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 4, 3, 2);
+    const int64_t hw[2] = {2, 3}, c[1] = {1};
+    sfp_node_t *mean = tu_node(m, "ReduceMean", "mean_hw", "s0", "f");
+    tu_attr_ints(mean, "axes", 2, hw);
+    tu_attr_int(mean, "keepdims", 0);
+    int64_t wd[2] = {2, 6};
+    tu_init_f32(m, "fc.weight", 2, wd, NULL, 4);
+    sfp_node_t *fc = tu_node(m, "Gemm", "fc", "f,fc.weight", "y");
+    tu_attr_int(fc, "transB", 1);
+    tu_output(m, "y");
+    sfp_node_t *mc = tu_node(m, "ReduceMean", "mean_c", "s1", "z");
+    tu_attr_ints(mc, "axes", 1, c);
+    tu_output(m, "z");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0"), g1 = find_group(gs, m, "conv1");
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_channels, 6);
+    assert_false(gs->g[g1].prunable);
+    assert_non_null(strstr(gs->g[g1].reason, "channel axis"));
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, g0, 1);
+    removal_add_channel(r, gs, g0, 4);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "f", 1, 4);
+    assert_int_equal(m->graph.values[graph_find_value(&m->graph, "fc.weight")].init->dims[1], 4);
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
 static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
 {
     (void)state;
@@ -362,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
         cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
+        cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
         cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);

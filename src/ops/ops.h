@@ -134,7 +134,7 @@ typedef enum sfp_op_id {
     SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
     SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_HARD_SIGMOID, SFP_OP_HARD_SWISH, SFP_OP_IDENTITY,
     SFP_OP_LEAKY_RELU, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
-    SFP_OP_PAD, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
+    SFP_OP_PAD, SFP_OP_REDUCE_MEAN, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
     SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
     SFP_OP_COUNT
 } sfp_op_id_t;
@@ -153,7 +153,9 @@ typedef enum sfp_chan_rule {
     SFP_CHAN_PAD,         /* input channel c lands at channel pad + c */
     SFP_CHAN_SLICE,       /* spatial slicing passes channels; slicing channels keeps both sides whole */
     SFP_CHAN_RESHAPE,     /* [N, C, rest] -> [N, C * rest] maps features to channels; [N, C, ...] kept */
-    SFP_CHAN_MIXES        /* mixes or normalises across channels (Softmax): both sides stay whole */
+    SFP_CHAN_MIXES,       /* mixes or normalises across channels (Softmax): both sides stay whole */
+    SFP_CHAN_REDUCE       /* reduction: channels pass when axis 1 is kept (op_reduce_axes), else both sides
+                             stay whole */
 } sfp_chan_rule_t;
 
 /* What removing channels rewrites in the op's own inputs (src/surgery/apply.c). */
@@ -227,6 +229,12 @@ extern const sfp_op_def_t op_defs_pad_slice[];
 extern const sfp_op_def_t op_defs_gemm[];
 extern const sfp_op_def_t op_defs_transpose[];
 extern const sfp_op_def_t op_defs_activation[];
+extern const sfp_op_def_t op_defs_reduce[];
+
+/* Reductions (SFP_CHAN_REDUCE): reduced[k] for every axis k of input 0
+ * (SFP_MAX_DIMS entries; shapes inferred) and whether reduced axes stay as
+ * dims of 1. */
+int op_reduce_axes(const sfp_graph_t *g, const sfp_node_t *n, bool *reduced, bool *keepdims, sfp_error_t *err);
 
 /* Largest dimension any value may have, and the largest constant that shape
  * inference folds (bigger ones are computed when the plan runs). */

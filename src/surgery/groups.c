@@ -201,6 +201,25 @@ static void rule_reshape(uf_ctx_t *u, const sfp_node_t *n)
     block_value(u, y, "reshape that mixes channels");
 }
 
+/* A reduction keeps the channel axis where it neither reduces axis 1 nor
+ * drops axis 0 before it. */
+static int rule_reduce(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
+{
+    int x = n->inputs[0], y = n->outputs[0];
+    bool reduced[SFP_MAX_DIMS] = {0}, keepdims = true;
+    int rc = op_reduce_axes(u->g, n, reduced, &keepdims, err);
+    if (rc < 0) return rc;
+    const sfp_value_t *xv = &u->g->values[x];
+    if (xv->ndim >= 2 && !reduced[1] && (!reduced[0] || keepdims) && slots_of(u, x) == slots_of(u, y)) {
+        union_same(u, x, y);
+        u->gs->value_zero[y] = u->gs->value_zero[x];
+        return 0;
+    }
+    block_value(u, x, "reduction over the channel axis");
+    block_value(u, y, "reduction over the channel axis");
+    return 0;
+}
+
 /* Gemm/MatMul: output features are made here; input features are summed over. */
 static void rule_dense(uf_ctx_t *u, const sfp_node_t *n)
 {
@@ -240,6 +259,7 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     case SFP_CHAN_PAD: return rule_pad(u, n, err);
     case SFP_CHAN_SLICE: rule_slice(u, n); return 0;
     case SFP_CHAN_RESHAPE: rule_reshape(u, n); return 0;
+    case SFP_CHAN_REDUCE: return rule_reduce(u, n, err);
     case SFP_CHAN_MIXES: {
         char why[96];
         snprintf(why, sizeof why, "%.40s mixes or normalises across channels", n->op_type);

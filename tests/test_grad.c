@@ -1019,6 +1019,35 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         sfp_model_free(m);
     }
     {
+        /* reflect and edge: gradients of the copies sum at their source;
+         * reflect with pads as large as the dim less one, edge cropping one side */
+        const char *modes[2] = {"reflect", "edge"};
+        const int64_t x[4] = {2, 3, 4, 5}, pads[2][8] = {{0, 0, 3, 4, 0, 0, 2, 1}, {0, 0, 5, -1, 0, 0, 2, 3}};
+        for (int k = 0; k < 2; k++) {
+            sfp_model_t *m = tu_model(13);
+            tu_input(m, "x", SFP_DT_FLOAT, 4, x);
+            tu_init_i64(m, "pads", 8, pads[k]);
+            sfp_node_t *n = tu_node(m, "Pad", "pad", "x,pads", "y");
+            tu_attr_string(n, "mode", modes[k]);
+            tu_output(m, "y");
+            float *in = tu_uniform(&seed, 120, -1, 1);
+            fd_check(m, &in, &FD_DEFAULT, k == 0 ? "Pad reflect" : "Pad edge with cropping");
+            free(in);
+            sfp_model_free(m);
+        }
+        sfp_model_t *m = tu_model(9); /* attribute pads */
+        const int64_t x3[3] = {2, 3, 4}, pads3[6] = {0, 0, 2, 0, 0, 3};
+        tu_input(m, "x", SFP_DT_FLOAT, 3, x3);
+        sfp_node_t *n = tu_node(m, "Pad", "pad", "x", "y");
+        tu_attr_ints(n, "pads", 6, pads3);
+        tu_attr_string(n, "mode", "reflect");
+        tu_output(m, "y");
+        float *in = tu_uniform(&seed, 24, -1, 1);
+        fd_check(m, &in, &FD_DEFAULT, "Pad reflect opset 9");
+        free(in);
+        sfp_model_free(m);
+    }
+    {
         sfp_model_t *m = tu_model(13);
         const int64_t x[4] = {2, 4, 7, 6};
         const int64_t starts[3] = {0, 6, 1}, ends[3] = {INT64_MAX, -100, 5}, axes[3] = {2, 3, 1}, steps[3] = {2, -2, 3};

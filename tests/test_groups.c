@@ -374,6 +374,38 @@ static void test_reduce_mean_over_hw_follows_channels_over_c_blocks(void **state
     sfp_model_free(m);
 }
 
+/* Reflect padding of H and W keeps channels; of the channel axis, it copies
+ * channels, so the producer stays whole. */
+static void test_reflect_pad_follows_channels_unless_it_pads_them(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 4, 3, 2);
+    int64_t hw[8] = {0, 0, 1, 1, 0, 0, 1, 1}, ch[8] = {0, 1, 0, 0, 0, 1, 0, 0};
+    tu_init_i64(m, "pads_hw", 8, hw);
+    tu_init_i64(m, "pads_c", 8, ch);
+    tu_attr_string(tu_node(m, "Pad", "pad_hw", "s0,pads_hw", "p0"), "mode", "reflect");
+    tu_attr_string(tu_node(m, "Pad", "pad_c", "s1,pads_c", "p1"), "mode", "edge");
+    tu_conv(m, "conv2", "p0", "y0", 6, 2, 3, 3);
+    tu_conv(m, "conv3", "p1", "y1", 6, 2, 3, 4);
+    tu_output(m, "y0");
+    tu_output(m, "y1");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0"), g1 = find_group(gs, m, "conv1");
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_channels, 6);
+    assert_false(gs->g[g1].prunable);
+    assert_non_null(strstr(gs->g[g1].reason, "channel axis"));
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
 static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
 {
     (void)state;
@@ -406,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
         cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
+        cmocka_unit_test(test_reflect_pad_follows_channels_unless_it_pads_them),
         cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);

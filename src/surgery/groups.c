@@ -149,12 +149,24 @@ static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     const sfp_graph_t *g = u->g;
     int x = n->inputs[0], y = n->outputs[0];
     /* channel pads: the input's channel c lands at pads[1] + c */
-    int64_t pb = 0;
+    int64_t pb = 0, pe = 0, rank = g->values[x].ndim;
     const sfp_tensor_t *p = n->n_inputs > 1 && n->inputs[1] >= 0 ? graph_const(g, n->inputs[1]) : NULL;
-    if (p) pb = sfp_tensor_get_int(p, 1);
-    else {
+    if (p && rank >= 2 && sfp_tensor_numel(p) >= 2 * rank) {
+        pb = sfp_tensor_get_int(p, 1);
+        pe = sfp_tensor_get_int(p, 1 + rank);
+    } else if (!p) {
         const int64_t *pads = NULL;
-        if (node_attr_ints(n, "pads", &pads) >= 2) pb = pads[1];
+        if (rank >= 2 && node_attr_ints(n, "pads", &pads) >= (size_t)(2 * rank)) {
+            pb = pads[1];
+            pe = pads[1 + rank];
+        }
+    }
+    /* reflect and edge padding of channels copies input channels: a removed
+     * channel would live on in its copies */
+    if (strcmp(node_attr_string(n, "mode", "constant"), "constant") != 0 && (pb || pe)) {
+        block_value(u, x, "reflect or edge padding of the channel axis");
+        block_value(u, y, "reflect or edge padding of the channel axis");
+        return 0;
     }
     if (pb < 0 || pb > slots_of(u, y) - slots_of(u, x))
         return cannot_see(n, "negative channel pads (cropping)", err);

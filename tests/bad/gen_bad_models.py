@@ -519,9 +519,9 @@ def unsupported_cases():
     m = copy_model()
     pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pad.pads")
     m.graph.initializer.append(pads)
-    m.graph.node.insert(2, helper.make_node("Pad", ["n", "pad.pads"], ["padded"], name="pad0", mode="reflect"))
+    m.graph.node.insert(2, helper.make_node("Pad", ["n", "pad.pads"], ["padded"], name="pad0", mode="wrap"))
     node_named(m, "relu0").input[0] = "padded"
-    case("unsup/pad_reflect.onnx", m, 4, "node 'pad0' \\(Pad\\): mode 'reflect' is not supported")
+    case("unsup/pad_wrap.onnx", m, 4, "node 'pad0' \\(Pad\\): mode 'wrap' is not supported")
 
     m = copy_model()
     node_named(m, "conv0").attribute.append(helper.make_attribute("auto_pad", "BOGUS"))

@@ -703,6 +703,37 @@ static void test_reduce_mean_backward_matches_finite_differences(void **state)
     check_reduce_mean(18, 2, hw, 0, "ReduceMean opset 18 axes input");
 }
 
+/* ---- Split (op_split.c) ---- */
+/* x (2, 6, 3, 2) split on the channels, the parts put back together in
+ * another order by Concat (a part left out gets no gradient). */
+static void check_split(int opset, const char *ins, const char *cat, int n_outputs, const char *what)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 6, 3, 2}, sizes[3] = {1, 3, 2};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    if (strchr(ins, ',')) tu_init_i64(m, "sizes", 3, sizes);
+    sfp_node_t *n = tu_node(m, "Split", "split", ins, n_outputs == 3 ? "p0,p1,p2" : "p0,p1");
+    tu_attr_int(n, "axis", 1);
+    if (opset < 13) tu_attr_ints(n, "split", 3, sizes);
+    if (opset >= 18 && !strchr(ins, ',')) tu_attr_int(n, "num_outputs", n_outputs);
+    tu_attr_int(tu_node(m, "Concat", "cat", cat, "y"), "axis", 1);
+    tu_output(m, "y");
+    uint32_t seed = 53;
+    float *x = tu_uniform(&seed, 72, -1.0f, 1.0f);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
+static void test_split_backward_matches_finite_differences(void **state)
+{
+    (void)state;
+    check_split(13, "x,sizes", "p2,p0,p2", 3, "Split sizes input, p1 unused");
+    check_split(11, "x", "p1,p0,p2", 3, "Split opset 11 attribute");
+    check_split(13, "x", "p1,p0", 2, "Split equal halves");
+    check_split(18, "x", "p2,p1", 3, "Split num_outputs 3");
+}
+
 /* ---- broadcasting binaries ---- */
 static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims,
                          uint32_t seed)
@@ -1400,6 +1431,7 @@ int main(void)
         cmocka_unit_test(test_unary_backward_matches_finite_differences),
         cmocka_unit_test(test_activations_backward_match_finite_differences),
         cmocka_unit_test(test_reduce_mean_backward_matches_finite_differences),
+        cmocka_unit_test(test_split_backward_matches_finite_differences),
         cmocka_unit_test(test_broadcast_binaries_backward_match_finite_differences),
         cmocka_unit_test(test_binary_with_one_value_twice_accumulates),
         cmocka_unit_test(test_binary_backward_kernel_matches_ref),

@@ -406,6 +406,83 @@ static void test_reflect_pad_follows_channels_unless_it_pads_them(void **state)
     sfp_model_free(m);
 }
 
+/* torch.split / chunk on the channels: each part's channels are a range of
+ * the producer's; removal rewrites the sizes, writing out implied ones. */
+static void check_split_removal(int opset, bool sizes_input, bool num_outputs)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, sizes[2] = {3, 3};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    if (sizes_input) tu_init_i64(m, "sizes", 2, sizes);
+    sfp_node_t *sp = tu_node(m, "Split", "split", sizes_input ? "s0,sizes" : "s0", "a,b");
+    tu_attr_int(sp, "axis", 1);
+    if (num_outputs) tu_attr_int(sp, "num_outputs", 2);
+    tu_conv(m, "conva", "a", "ya", 3, 2, 3, 2);
+    tu_conv(m, "convb", "b", "yb", 3, 2, 3, 3);
+    tu_output(m, "ya");
+    tu_output(m, "yb");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    /* conv0's channels split in two groups by the part they reach */
+    int ga = find_group(gs, m, "conv0"), gb = -1;
+    for (int i = 0; i < gs->n; i++)
+        if (i != ga && gs->g[i].n_sources == 1 && !strcmp(m->graph.nodes[gs->g[i].sources[0]].name, "conv0")) gb = i;
+    assert_true(ga >= 0 && gb >= 0);
+    assert_true(gs->g[ga].prunable && gs->g[gb].prunable);
+    assert_int_equal(gs->g[ga].n_channels, 3);
+    assert_int_equal(gs->g[gb].n_channels, 3);
+    if (gs->g[ga].slot_index[0] != 0) { /* ga: the one starting at channel 0 */
+        int t = ga;
+        ga = gb;
+        gb = t;
+    }
+    /* channel 1 of part b is channel 4 of conv0 */
+    const sfp_chan_group_t *grp = &gs->g[gb];
+    const int b = graph_find_value(&m->graph, "b"), s0 = graph_find_value(&m->graph, "s0");
+    for (int k = grp->slot_start[1]; k < grp->slot_start[2]; k++) {
+        if (grp->slot_value[k] == b) assert_int_equal(grp->slot_index[k], 1);
+        if (grp->slot_value[k] == s0) assert_int_equal(grp->slot_index[k], 4);
+    }
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, ga, 1);
+    removal_add_channel(r, gs, ga, 2);
+    removal_add_channel(r, gs, gb, 1);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "a", 1, 1, 4, 4);
+    TU_EXPECT_SHAPE(m, "b", 1, 2, 4, 4);
+    const sfp_node_t *split = NULL;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (!strcmp(m->graph.nodes[i].name, "split")) split = &m->graph.nodes[i];
+    assert_non_null(split);
+    assert_null(node_attr(split, "num_outputs"));
+    if (opset >= 13) {
+        const sfp_tensor_t *t = graph_const(&m->graph, split->inputs[1]);
+        assert_int_equal(sfp_tensor_get_int(t, 0), 1);
+        assert_int_equal(sfp_tensor_get_int(t, 1), 2);
+    } else {
+        const int64_t *written = NULL;
+        assert_int_equal(node_attr_ints(split, "split", &written), 2);
+        assert_int_equal(written[0], 1);
+        assert_int_equal(written[1], 2);
+    }
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_split_on_channels_maps_ranges_and_rewrites_sizes(void **state)
+{
+    (void)state;
+    check_split_removal(13, true, false);  /* sizes given */
+    check_split_removal(13, false, false); /* equal halves: an input is added */
+    check_split_removal(11, false, false); /* ... or the attribute before opset 13 */
+    check_split_removal(18, false, true);  /* num_outputs gives way to the input */
+}
+
 static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
 {
     (void)state;
@@ -439,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
         cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
         cmocka_unit_test(test_reflect_pad_follows_channels_unless_it_pads_them),
+        cmocka_unit_test(test_split_on_channels_maps_ranges_and_rewrites_sizes),
         cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);

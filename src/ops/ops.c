@@ -10,7 +10,7 @@
 static const sfp_op_def_t *const families[] = {
     op_defs_conv, op_defs_norm, op_defs_elementwise, op_defs_pool,
     op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose, op_defs_activation,
-    op_defs_reduce,
+    op_defs_reduce, op_defs_split,
 };
 
 /* The ONNX name of every id, in enum order. */
@@ -23,7 +23,8 @@ static const char *const op_id_names[SFP_OP_COUNT + 1] = {
     [SFP_OP_HARD_SIGMOID] = "HardSigmoid", [SFP_OP_HARD_SWISH] = "HardSwish", [SFP_OP_IDENTITY] = "Identity",
     [SFP_OP_LEAKY_RELU] = "LeakyRelu", [SFP_OP_MATMUL] = "MatMul", [SFP_OP_MAX_POOL] = "MaxPool", [SFP_OP_MUL] = "Mul",
     [SFP_OP_PAD] = "Pad", [SFP_OP_REDUCE_MEAN] = "ReduceMean", [SFP_OP_RELU] = "Relu", [SFP_OP_RESHAPE] = "Reshape", [SFP_OP_SHAPE] = "Shape",
-    [SFP_OP_SIGMOID] = "Sigmoid", [SFP_OP_SLICE] = "Slice", [SFP_OP_SOFTMAX] = "Softmax", [SFP_OP_SQUEEZE] = "Squeeze",
+    [SFP_OP_SIGMOID] = "Sigmoid", [SFP_OP_SLICE] = "Slice", [SFP_OP_SOFTMAX] = "Softmax",
+    [SFP_OP_SPLIT] = "Split", [SFP_OP_SQUEEZE] = "Squeeze",
     [SFP_OP_SUB] = "Sub", [SFP_OP_TRANSPOSE] = "Transpose", [SFP_OP_UNSQUEEZE] = "Unsqueeze",
     [SFP_OP_COUNT] = NULL,
 };

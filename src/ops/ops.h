@@ -135,7 +135,7 @@ typedef enum sfp_op_id {
     SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_HARD_SIGMOID, SFP_OP_HARD_SWISH, SFP_OP_IDENTITY,
     SFP_OP_LEAKY_RELU, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
     SFP_OP_PAD, SFP_OP_REDUCE_MEAN, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
-    SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
+    SFP_OP_SPLIT, SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
     SFP_OP_COUNT
 } sfp_op_id_t;
 
@@ -154,8 +154,9 @@ typedef enum sfp_chan_rule {
     SFP_CHAN_SLICE,       /* spatial slicing passes channels; slicing channels keeps both sides whole */
     SFP_CHAN_RESHAPE,     /* [N, C, rest] -> [N, C * rest] maps features to channels; [N, C, ...] kept */
     SFP_CHAN_MIXES,       /* mixes or normalises across channels (Softmax): both sides stay whole */
-    SFP_CHAN_REDUCE       /* reduction: channels pass when axis 1 is kept (op_reduce_axes), else both sides
+    SFP_CHAN_REDUCE,      /* reduction: channels pass when axis 1 is kept (op_reduce_axes), else both sides
                              stay whole */
+    SFP_CHAN_SPLIT        /* channel ranges of the input go to the outputs in turn (axis 1), else same */
 } sfp_chan_rule_t;
 
 /* What removing channels rewrites in the op's own inputs (src/surgery/apply.c). */
@@ -166,7 +167,8 @@ typedef enum sfp_shrink_rule {
     SFP_SHRINK_NORM,      /* per-channel inputs 1..4 (scale, bias, mean, variance), axis 0 */
     SFP_SHRINK_BROADCAST, /* constant operands that hold one entry per channel */
     SFP_SHRINK_PAD,       /* the channel pad counts */
-    SFP_SHRINK_RESHAPE    /* a channel/feature count spelled out in the target shape */
+    SFP_SHRINK_RESHAPE,   /* a channel/feature count spelled out in the target shape */
+    SFP_SHRINK_SPLIT      /* the split sizes on the channel axis (written out where they were implied) */
 } sfp_shrink_rule_t;
 
 /* Facts about an op that pruning, masking and reporting need. */
@@ -230,11 +232,16 @@ extern const sfp_op_def_t op_defs_gemm[];
 extern const sfp_op_def_t op_defs_transpose[];
 extern const sfp_op_def_t op_defs_activation[];
 extern const sfp_op_def_t op_defs_reduce[];
+extern const sfp_op_def_t op_defs_split[];
 
 /* Reductions (SFP_CHAN_REDUCE): reduced[k] for every axis k of input 0
  * (SFP_MAX_DIMS entries; shapes inferred) and whether reduced axes stay as
  * dims of 1. */
 int op_reduce_axes(const sfp_graph_t *g, const sfp_node_t *n, bool *reduced, bool *keepdims, sfp_error_t *err);
+
+/* Split: the normalised axis and the size of every output on it
+ * (n->n_outputs entries; shapes inferred, sizes known before running). */
+int op_split_sizes(const sfp_graph_t *g, const sfp_node_t *n, int *axis, int64_t *sizes, sfp_error_t *err);
 
 /* Largest dimension any value may have, and the largest constant that shape
  * inference folds (bigger ones are computed when the plan runs). */

@@ -206,6 +206,65 @@ static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs,
     return 0;
 }
 
+/* Split on the channel axis: every output's size drops by its removed
+ * channels. Sizes that were implied (equal parts, num_outputs) are written
+ * out: an attribute before opset 13, an initializer input from 13. */
+static int shrink_split(sfp_model_t *m, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r,
+                        sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int axis = 0, rc, count = n->n_outputs;
+    int64_t *sizes = malloc(sizeof(int64_t) * (size_t)count);
+    bool changed = false;
+    if (!sizes) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    if ((rc = op_split_sizes(g, n, &axis, sizes, err)) < 0 || axis != 1) goto out;
+    for (int i = 0; i < count; i++) {
+        int64_t gone = removal_removed(r, gs, n->outputs[i]);
+        sizes[i] -= gone;
+        changed |= gone > 0;
+    }
+    if (!changed) goto out;
+    sfp_tensor_t *t = NULL;
+    if (n->n_inputs > 1 && n->inputs[1] >= 0) {
+        if ((rc = surgery_own_init(g, n, 1, &t, err)) < 0) goto out;
+        for (int i = 0; i < count; i++) {
+            if (t->dtype == SFP_DT_INT32) ((int32_t *)t->data)[i] = (int32_t)sizes[i];
+            else ((int64_t *)t->data)[i] = sizes[i];
+        }
+    } else if (sfp_model_opset(m, "") < 13) {
+        rc = node_set_attr_ints(n, "split", sizes, (size_t)count, err);
+    } else {
+        int64_t len = count;
+        int vid = -1;
+        size_t cap = strlen(n->name) + strlen(g->values[n->outputs[0]].name) + 32;
+        char *name = malloc(cap);
+        int *inputs = realloc(n->inputs, sizeof(int) * 2);
+        if (inputs) n->inputs = inputs;
+        if (!name || !inputs) {
+            free(name);
+            rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(name, cap, "%s_split", *n->name ? n->name : g->values[n->outputs[0]].name);
+        for (int i = 1; graph_find_value(g, name) >= 0; i++)
+            snprintf(name, cap, "%s_split_%d", *n->name ? n->name : g->values[n->outputs[0]].name, i);
+        if ((rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &len, &t, err)) == 0) {
+            memcpy(t->data, sizes, sizeof(int64_t) * (size_t)count);
+            rc = graph_add_value(g, name, &vid, err);
+            if (rc == 0) rc = graph_set_init(g, vid, t, err);
+            else sfp_tensor_free(t);
+        }
+        free(name);
+        if (rc < 0) goto out;
+        n->inputs[1] = vid;
+        n->n_inputs = 2;
+        node_remove_attr(n, "num_outputs"); /* the split input replaces it (both are refused) */
+    }
+out:
+    free(sizes);
+    return rc;
+}
+
 /* Inserts a node after value v that gives it `want` channels: a zero value's
  * extra channels are sliced off or zero channels padded on. */
 static int resize_zero_nodes(sfp_model_t *m, int v, int64_t have, int64_t want, char *name, size_t name_size,
@@ -332,6 +391,7 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
         case SFP_SHRINK_BROADCAST: rc = shrink_binary(g, n, gs, r, err); break;
         case SFP_SHRINK_PAD: rc = shrink_pad(g, n, r, err); break;
         case SFP_SHRINK_RESHAPE: rc = shrink_reshape(g, n, gs, r, err); break;
+        case SFP_SHRINK_SPLIT: rc = shrink_split(m, n, gs, r, err); break;
         }
     }
     if (rc == 0) rc = fix_zero_branches(m, gs, r, err);

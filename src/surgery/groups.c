@@ -144,6 +144,35 @@ static void rule_concat(uf_ctx_t *u, const sfp_node_t *n)
     u->gs->value_zero[out] = all_zero;
 }
 
+/* Split: on the channel axis, output i's channel c is the input's channel
+ * (sum of the sizes before i) + c, Concat's rule read backwards; on another
+ * axis every output keeps the input's channels. */
+static void rule_split(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0];
+    int64_t axis = node_attr_int(n, "axis", 0), total = 0;
+    if (axis < 0) axis += g->values[x].ndim;
+    for (int i = 0; i < n->n_outputs; i++) total += slots_of(u, n->outputs[i]);
+    if (axis == 1 && total != slots_of(u, x)) { /* outputs that are not all activations */
+        block_value(u, x, "Split into values that are not all activations");
+        for (int i = 0; i < n->n_outputs; i++) block_value(u, n->outputs[i], "Split into values that are not all activations");
+        return;
+    }
+    int64_t off = 0;
+    for (int i = 0; i < n->n_outputs; i++) {
+        int y = n->outputs[i];
+        if (y < 0) continue;
+        if (axis == 1) {
+            for (int64_t c = 0; c < slots_of(u, y); c++) uf_union(u, slot(u, y, c), slot(u, x, off + c));
+            off += slots_of(u, y);
+        } else {
+            union_same(u, x, y);
+        }
+        u->gs->value_zero[y] = u->gs->value_zero[x];
+    }
+}
+
 static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
     const sfp_graph_t *g = u->g;
@@ -272,6 +301,7 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     case SFP_CHAN_SLICE: rule_slice(u, n); return 0;
     case SFP_CHAN_RESHAPE: rule_reshape(u, n); return 0;
     case SFP_CHAN_REDUCE: return rule_reduce(u, n, err);
+    case SFP_CHAN_SPLIT: rule_split(u, n); return 0;
     case SFP_CHAN_MIXES: {
         char why[96];
         snprintf(why, sizeof why, "%.40s mixes or normalises across channels", n->op_type);

@@ -9,6 +9,11 @@ float reflect/edge pads) on one-node models made with onnx.helper:
   2. exports: `compress --epochs 0 --rate 0.5 --keep-masked M`: OUT and M
      pass onnx.checker, agree in ONNX Runtime to 1e-4 at batches 1 and 3,
      and MACs fall (every op's channels were followed, not left whole).
+Model-local functions, inlined on load: the same net exported with
+export_modules_as_functions (nested calls) gets checks 1 and 2 and OUT holds
+no function; a hand-made model binds attributes by ref_attr_name (given,
+and absent: the op's default) and omits an output (hostile function files:
+tests/bad/gen_bad_models.py).
 """
 import json
 import os
@@ -97,7 +102,7 @@ def run_problems(path, inputs, torch_outputs=None):
     return problems
 
 
-def export(path, opset, training):
+def export(path, opset, training, functions=None):
     torch.manual_seed(opset)
     net = Net().eval()
     with torch.no_grad():  # BN statistics that are not the identity
@@ -107,7 +112,8 @@ def export(path, opset, training):
                 mod.running_var.uniform_(0.5, 1.5)
     x = torch.rand(1, 3, 32, 32)
     torch.onnx.export(net, x, path, opset_version=opset, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, training=training)
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, training=training,
+                      export_modules_as_functions=functions or False)
     with torch.no_grad():
         return x.numpy(), net(x).numpy()
 
@@ -116,11 +122,14 @@ def ops_of(path):
     return sorted({n.op_type for n in onnx.load(path).graph.node})
 
 
-def check_export(opset, training):
-    tag = f"net opset {opset}" + (" BN kept" if training == torch.onnx.TrainingMode.PRESERVE else "")
-    path = os.path.join(OUT, f"net{opset}{'bn' if training == torch.onnx.TrainingMode.PRESERVE else ''}.onnx")
-    x, y = export(path, opset, training)
+def check_export(opset, training, functions=None):
+    kept = training == torch.onnx.TrainingMode.PRESERVE
+    tag = f"net opset {opset}" + (" BN kept" if kept else "") + (" as functions" if functions else "")
+    path = os.path.join(OUT, f"net{opset}{'bn' if kept else ''}{'fn' if functions else ''}.onnx")
+    x, y = export(path, opset, training, functions)
     problems = run_problems(path, {"x": x}, [y])
+    if functions and len(onnx.load(path).functions) < 2:
+        problems.append("the export holds fewer than 2 functions")
     pruned, masked, rjson = (path.replace(".onnx", s) for s in (".pruned.onnx", ".masked.onnx", ".json"))
     rc, out = run([SFP, "compress", path, pruned, "--epochs", "0", "--rate", "0.5", "--keep-masked", masked,
                    "--report-json", rjson, "--quiet"])
@@ -130,6 +139,8 @@ def check_export(opset, training):
     p = ort_problem(masked, pruned, "1,3", TOL)
     if p:
         problems.append("masked vs pruned: " + p)
+    if functions and onnx.load(pruned).functions:
+        problems.append("the compressed model still holds functions")
     macs = json.load(open(rjson))["reduction"]["macs"]
     if not macs > 0.3:
         problems.append(f"MACs fell by {macs:.3f} only: channels through the new ops were left whole")
@@ -152,6 +163,40 @@ def check_one_node(name, opset, node, shape, inits=None):
     return f"{name}: run matches ONNX Runtime", run_problems(path, {"x": rng.uniform(-2, 2, shape).astype(np.float32)})
 
 
+def attr_ref(name, ref, kind):
+    a = onnx.AttributeProto()
+    a.name, a.ref_attr_name, a.type = name, ref, kind
+    return a
+
+
+def check_function_attributes():
+    """Act(x; slope) = LeakyRelu(x, alpha=slope) then Twice(x) = (Act, Act)
+    with its second output unused; called with slope 0.3, 0.05 and none."""
+    mk = helper.make_node
+    leaky = mk("LeakyRelu", ["a"], ["b"])
+    leaky.attribute.append(attr_ref("alpha", "slope", onnx.AttributeProto.FLOAT))
+    act = helper.make_function("local", "Act", ["a"], ["b"], [leaky], [helper.make_opsetid("", 13)], ["slope"])
+    twice = helper.make_function("local", "Twice", ["p"], ["q", "r"],
+                                 [mk("Act", ["p"], ["t"], domain="local", slope=0.3),
+                                  mk("Act", ["t"], ["q"], domain="local"),
+                                  mk("Relu", ["t"], ["r"])],
+                                 [helper.make_opsetid("", 13), helper.make_opsetid("local", 1)], [])
+    nodes = [mk("Twice", ["x"], ["u", ""], domain="local", name="call0"),
+             mk("Act", ["u"], ["y"], domain="local", name="call1", slope=0.05)]
+    g = helper.make_graph(nodes, "fn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("local", 1)],
+                          functions=[act, twice])
+    path = os.path.join(OUT, "function_attributes.onnx")
+    onnx.save(m, path)
+    x = np.random.default_rng(5).uniform(-2, 2, (2, 3, 4)).astype(np.float32)
+    t = np.where(x >= 0, x, 0.3 * x)
+    t = np.where(t >= 0, t, 0.01 * t)  # no slope: LeakyRelu's default alpha
+    y = np.where(t >= 0, t, 0.05 * t)
+    problems = run_problems(path, {"x": x}, [y])
+    return "functions: ref_attr_name bound (given and default), omitted output", problems
+
+
 def main():
     warnings.filterwarnings("ignore")  # the exporter's advice on constant folding
     os.makedirs(OUT, exist_ok=True)
@@ -159,6 +204,8 @@ def main():
     for opset in (11, 13, 14, 17):
         results.append(check_export(opset, torch.onnx.TrainingMode.EVAL))
     results.append(check_export(14, torch.onnx.TrainingMode.PRESERVE))
+    results.append(check_export(15, torch.onnx.TrainingMode.EVAL, {nn.Sequential, nn.ReLU6, nn.BatchNorm2d}))
+    results.append(check_function_attributes())
     mk = helper.make_node
     results += [
         check_one_node("reduce_mean_axes_input_opset18", 18, mk("ReduceMean", ["x", "axes"], ["y"], keepdims=0),

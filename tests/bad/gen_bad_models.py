@@ -755,6 +755,27 @@ def int32_constant_cases():
     case("shape/pad_int32_pads.onnx", m, 0, None, cmd="compress")
 
 
+def function_cases():
+    """Model-local functions are inlined on load: a function calling itself,
+    and calls of calls that double the nodes 30 times over."""
+    mk = helper.make_node
+    ops = [helper.make_opsetid("", 13), helper.make_opsetid("local", 1)]
+    x = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])]
+    y = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    loop = helper.make_function("local", "Loop", ["a"], ["b"], [mk("Loop", ["a"], ["b"], domain="local")], ops, [])
+    g = helper.make_graph([mk("Loop", ["x"], ["y"], domain="local", name="forever")], "fn", x, y)
+    case("function/recursive.onnx", helper.make_model(g, opset_imports=ops, functions=[loop]), 3,
+         "node 'forever/.*' \\(Loop\\): function calls nest deeper than 32")
+    fns = [helper.make_function("local", "F0", ["a"], ["b"], [mk("Relu", ["a"], ["b"])], ops, [])]
+    for k in range(1, 31):
+        fns.append(helper.make_function("local", f"F{k}", ["a"], ["b"],
+                                        [mk(f"F{k - 1}", ["a"], ["t"], domain="local"),
+                                         mk(f"F{k - 1}", ["t"], ["b"], domain="local")], ops, []))
+    g = helper.make_graph([mk("F30", ["x"], ["y"], domain="local", name="bomb")], "fn", x, y)
+    case("function/bomb.onnx", helper.make_model(g, opset_imports=ops, functions=fns), 3,
+         "node 'bomb/.*': inlining the model's functions would make too many nodes")
+
+
 def regress_cases():
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "regress")
     for name, runs in sorted(REGRESS.items()):
@@ -791,6 +812,7 @@ def main():
     input_cases()
     long_name_cases()
     int32_constant_cases()
+    function_cases()
     regress_cases()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(CASES, f, indent=1)

@@ -35,10 +35,10 @@ TOL = 1e-4  # float32 sums in another order: a few ulps per term
 
 class Net(nn.Module):
     """Every new op on a 32x32 input: ReLU6 stem, reflect and replicate pads,
-    LeakyReLU, a channel split whose parts go their own ways, a MobileNetV3
+    LeakyReLU, a channel split whose parts go their own ways, a chunk (two
+    Slices of channels, bounds computed from the shape), a MobileNetV3
     squeeze-excite (mean over H, W, Hardsigmoid gate, Hardswish) and
-    x.mean([2, 3]) heads. (chunk is exported as two Slices on the channel
-    axis, which keep their channels whole.)"""
+    x.mean([2, 3]) heads."""
 
     def __init__(self):
         super().__init__()

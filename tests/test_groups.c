@@ -483,6 +483,87 @@ static void test_split_on_channels_maps_ranges_and_rewrites_sizes(void **state)
     check_split_removal(18, false, true);  /* num_outputs gives way to the input */
 }
 
+/* x[:, 2:6] (input form) or its opset-9 attribute form: the range maps onto
+ * the producer's channels 2..5 and moves with the removed channels before
+ * it; a channel step keeps the producer whole. */
+static void check_slice_range(int opset)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, starts[1] = {2}, ends[1] = {6}, axes[1] = {1}, steps[1] = {2}, big[1] = {INT64_MAX};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 8, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 8, 3, 2);
+    if (opset >= 10) {
+        tu_init_i64(m, "starts", 1, starts);
+        tu_init_i64(m, "ends", 1, ends);
+        tu_init_i64(m, "axes", 1, axes);
+        tu_init_i64(m, "steps", 1, steps);
+        tu_init_i64(m, "big", 1, big);
+        tu_node(m, "Slice", "range", "s0,starts,ends,axes", "r");
+        tu_node(m, "Slice", "every_other", "s1,starts,big,axes,steps", "e");
+    } else {
+        sfp_node_t *sl = tu_node(m, "Slice", "range", "s0", "r");
+        tu_attr_ints(sl, "starts", 1, starts);
+        tu_attr_ints(sl, "ends", 1, ends);
+        tu_attr_ints(sl, "axes", 1, axes);
+        tu_node(m, "Relu", "every_other", "s1", "e"); /* no steps before opset 10 */
+    }
+    tu_conv(m, "conv2", "r", "y", 4, 2, 3, 3);
+    tu_output(m, "y");
+    tu_output(m, "e");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    /* conv0: channels 2..5 reach conv2 through the slice (values s0 and r),
+     * 0, 1, 6, 7 end at s0 */
+    int inside = -1, outside = -1;
+    for (int i = 0; i < gs->n; i++)
+        if (gs->g[i].n_sources == 1 && !strcmp(m->graph.nodes[gs->g[i].sources[0]].name, "conv0")) {
+            if (gs->g[i].n_values == 2) inside = i;
+            else outside = i;
+        }
+    assert_true(inside >= 0 && outside >= 0);
+    assert_int_equal(gs->g[inside].n_channels, 4);
+    assert_int_equal(gs->g[outside].n_channels, 4);
+    assert_true(gs->g[inside].prunable && gs->g[outside].prunable);
+    if (opset >= 10) {
+        int g1 = find_group(gs, m, "conv1");
+        assert_false(gs->g[g1].prunable); /* model output, and the step */
+    }
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, outside, 0); /* channel 0: before the range */
+    removal_add_channel(r, gs, outside, 1); /* channel 1 */
+    removal_add_channel(r, gs, inside, 1);  /* channel 3: inside */
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "r", 1, 3, 4, 4);
+    const sfp_node_t *range = NULL;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (!strcmp(m->graph.nodes[i].name, "range")) range = &m->graph.nodes[i];
+    assert_non_null(range);
+    if (opset >= 10) {
+        assert_int_equal(sfp_tensor_get_int(graph_const(&m->graph, range->inputs[1]), 0), 0);
+        assert_int_equal(sfp_tensor_get_int(graph_const(&m->graph, range->inputs[2]), 0), 3);
+    } else {
+        const int64_t *v = NULL;
+        assert_int_equal(node_attr_ints(range, "starts", &v), 1);
+        assert_int_equal(v[0], 0);
+        assert_int_equal(node_attr_ints(range, "ends", &v), 1);
+        assert_int_equal(v[0], 3);
+    }
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_slice_of_a_channel_range_maps_and_moves(void **state)
+{
+    (void)state;
+    check_slice_range(13);
+    check_slice_range(9);
+}
+
 static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
 {
     (void)state;
@@ -517,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
         cmocka_unit_test(test_reflect_pad_follows_channels_unless_it_pads_them),
         cmocka_unit_test(test_split_on_channels_maps_ranges_and_rewrites_sizes),
+        cmocka_unit_test(test_slice_of_a_channel_range_maps_and_moves),
         cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);

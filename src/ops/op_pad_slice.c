@@ -149,6 +149,30 @@ static int slice_plan(const sfp_op_ctx_t *c, const sfp_value_t *x, slice_axis_t 
     return slice_resolve(c, x->ndim, x->dims, &l, plan, err);
 }
 
+int op_slice_axis(const sfp_graph_t *g, const sfp_node_t *n, int axis, int *index, int64_t *start, int64_t *step,
+                  int64_t *count, sfp_error_t *err)
+{
+    /* the lists' form tells the opset: attributes before 10, inputs from 10 */
+    sfp_op_ctx_t c = {NULL, (sfp_graph_t *)g, n, node_attr(n, "starts") ? 9 : 10};
+    const sfp_value_t *x = op_in(&c, 0);
+    slice_axis_t plan[SFP_MAX_DIMS];
+    slice_lists_t l;
+    int rc;
+    if (!x || x->ndim <= axis) return op_errorf(&c, err, SFP_EBADMODEL, "input has no axis %d", axis);
+    if ((rc = slice_lists_const(&c, &l, err)) < 0) return rc;
+    if ((rc = slice_resolve(&c, x->ndim, x->dims, &l, plan, err)) < 0) return rc;
+    *index = -1;
+    for (int i = 0; i < l.ns; i++) {
+        int a = i;
+        if (l.na && (rc = op_axis(&c, l.axes[i], x->ndim, &a, err)) < 0) return rc;
+        if (a == axis) *index = i;
+    }
+    *start = plan[axis].start;
+    *step = plan[axis].step;
+    *count = plan[axis].count;
+    return 0;
+}
+
 static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
 {
     int rc;
@@ -675,6 +699,6 @@ const sfp_op_def_t op_defs_pad_slice[] = {
     {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = slice_forward_node, .prepare = movement_prepare, .backward = slice_backward_node,
       .prepare_backward = slice_prepare_backward},
-     .id = SFP_OP_SLICE, .chan = SFP_CHAN_SLICE},
+     .id = SFP_OP_SLICE, .chan = SFP_CHAN_SLICE, .shrink = SFP_SHRINK_SLICE},
     {0},
 };

@@ -151,7 +151,8 @@ typedef enum sfp_chan_rule {
     SFP_CHAN_DENSE,       /* Gemm/MatMul: makes its output features; 2-D input features are summed over */
     SFP_CHAN_CONCAT,      /* channel ranges of the output join the inputs' (axis 1), else same */
     SFP_CHAN_PAD,         /* input channel c lands at channel pad + c */
-    SFP_CHAN_SLICE,       /* spatial slicing passes channels; slicing channels keeps both sides whole */
+    SFP_CHAN_SLICE,       /* spatial slicing passes channels; a channel range (step 1) maps onto the input's,
+                             other steps keep both sides whole */
     SFP_CHAN_RESHAPE,     /* [N, C, rest] -> [N, C * rest] maps features to channels; [N, C, ...] kept */
     SFP_CHAN_MIXES,       /* mixes or normalises across channels (Softmax): both sides stay whole */
     SFP_CHAN_REDUCE,      /* reduction: channels pass when axis 1 is kept (op_reduce_axes), else both sides
@@ -168,7 +169,8 @@ typedef enum sfp_shrink_rule {
     SFP_SHRINK_BROADCAST, /* constant operands that hold one entry per channel */
     SFP_SHRINK_PAD,       /* the channel pad counts */
     SFP_SHRINK_RESHAPE,   /* a channel/feature count spelled out in the target shape */
-    SFP_SHRINK_SPLIT      /* the split sizes on the channel axis (written out where they were implied) */
+    SFP_SHRINK_SPLIT,     /* the split sizes on the channel axis (written out where they were implied) */
+    SFP_SHRINK_SLICE      /* a channel range's start and end (written as constants of the node's own) */
 } sfp_shrink_rule_t;
 
 /* Facts about an op that pruning, masking and reporting need. */
@@ -242,6 +244,12 @@ int op_reduce_axes(const sfp_graph_t *g, const sfp_node_t *n, bool *reduced, boo
 /* Split: the normalised axis and the size of every output on it
  * (n->n_outputs entries; shapes inferred, sizes known before running). */
 int op_split_sizes(const sfp_graph_t *g, const sfp_node_t *n, int *axis, int64_t *sizes, sfp_error_t *err);
+
+/* Slice: what it keeps of axis `axis` of input 0 (start, step, count after
+ * ONNX's clamping) and the index of that axis in its starts/ends lists (-1
+ * when the lists leave it whole). Shapes inferred, lists known. */
+int op_slice_axis(const sfp_graph_t *g, const sfp_node_t *n, int axis, int *index, int64_t *start, int64_t *step,
+                  int64_t *count, sfp_error_t *err);
 
 /* Largest dimension any value may have, and the largest constant that shape
  * inference folds (bigger ones are computed when the plan runs). */

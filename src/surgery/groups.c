@@ -204,16 +204,29 @@ static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     return 0;
 }
 
-static void rule_slice(uf_ctx_t *u, const sfp_node_t *n)
+/* Slice: a range of channels with step 1 (x[:, a:b], chunk) maps output
+ * channel c to input channel start + c; slicing only other axes keeps the
+ * channels; other steps on channels keep both sides whole. */
+static int rule_slice(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
-    int x = n->inputs[0], y = n->outputs[0];
-    if (slots_of(u, x) == slots_of(u, y) && u->g->values[x].ndim == u->g->values[y].ndim) {
-        union_same(u, x, y); /* channel axis untouched: spatial slicing (A-pad shortcut) */
-        u->gs->value_zero[y] = u->gs->value_zero[x];
-        return;
+    int x = n->inputs[0], y = n->outputs[0], index = -1;
+    int64_t start = 0, step = 1, count = 0;
+    if (!slots_of(u, x) && !slots_of(u, y)) return 0;
+    if (u->g->values[x].ndim != u->g->values[y].ndim) {
+        block_value(u, x, "Slice of values that are not both activations");
+        block_value(u, y, "Slice of values that are not both activations");
+        return 0;
     }
-    block_value(u, x, "Slice on the channel axis");
-    block_value(u, y, "Slice on the channel axis");
+    int rc = op_slice_axis(u->g, n, 1, &index, &start, &step, &count, err);
+    if (rc < 0) return rc;
+    if (step != 1 || count != slots_of(u, y) || start + count > slots_of(u, x)) {
+        block_value(u, x, "Slice on the channel axis with a step");
+        block_value(u, y, "Slice on the channel axis with a step");
+        return 0;
+    }
+    for (int64_t c = 0; c < count; c++) uf_union(u, slot(u, y, c), slot(u, x, start + c));
+    u->gs->value_zero[y] = u->gs->value_zero[x];
+    return 0;
 }
 
 /* Flatten/Reshape: [N, C, rest...] -> [N, C * rest] maps feature c*rest+j to
@@ -298,7 +311,7 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     case SFP_CHAN_DENSE: rule_dense(u, n); return 0;
     case SFP_CHAN_CONCAT: rule_concat(u, n); return 0;
     case SFP_CHAN_PAD: return rule_pad(u, n, err);
-    case SFP_CHAN_SLICE: rule_slice(u, n); return 0;
+    case SFP_CHAN_SLICE: return rule_slice(u, n, err);
     case SFP_CHAN_RESHAPE: rule_reshape(u, n); return 0;
     case SFP_CHAN_REDUCE: return rule_reduce(u, n, err);
     case SFP_CHAN_SPLIT: rule_split(u, n); return 0;

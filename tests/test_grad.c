@@ -176,6 +176,16 @@ static void free_inputs(float **inputs, int n)
     for (int i = 0; i < n; i++) free(inputs[i]);
 }
 
+/* fd_check of m's one input filled uniform in [-1, 1) (n elements, seed);
+ * frees m. */
+static void fd_check_uniform(sfp_model_t *m, int64_t n, uint32_t seed, const char *what)
+{
+    float *x = tu_uniform(&seed, n, -1.0f, 1.0f);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
 /* ---- Conv ---- */
 typedef struct conv_case {
     int n_spatial;
@@ -684,11 +694,7 @@ static void check_reduce_mean(int opset, int n_axes, const int64_t *axes, int64_
     }
     tu_attr_int(n, "keepdims", keepdims);
     tu_output(m, "y");
-    uint32_t seed = 47;
-    float *x = tu_uniform(&seed, 120, -1.0f, 1.0f);
-    fd_check(m, &x, &FD_DEFAULT, what);
-    free(x);
-    sfp_model_free(m);
+    fd_check_uniform(m, 120, 47, what);
 }
 
 static void test_reduce_mean_backward_matches_finite_differences(void **state)
@@ -718,11 +724,7 @@ static void check_split(int opset, const char *ins, const char *cat, int n_outpu
     if (opset >= 18 && !strchr(ins, ',')) tu_attr_int(n, "num_outputs", n_outputs);
     tu_attr_int(tu_node(m, "Concat", "cat", cat, "y"), "axis", 1);
     tu_output(m, "y");
-    uint32_t seed = 53;
-    float *x = tu_uniform(&seed, 72, -1.0f, 1.0f);
-    fd_check(m, &x, &FD_DEFAULT, what);
-    free(x);
-    sfp_model_free(m);
+    fd_check_uniform(m, 72, 53, what);
 }
 
 static void test_split_backward_matches_finite_differences(void **state)

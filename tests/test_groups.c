@@ -331,14 +331,27 @@ static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
     sfp_model_free(m);
 }
 
-static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
+/* The group holding value `name`, and its record. */
+static const sfp_chan_group_t *group_of(const sfp_groups_t *gs, const sfp_model_t *m, const char *name)
+{
+    int v = graph_find_value(&m->graph, name);
+    for (int gi = 0; gi < gs->n; gi++)
+        for (int k = 0; k < gs->g[gi].n_values; k++)
+            if (gs->g[gi].values[k] == v) return &gs->g[gi];
+    fail_msg("no group holds '%s'", name);
+    return NULL;
+}
+
+static void test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned(void **state)
 {
     (void)state;
     sfp_error_t err = {0};
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 4, 4};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    tu_conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    tu_conv(m, "conv0", "x", "c0", 3, 5, 3, 1);
+    tu_node(m, "Relu", "relu0", "c0", "r0");
+    tu_conv(m, "conv1", "r0", "s0", 5, 6, 3, 3);
     sfp_node_t *t = tu_node(m, "Transpose", "swap", "s0", "t");
     int64_t perm[4] = {0, 2, 1, 3};
     tu_attr_ints(t, "perm", 4, perm);
@@ -346,8 +359,44 @@ static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
     tu_output(m, "y");
     load_checked(m);
     sfp_groups_t *gs = NULL;
-    int rc = groups_find(m, &gs, &err);
-    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "swap", "Transpose");
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const sfp_chan_group_t *blocked = group_of(gs, m, "s0"), *free_group = group_of(gs, m, "r0");
+    assert_false(blocked->prunable);
+    assert_non_null(strstr(blocked->reason, "swap"));
+    assert_non_null(strstr(blocked->reason, "Transpose"));
+    assert_true(free_group->prunable);
+    assert_int_equal(free_group->n_channels, 5);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+/* A removed channel is zero in the masked model; through Sigmoid it becomes
+ * 0.5 and the next layer would see it, while the pruned model has nothing:
+ * such a group is left whole, naming the Sigmoid. Gating (x * sigmoid(s), as
+ * in squeeze-excitation) keeps the zero and stays prunable. */
+static void test_channels_through_f0_nonzero_into_a_layer_stay_whole(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "c0", 3, 5, 3, 1);
+    tu_node(m, "Sigmoid", "sig0", "c0", "s0");
+    tu_conv(m, "conv1", "s0", "c1", 5, 6, 3, 3);
+    tu_node(m, "Sigmoid", "gate", "c1", "g1");
+    tu_node(m, "Mul", "se", "c1,g1", "m1");
+    tu_conv(m, "conv2", "m1", "c2", 6, 4, 3, 5);
+    tu_node(m, "Relu", "relu", "c2", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const sfp_chan_group_t *through = group_of(gs, m, "c0"), *gated = group_of(gs, m, "c1");
+    assert_false(through->prunable);
+    assert_non_null(strstr(through->reason, "sig0"));
+    assert_true(gated->prunable);
+    groups_free(gs);
     sfp_model_free(m);
 }
 
@@ -362,7 +411,8 @@ int main(void)
         cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
         cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
-        cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
+        cmocka_unit_test(test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned),
+        cmocka_unit_test(test_channels_through_f0_nonzero_into_a_layer_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);
 }

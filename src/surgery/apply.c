@@ -339,7 +339,12 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
     shrink_decl(g, gs, r);
     if ((rc = graph_remove_unused(g, err)) < 0) return rc;
     if ((rc = graph_topo_sort(g, err)) < 0) return rc;
-    if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0)
-        return sfp_error_prefix(err, "after channel removal");
+    /* The input was valid: a graph the removal broke is this tool's fault,
+     * reported as unsupported (exit 4), never as a bad input. */
+    if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0) {
+        sfp_error_prefix(err, "after channel removal (a fault of onnx-sfp, not of the model)");
+        if (err) err->code = SFP_EUNSUPPORTED;
+        return SFP_EUNSUPPORTED;
+    }
     return 0;
 }

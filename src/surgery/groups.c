@@ -249,7 +249,101 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     }
     case SFP_CHAN_UNKNOWN: break;
     }
-    return cannot_see(n, "no channel rule for this op", err);
+    /* Channels that cannot be followed through a node stay whole on both
+     * sides; the rest of the network is still pruned. */
+    char why[160];
+    snprintf(why, sizeof why, "channels cannot be followed through node '%.60s' (%.40s)", n->name, n->op_type);
+    for (int i = 0; i < n->n_inputs; i++) block_value(u, n->inputs[i], why);
+    for (int i = 0; i < n->n_outputs; i++) block_value(u, n->outputs[i], why);
+    return 0;
+}
+
+/* Whether a removed channel is exactly zero in value y of node n in the
+ * masked model, given its inputs' (zero[]): layers make zeros (their filter
+ * rows are zeroed) and so do normalisations (scale and shift zeroed);
+ * zero-keeping ops and channel moves keep them; Mul keeps a zero operand's;
+ * Add/Sub need every operand zero on the channel (a per-channel constant is
+ * zeroed with it, a scalar is not); anything else (Sigmoid: f(0) = 0.5,
+ * Softmax, Div) does not. */
+static bool zero_after(const uf_ctx_t *u, const sfp_node_t *n, const sfp_op_def_t *def, const bool *zero)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->n_inputs > 0 ? n->inputs[0] : -1;
+    if (!def) return false;
+    if (def->flags & (SFP_OPF_FILTERS | SFP_OPF_NORM)) return true;
+    if (def->flags & SFP_OPF_ZERO_KEEPS) return x >= 0 && zero[x];
+    if (def->chan == SFP_CHAN_BROADCAST && (def->flags & SFP_OPF_ZERO_ABSORBS)) {
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && zero[n->inputs[k]]) return true;
+        return false;
+    }
+    if (def->chan == SFP_CHAN_BROADCAST && (def->flags & SFP_OPF_SHIFT)) {
+        int y = n->outputs[0];
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0 || zero[v] || const_all_zero(g, v)) continue;
+            const sfp_tensor_t *c = graph_const(g, v);
+            int axis = c ? 1 - (g->values[y].ndim - c->ndim) : -1;
+            /* a per-channel constant operand is scaled (zeroed) with its channel */
+            if (c && axis >= 0 && axis < c->ndim && c->dims[axis] == slots_of(u, y) && slots_of(u, y) > 1) continue;
+            return false;
+        }
+        return true;
+    }
+    if (def->chan == SFP_CHAN_CONCAT) {
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && slots_of(u, n->inputs[k]) && !zero[n->inputs[k]]) return false;
+        return true;
+    }
+    if (def->chan == SFP_CHAN_PAD || def->chan == SFP_CHAN_SLICE || def->chan == SFP_CHAN_RESHAPE)
+        return x >= 0 && zero[x];
+    return false;
+}
+
+/* The masked model zeroes a removed channel where it is made; the pruned
+ * model has no such channel at all. They compute the same function only if
+ * the channel is still zero wherever a layer sums over channels: a channel
+ * that passes an op with f(0) != 0 (Sigmoid, relu(x) + 1) before a layer's
+ * input is left whole, naming that op. */
+static int block_nonzero_reaching_layers(uf_ctx_t *u, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    bool *zero = calloc((size_t)g->n_values + 1, sizeof(bool));
+    int *lost_at = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    if (!zero || !lost_at) {
+        free(zero);
+        free(lost_at);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) lost_at[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        const sfp_op_def_t *def = op_of(n);
+        if (def && (def->flags & SFP_OPF_FILTERS) && n->n_inputs > 0 && n->inputs[0] >= 0) {
+            int x = n->inputs[0];
+            if (slots_of(u, x) && !zero[x] && lost_at[x] >= 0) {
+                const sfp_node_t *at = &g->nodes[lost_at[x]];
+                char why[160];
+                snprintf(why, sizeof why, "a removed channel would pass node '%.50s' (%.30s), where f(0) != 0, into a layer",
+                         at->name, at->op_type);
+                block_value(u, x, why);
+            }
+        }
+        for (int o = 0; o < n->n_outputs; o++) {
+            int y = n->outputs[o];
+            if (y < 0 || !slots_of(u, y)) continue;
+            zero[y] = o == 0 && zero_after(u, n, def, zero);
+            if (zero[y]) continue;
+            /* where zero was lost: here, unless an input had lost it already */
+            lost_at[y] = i;
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0 && slots_of(u, n->inputs[k]) && !zero[n->inputs[k]] && lost_at[n->inputs[k]] >= 0)
+                    lost_at[y] = lost_at[n->inputs[k]];
+        }
+    }
+    free(zero);
+    free(lost_at);
+    return 0;
 }
 
 /* Sort key of a channel: the values it touches, then its first slot. */
@@ -503,6 +597,7 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     for (int i = 0; i < g->n_inputs; i++) block_value(&u, g->inputs[i], "model input channels are never pruned");
     for (int i = 0; i < g->n_outputs; i++) block_value(&u, g->outputs[i], "model output channels are never pruned");
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = apply_rule(&u, &g->nodes[i], err);
+    if (rc == 0) rc = block_nonzero_reaching_layers(&u, err);
     if (rc == 0) rc = collect(&u, err);
     if (rc == 0) qsort(gs->g, (size_t)gs->n, sizeof *gs->g, cmp_group);
 out:

@@ -5,7 +5,10 @@
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
 
+#include <math.h>
+
 #include "prune/prune.h"
+#include "train/plan.h"
 #include "surgery/surgery.h"
 
 /* input -> conv0(8) -> bn -> relu = s0; block: conv1 -> relu -> conv2 -> add(s0) -> relu = s1;
@@ -267,7 +270,27 @@ static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
     sfp_model_free(m);
 }
 
-static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
+/* Outputs (n floats) of m on a fixed batch of 2 images of 3x8x8. */
+static float *run_on_fixed_input(sfp_model_t *m, int64_t n)
+{
+    sfp_error_t err = {0};
+    sfp_plan_t *p = NULL;
+    TU_OK(&err, plan_create(m, 2, 0, 1, &p, &err));
+    float x[2 * 3 * 8 * 8], *y = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(y);
+    for (int i = 0; i < 2 * 3 * 8 * 8; i++) x[i] = (float)cos(0.37 * (double)i);
+    const void *in[1] = {x};
+    TU_OK(&err, plan_run(p, in, &err));
+    memcpy(y, plan_output(p, 0), sizeof(float) * (size_t)n);
+    plan_free(p);
+    return y;
+}
+
+/* A depthwise conv couples its output with its input; a group-2 conv splits
+ * its input and output channels into two parts that lose as many each, so
+ * it stays a group-2 conv, and the pruned model computes what the masked
+ * one does. */
+static void test_grouped_conv_keeps_its_groups_and_depthwise_couples(void **state)
 {
     (void)state;
     sfp_error_t err = {0};
@@ -275,23 +298,61 @@ static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
     tu_conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
-    int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {4, 2, 3, 3};
+    int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {6, 2, 3, 3};
     tu_init_f32(m, "dw.weight", 4, dw, NULL, 2);
     sfp_node_t *d = tu_node(m, "Conv", "dw", "s0,dw.weight", "s1");
     tu_attr_int(d, "group", 4);
+    tu_attr_ints(d, "pads", 4, (const int64_t[]){1, 1, 1, 1});
     tu_init_f32(m, "gc.weight", 4, gw, NULL, 3);
     sfp_node_t *gc = tu_node(m, "Conv", "gc", "s1,gc.weight", "s2");
     tu_attr_int(gc, "group", 2);
-    tu_node(m, "GlobalAveragePool", "gap", "s2", "y");
+    tu_node(m, "Relu", "relu", "s2", "r2");
+    tu_conv(m, "conv3", "r2", "s3", 6, 5, 1, 4);
+    tu_node(m, "GlobalAveragePool", "gap", "s3", "y");
     tu_output(m, "y");
     load_checked(m);
+    /* as compress does: groups of a loaded copy, whose copies keep its value ids */
+    sfp_model_t *built = m;
+    TU_OK(&err, sfp_model_clone(built, &m, &err));
+    sfp_model_free(built);
     sfp_groups_t *gs = NULL;
     TU_OK(&err, groups_find(m, &gs, &err));
-    int g0 = find_group(gs, m, "conv0");
+    int g0 = find_group(gs, m, "conv0"), g2 = find_group(gs, m, "gc");
     assert_int_equal(find_group(gs, m, "dw"), g0); /* depthwise: out c reads in c */
-    assert_false(gs->g[g0].prunable);              /* ...and feeds a group-2 conv */
-    assert_non_null(strstr(gs->g[g0].reason, "grouped"));
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_segments, 2);     /* ...and feeds a group-2 conv */
+    assert_true(gs->g[g2].prunable);
+    assert_int_equal(gs->g[g2].n_segments, 2);
+    assert_int_equal(prune_group_count(&gs->g[g0], 0.5), 2);
+    assert_int_equal(prune_group_count(&gs->g[g2], 0.34), 2); /* one of each part of 3 */
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, removal_create(gs, &r, &err));
+    TU_OK(&err, prune_select_l2(m, gs, 0.5, NULL, r, &err));
+    for (int part = 0; part < 2; part++) { /* as many from each part */
+        int n_part[2] = {0, 0};
+        const int gis[2] = {g0, g2};
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < gs->g[gis[k]].n_channels; j++)
+                n_part[k] += gs->g[gis[k]].segment[j] == part && removal_has_channel(r, gs, gis[k], j);
+        assert_int_equal(n_part[0], 1);
+        assert_int_equal(n_part[1], 1);
+    }
+    sfp_model_t *masked = NULL;
+    TU_OK(&err, sfp_model_clone(m, &masked, &err));
+    TU_OK(&err, surgery_mask(masked, gs, r, &err));
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    const sfp_tensor_t *w = m->graph.values[graph_find_value(&m->graph, "gc.weight")].init;
+    assert_int_equal(w->dims[0], 4);
+    assert_int_equal(w->dims[1], 1);
+    assert_int_equal(node_attr_int(&m->graph.nodes[2], "group", 0), 2);
+    assert_int_equal(node_attr_int(&m->graph.nodes[1], "group", 0), 2); /* depthwise over 2 channels */
+    float *a = run_on_fixed_input(masked, 2 * 5), *b = run_on_fixed_input(m, 2 * 5);
+    for (int i = 0; i < 2 * 5; i++) assert_true(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(a[i])));
+    free(a);
+    free(b);
+    removal_free(r);
     groups_free(gs);
+    sfp_model_free(masked);
     sfp_model_free(m);
 }
 
@@ -409,7 +470,7 @@ int main(void)
         cmocka_unit_test(test_concat_with_zero_half_splits_the_stream),
         cmocka_unit_test(test_zero_branch_gets_an_adapter_when_halves_prune_differently),
         cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
-        cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
+        cmocka_unit_test(test_grouped_conv_keeps_its_groups_and_depthwise_couples),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
         cmocka_unit_test(test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned),
         cmocka_unit_test(test_channels_through_f0_nonzero_into_a_layer_stay_whole),

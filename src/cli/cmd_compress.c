@@ -337,7 +337,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
-            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_count(gs->g[gi].n_channels, ca.rate) > 0)
+            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_group_count(&gs->g[gi], ca.rate) > 0)
                 pruned_groups++;
         }
         fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (%s)\n", pruned_groups, prunable,

@@ -22,6 +22,7 @@ typedef struct uf_ctx {
     bool *blocked;       /* per slot, folded into roots at the end */
     int *source;         /* per slot: producing Conv/Gemm/MatMul node or -1 */
     char (*block_reason)[96];
+    int64_t *segments;   /* per value: equal parts a grouped conv reads or makes (1: none) */
 } uf_ctx_t;
 
 static int64_t uf_find(uf_ctx_t *u, int64_t a)
@@ -114,8 +115,18 @@ static int rule_conv(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
         return 0;
     }
     (void)err;
-    block_value(u, x, "grouped convolution (neither group 1 nor depthwise)");
-    block_value(u, y, "grouped convolution (neither group 1 nor depthwise)");
+    /* other groups: input and output channels come in `group` equal parts;
+     * removing as many from each part keeps the conv a group-`group` conv */
+    int vals[2] = {x, y};
+    for (int k = 0; k < 2; k++) {
+        int64_t have = u->segments[vals[k]], n_slots = slots_of(u, vals[k]);
+        if (n_slots == 0 || n_slots % group != 0 || (have != 1 && have != group)) {
+            block_value(u, x, "grouped convolutions split these channels in different ways");
+            block_value(u, y, "grouped convolutions split these channels in different ways");
+            return 0;
+        }
+        u->segments[vals[k]] = group;
+    }
     return 0;
 }
 
@@ -387,11 +398,53 @@ void groups_free(sfp_groups_t *gs)
         free(gs->g[i].slot_index);
         free(gs->g[i].values);
         free(gs->g[i].sources);
+        free(gs->g[i].segment);
     }
     free(gs->g);
     free(gs->value_slots);
     free(gs->value_zero);
     free(gs);
+}
+
+/* The parts grouped convolutions split group grp into: channel j is in the
+ * part its slots' index falls in, for every value a grouped conv splits. A
+ * channel whose values disagree, or parts of unequal size, leave the group
+ * whole. */
+static int group_segments(const uf_ctx_t *u, sfp_chan_group_t *grp, sfp_error_t *err)
+{
+    grp->n_segments = 1;
+    for (int k = 0; k < grp->slot_start[grp->n_channels]; k++)
+        if (u->segments[grp->slot_value[k]] > grp->n_segments) grp->n_segments = (int)u->segments[grp->slot_value[k]];
+    if (grp->n_segments == 1) return 0;
+    grp->segment = malloc(sizeof(int) * (size_t)grp->n_channels);
+    int *count = calloc((size_t)grp->n_segments, sizeof(int));
+    if (!grp->segment || !count) {
+        free(count);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    const char *why = NULL;
+    for (int j = 0; j < grp->n_channels && !why; j++) {
+        grp->segment[j] = -1;
+        for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
+            int v = grp->slot_value[k];
+            int64_t parts = u->segments[v];
+            if (parts == 1) continue;
+            int seg = (int)(grp->slot_index[k] / (slots_of(u, v) / parts));
+            if (parts != grp->n_segments || (grp->segment[j] >= 0 && grp->segment[j] != seg))
+                why = "grouped convolutions split these channels in different ways";
+            grp->segment[j] = seg;
+        }
+        if (!why && grp->segment[j] < 0) why = "grouped convolutions split only some of these channels";
+        if (!why) count[grp->segment[j]]++;
+    }
+    for (int sgm = 1; sgm < grp->n_segments && !why; sgm++)
+        if (count[sgm] != count[0]) why = "a grouped convolution's parts of these channels differ in size";
+    free(count);
+    if (why && grp->prunable) {
+        grp->prunable = false;
+        snprintf(grp->reason, sizeof grp->reason, "%s", why);
+    }
+    return 0;
 }
 
 /* Builds group records from the union-find: channels with equal footprints. */
@@ -519,6 +572,7 @@ static int collect(uf_ctx_t *u, sfp_error_t *err)
     free(pos);
     free(chan_group);
     free(chan_local);
+    for (int gi = 0; gi < n_groups && rc == 0; gi++) rc = group_segments(u, &gs->g[gi], err);
     for (int gi = 0; gi < n_groups; gi++) {
         sfp_chan_group_t *grp = &gs->g[gi];
         qsort(grp->sources, (size_t)grp->n_sources, sizeof(int), cmp_int);
@@ -557,18 +611,20 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     int rc = 0;
     if (g->batch != 1 && (rc = model_infer_shapes(m, 1, err)) < 0) return rc;
     sfp_groups_t *gs = calloc(1, sizeof *gs);
-    uf_ctx_t u = {g, gs, NULL, 0, NULL, NULL, NULL, NULL};
+    uf_ctx_t u = {g, gs, NULL, 0, NULL, NULL, NULL, NULL, NULL};
     if (!gs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     gs->n_values = g->n_values;
     gs->value_slots = calloc((size_t)g->n_values + 1, sizeof(int64_t));
     gs->value_zero = calloc((size_t)g->n_values + 1, sizeof(bool));
     u.base = calloc((size_t)g->n_values + 1, sizeof(int64_t));
-    if (!gs->value_slots || !gs->value_zero || !u.base) {
+    u.segments = malloc(sizeof(int64_t) * ((size_t)g->n_values + 1));
+    if (!gs->value_slots || !gs->value_zero || !u.base || !u.segments) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         goto out;
     }
     for (int v = 0; v < g->n_values; v++) {
         const sfp_value_t *val = &g->values[v];
+        u.segments[v] = 1;
         bool activation = !val->init && !val->folded && val->dtype == SFP_DT_FLOAT && val->ndim >= 2;
         gs->value_slots[v] = activation ? val->dims[1] : 0;
         u.base[v] = u.n_slots;
@@ -606,6 +662,7 @@ out:
     free(u.blocked);
     free(u.source);
     free(u.block_reason);
+    free(u.segments);
     if (rc < 0) {
         groups_free(gs);
         return rc;

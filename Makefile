@@ -139,6 +139,9 @@ demo-defects: deps
 $(BUILD)/bench/train_step: $(BUILD)/bench/train_step.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/bench/conv_gflops: $(BUILD)/bench/conv_gflops.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # The collectives of a step alone (meaningful in the MPI build, under mpirun).
 $(BUILD)/bench/dist_sum: $(BUILD)/bench/dist_sum.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@

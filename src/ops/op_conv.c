@@ -704,9 +704,14 @@ static void conv_bwd_images(const conv_bwd_job_t *j, int worker, int64_t n, int6
             for (int64_t i = 0; i < cnt; i++)
                 conv_im2col(s, j->x + (n + i) * s->in_channels * ihw, g * cg, cg, col + i * ohw, cols, j->inner);
         }
-        /* dW_g (mg, k) += dY_g (mg, cols) col^T (cols, k) */
-        if (j->want_dw)
+        /* dW_g (mg, k) += dY_g (mg, cols) col^T (cols, k), on one BLAS thread
+         * even when one worker runs: OpenBLAS's threaded split changes the
+         * last bits, and dW must not depend on the thread count */
+        if (j->want_dw) {
+            if (j->inner) sfp_blas_set_threads(1);
             sfp_sgemm(false, true, mg, k, cols, 1.0f, dyg, ld_dy, colg, ld_col, 1.0f, dw_part + g * mg * k, k);
+            if (j->inner) sfp_blas_set_threads(sfp_threads_count(j->inner));
+        }
         if (!j->dx) continue;
         const float *wg = j->w + g * mg * k;
         if (pointwise) { /* dX_g (cg, ohw) += W_g^T (cg, mg) dY_g (mg, ohw) */

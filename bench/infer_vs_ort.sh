@@ -28,7 +28,7 @@ for name in resnet20_a_concat_fused_op13 resnet56_a_concat_fused_op13; do
         isa=""
         i=0
         while [ "$i" -lt "$ROUNDS" ]; do
-            set -- $("$BUILD/onnx-sfp" bench "$src" --batch "$batch" --threads 2 --seconds "$SECONDS_EACH" --json |
+            set -- $("$BUILD/onnx-sfp" bench "$src" --batch "$batch" --threads 2 --seconds "$SECONDS_EACH" --json --quiet |
                      /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); m=j["models"][0]
 print(m["infer_images_per_s"], m["macs"], j["isa"])')
             ours=$1 macs=$2 isa=$3

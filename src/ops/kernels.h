@@ -73,13 +73,14 @@ typedef struct sfp_conv_epilogue {
 } sfp_conv_epilogue_t;
 /* The convolution with its epilogue; scratch as conv_forward. residual may
  * not overlap y, except that the direct kernel allows residual == y (each
- * element is read just before it is written: y += conv). Stride-1 2-D shapes go to the direct kernel when the CPU
- * has it (conv_direct_applies), the others to im2col + sgemm and one pass
+ * element is read just before it is written: y += conv). 2-D shapes go to the direct kernel when the CPU has
+ * AVX2 or AVX-512 (conv_direct_applies), the others to im2col + sgemm and one pass
  * over y for the epilogue. */
 void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                         float *y, float *scratch, sfp_threads_t *threads);
-/* Direct kernel (conv_direct.c): stride-1 2-D convolutions on a CPU with
- * AVX2 and FMA, without im2col (see the file). */
+/* Direct kernel (conv_direct.c): 2-D convolutions without im2col on a CPU
+ * with AVX2 + FMA or AVX-512, the tiles of the instruction set util/cpu.h
+ * chose (conv_direct_avx2.c, conv_direct_avx512.c; see conv_direct.c). */
 bool conv_direct_applies(const sfp_conv_shape_t *s);
 /* Floats of scratch conv_direct_forward needs; false when the shape is not
  * for it. */

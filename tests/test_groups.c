@@ -5,7 +5,10 @@
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
 
+#include <math.h>
+
 #include "prune/prune.h"
+#include "train/plan.h"
 #include "surgery/surgery.h"
 
 /* input -> conv0(8) -> bn -> relu = s0; block: conv1 -> relu -> conv2 -> add(s0) -> relu = s1;
@@ -267,7 +270,27 @@ static void test_channel_pad_maps_ranges_and_shrinks_pads(void **state)
     sfp_model_free(m);
 }
 
-static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
+/* Outputs (n floats) of m on a fixed batch of 2 images of 3x8x8. */
+static float *run_on_fixed_input(sfp_model_t *m, int64_t n)
+{
+    sfp_error_t err = {0};
+    sfp_plan_t *p = NULL;
+    TU_OK(&err, plan_create(m, 2, 0, 1, &p, &err));
+    float x[2 * 3 * 8 * 8], *y = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(y);
+    for (int i = 0; i < 2 * 3 * 8 * 8; i++) x[i] = (float)cos(0.37 * (double)i);
+    const void *in[1] = {x};
+    TU_OK(&err, plan_run(p, in, &err));
+    memcpy(y, plan_output(p, 0), sizeof(float) * (size_t)n);
+    plan_free(p);
+    return y;
+}
+
+/* A depthwise conv couples its output with its input; a group-2 conv splits
+ * its input and output channels into two parts that lose as many each, so
+ * it stays a group-2 conv, and the pruned model computes what the masked
+ * one does. */
+static void test_grouped_conv_keeps_its_groups_and_depthwise_couples(void **state)
 {
     (void)state;
     sfp_error_t err = {0};
@@ -275,23 +298,61 @@ static void test_grouped_conv_is_fixed_and_depthwise_couples(void **state)
     int64_t in[4] = {-1, 3, 8, 8};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
     tu_conv(m, "conv0", "x", "s0", 3, 4, 3, 1);
-    int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {4, 2, 3, 3};
+    int64_t dw[4] = {4, 1, 3, 3}, gw[4] = {6, 2, 3, 3};
     tu_init_f32(m, "dw.weight", 4, dw, NULL, 2);
     sfp_node_t *d = tu_node(m, "Conv", "dw", "s0,dw.weight", "s1");
     tu_attr_int(d, "group", 4);
+    tu_attr_ints(d, "pads", 4, (const int64_t[]){1, 1, 1, 1});
     tu_init_f32(m, "gc.weight", 4, gw, NULL, 3);
     sfp_node_t *gc = tu_node(m, "Conv", "gc", "s1,gc.weight", "s2");
     tu_attr_int(gc, "group", 2);
-    tu_node(m, "GlobalAveragePool", "gap", "s2", "y");
+    tu_node(m, "Relu", "relu", "s2", "r2");
+    tu_conv(m, "conv3", "r2", "s3", 6, 5, 1, 4);
+    tu_node(m, "GlobalAveragePool", "gap", "s3", "y");
     tu_output(m, "y");
     load_checked(m);
+    /* as compress does: groups of a loaded copy, whose copies keep its value ids */
+    sfp_model_t *built = m;
+    TU_OK(&err, sfp_model_clone(built, &m, &err));
+    sfp_model_free(built);
     sfp_groups_t *gs = NULL;
     TU_OK(&err, groups_find(m, &gs, &err));
-    int g0 = find_group(gs, m, "conv0");
+    int g0 = find_group(gs, m, "conv0"), g2 = find_group(gs, m, "gc");
     assert_int_equal(find_group(gs, m, "dw"), g0); /* depthwise: out c reads in c */
-    assert_false(gs->g[g0].prunable);              /* ...and feeds a group-2 conv */
-    assert_non_null(strstr(gs->g[g0].reason, "grouped"));
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_segments, 2);     /* ...and feeds a group-2 conv */
+    assert_true(gs->g[g2].prunable);
+    assert_int_equal(gs->g[g2].n_segments, 2);
+    assert_int_equal(prune_group_count(&gs->g[g0], 0.5), 2);
+    assert_int_equal(prune_group_count(&gs->g[g2], 0.34), 2); /* one of each part of 3 */
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, removal_create(gs, &r, &err));
+    TU_OK(&err, prune_select_l2(m, gs, 0.5, NULL, r, &err));
+    for (int part = 0; part < 2; part++) { /* as many from each part */
+        int n_part[2] = {0, 0};
+        const int gis[2] = {g0, g2};
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < gs->g[gis[k]].n_channels; j++)
+                n_part[k] += gs->g[gis[k]].segment[j] == part && removal_has_channel(r, gs, gis[k], j);
+        assert_int_equal(n_part[0], 1);
+        assert_int_equal(n_part[1], 1);
+    }
+    sfp_model_t *masked = NULL;
+    TU_OK(&err, sfp_model_clone(m, &masked, &err));
+    TU_OK(&err, surgery_mask(masked, gs, r, &err));
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    const sfp_tensor_t *w = m->graph.values[graph_find_value(&m->graph, "gc.weight")].init;
+    assert_int_equal(w->dims[0], 4);
+    assert_int_equal(w->dims[1], 1);
+    assert_int_equal(node_attr_int(&m->graph.nodes[2], "group", 0), 2);
+    assert_int_equal(node_attr_int(&m->graph.nodes[1], "group", 0), 2); /* depthwise over 2 channels */
+    float *a = run_on_fixed_input(masked, 2 * 5), *b = run_on_fixed_input(m, 2 * 5);
+    for (int i = 0; i < 2 * 5; i++) assert_true(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(a[i])));
+    free(a);
+    free(b);
+    removal_free(r);
     groups_free(gs);
+    sfp_model_free(masked);
     sfp_model_free(m);
 }
 
@@ -564,14 +625,27 @@ static void test_slice_of_a_channel_range_maps_and_moves(void **state)
     check_slice_range(9);
 }
 
-static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
+/* The group holding value `name`, and its record. */
+static const sfp_chan_group_t *group_of(const sfp_groups_t *gs, const sfp_model_t *m, const char *name)
+{
+    int v = graph_find_value(&m->graph, name);
+    for (int gi = 0; gi < gs->n; gi++)
+        for (int k = 0; k < gs->g[gi].n_values; k++)
+            if (gs->g[gi].values[k] == v) return &gs->g[gi];
+    fail_msg("no group holds '%s'", name);
+    return NULL;
+}
+
+static void test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned(void **state)
 {
     (void)state;
     sfp_error_t err = {0};
     sfp_model_t *m = tu_model(13);
     int64_t in[4] = {-1, 3, 4, 4};
     tu_input(m, "x", SFP_DT_FLOAT, 4, in);
-    tu_conv(m, "conv0", "x", "s0", 3, 5, 3, 1);
+    tu_conv(m, "conv0", "x", "c0", 3, 5, 3, 1);
+    tu_node(m, "Relu", "relu0", "c0", "r0");
+    tu_conv(m, "conv1", "r0", "s0", 5, 6, 3, 3);
     sfp_node_t *t = tu_node(m, "Transpose", "swap", "s0", "t");
     int64_t perm[4] = {0, 2, 1, 3};
     tu_attr_ints(t, "perm", 4, perm);
@@ -579,9 +653,123 @@ static void test_op_without_channel_rule_is_unsupported_naming_it(void **state)
     tu_output(m, "y");
     load_checked(m);
     sfp_groups_t *gs = NULL;
-    int rc = groups_find(m, &gs, &err);
-    TU_EXPECT_ERR(rc, &err, SFP_EUNSUPPORTED, "swap", "Transpose");
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const sfp_chan_group_t *blocked = group_of(gs, m, "s0"), *free_group = group_of(gs, m, "r0");
+    assert_false(blocked->prunable);
+    assert_non_null(strstr(blocked->reason, "swap"));
+    assert_non_null(strstr(blocked->reason, "Transpose"));
+    assert_true(free_group->prunable);
+    assert_int_equal(free_group->n_channels, 5);
+    groups_free(gs);
     sfp_model_free(m);
+}
+
+/* A removed channel is zero in the masked model; through Sigmoid it becomes
+ * 0.5 and the next layer would see it, while the pruned model has nothing:
+ * such a group is left whole, naming the Sigmoid. Gating (x * sigmoid(s), as
+ * in squeeze-excitation) keeps the zero and stays prunable. */
+static void test_channels_through_f0_nonzero_into_a_layer_stay_whole(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "c0", 3, 5, 3, 1);
+    tu_node(m, "Sigmoid", "sig0", "c0", "s0");
+    tu_conv(m, "conv1", "s0", "c1", 5, 6, 3, 3);
+    tu_node(m, "Sigmoid", "gate", "c1", "g1");
+    tu_node(m, "Mul", "se", "c1,g1", "m1");
+    tu_conv(m, "conv2", "m1", "c2", 6, 4, 3, 5);
+    tu_node(m, "Relu", "relu", "c2", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const sfp_chan_group_t *through = group_of(gs, m, "c0"), *gated = group_of(gs, m, "c1");
+    assert_false(through->prunable);
+    assert_non_null(strstr(through->reason, "sig0"));
+    assert_true(gated->prunable);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+/* Clip keeps a zero channel zero only when min <= 0 <= max: ReLU6 (opset 13
+ * inputs, opset 9 attributes) passes removed channels into the next conv,
+ * a Clip to [0.5, 6] does not; HardSigmoid (f(0) = 1/2) does not, HardSwish
+ * and LeakyRelu do; a mean over H, W and a channel Split keep the zero. */
+static void check_zero_through_activations(int opset)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, one = 1, sizes[2] = {2, 2};
+    const float zero = 0.0f, half = 0.5f, six = 6.0f;
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    const char *acts[5] = {"relu6", "clip_half", "hsig", "hswish", "leaky"};
+    const char *ops[5] = {"Clip", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu"};
+    if (opset >= 11) {
+        tu_init(m, "zero", SFP_DT_FLOAT, 0, &one, &zero);
+        tu_init(m, "half", SFP_DT_FLOAT, 0, &one, &half);
+        tu_init(m, "six", SFP_DT_FLOAT, 0, &one, &six);
+    }
+    for (int k = 0; k < 5; k++) {
+        char conv[32], c[32], a[32], ins[64], y[32];
+        snprintf(conv, sizeof conv, "conv_%s", acts[k]);
+        snprintf(c, sizeof c, "c_%s", acts[k]);
+        snprintf(a, sizeof a, "a_%s", acts[k]);
+        snprintf(y, sizeof y, "y_%s", acts[k]);
+        tu_conv(m, conv, "x", c, 3, 4, 3, (uint32_t)k + 1);
+        snprintf(ins, sizeof ins, "%s%s", c, opset < 11 || k > 1 ? "" : k == 0 ? ",zero,six" : ",half,six");
+        sfp_node_t *n = tu_node(m, ops[k], acts[k], ins, a);
+        if (opset < 11 && k < 2) {
+            tu_attr_float(n, "min", k == 0 ? 0.0f : 0.5f);
+            tu_attr_float(n, "max", 6.0f);
+        }
+        tu_conv(m, y, a, y, 4, 2, 3, (uint32_t)k + 10);
+        tu_output(m, y);
+    }
+    /* mean over H, W into a 1x1 conv; a channel Split into two convs */
+    tu_conv(m, "conv_mean", "x", "c_mean", 3, 4, 3, 20);
+    int64_t hw[2] = {2, 3};
+    tu_attr_ints(tu_node(m, "ReduceMean", "mean", "c_mean", "a_mean"), "axes", 2, hw);
+    tu_conv(m, "y_mean", "a_mean", "y_mean", 4, 2, 1, 21);
+    tu_output(m, "y_mean");
+    tu_conv(m, "conv_split", "x", "c_split", 3, 4, 3, 22);
+    if (opset >= 13) {
+        tu_init_i64(m, "sizes", 2, sizes);
+        tu_attr_int(tu_node(m, "Split", "split", "c_split,sizes", "p0,p1"), "axis", 1);
+    } else {
+        sfp_node_t *sp = tu_node(m, "Split", "split", "c_split", "p0,p1");
+        tu_attr_int(sp, "axis", 1);
+        tu_attr_ints(sp, "split", 2, sizes);
+    }
+    tu_conv(m, "y_p0", "p0", "y_p0", 2, 2, 3, 23);
+    tu_conv(m, "y_p1", "p1", "y_p1", 2, 2, 3, 24);
+    tu_output(m, "y_p0");
+    tu_output(m, "y_p1");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const bool prunable[5] = {true, false, false, true, true};
+    for (int k = 0; k < 5; k++) {
+        char c[32];
+        snprintf(c, sizeof c, "c_%s", acts[k]);
+        const sfp_chan_group_t *grp = group_of(gs, m, c);
+        if (grp->prunable != prunable[k]) fail_msg("opset %d: %s: prunable %d (%s)", opset, acts[k], grp->prunable, grp->reason);
+        if (!prunable[k]) assert_non_null(strstr(grp->reason, acts[k]));
+    }
+    assert_true(group_of(gs, m, "c_mean")->prunable);
+    assert_true(group_of(gs, m, "p0")->prunable);
+    assert_true(group_of(gs, m, "p1")->prunable);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_zero_through_the_mobile_activations_follows_f0(void **state)
+{
+    (void)state;
+    check_zero_through_activations(13);
+    check_zero_through_activations(9);
 }
 
 int main(void)
@@ -593,13 +781,15 @@ int main(void)
         cmocka_unit_test(test_concat_with_zero_half_splits_the_stream),
         cmocka_unit_test(test_zero_branch_gets_an_adapter_when_halves_prune_differently),
         cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
-        cmocka_unit_test(test_grouped_conv_is_fixed_and_depthwise_couples),
+        cmocka_unit_test(test_grouped_conv_keeps_its_groups_and_depthwise_couples),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
         cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
         cmocka_unit_test(test_reflect_pad_follows_channels_unless_it_pads_them),
         cmocka_unit_test(test_split_on_channels_maps_ranges_and_rewrites_sizes),
         cmocka_unit_test(test_slice_of_a_channel_range_maps_and_moves),
-        cmocka_unit_test(test_op_without_channel_rule_is_unsupported_naming_it),
+        cmocka_unit_test(test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned),
+        cmocka_unit_test(test_channels_through_f0_nonzero_into_a_layer_stay_whole),
+        cmocka_unit_test(test_zero_through_the_mobile_activations_follows_f0),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);
 }

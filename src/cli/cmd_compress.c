@@ -52,8 +52,26 @@ static json_object *json_fraction(double v)
     return isfinite(v) ? json_object_new_double(v) : NULL;
 }
 
+/* The channel groups that layers make and that were left whole, and why:
+ * [{"group", "channels", "reason"}]. */
+static json_object *groups_left_whole(const sfp_groups_t *gs)
+{
+    json_object *arr = json_object_new_array();
+    for (int gi = 0; arr && gi < gs->n; gi++) {
+        const sfp_chan_group_t *grp = &gs->g[gi];
+        if (grp->prunable || grp->n_sources == 0) continue;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "group", json_object_new_string(grp->label));
+        json_object_object_add(o, "channels", json_object_new_int(grp->n_channels));
+        json_object_object_add(o, "reason", json_object_new_string(grp->reason));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
 static int write_report_json(const char *path, const sfp_report_t *a, const sfp_report_t *b, const run_summary_t *rs,
-                             const sfp_model_t *before, const sfp_model_t *after, sfp_error_t *err)
+                             const sfp_model_t *before, const sfp_model_t *after, const sfp_groups_t *gs,
+                             sfp_error_t *err)
 {
     json_object *root = report_json_object(a, b);
     if (!root) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -65,6 +83,7 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object_object_add(root, "accuracy_after", json_fraction(rs->acc_after));
     json_object_object_add(root, "bn_reinserted", json_object_new_int(rs->bn_reinserted));
     json_object_object_add(root, "layers", report_layers_json(before, after));
+    json_object_object_add(root, "groups_left_whole", groups_left_whole(gs));
     char *text = report_json_text(root);
     int rc = text ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
                   : sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -311,18 +330,25 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     }
     if (masked) rc = sfp_model_save(masked, ca.masked_path, err);
     if (rc == 0) rc = sfp_model_save(pruned, out, err);
-    if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, err);
+    if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
     if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
-            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_count(gs->g[gi].n_channels, ca.rate) > 0)
+            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_group_count(&gs->g[gi], ca.rate) > 0)
                 pruned_groups++;
         }
         fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (%s)\n", pruned_groups, prunable,
                 ca.rate, ca.epochs > 0 ? ca.method_name : "L2 norm, no fine-tuning");
+        /* the groups left whole for a reason other than being the model's own inputs and outputs */
+        for (int gi = 0, shown = 0; gi < gs->n; gi++) {
+            const sfp_chan_group_t *grp = &gs->g[gi];
+            if (grp->prunable || grp->n_sources == 0 || strstr(grp->reason, "never pruned")) continue;
+            if (shown++ < 5) fprintf(stderr, "onnx-sfp: left whole: %s (%d channels): %s\n", grp->label, grp->n_channels, grp->reason);
+            else if (shown == 6) fprintf(stderr, "onnx-sfp: (more groups left whole: --report-json lists them all)\n");
+        }
     }
     printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
            (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,

@@ -87,6 +87,22 @@ static int act_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
     return op_set_out(c, 0, x->dtype, x->ndim, x->dims, x->batch0, err);
 }
 
+/* Clip keeps 0 when min <= 0 <= max; a bound not known before running
+ * (computed) may not. */
+static bool clip_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n)
+{
+    if (node_attr(n, "min") || node_attr(n, "max")) /* before opset 11 */
+        return node_attr_float(n, "min", -FLT_MAX) <= 0.0f && node_attr_float(n, "max", FLT_MAX) >= 0.0f;
+    for (int i = 1; i < n->n_inputs && i < 3; i++) {
+        if (n->inputs[i] < 0) continue;
+        const sfp_tensor_t *t = graph_const(g, n->inputs[i]);
+        if (!t || sfp_tensor_numel(t) != 1) return false;
+        double bound = sfp_tensor_get_double(t, 0);
+        if (i == 1 ? !(bound <= 0.0) : !(bound >= 0.0)) return false;
+    }
+    return true;
+}
+
 /* ---- runtime ---- */
 /* The node's function; Clip's bounds come from its inputs (opset 11) or
  * attributes (before), either missing meaning unbounded. */
@@ -187,13 +203,13 @@ static int act_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t
     return exec_need_dtype(x, 0, SFP_DT_FLOAT, err);
 }
 
-/* Clip is not zero-keeping (that depends on the node's bounds), nor is
- * HardSigmoid (f(0) = beta); LeakyRelu and HardSwish map 0 to 0. */
+/* Clip keeps zero by its bounds (keeps_zero), HardSigmoid does not (f(0) =
+ * beta); LeakyRelu and HardSwish map 0 to 0. */
 const sfp_op_def_t op_defs_activation[] = {
     {"Clip", 1, 3, 1, 1, clip_attrs, clip_check, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
       .prepare_backward = act_prepare_backward, .keep_inputs = 0x7},
-     .id = SFP_OP_CLIP, .chan = SFP_CHAN_SAME},
+     .id = SFP_OP_CLIP, .chan = SFP_CHAN_SAME, .keeps_zero = clip_keeps_zero},
     {"LeakyRelu", 1, 1, 1, 1, alpha_attrs, NULL, act_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0,
      {.forward = act_forward_node, .prepare = act_prepare, .backward = act_backward_node,
       .prepare_backward = act_prepare_backward, .keep_inputs = 0x1},

@@ -56,6 +56,12 @@ bool op_has(const sfp_node_t *n, unsigned flags)
     return d && (d->flags & flags) == flags;
 }
 
+bool op_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n)
+{
+    const sfp_op_def_t *d = op_of(n);
+    return d && ((d->flags & SFP_OPF_ZERO_KEEPS) || (d->keeps_zero && d->keeps_zero(g, n)));
+}
+
 const sfp_op_def_t *op_by_id(sfp_op_id_t id)
 {
     return (unsigned)id < SFP_OP_COUNT ? op_find(op_id_names[id], "") : NULL;

@@ -209,6 +209,9 @@ typedef struct sfp_op_def {
     /* Dense ops: MACs at batch 1 when input 0 keeps kept_in of its channels
      * (features) and output 0 keeps kept_out, counted as work() counts. */
     int64_t (*work_kept)(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out);
+    /* Channel-wise ops whose f(0) = 0 depends on the node (Clip: min <= 0 <=
+     * max, bounds known); NULL: the SFP_OPF_ZERO_KEEPS flag alone decides. */
+    bool (*keeps_zero)(const sfp_graph_t *g, const sfp_node_t *n);
 } sfp_op_def_t;
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain);
@@ -218,6 +221,9 @@ const sfp_op_def_t *op_of(const sfp_node_t *n);
 bool op_is(const sfp_node_t *n, sfp_op_id_t id);
 /* True when n's row has every flag in flags. */
 bool op_has(const sfp_node_t *n, unsigned flags);
+/* True when node n maps a zero channel to zero: its row's flag, or its
+ * row's keeps_zero for this node. */
+bool op_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n);
 /* NULL-terminated list of supported op types (for --help and messages), by id. */
 const char *const *op_names(void);
 /* The row of an id (every id has exactly one; tests/test_ops.c checks). */

@@ -34,6 +34,14 @@ void prune_filter_row_copy(const sfp_filter_row_t *fr, double *dst);
  * never all of them. */
 int prune_count(int n_channels, double rate);
 
+/* Channels removed from a group at a rate: prune_count of each of its parts
+ * (grouped convolutions: equal parts lose equally), summed. */
+int prune_group_count(const sfp_chan_group_t *grp, double rate);
+
+/* Marks in chosen[] the first per_segment channels of order[] (first goes
+ * first) in each part of grp, skipping those chosen[] holds already. */
+int prune_take_lowest(const sfp_chan_group_t *grp, const int *order, int per_segment, bool *chosen, sfp_error_t *err);
+
 /* True when group gi is left alone: not prunable, or one of its layers' names
  * matches the fnmatch pattern skip (NULL: none). */
 bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip);

@@ -276,26 +276,34 @@ static int choose_redundant(const sfp_model_t *m, const sfp_groups_t *gs, int gi
 }
 
 /* Hybrid choice for one group: the lowest-L2 part first, then redundancy
- * among the rest. */
+ * among the rest; in a group that grouped convolutions split, part by part
+ * (the other parts' channels count as chosen while one part is clustered). */
 static int choose_hybrid_group(sfp_pruner_t *p, int gi, sfp_error_t *err)
 {
     const sfp_chan_group_t *grp = &p->gs->g[gi];
-    int n = grp->n_channels, total = prune_count(n, p->o.rate);
+    int n = grp->n_channels, parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    int total = prune_count(n / parts, p->o.rate); /* per part */
     if (total == 0 || prune_group_skipped(p->m, p->gs, gi, p->o.skip)) return 0;
-    int n_cluster = prune_count(n, p->o.cluster_rate);
+    int n_cluster = prune_count(n / parts, p->o.cluster_rate);
     if (n_cluster > total) n_cluster = total;
     double *scores = malloc(sizeof(double) * (size_t)n);
     int *order = malloc(sizeof(int) * (size_t)n);
-    bool *chosen = calloc((size_t)n, sizeof(bool));
-    int rc = scores && order && chosen ? prune_rank_l2(p->m, p->gs, gi, scores, order, err)
-                                       : sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    for (int j = 0; j < total - n_cluster && rc == 0; j++) chosen[order[j]] = true;
-    if (rc == 0 && n_cluster > 0) rc = choose_redundant(p->m, p->gs, gi, scores, chosen, n_cluster, err);
+    bool *chosen = calloc((size_t)n, sizeof(bool)), *masked = malloc(sizeof(bool) * (size_t)n);
+    int rc = scores && order && chosen && masked ? prune_rank_l2(p->m, p->gs, gi, scores, order, err)
+                                                 : sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    if (rc == 0) rc = prune_take_lowest(grp, order, total - n_cluster, chosen, err);
+    for (int part = 0; part < parts && rc == 0 && n_cluster > 0; part++) {
+        for (int j = 0; j < n; j++) masked[j] = chosen[j] || (grp->segment && grp->segment[j] != part);
+        rc = choose_redundant(p->m, p->gs, gi, scores, masked, n_cluster, err);
+        for (int j = 0; j < n && rc == 0; j++)
+            if (masked[j] && (!grp->segment || grp->segment[j] == part)) chosen[j] = true;
+    }
     for (int j = 0; j < n && rc == 0; j++)
         if (chosen[j]) removal_add_channel(p->choice, p->gs, gi, j);
     free(scores);
     free(order);
     free(chosen);
+    free(masked);
     return rc;
 }
 

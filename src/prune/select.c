@@ -16,6 +16,27 @@ int prune_count(int n_channels, double rate)
     return n < 0 ? 0 : n;
 }
 
+int prune_group_count(const sfp_chan_group_t *grp, double rate)
+{
+    int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    return parts * prune_count(grp->n_channels / parts, rate);
+}
+
+int prune_take_lowest(const sfp_chan_group_t *grp, const int *order, int per_segment, bool *chosen, sfp_error_t *err)
+{
+    int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    int *count = calloc((size_t)parts, sizeof(int));
+    if (!count) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < grp->n_channels; i++) {
+        int j = order[i], part = grp->segment ? grp->segment[j] : 0;
+        if (chosen[j] || count[part] >= per_segment) continue;
+        chosen[j] = true;
+        count[part]++;
+    }
+    free(count);
+    return 0;
+}
+
 bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip)
 {
     const sfp_chan_group_t *grp = &gs->g[gi];
@@ -58,15 +79,19 @@ int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, c
 {
     for (int gi = 0; gi < gs->n; gi++) {
         const sfp_chan_group_t *grp = &gs->g[gi];
-        int n_remove = prune_count(grp->n_channels, rate);
-        if (n_remove == 0 || prune_group_skipped(m, gs, gi, skip)) continue;
+        int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+        if (prune_group_count(grp, rate) == 0 || prune_group_skipped(m, gs, gi, skip)) continue;
         double *scores = malloc(sizeof(double) * (size_t)grp->n_channels);
         int *order = malloc(sizeof *order * (size_t)grp->n_channels);
-        int rc = scores && order ? prune_rank_l2(m, gs, gi, scores, order, err)
-                                 : sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        for (int j = 0; j < n_remove && rc == 0; j++) removal_add_channel(r, gs, gi, order[j]);
+        bool *chosen = calloc((size_t)grp->n_channels, sizeof(bool));
+        int rc = scores && order && chosen ? prune_rank_l2(m, gs, gi, scores, order, err)
+                                           : sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        if (rc == 0) rc = prune_take_lowest(grp, order, prune_count(grp->n_channels / parts, rate), chosen, err);
+        for (int j = 0; j < grp->n_channels && rc == 0; j++)
+            if (chosen[j]) removal_add_channel(r, gs, gi, j);
         free(scores);
         free(order);
+        free(chosen);
         if (rc < 0) return rc;
     }
     return 0;

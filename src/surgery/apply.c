@@ -83,18 +83,57 @@ int surgery_own_init(sfp_graph_t *g, sfp_node_t *n, int k, sfp_tensor_t **out, s
     return 0;
 }
 
-/* A conv weight (M, C/group, k...): rows by the output's mask, columns by the
- * input's (group 1), or the group count with a depthwise input. */
+/* A grouped conv's weight (M', C/group, k...) after its rows were kept: row o
+ * of part p (the rows come in `group` equal parts) reads input channels
+ * [p C/group, (p + 1) C/group); each part keeps the columns of the input
+ * channels its part kept. The selection took as many from every part, so
+ * group stays. in_mask: the input's removed channels (NULL: none). */
+static int keep_grouped_columns(sfp_tensor_t *w, const bool *in_mask, int64_t cin, int64_t group, sfp_error_t *err)
+{
+    if (!in_mask) return 0;
+    const int64_t per_in = cin / group, rows = w->dims[0], rows_per_part = rows / group;
+    int64_t inner = 1, kept = -1;
+    for (int d = 2; d < w->ndim; d++) inner *= w->dims[d];
+    for (int64_t part = 0; part < group; part++) {
+        int64_t k = 0;
+        for (int64_t j = 0; j < per_in; j++) k += !in_mask[part * per_in + j];
+        if (kept >= 0 && k != kept)
+            return sfp_errorf(err, SFP_ERUNTIME, "internal: tensor '%s': parts of a grouped conv keep %lld and %lld inputs",
+                              sfp_q(w->name), (long long)kept, (long long)k);
+        kept = k;
+    }
+    if (rows % group != 0 || w->dims[1] != per_in)
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: tensor '%s' does not fit group %lld", sfp_q(w->name), (long long)group);
+    size_t chunk = (size_t)inner * sfp_dtype_size(w->dtype);
+    char *dst = w->data;
+    for (int64_t o = 0; o < rows; o++) {
+        const int64_t part = o / rows_per_part;
+        for (int64_t j = 0; j < per_in; j++) {
+            const char *from = (const char *)w->data + (size_t)(o * per_in + j) * chunk;
+            if (in_mask[part * per_in + j]) continue;
+            if (dst != from) memmove(dst, from, chunk);
+            dst += chunk;
+        }
+    }
+    w->dims[1] = kept;
+    w->nbytes = (size_t)(rows * kept) * chunk;
+    return 0;
+}
+
+/* A conv weight (M, C/group, k...): rows by the output's mask; columns by the
+ * input's (group 1), part by part (grouped), or the group count with a
+ * depthwise input (group C: output o reads input o / multiplier). */
 static int shrink_conv(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r, sfp_error_t *err)
 {
     int x = n->inputs[0], y = n->outputs[0], rc;
     sfp_tensor_t *w = NULL, *b = NULL;
     if ((rc = surgery_own_init(g, n, 0 + 1, &w, err)) < 0 || (rc = surgery_own_init(g, n, 2, &b, err)) < 0) return rc;
-    int64_t group = node_attr_int(n, "group", 1);
+    int64_t group = node_attr_int(n, "group", 1), cin = gs->value_slots[x];
     if ((rc = tensor_keep(w, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
     if (b && (rc = tensor_keep(b, 0, r->masks[y], gs->value_slots[y], err)) < 0) return rc;
-    if (group == 1) return tensor_keep(w, 1, r->masks[x], gs->value_slots[x], err);
-    int64_t new_in = gs->value_slots[x] - removal_removed(r, gs, x);
+    if (group == 1) return tensor_keep(w, 1, r->masks[x], cin, err);
+    if (group != cin) return keep_grouped_columns(w, r->masks[x], cin, group, err);
+    int64_t new_in = cin - removal_removed(r, gs, x);
     if (new_in != group) return node_set_attr_int(n, "group", new_in, err);
     return 0;
 }
@@ -451,7 +490,12 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
     shrink_decl(g, gs, r);
     if ((rc = graph_remove_unused(g, err)) < 0) return rc;
     if ((rc = graph_topo_sort(g, err)) < 0) return rc;
-    if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0)
-        return sfp_error_prefix(err, "after channel removal");
+    /* The input was valid: a graph the removal broke is this tool's fault,
+     * reported as unsupported (exit 4), never as a bad input. */
+    if ((rc = model_validate(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0) {
+        sfp_error_prefix(err, "after channel removal (a fault of onnx-sfp, not of the model)");
+        if (err) err->code = SFP_EUNSUPPORTED;
+        return SFP_EUNSUPPORTED;
+    }
     return 0;
 }

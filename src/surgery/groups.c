@@ -22,6 +22,7 @@ typedef struct uf_ctx {
     bool *blocked;       /* per slot, folded into roots at the end */
     int *source;         /* per slot: producing Conv/Gemm/MatMul node or -1 */
     char (*block_reason)[96];
+    int64_t *segments;   /* per value: equal parts a grouped conv reads or makes (1: none) */
 } uf_ctx_t;
 
 static int64_t uf_find(uf_ctx_t *u, int64_t a)
@@ -114,8 +115,18 @@ static int rule_conv(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
         return 0;
     }
     (void)err;
-    block_value(u, x, "grouped convolution (neither group 1 nor depthwise)");
-    block_value(u, y, "grouped convolution (neither group 1 nor depthwise)");
+    /* other groups: input and output channels come in `group` equal parts;
+     * removing as many from each part keeps the conv a group-`group` conv */
+    int vals[2] = {x, y};
+    for (int k = 0; k < 2; k++) {
+        int64_t have = u->segments[vals[k]], n_slots = slots_of(u, vals[k]);
+        if (n_slots == 0 || n_slots % group != 0 || (have != 1 && have != group)) {
+            block_value(u, x, "grouped convolutions split these channels in different ways");
+            block_value(u, y, "grouped convolutions split these channels in different ways");
+            return 0;
+        }
+        u->segments[vals[k]] = group;
+    }
     return 0;
 }
 
@@ -304,7 +315,7 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     case SFP_CHAN_NONE: return 0;
     case SFP_CHAN_SAME:
         union_same(u, x, y);
-        if (def->flags & SFP_OPF_ZERO_KEEPS) u->gs->value_zero[y] = u->gs->value_zero[x];
+        if (op_keeps_zero(u->g, n)) u->gs->value_zero[y] = u->gs->value_zero[x];
         return 0;
     case SFP_CHAN_BROADCAST: rule_binary(u, n, def); return 0;
     case SFP_CHAN_CONV: return rule_conv(u, n, err);
@@ -324,7 +335,105 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     }
     case SFP_CHAN_UNKNOWN: break;
     }
-    return cannot_see(n, "no channel rule for this op", err);
+    /* Channels that cannot be followed through a node stay whole on both
+     * sides; the rest of the network is still pruned. */
+    char why[160];
+    snprintf(why, sizeof why, "channels cannot be followed through node '%.60s' (%.40s)", n->name, n->op_type);
+    for (int i = 0; i < n->n_inputs; i++) block_value(u, n->inputs[i], why);
+    for (int i = 0; i < n->n_outputs; i++) block_value(u, n->outputs[i], why);
+    return 0;
+}
+
+/* Whether a removed channel is exactly zero in value y of node n in the
+ * masked model, given its inputs' (zero[]): layers make zeros (their filter
+ * rows are zeroed) and so do normalisations (scale and shift zeroed);
+ * zero-keeping ops and channel moves keep them; Mul keeps a zero operand's;
+ * Add/Sub need every operand zero on the channel (a per-channel constant is
+ * zeroed with it, a scalar is not); anything else (Sigmoid: f(0) = 0.5,
+ * Softmax, Div) does not. */
+static bool zero_after(const uf_ctx_t *u, const sfp_node_t *n, const sfp_op_def_t *def, const bool *zero)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->n_inputs > 0 ? n->inputs[0] : -1;
+    if (!def) return false;
+    if (def->flags & (SFP_OPF_FILTERS | SFP_OPF_NORM)) return true;
+    if (op_keeps_zero(g, n)) return x >= 0 && zero[x];
+    if (def->chan == SFP_CHAN_BROADCAST && (def->flags & SFP_OPF_ZERO_ABSORBS)) {
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && zero[n->inputs[k]]) return true;
+        return false;
+    }
+    if (def->chan == SFP_CHAN_BROADCAST && (def->flags & SFP_OPF_SHIFT)) {
+        int y = n->outputs[0];
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0 || zero[v] || const_all_zero(g, v)) continue;
+            const sfp_tensor_t *c = graph_const(g, v);
+            int axis = c ? 1 - (g->values[y].ndim - c->ndim) : -1;
+            /* a per-channel constant operand is scaled (zeroed) with its channel */
+            if (c && axis >= 0 && axis < c->ndim && c->dims[axis] == slots_of(u, y) && slots_of(u, y) > 1) continue;
+            return false;
+        }
+        return true;
+    }
+    if (def->chan == SFP_CHAN_CONCAT) {
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && slots_of(u, n->inputs[k]) && !zero[n->inputs[k]]) return false;
+        return true;
+    }
+    /* channel moves, and a mean of zeros (over other axes: a mean over the
+     * channels keeps its channels whole anyway) */
+    if (def->chan == SFP_CHAN_PAD || def->chan == SFP_CHAN_SLICE || def->chan == SFP_CHAN_RESHAPE ||
+        def->chan == SFP_CHAN_SPLIT || def->chan == SFP_CHAN_REDUCE)
+        return x >= 0 && zero[x];
+    return false;
+}
+
+/* The masked model zeroes a removed channel where it is made; the pruned
+ * model has no such channel at all. They compute the same function only if
+ * the channel is still zero wherever a layer sums over channels: a channel
+ * that passes an op with f(0) != 0 (Sigmoid, relu(x) + 1) before a layer's
+ * input is left whole, naming that op. */
+static int block_nonzero_reaching_layers(uf_ctx_t *u, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    bool *zero = calloc((size_t)g->n_values + 1, sizeof(bool));
+    int *lost_at = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    if (!zero || !lost_at) {
+        free(zero);
+        free(lost_at);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) lost_at[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        const sfp_op_def_t *def = op_of(n);
+        if (def && (def->flags & SFP_OPF_FILTERS) && n->n_inputs > 0 && n->inputs[0] >= 0) {
+            int x = n->inputs[0];
+            if (slots_of(u, x) && !zero[x] && lost_at[x] >= 0) {
+                const sfp_node_t *at = &g->nodes[lost_at[x]];
+                char why[160];
+                snprintf(why, sizeof why, "a removed channel would pass node '%.50s' (%.30s), where f(0) != 0, into a layer",
+                         at->name, at->op_type);
+                block_value(u, x, why);
+            }
+        }
+        for (int o = 0; o < n->n_outputs; o++) {
+            int y = n->outputs[o];
+            if (y < 0 || !slots_of(u, y)) continue;
+            /* (every output of a Split is a part of its input) */
+            zero[y] = (o == 0 || (def && def->chan == SFP_CHAN_SPLIT)) && zero_after(u, n, def, zero);
+            if (zero[y]) continue;
+            /* where zero was lost: here, unless an input had lost it already */
+            lost_at[y] = i;
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0 && slots_of(u, n->inputs[k]) && !zero[n->inputs[k]] && lost_at[n->inputs[k]] >= 0)
+                    lost_at[y] = lost_at[n->inputs[k]];
+        }
+    }
+    free(zero);
+    free(lost_at);
+    return 0;
 }
 
 /* Sort key of a channel: the values it touches, then its first slot. */
@@ -368,11 +477,53 @@ void groups_free(sfp_groups_t *gs)
         free(gs->g[i].slot_index);
         free(gs->g[i].values);
         free(gs->g[i].sources);
+        free(gs->g[i].segment);
     }
     free(gs->g);
     free(gs->value_slots);
     free(gs->value_zero);
     free(gs);
+}
+
+/* The parts grouped convolutions split group grp into: channel j is in the
+ * part its slots' index falls in, for every value a grouped conv splits. A
+ * channel whose values disagree, or parts of unequal size, leave the group
+ * whole. */
+static int group_segments(const uf_ctx_t *u, sfp_chan_group_t *grp, sfp_error_t *err)
+{
+    grp->n_segments = 1;
+    for (int k = 0; k < grp->slot_start[grp->n_channels]; k++)
+        if (u->segments[grp->slot_value[k]] > grp->n_segments) grp->n_segments = (int)u->segments[grp->slot_value[k]];
+    if (grp->n_segments == 1) return 0;
+    grp->segment = malloc(sizeof(int) * (size_t)grp->n_channels);
+    int *count = calloc((size_t)grp->n_segments, sizeof(int));
+    if (!grp->segment || !count) {
+        free(count);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    const char *why = NULL;
+    for (int j = 0; j < grp->n_channels && !why; j++) {
+        grp->segment[j] = -1;
+        for (int k = grp->slot_start[j]; k < grp->slot_start[j + 1]; k++) {
+            int v = grp->slot_value[k];
+            int64_t parts = u->segments[v];
+            if (parts == 1) continue;
+            int seg = (int)(grp->slot_index[k] / (slots_of(u, v) / parts));
+            if (parts != grp->n_segments || (grp->segment[j] >= 0 && grp->segment[j] != seg))
+                why = "grouped convolutions split these channels in different ways";
+            grp->segment[j] = seg;
+        }
+        if (!why && grp->segment[j] < 0) why = "grouped convolutions split only some of these channels";
+        if (!why) count[grp->segment[j]]++;
+    }
+    for (int sgm = 1; sgm < grp->n_segments && !why; sgm++)
+        if (count[sgm] != count[0]) why = "a grouped convolution's parts of these channels differ in size";
+    free(count);
+    if (why && grp->prunable) {
+        grp->prunable = false;
+        snprintf(grp->reason, sizeof grp->reason, "%s", why);
+    }
+    return 0;
 }
 
 /* Builds group records from the union-find: channels with equal footprints. */
@@ -500,6 +651,7 @@ static int collect(uf_ctx_t *u, sfp_error_t *err)
     free(pos);
     free(chan_group);
     free(chan_local);
+    for (int gi = 0; gi < n_groups && rc == 0; gi++) rc = group_segments(u, &gs->g[gi], err);
     for (int gi = 0; gi < n_groups; gi++) {
         sfp_chan_group_t *grp = &gs->g[gi];
         qsort(grp->sources, (size_t)grp->n_sources, sizeof(int), cmp_int);
@@ -538,18 +690,20 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     int rc = 0;
     if (g->batch != 1 && (rc = model_infer_shapes(m, 1, err)) < 0) return rc;
     sfp_groups_t *gs = calloc(1, sizeof *gs);
-    uf_ctx_t u = {g, gs, NULL, 0, NULL, NULL, NULL, NULL};
+    uf_ctx_t u = {g, gs, NULL, 0, NULL, NULL, NULL, NULL, NULL};
     if (!gs) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     gs->n_values = g->n_values;
     gs->value_slots = calloc((size_t)g->n_values + 1, sizeof(int64_t));
     gs->value_zero = calloc((size_t)g->n_values + 1, sizeof(bool));
     u.base = calloc((size_t)g->n_values + 1, sizeof(int64_t));
-    if (!gs->value_slots || !gs->value_zero || !u.base) {
+    u.segments = malloc(sizeof(int64_t) * ((size_t)g->n_values + 1));
+    if (!gs->value_slots || !gs->value_zero || !u.base || !u.segments) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         goto out;
     }
     for (int v = 0; v < g->n_values; v++) {
         const sfp_value_t *val = &g->values[v];
+        u.segments[v] = 1;
         bool activation = !val->init && !val->folded && val->dtype == SFP_DT_FLOAT && val->ndim >= 2;
         gs->value_slots[v] = activation ? val->dims[1] : 0;
         u.base[v] = u.n_slots;
@@ -578,6 +732,7 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     for (int i = 0; i < g->n_inputs; i++) block_value(&u, g->inputs[i], "model input channels are never pruned");
     for (int i = 0; i < g->n_outputs; i++) block_value(&u, g->outputs[i], "model output channels are never pruned");
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = apply_rule(&u, &g->nodes[i], err);
+    if (rc == 0) rc = block_nonzero_reaching_layers(&u, err);
     if (rc == 0) rc = collect(&u, err);
     if (rc == 0) qsort(gs->g, (size_t)gs->n, sizeof *gs->g, cmp_group);
 out:
@@ -586,6 +741,7 @@ out:
     free(u.blocked);
     free(u.source);
     free(u.block_reason);
+    free(u.segments);
     if (rc < 0) {
         groups_free(gs);
         return rc;

@@ -29,6 +29,11 @@ typedef struct sfp_chan_group {
     int *values;              /* distinct values touched, ascending */
     int n_sources;
     int *sources;             /* Conv/Gemm/MatMul nodes whose output rows make these channels */
+    /* Grouped convolutions read or make these channels in n_segments equal
+     * contiguous parts; removal must take the same number from each part
+     * (segment[j]: channel j's part; NULL when n_segments is 1). */
+    int n_segments;
+    int *segment;
     bool prunable;
     char reason[160];         /* why not prunable */
     char label[160];          /* readable: the first source's name, else the first value's */

@@ -1,5 +1,6 @@
-/* model_load: decode (src/onnx), validate, make the batch free, infer shapes
- * for batch 1. What every command calls to get a model it can trust. */
+/* model_load: decode (src/onnx), validate, read constants directly instead of
+ * through Identity, make the batch free, infer shapes for batch 1. What every
+ * command calls to get a model it can trust. */
 #include "ops/ops.h"
 #include <stdlib.h>
 
@@ -12,8 +13,8 @@ int model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model
     sfp_model_t *m = NULL;
     int rc = model_decode(buf, len, path, &m, err);
     if (rc < 0) return rc;
-    if ((rc = model_validate(m, err)) < 0 || (rc = model_free_batch(m, err)) < 0 ||
-        (rc = model_infer_shapes(m, 1, err)) < 0) {
+    if ((rc = model_validate(m, err)) < 0 || (rc = model_resolve_aliases(m, err)) < 0 ||
+        (rc = model_free_batch(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(path ? path : "(memory)"));
         model_free(m);
         return rc;

@@ -226,4 +226,10 @@ int exec_copy_forward(const sfp_exec_t *x, sfp_error_t *err);
 /* Its backward: din[0] += dout[0] (float32). */
 int exec_copy_backward(const sfp_exec_t *x, sfp_error_t *err);
 
+/* ---- graph passes of model_load ---- */
+/* Inputs that copy an initializer or a Constant output through Identity
+ * nodes read it directly; the Identity nodes left unread are removed
+ * (value ids renumbered). alias.c */
+int model_resolve_aliases(sfp_model_t *m, sfp_error_t *err);
+
 #endif

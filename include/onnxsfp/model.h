@@ -216,7 +216,10 @@ int model_validate(sfp_model_t *m, sfp_error_t *err);
 /* Concrete shape of every value for this batch size (folds shape-computing ops). */
 int model_infer_shapes(sfp_model_t *m, int64_t batch, sfp_error_t *err);
 /* Makes a model exported with a fixed batch batch-free (graph input/output dim 0
- * symbolic, Reshape targets that froze the export batch rewritten to copy it). */
+ * symbolic, Reshape targets that froze the export batch rewritten to copy it).
+ * Returns 1, with the model half changed, when the batch is mixed into the
+ * outputs' other dims (Flatten with axis 0): such a model must be used as
+ * decoded (model_load does so). */
 int model_free_batch(sfp_model_t *m, sfp_error_t *err);
 
 #endif

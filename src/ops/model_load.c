@@ -8,19 +8,30 @@
 
 #define MODEL_FILE_MAX ((size_t)2 << 30) /* protobuf's own 2 GiB limit */
 
-int model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out, sfp_error_t *err)
+static int load_once(const uint8_t *buf, size_t len, const char *path, bool free_batch, sfp_model_t **out,
+                     sfp_error_t *err)
 {
     sfp_model_t *m = NULL;
     int rc = model_decode(buf, len, path, &m, err);
     if (rc < 0) return rc;
     if ((rc = model_validate(m, err)) < 0 || (rc = model_resolve_aliases(m, err)) < 0 ||
-        (rc = model_free_batch(m, err)) < 0 || (rc = model_infer_shapes(m, 1, err)) < 0) {
+        (free_batch && (rc = model_free_batch(m, err)) != 0) || (rc = model_infer_shapes(m, 1, err)) < 0) {
+        if (rc > 0) { /* not batch-free: the caller loads it as declared */
+            model_free(m);
+            return rc;
+        }
         sfp_error_prefix(err, "%s", sfp_q(path ? path : "(memory)"));
         model_free(m);
         return rc;
     }
     *out = m;
     return 0;
+}
+
+int model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out, sfp_error_t *err)
+{
+    int rc = load_once(buf, len, path, true, out, err);
+    return rc > 0 ? load_once(buf, len, path, false, out, err) : rc;
 }
 
 int model_load(const char *path, sfp_model_t **out, sfp_error_t *err)

@@ -78,14 +78,17 @@ NODE_IN_MESSAGE = re.compile(r"node '([^']*)' \(([^)]*)\)")
 
 
 # ---------------------------------------------------------------- MAC count
-def independent_macs(path):
-    """Conv/Gemm/MatMul MACs at batch 1, from onnx.shape_inference."""
+def independent_macs(path, input_dims=None):
+    """Conv/Gemm/MatMul MACs at batch 1, from onnx.shape_inference; input_dims
+    gives the sizes of the first input's symbolic dims (default: batch 1)."""
     m = onnx.load(path)
     for vi in m.graph.input:
         dims = vi.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].Clear()
-            dims[0].dim_value = 1
+        for k, d in enumerate(dims):
+            if not d.HasField("dim_value") and (k == 0 or input_dims):
+                d.Clear()
+                d.dim_value = 1 if k == 0 else input_dims[k]
+        input_dims = None
     m = shape_inference.infer_shapes(m, strict_mode=True)
     shapes = {t.name: list(t.dims) for t in m.graph.initializer}
     for vi in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):

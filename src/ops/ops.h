@@ -231,5 +231,8 @@ int exec_copy_backward(const sfp_exec_t *x, sfp_error_t *err);
  * nodes read it directly; the Identity nodes left unread are removed
  * (value ids renumbered). alias.c */
 int model_resolve_aliases(sfp_model_t *m, sfp_error_t *err);
+/* Sizes for symbolic input dims from "[NAME:]1x3x224x224[,...]" (the batch
+ * stays free); bad or contradicting specs give SFP_EUSAGE. input_shape.c */
+int model_fix_input_shape(sfp_model_t *m, const char *spec, sfp_error_t *err);
 
 #endif

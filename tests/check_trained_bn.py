@@ -20,7 +20,6 @@ Checks, against outside references:
      it wrote on the same images (1e-4 absolute), so the function trained is
      the one written, and ONNX Runtime agrees with `run` on that model.
 """
-import gzip
 import json
 import os
 import sys
@@ -29,55 +28,18 @@ import warnings
 import numpy as np
 import onnx
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from refs_common import BUILD, SFP, run
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+from check_eval import read_idx  # noqa: E402
+from export_zoo import CifarResNet  # noqa: E402
+from refs_common import BUILD, SFP, run  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
 OUT = os.path.join(BUILD, "trained-bn")
 N_EVAL = 300
 TOL = 1e-4
-
-
-class Block(nn.Module):
-    """Basic block; a 1x1 conv + BN shortcut when the shape changes."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.short = None
-        if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(y + (self.short(x) if self.short is not None else x))
-
-
-class TinyResNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 8, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(8)
-        self.layers = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2), Block(16, 32, 2))
-        self.fc = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = self.layers(F.relu(self.bn(self.conv(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-def read_idx(name):
-    with gzip.open(os.path.join(DATA, name)) as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(dims)
 
 
 def images(split, n):
@@ -89,7 +51,7 @@ def images(split, n):
 
 def trained_model():
     torch.manual_seed(17)
-    m = TinyResNet()
+    m = CifarResNet(8, (1, 1, 1), in_channels=1)  # a 1x1 conv + BN shortcut in stages 2 and 3
     opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
     x, y = images("train", 30 * 32)
     for step in range(30):

@@ -63,9 +63,9 @@ class Block(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, width=8, blocks=(1, 1, 1), groups=1, classes=10):
+    def __init__(self, width=8, blocks=(1, 1, 1), groups=1, classes=10, in_channels=3):
         super().__init__()
-        self.conv = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(width)
         layers, cin = [], width
         for stage, n in enumerate(blocks):

@@ -11,9 +11,11 @@
 #include "testutil.h"
 
 #include "arch/arch.h"
+#include "onnxsfp/compress.h"
 #include "onnxsfp/report.h"
 #include "prune/prune.h"
 #include "surgery/surgery.h"
+#include "train/plan.h"
 
 /* x -> conv0 (3 -> 8, 3x3, bias) -> bn0 -> Add(add0.c [8,1,1]) -> Relu -> GAP
  * -> Flatten -> fc1 (Gemm transB, 6, bias) -> Relu -> fc2 (Gemm, 2) -> y.
@@ -643,6 +645,59 @@ static void test_bad_options_are_usage_errors_naming_the_option(void **state)
     sfp_model_free(m);
 }
 
+/* Logits of m at batch 2 on a fixed input (malloc'd, 2 x 2). */
+static float *small_model_logits(sfp_model_t *m)
+{
+    sfp_error_t err = {0};
+    sfp_plan_t *p = NULL;
+    float x[2 * 3 * 6 * 6], *y = malloc(sizeof(float) * 4);
+    assert_non_null(y);
+    for (int i = 0; i < 2 * 3 * 6 * 6; i++) x[i] = (float)sin(0.29 * (double)i);
+    TU_OK(&err, plan_create(m, 2, 0, 1, &p, &err));
+    const void *in[1] = {x};
+    TU_OK(&err, plan_run(p, in, &err));
+    memcpy(y, plan_output(p, 0), sizeof(float) * 4);
+    plan_free(p);
+    return y;
+}
+
+/* The library's one-call compress: fewer parameters and MACs, figures that
+ * match the report of the result, the masked copy computing the same
+ * function, and usage errors for options out of range or a skip pattern
+ * that matches nothing. */
+static void test_sfp_compress_prunes_and_the_masked_copy_agrees(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = small_model(), *masked = NULL;
+    sfp_compress_opts_t o;
+    sfp_compress_result_t res;
+    sfp_compress_opts_default(&o);
+    assert_true(o.rate == 0.5);
+    TU_OK(&err, sfp_compress(m, &o, &masked, &res, &err));
+    assert_true(res.groups_pruned > 0 && res.channels_removed > 0);
+    assert_true(res.params_after < res.params_before && res.macs_after < res.macs_before);
+    sfp_report_t *rep = NULL;
+    TU_OK(&err, sfp_report_build(m, NULL, &rep, &err));
+    assert_int_equal(rep->params, res.params_after);
+    assert_int_equal(rep->macs, res.macs_after);
+    sfp_report_free(rep);
+    float *a = small_model_logits(masked), *b = small_model_logits(m);
+    for (int i = 0; i < 4; i++) TU_EXPECT_NEAR(b[i], a[i], 1e-5 * (1.0 + fabs((double)a[i])));
+    free(a);
+    free(b);
+    sfp_model_free(masked);
+    sfp_model_free(m);
+
+    m = small_model();
+    o.rate = 1.0;
+    TU_EXPECT_ERR(sfp_compress(m, &o, NULL, NULL, &err), &err, SFP_EUSAGE, "rate 1");
+    o.rate = 0.5;
+    o.skip = "no-such-layer*";
+    TU_EXPECT_ERR(sfp_compress(m, &o, NULL, NULL, &err), &err, SFP_EUSAGE, "no-such-layer", "matches no layer");
+    sfp_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_finish_marks_prune_count_per_group_and_leaves_them_zero),
         cmocka_unit_test(test_finish_without_an_epoch_chooses_from_the_weights),
         cmocka_unit_test(test_bad_options_are_usage_errors_naming_the_option),
+        cmocka_unit_test(test_sfp_compress_prunes_and_the_masked_copy_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,7 +188,7 @@ static int bench_model(const cli_cmd_t *cmd, const cli_args_t *a, const char *pa
     sfp_model_t *m = NULL;
     sfp_report_t *rep = NULL;
     double t1 = 0, tb = 0, tt = 0;
-    int rc = sfp_model_load(path, &m, err);
+    int rc = cli_load_model(path, &m, err);
     if (rc == 0 && graph_data_input(&m->graph) < 0)
         rc = sfp_errorf(err, SFP_EUNSUPPORTED, "%s: bench needs a model with one data input", sfp_q(path));
     if (rc == 0) rc = sfp_report_build(m, path, &rep, err);

@@ -437,7 +437,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_model_t *m = NULL;
     detect_run_t r;
     memset(&r, 0, sizeof r);
-    if ((rc = sfp_model_load(path, &m, err)) < 0) return rc;
+    if ((rc = cli_load_model(path, &m, err)) < 0) return rc;
     if ((rc = cli_model_geometry(m, path, &r.c, &r.h, &r.w, &r.k, err)) < 0) goto done;
     sfp_data_prep_t prep;
     const char *prep_source = NULL;

@@ -42,6 +42,10 @@ int prune_group_count(const sfp_chan_group_t *grp, double rate);
  * first) in each part of grp, skipping those chosen[] holds already. */
 int prune_take_lowest(const sfp_chan_group_t *grp, const int *order, int per_segment, bool *chosen, sfp_error_t *err);
 
+/* True when the shell pattern matches the name of a layer that makes some
+ * group's channels (what --skip is matched against). */
+bool prune_skip_matches(const sfp_model_t *m, const sfp_groups_t *gs, const char *pattern);
+
 /* True when group gi is left alone: not prunable, or one of its layers' names
  * matches the fnmatch pattern skip (NULL: none). */
 bool prune_group_skipped(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *skip);

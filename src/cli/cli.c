@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "util/util.h"
 
 static const cli_opt_t global_opts[] = {
     {"input-shape", "DIMS", "sizes of symbolic input dims: 1x3x224x224, or NAME:1x3x224x224 (the batch stays free)"},
@@ -187,9 +189,44 @@ int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, doub
     return 0;
 }
 
+/* Where a file that does not exist yet would be created: its links
+ * followed, its folder's real path, its name. Malloc'd; NULL when unknown. */
+static char *future_path(const char *path)
+{
+    sfp_error_t err = {0};
+    char *target = NULL, dir[PATH_MAX], *out = NULL;
+    if (sfp_follow_links(path, &target, &err) < 0) return NULL;
+    char *slash = strrchr(target, '/');
+    const char *name = slash ? slash + 1 : target;
+    if (slash == target) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - target) : 1, slash ? target : ".");
+    char real[PATH_MAX];
+    size_t size = strlen(name) + PATH_MAX + 2;
+    if (realpath(dir, real) && (out = malloc(size))) snprintf(out, size, "%s/%s", real, name);
+    free(target);
+    return out;
+}
+
 bool cli_same_file(const char *a, const char *b)
 {
-    char ra[PATH_MAX], rb[PATH_MAX];
+    struct stat sa, sb;
     if (!strcmp(a, b)) return true;
-    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+    if (!strcmp(a, "-") || !strcmp(b, "-")) return false;
+    /* any other name: symlinks followed, hard links (same device and inode) */
+    bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb) return false;
+    /* neither exists yet: two names (links) of the same new file? */
+    char *fa = future_path(a), *fb = future_path(b);
+    bool same = fa && fb && !strcmp(fa, fb);
+    free(fa);
+    free(fb);
+    return same;
+}
+
+int cli_model_out(const char *what, const char *path, sfp_error_t *err)
+{
+    if (path && !strcmp(path, "-"))
+        return sfp_errorf(err, SFP_EUSAGE, "%s '-': a model is not written to stdout; give a file name", what);
+    return 0;
 }

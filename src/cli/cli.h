@@ -59,8 +59,12 @@ struct sfp_model;
 void cli_set_input_shape(const char *spec);
 int cli_load_model(const char *path, struct sfp_model **out, sfp_error_t *err);
 
-/* True when a and b name the same file (same string, or same real path). */
+/* True when a and b name the same file: the same string, or the same device
+ * and inode (symlinks followed, hard links). "-" (stdout) is no file. */
 bool cli_same_file(const char *a, const char *b);
+/* SFP_EUSAGE when path is "-": models and checkpoints are binary, and the
+ * command prints its figures on stdout. what names the option ("OUT"). */
+int cli_model_out(const char *what, const char *path, sfp_error_t *err);
 
 extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;

@@ -212,6 +212,9 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         return sfp_errorf(err, SFP_EUSAGE, "--bn applies to fine-tuning (--epochs N with --data); --epochs 0 trains nothing");
     if (ca->epochs == 0 && ca->max_drop >= 0.0 && !cli_get(cmd, a, "data") && !cli_get(cmd, a, "val-data"))
         return sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--data or --val-data)");
+    if ((rc = cli_model_out("OUT", ca->out, err)) < 0 || (rc = cli_model_out("--keep-masked", ca->masked_path, err)) < 0 ||
+        (rc = cli_model_out("--checkpoint", cli_get(cmd, a, "checkpoint"), err)) < 0)
+        return rc;
     if (cli_same_file(ca->in, ca->out))
         return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(ca->out));
     /* The other files written must not be IN nor OUT nor each other either. */
@@ -265,6 +268,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     int rc = parse_args(cmd, a, &ca, err);
     if (rc < 0) return rc;
     const char *in = ca.in, *out = ca.out;
+    const bool json_to_stdout = ca.json_path && sfp_path_is_stdout(ca.json_path);
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
@@ -333,7 +337,9 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
-    if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
+    /* figures on stdout, unless the report JSON goes there: then stdout is the JSON alone */
+    FILE *figures = json_to_stdout ? stderr : stdout;
+    if (!a->quiet) { /* progress and summary on stderr */
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
@@ -350,13 +356,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
             else if (shown == 6) fprintf(stderr, "onnx-sfp: (more groups left whole: --report-json lists them all)\n");
         }
     }
-    printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
+    fprintf(figures, "params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
            (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,
            (long long)rep_out->macs, 100.0 * ratio_removed(rep_in->macs, rep_out->macs));
     if (isfinite(rs.acc_before))
-        printf("accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
+        fprintf(figures, "accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
                100.0 * (rs.acc_after - rs.acc_before));
-    printf("wrote %s\n", out);
+    fprintf(figures, "wrote %s\n", out);
 done:
     sfp_report_free(rep_in);
     sfp_report_free(rep_out);

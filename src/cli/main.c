@@ -22,7 +22,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f, "\nglobal options: --threads T, --quiet, --help\n"
-               "exit status: 0 done, 1 failure while running, 2 usage, 3 bad model or data file, 4 unsupported\n");
+               "exit status: 0 done, 1 failure while running, 2 usage, 3 bad model or data file, 4 unsupported,\n"
+               "  5 a gate (--max-accuracy-drop) not met\n");
 }
 
 /* The commands that train data-parallel under mpirun (every process runs

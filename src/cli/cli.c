@@ -38,7 +38,12 @@ void cli_print_help(const cli_cmd_t *cmd)
         for (int i = 0; opts && opts[i].name; i++) {
             char left[64];
             snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-            printf("  %-24s %s\n", left, opts[i].help);
+            printf("  %-24s ", left);
+            for (const char *h = opts[i].help; *h; h++) { /* continuation lines under the first */
+                if (*h == '\n') printf("\n%27s", "");
+                else putchar(*h);
+            }
+            printf("\n");
         }
     }
 }

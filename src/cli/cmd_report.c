@@ -1,5 +1,5 @@
 /* onnx-sfp report: parameters and MACs per node and in total, for one model
- * or two side by side; text or the JSON schema of docs/report-json.md. */
+ * or two side by side; text or the JSON schema of docs/json.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +80,7 @@ static int channel_rows_json(sfp_model_t *m, const sfp_groups_t *gs, int gi, int
 }
 
 /* The groups of m as JSON: label, channels, prunable, reason, layers and,
- * per channel, the rows pruning it zeroes (docs/report-json.md). */
+ * per channel, the rows pruning it zeroes (docs/json.md). */
 static int groups_json(sfp_model_t *m, json_object **out, sfp_error_t *err)
 {
     sfp_groups_t *gs = NULL;

@@ -4,6 +4,7 @@
  * --quiet/--help. */
 #define _DEFAULT_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,55 @@ static const cli_opt_t global_opts[] = {
     {"help", NULL, "show this help"},
     {0},
 };
+
+/* Edit distance of a (la bytes) and b: insertions, deletions, substitutions
+ * and swaps of two neighbours (--jsno for --json), capped at 3: only "close"
+ * matters. */
+static int distance(const char *a, size_t la, const char *b)
+{
+    size_t lb = strlen(b);
+    if (la > 40 || lb > 40) return 3;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb] < 3 ? d[la][lb] : 3;
+}
+
+const char *cli_closest(const char *word, size_t len, const char *const *names, int n)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int d = distance(word, len, names[i]);
+        bool prefix = len >= 3 && !strncmp(names[i], word, len); /* --epoch for --epochs */
+        if (prefix) d = 1;
+        if (d < best_d || (d == best_d && best && strlen(names[i]) < strlen(best))) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best_d <= (len > 4 ? 2 : 1) ? best : NULL;
+}
+
+/* The closest option name of the command (and the global ones) to name. */
+static const char *closest_opt(const cli_cmd_t *cmd, const char *name, size_t len)
+{
+    const char *names[CLI_MAX_OPTS + 8];
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (const cli_opt_t *o = pass ? global_opts : cmd->opts; o && o->name && n < CLI_MAX_OPTS + 8; o++)
+            names[n++] = o->name;
+    return cli_closest(name, len, names, n);
+}
 
 static int find_opt(const cli_opt_t *opts, const char *name, size_t len)
 {
@@ -54,6 +104,17 @@ static bool takes_list(const cli_opt_t *o)
     return n > 3 && !strcmp(o->arg + n - 3, "...");
 }
 
+bool cli_is_global_opt(const char *arg, int *n_args)
+{
+    *n_args = 1;
+    if (strncmp(arg, "--", 2) != 0) return false;
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    int g = find_opt(global_opts, name, eq ? (size_t)(eq - name) : strlen(name));
+    if (g < 0 || !strcmp(global_opts[g].name, "help")) return false;
+    *n_args = global_opts[g].arg && !eq ? 2 : 1;
+    return true;
+}
+
 static int parse_threads(const char *v, int *out, sfp_error_t *err)
 {
     char *end = NULL;
@@ -84,14 +145,21 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_er
         const char *name = s + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         int k = find_opt(cmd->opts, name, len), g = k < 0 ? find_opt(global_opts, name, len) : -1;
-        if (k < 0 && g < 0) return sfp_errorf(err, SFP_EUSAGE, "%s: unknown option '%s'", cmd->name, s);
+        if (k < 0 && g < 0) {
+            const char *near = closest_opt(cmd, name, len);
+            return sfp_errorf(err, SFP_EUSAGE, "%s: unknown option '%s'%s%s%s", cmd->name, s, near ? " (did you mean --" : "",
+                              near ? near : "", near ? "?)" : "");
+        }
         const cli_opt_t *o = k >= 0 ? &cmd->opts[k] : &global_opts[g];
         const char *val = NULL;
         if (k >= 0 && takes_list(o)) {
-            if (a->set[k])
-                return sfp_errorf(err, SFP_EUSAGE, "%s: option --%s given twice (list every value after one --%s)",
-                                  cmd->name, o->name, o->name);
-            int count = eq ? 1 : 0;
+            const char *const *before = a->list[k];
+            int n_before = a->set[k] ? a->n_list[k] : 0, count = eq ? 1 : 0;
+            if (n_before > 0 && before == &a->value[k]) { /* --input=A: value[k] is about to change */
+                if (a->n_pool >= CLI_MAX_POS) return sfp_errorf(err, SFP_EUSAGE, "%s: too many values", cmd->name);
+                a->pool[a->n_pool] = a->value[k];
+                before = &a->pool[a->n_pool++];
+            }
             if (eq) {
                 a->value[k] = eq + 1;
                 a->list[k] = &a->value[k]; /* valid while a lives */
@@ -106,6 +174,17 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_er
             if (count == 0)
                 return sfp_errorf(err, SFP_EUSAGE, "%s: option --%s needs at least one value (%s)", cmd->name,
                                   o->name, o->arg);
+            if (n_before > 0) { /* --input A --input B: the values so far, then these, in the pool */
+                if (a->n_pool + n_before + count > CLI_MAX_POS)
+                    return sfp_errorf(err, SFP_EUSAGE, "%s: too many values for --%s", cmd->name, o->name);
+                const char **joined = a->pool + a->n_pool;
+                for (int j = 0; j < n_before; j++) joined[j] = before[j];
+                for (int j = 0; j < count; j++) joined[n_before + j] = a->list[k][j];
+                a->n_pool += n_before + count;
+                a->list[k] = joined;
+                a->value[k] = joined[0];
+                count += n_before;
+            }
             a->set[k] = true;
             a->n_list[k] = count;
             continue;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# What a pipeline acts on, on the shipped Fashion-MNIST ResNet-20 and 200
+# What a pipeline acts on, on the shipped Fashion-MNIST ResNet-20 and 100
 # test images (compress --epochs 0 measures accuracy before and after without
 # training, so each run takes well under a second):
 # - a failed --max-accuracy-drop exits 5, writes no model (an existing OUT
@@ -45,7 +45,7 @@ json_has() { # FILE PYTHON-EXPRESSION over d
     /usr/bin/python3 -c "import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
 }
 
-MEASURE="--epochs 0 --data $DATA --limit 200"
+MEASURE="--epochs 0 --data $DATA --limit 100"
 
 # ---------------------------------------------------------------- the gate
 printf 'keep me' >"$DIR/out.onnx"

@@ -9,7 +9,8 @@ passed=0
 failed=0
 failed_names=""
 times=$(mktemp)
-trap 'rm -f "$times"' EXIT INT TERM
+trap 'rm -f "$times"' EXIT
+trap 'exit 130' INT TERM
 now() { date +%s.%N; }
 
 # suite NAME CMD...: runs one suite, counts it, records its time.

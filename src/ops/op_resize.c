@@ -51,6 +51,7 @@ static int resize_geometry(const sfp_graph_t *g, const sfp_node_t *n, int64_t op
     if (scales && sfp_tensor_numel(scales) == 0) scales = NULL;
     if (sizes && sfp_tensor_numel(sizes) == 0) sizes = NULL;
     const sfp_attr_t *a = si < 0 ? node_attr(n, "scales") : NULL;
+    if (a && a->type != SFP_ATTR_FLOATS) return op_errorf(&c, err, SFP_EBADMODEL, "attribute scales must be floats");
     if (scales || a) {
         int64_t count = a ? (int64_t)a->n : sfp_tensor_numel(scales);
         if (count != x->ndim)
@@ -133,6 +134,9 @@ static int resize_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_
     const char *nm = node_attr_string(x->node, "nearest_mode", "round_prefer_floor");
     if (strcmp(nm, "round_prefer_floor") && strcmp(nm, "round_prefer_ceil") && strcmp(nm, "floor") && strcmp(nm, "ceil"))
         return exec_errorf(x, err, SFP_EUNSUPPORTED, "nearest_mode %s is not computed", nm);
+    int si, zi;
+    resize_inputs(x->node, x->opset, &si, &zi);
+    if (si >= 0 && (rc = exec_need_dtype(x, si, SFP_DT_FLOAT, err)) < 0) return rc;
     const sfp_shape_t *in = x->in_shape[0], *out = x->out_shape[0];
     if (is_upsample(x->node) || x->opset < 11)
         for (int k = 0; k < in->ndim; k++)

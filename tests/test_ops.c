@@ -39,7 +39,12 @@ static void test_rows_carry_what_pruning_asks(void **state)
             assert_int_equal(d->shrink, SFP_SHRINK_FILTERS);
             assert_int_equal(d->work_kind, SFP_WORK_DENSE);
         }
-        if (d->work_kind == SFP_WORK_DENSE) assert_true(d->flags & SFP_OPF_FILTERS);
+        /* dense work is a layer's, unless the op's channels stay whole
+         * (ConvTranspose): then its MACs never change with a removal */
+        if (d->work_kind == SFP_WORK_DENSE && !(d->flags & SFP_OPF_FILTERS)) {
+            assert_int_equal(d->chan, SFP_CHAN_UNKNOWN);
+            assert_null(d->chan_of);
+        }
         if (d->shrink == SFP_SHRINK_BROADCAST) assert_int_equal(d->chan, SFP_CHAN_BROADCAST);
         /* zero-keeping is a channel-wise property */
         if ((d->flags & SFP_OPF_ZERO_KEEPS) || d->keeps_zero) assert_int_equal(d->chan, SFP_CHAN_SAME);
@@ -55,6 +60,10 @@ static void test_rows_carry_what_pruning_asks(void **state)
     assert_false(op_by_id(SFP_OP_HARD_SIGMOID)->flags & SFP_OPF_ZERO_KEEPS); /* f(0) = beta */
     assert_true(op_by_id(SFP_OP_HARD_SWISH)->flags & SFP_OPF_ZERO_KEEPS);
     assert_true(op_by_id(SFP_OP_LEAKY_RELU)->flags & SFP_OPF_ZERO_KEEPS);
+    /* shape-only ops: ConvTranspose cannot run and keeps its channels whole */
+    assert_null(op_by_id(SFP_OP_CONV_TRANSPOSE)->run.forward);
+    assert_int_equal(op_by_id(SFP_OP_CONV_TRANSPOSE)->param_inputs, 0x6);
+    assert_int_equal(op_by_id(SFP_OP_LAYER_NORMALIZATION)->param_inputs, 0x6);
 }
 
 static void test_weight_axis_follows_trans_b(void **state)

@@ -131,18 +131,18 @@ typedef struct sfp_op_run {
  * comparing op type strings (op_is, op_of(n)->id). ops.c names each. */
 typedef enum sfp_op_id {
     SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CLIP, SFP_OP_CONCAT, SFP_OP_CONSTANT,
-    SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
+    SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_CONV_TRANSPOSE, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
     SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_HARD_SIGMOID, SFP_OP_HARD_SWISH, SFP_OP_IDENTITY,
-    SFP_OP_LEAKY_RELU, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
-    SFP_OP_PAD, SFP_OP_REDUCE_MEAN, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
-    SFP_OP_SPLIT, SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
+    SFP_OP_LAYER_NORMALIZATION, SFP_OP_LEAKY_RELU, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
+    SFP_OP_PAD, SFP_OP_REDUCE_MEAN, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_RESIZE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
+    SFP_OP_SPLIT, SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE, SFP_OP_UPSAMPLE,
     SFP_OP_COUNT
 } sfp_op_id_t;
 
 /* How an op couples the channels (axis 1; features of a 2-D value) of the
  * activations it reads and writes: the rule src/surgery/groups.c applies. */
 typedef enum sfp_chan_rule {
-    SFP_CHAN_UNKNOWN = 0, /* cannot be traced: pruning refuses the model, naming the node */
+    SFP_CHAN_UNKNOWN = 0, /* cannot be traced: the channels on every side stay whole, the rest is pruned */
     SFP_CHAN_NONE,        /* reads only shapes (Shape): nothing to couple */
     SFP_CHAN_SAME,        /* output channel c is input 0's channel c (unary, BN, pooling) */
     SFP_CHAN_BROADCAST,   /* elementwise binary: operands with the output's channel count join it */
@@ -212,6 +212,9 @@ typedef struct sfp_op_def {
     /* Channel-wise ops whose f(0) = 0 depends on the node (Clip: min <= 0 <=
      * max, bounds known); NULL: the SFP_OPF_ZERO_KEEPS flag alone decides. */
     bool (*keeps_zero)(const sfp_graph_t *g, const sfp_node_t *n);
+    /* Ops whose channel rule depends on the node (LayerNormalization: which
+     * axes it normalises; Resize: whether it scales N and C); NULL: .chan. */
+    sfp_chan_rule_t (*chan_of)(const sfp_graph_t *g, const sfp_node_t *n);
 } sfp_op_def_t;
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain);
@@ -224,6 +227,9 @@ bool op_has(const sfp_node_t *n, unsigned flags);
 /* True when node n maps a zero channel to zero: its row's flag, or its
  * row's keeps_zero for this node. */
 bool op_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n);
+/* The channel rule of node n (its row's chan_of, else .chan; UNKNOWN for an
+ * op the table does not hold). */
+sfp_chan_rule_t op_chan(const sfp_graph_t *g, const sfp_node_t *n);
 /* NULL-terminated list of supported op types (for --help and messages), by id. */
 const char *const *op_names(void);
 /* The row of an id (every id has exactly one; tests/test_ops.c checks). */
@@ -241,6 +247,9 @@ extern const sfp_op_def_t op_defs_transpose[];
 extern const sfp_op_def_t op_defs_activation[];
 extern const sfp_op_def_t op_defs_reduce[];
 extern const sfp_op_def_t op_defs_split[];
+extern const sfp_op_def_t op_defs_conv_transpose[];
+extern const sfp_op_def_t op_defs_resize[];
+extern const sfp_op_def_t op_defs_layer_norm[];
 
 /* Reductions (SFP_CHAN_REDUCE): reduced[k] for every axis k of input 0
  * (SFP_MAX_DIMS entries; shapes inferred) and whether reduced axes stay as

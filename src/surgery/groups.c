@@ -311,7 +311,7 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
         if (slots_of(u, n->outputs[i])) touches = true;
     if (!touches) return 0;
     const sfp_op_def_t *def = op_of(n);
-    switch (def ? def->chan : SFP_CHAN_UNKNOWN) {
+    switch (op_chan(u->g, n)) {
     case SFP_CHAN_NONE: return 0;
     case SFP_CHAN_SAME:
         union_same(u, x, y);

@@ -13,10 +13,9 @@
 
 /* Ops through which a Conv's channels reach the next layer unchanged: the
  * channel-wise ones (BN, activations, pooling) and Flatten. */
-static bool passes_channels(const sfp_node_t *n)
+static bool passes_channels(const sfp_graph_t *g, const sfp_node_t *n)
 {
-    const sfp_op_def_t *def = op_of(n);
-    return def && (def->chan == SFP_CHAN_SAME || def->id == SFP_OP_FLATTEN);
+    return op_chan(g, n) == SFP_CHAN_SAME || op_is(n, SFP_OP_FLATTEN);
 }
 
 /* True when value v is (through channel-preserving ops) a Conv's output. */
@@ -27,7 +26,7 @@ static bool from_conv(const sfp_graph_t *g, int v)
         if (p < 0) return false;
         const sfp_node_t *n = &g->nodes[p];
         if (op_is(n, SFP_OP_CONV)) return true;
-        if (!passes_channels(n) || n->n_inputs < 1) return false;
+        if (!passes_channels(g, n) || n->n_inputs < 1) return false;
         v = n->inputs[0];
     }
     return false;

@@ -108,7 +108,7 @@ static void layers(sfp_buf_t *b, json_object *root)
     }
     html_printf(b, "<h2>Layers (%zu)</h2>\n<p class=\"legend\"><span class=\"before\"></span> before "
                    "<span class=\"after\"></span> after; bars to scale within each column</p>\n"
-                   "<table class=\"layers\">\n<tr><th>layer</th><th>op</th><th>output channels</th><th>MACs</th></tr>\n", n);
+                   "<table class=\"layers\">\n<tr><th class=\"name\">layer</th><th class=\"op\">op</th><th>output channels</th><th>MACs</th></tr>\n", n);
     for (size_t i = 0; i < n; i++) {
         json_object *l = json_object_array_get_idx(ls, i);
         const char *name = json_object_get_string(get(l, "name"));
@@ -130,8 +130,8 @@ static const char style[] =
     "body{font-family:sans-serif;margin:1.5em;color:#222;max-width:100%}"
     "h1{font-size:1.3em;word-break:break-all}"
     "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-    "table.layers{width:100%;table-layout:fixed}table.layers th.name{text-align:left;word-break:break-all;width:22%}"
-    "table.layers td.op{width:8%;text-align:left;word-break:break-all}"
+    "table.layers{width:100%;table-layout:fixed}table.layers th{text-align:left}"
+    "table.layers .name{word-break:break-all;width:22%}table.layers .op{width:9%;word-break:break-all;text-align:left}"
     "table.layers td.channels,table.layers td.macs{text-align:left}"
     "svg{display:block;width:100%;height:12px}rect.before{fill:#bbb}rect.after{fill:#2b7bb9}"
     ".kept{font-size:12px;white-space:nowrap}"

@@ -101,7 +101,7 @@ check: all $(TEST_BIN) $(TOOL_BIN) mpi-build
 # ASan in test_kernels, test_conformance and the forward passes of eval,
 # detect and json. e2e_mpi uses the MPI build, which has no sanitizers;
 # `make asan-full` runs every suite under the sanitizers.
-ASAN_E2E := bad_models bad_data old_ir faults outputs gates json cli eval detect bench groups_json gen_defects
+ASAN_E2E := bad_models bad_data old_ir faults outputs gates json cli eval detect bench groups_json gen_defects report_page
 ASAN_MAKE = $(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 .PHONY: asan-full

@@ -14,6 +14,8 @@
 #include "dist/dist.h"
 #include "onnxsfp/report.h"
 #include "prune/prune.h"
+#include "report/format.h"
+#include "report/report_html.h"
 #include "report/report_json.h"
 #include "util/util.h"
 
@@ -28,6 +30,8 @@ static const cli_opt_t opts[] = {
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern alone"},
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
     {"report-json", "FILE", "write the report of input vs output, method, rate and channels kept"},
+    {"report-html", "FILE", "write the report as a self-contained HTML page: totals, accuracies, gate and per layer\n"
+                            "bars of output channels and MACs before and after"},
     {0},
 };
 
@@ -105,8 +109,10 @@ static json_object *groups_left_whole(const sfp_groups_t *gs)
     return arr;
 }
 
-static int write_report_json(const char *path, const sfp_report_t *a, const sfp_report_t *b, const run_summary_t *rs,
-                             const sfp_model_t *before, const sfp_model_t *after, const sfp_groups_t *gs,
+/* The --report-json object to json_path and its page (report_html.h) to
+ * html_path; either may be NULL. */
+static int write_report_json(const char *path, const char *html_path, const sfp_report_t *a, const sfp_report_t *b,
+                             const run_summary_t *rs, const sfp_model_t *before, const sfp_model_t *after, const sfp_groups_t *gs,
                              sfp_error_t *err)
 {
     json_object *root = report_json_object(a, b);
@@ -121,9 +127,11 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object_object_add(root, "gate", gate_json(rs));
     json_object_object_add(root, "layers", report_layers_json(before, after));
     json_object_object_add(root, "groups_left_whole", groups_left_whole(gs));
-    char *text = report_json_text(root);
-    int rc = text ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
-                  : sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    char *text = path ? report_json_text(root) : NULL;
+    int rc = path && !text ? sfp_errorf(err, SFP_ENOMEM, "out of memory")
+             : path        ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
+                           : 0;
+    if (rc == 0 && html_path) rc = report_html_write(html_path, root, err);
     free(text);
     json_object_put(root);
     return rc;
@@ -145,7 +153,7 @@ static int accuracy_of(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_p
 }
 
 typedef struct compress_args {
-    const char *in, *out, *skip, *masked_path, *json_path, *resume;
+    const char *in, *out, *skip, *masked_path, *json_path, *html_path, *resume;
     double rate, flops, cluster_rate, decay_fraction, max_drop;
     int64_t epochs;
     sfp_prune_method_t method;
@@ -225,6 +233,7 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
     ca->skip = cli_get(cmd, a, "skip");
     ca->masked_path = cli_get(cmd, a, "keep-masked");
     ca->json_path = cli_get(cmd, a, "report-json");
+    ca->html_path = cli_get(cmd, a, "report-html");
     ca->resume = cli_get(cmd, a, "resume");
     int rc;
     if (!strcmp(ca->method_name, "smooth")) ca->method = SFP_PRUNE_SMOOTH;
@@ -255,9 +264,10 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
     if (cli_same_file(ca->in, ca->out))
         return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(ca->out));
     /* The other files written must not be IN nor OUT nor each other either. */
-    const char *extra[3][2] = {{"--keep-masked", ca->masked_path}, {"--report-json", ca->json_path},
+    const char *extra[4][2] = {{"--keep-masked", ca->masked_path}, {"--report-json", ca->json_path},
+                               {"--report-html", ca->html_path},
                                {"--checkpoint", cli_get(cmd, a, "checkpoint")}};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         const char *p = extra[i][1];
         if (!p) continue;
         if (cli_same_file(ca->in, p))
@@ -305,7 +315,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     int rc = parse_args(cmd, a, &ca, err);
     if (rc < 0) return rc;
     const char *in = ca.in, *out = ca.out;
-    const bool json_to_stdout = ca.json_path && sfp_path_is_stdout(ca.json_path);
+    const bool json_to_stdout = (ca.json_path && sfp_path_is_stdout(ca.json_path)) ||
+                                (ca.html_path && sfp_path_is_stdout(ca.html_path));
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
@@ -373,13 +384,14 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         fprintf(stderr, "onnx-sfp: validation accuracy %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before,
                 100.0 * rs.acc_after, 100.0 * (rs.acc_after - rs.acc_before));
     if (!gate_passed(&rs)) { /* the report says why; no model is written */
-        if (ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
+        if (ca.json_path || ca.html_path)
+            rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
         if (rc == 0)
             rc = sfp_errorf(err, SFP_EGATE,
                             "--max-accuracy-drop %g: validation accuracy fell %.2f points (%.2f%% -> %.2f%%); nothing "
                             "written%s",
                             ca.max_drop, drop_points(&rs), 100.0 * rs.acc_before, 100.0 * rs.acc_after,
-                            ca.json_path ? " but the report" : "");
+                            ca.json_path || ca.html_path ? " but the report" : "");
         goto done;
     }
     if (ca.max_drop < 0.0 && drop_points(&rs) > COMPRESS_WARN_DROP)
@@ -387,7 +399,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                         "loss into exit 5 with nothing written\n", drop_points(&rs));
     if (masked) rc = sfp_model_save(masked, ca.masked_path, err);
     if (rc == 0) rc = sfp_model_save(pruned, out, err);
-    if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
+    if (rc == 0 && (ca.json_path || ca.html_path))
+        rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
     /* figures on stdout, unless the report JSON goes there: then stdout is the JSON alone */
@@ -409,9 +422,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
             else if (shown == 6) fprintf(stderr, "onnx-sfp: (more groups left whole: --report-json lists them all)\n");
         }
     }
-    fprintf(figures, "params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
-           (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,
-           (long long)rep_out->macs, 100.0 * ratio_removed(rep_in->macs, rep_out->macs));
+    char n1[32], n2[32], n3[32], n4[32];
+    fprintf(figures, "params: %s -> %s (-%.2f%%)\nMACs:   %s -> %s (-%.2f%%)\n", report_group3(rep_in->params, n1, sizeof n1),
+            report_group3(rep_out->params, n2, sizeof n2), 100.0 * ratio_removed(rep_in->params, rep_out->params),
+            report_group3(rep_in->macs, n3, sizeof n3), report_group3(rep_out->macs, n4, sizeof n4),
+            100.0 * ratio_removed(rep_in->macs, rep_out->macs));
     if (isfinite(rs.acc_before))
         fprintf(figures, "accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
                100.0 * (rs.acc_after - rs.acc_before));
@@ -432,7 +447,7 @@ done:
 const cli_cmd_t cmd_compress = {
     "compress",
     "IN.onnx OUT.onnx [--data PATH [--epochs N] ...] [--rate R | --flops F] [--method smooth|sfp|hybrid] "
-    "[--skip PATTERN] [--keep-masked FILE] [--report-json FILE] [--max-accuracy-drop P]",
+    "[--skip PATTERN] [--keep-masked FILE] [--report-json FILE] [--report-html FILE] [--max-accuracy-drop P]",
     "prune channels while fine-tuning on --data (or at once with --epochs 0) and write a smaller ONNX",
     "Channels that must go together (residual streams, shortcut Concat/Pad, BN, the Gemm after pooling) form\n"
     "groups (see report --groups); a group of C channels loses floor(R * C) of them (never all), scored by the\n"

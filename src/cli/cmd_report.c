@@ -8,7 +8,10 @@
 
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
+#include "report/format.h"
+#include "report/report_html.h"
 #include "report/report_json.h"
+#include "report/summary.h"
 #include "prune/prune.h"
 #include "util/util.h"
 
@@ -16,6 +19,10 @@ static const cli_opt_t opts[] = {
     {"json", NULL, "print the report --json object instead of text"},
     {"groups", NULL, "also list the channel dependency groups (what is pruned together); with --json, per channel\n"
                      "the tensor rows pruning it zeroes"},
+    {"summary", NULL, "print the totals and, per channel group of the first model, the channels the second kept\n"
+                      "(instead of the per-node table)"},
+    {"html", "FILE", "with two models, also write a self-contained HTML page: the totals and per layer bars of\n"
+                     "output channels and MACs before and after (- is stdout, then no text)"},
     {"paper-rate", "R", "also print the literature's theoretical MACs at pruning rate R (labelled; with --json each\n"
                         "model's \"paper_style\" object)"},
     {0},
@@ -154,6 +161,17 @@ static int print_json(sfp_model_t **m, sfp_report_t **r, int n, bool groups, dou
     return rc;
 }
 
+/* The page of report_html.h for m[0] before and m[1] after. */
+static int write_html(const char *path, sfp_model_t **m, sfp_report_t **r, sfp_error_t *err)
+{
+    json_object *root = report_json_object(r[0], r[1]);
+    if (!root) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    json_object_object_add(root, "layers", report_layers_json(m[0], m[1]));
+    int rc = report_html_write(path, root, err);
+    json_object_put(root);
+    return rc;
+}
+
 static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     sfp_model_t *m[2] = {0};
@@ -165,15 +183,26 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         rc = cli_load_model(a->pos[i], &m[i], err);
         if (rc == 0 && (rc = sfp_report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
     }
+    const char *html = cli_get(cmd, a, "html");
+    if (rc == 0 && html && a->n_pos != 2) rc = sfp_errorf(err, SFP_EUSAGE, "--html needs two models (before and after)");
+    if (rc == 0 && json && cli_flag(cmd, a, "summary"))
+        rc = sfp_errorf(err, SFP_EUSAGE, "--summary is text; --json already has the totals");
+    if (rc == 0 && html && json && sfp_path_is_stdout(html))
+        rc = sfp_errorf(err, SFP_EUSAGE, "--html %s and --json both write to stdout", sfp_q(html));
+    if (rc == 0 && html) rc = write_html(html, m, r, err);
+    const bool text = !json && !(html && sfp_path_is_stdout(html));
     if (rc == 0 && json) rc = print_json(m, r, a->n_pos, cli_flag(cmd, a, "groups"), paper_rate, err);
-    if (rc == 0 && !json) {
+    if (rc == 0 && text && cli_flag(cmd, a, "summary")) {
+        rc = report_summary_print(stdout, m[0], m[1], r[0], r[1], err);
+    } else if (rc == 0 && text) {
         sfp_report_print_text(stdout, r[0], r[1]);
         for (int i = 0; i < a->n_pos && rc == 0 && paper_rate >= 0.0; i++) {
             int64_t paper = 0;
             if ((rc = sfp_report_paper_macs(m[i], r[i], paper_rate, &paper, err)) < 0) break;
-            printf("paper-style MACs of %s at rate %.3f: %lld (-%.2f%%), counting every conv's filters as removed,\n"
+            char n1[32];
+            printf("paper-style MACs of %s at rate %.3f: %s (-%.2f%%), counting every conv's filters as removed,\n"
                    "  residual block outputs included; no emitted model has this count (see README, FLOPs honesty)\n",
-                   a->pos[i], paper_rate, (long long)paper,
+                   a->pos[i], paper_rate, report_group3(paper, n1, sizeof n1),
                    r[i]->macs > 0 ? 100.0 * (1.0 - (double)paper / (double)r[i]->macs) : 0.0);
         }
         for (int i = 0; i < a->n_pos && rc == 0 && cli_flag(cmd, a, "groups"); i++)
@@ -188,7 +217,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 }
 
 const cli_cmd_t cmd_report = {
-    "report", "MODEL.onnx [OTHER.onnx] [--json] [--groups] [--paper-rate R]",
+    "report", "MODEL.onnx [OTHER.onnx] [--json | --summary] [--groups] [--paper-rate R] [--html FILE]",
     "parameters and MACs per node and in total; with two models, side by side with reductions",
     "MACs: Conv = output elements x input channels per group x kernel area; Gemm/MatMul = M x N x K;\n"
     "FLOPs = 2 x MACs. Elementwise work (BN, Relu, Add, pooling) is counted on its own line.\n"

@@ -2,13 +2,13 @@
  * inline (CSS, thumbnails as base64 PNG data: URIs made with stb_image_write),
  * so the page opens offline. Text from outside (file names, class names) is
  * HTML-escaped, control characters and invalid UTF-8 become U+FFFD. */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "report/detect_html.h"
+#include "report/html.h"
 #include "util/util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -19,68 +19,6 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 #include <stb/stb_image_write.h>
-
-static void buf_puts(sfp_buf_t *b, const char *s)
-{
-    sfp_buf_append(b, s, strlen(s));
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void buf_printf(sfp_buf_t *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof small) {
-        b->failed = true; /* only short fixed texts go through here */
-        return;
-    }
-    sfp_buf_append(b, small, (size_t)n);
-}
-
-/* Length of the valid UTF-8 sequence at s (1 to 4), 0 when invalid. */
-static int utf8_length(const unsigned char *s)
-{
-    int n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
-    if (s[0] >= 0xF5) n = 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
-    return n;
-}
-
-/* Text for element content and quoted attribute values. */
-static void buf_escape(sfp_buf_t *b, const char *text)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    while (*s) {
-        const char *entity = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
-                           : *s == '"' ? "&quot;" : *s == '\'' ? "&#39;" : NULL;
-        if (entity) {
-            buf_puts(b, entity);
-            s++;
-        } else if (*s < 0x20 || *s == 0x7F) {
-            buf_puts(b, "&#xFFFD;");
-            s++;
-        } else if (*s < 0x80) {
-            sfp_buf_append(b, s++, 1);
-        } else {
-            int n = utf8_length(s);
-            if (n == 0) {
-                buf_puts(b, "&#xFFFD;");
-                s++;
-            } else {
-                sfp_buf_append(b, s, (size_t)n);
-                s += n;
-            }
-        }
-    }
-}
 
 static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
 {
@@ -147,12 +85,12 @@ static void buf_thumbnail(sfp_buf_t *b, const detect_summary_t *s, const uint8_t
     }
     if (!b->failed) {
         int longer = th > tw ? th : tw;
-        buf_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", tw * DETECT_HTML_THUMB / longer,
+        html_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", tw * DETECT_HTML_THUMB / longer,
                    th * DETECT_HTML_THUMB / longer);
-        buf_escape(b, alt);
-        buf_puts(b, "\" src=\"data:image/png;base64,");
+        html_escape(b, alt);
+        html_puts(b, "\" src=\"data:image/png;base64,");
         buf_base64(b, (const unsigned char *)png.data, png.len);
-        buf_puts(b, "\">");
+        html_puts(b, "\">");
     }
     free(png.data);
     free(sum);
@@ -170,57 +108,57 @@ static void buf_item(sfp_buf_t *b, const detect_summary_t *s, const detect_resul
     const char *kind = r->truth < 0 ? "unknown" : misclassified(r) ? "wrong" : "right";
     const char *slash = strrchr(r->path, '/');
     const char *name = slash && slash[1] ? slash + 1 : r->path;
-    buf_printf(b, "<figure class=\"%s\">", kind);
+    html_printf(b, "<figure class=\"%s\">", kind);
     buf_thumbnail(b, s, r->pixels, name);
-    buf_puts(b, "<figcaption><span class=\"file\" title=\"");
-    buf_escape(b, r->path);
-    buf_puts(b, "\">");
-    buf_escape(b, name);
-    buf_puts(b, "</span><br>predicted <b>");
-    buf_escape(b, s->class_names[r->predicted]);
-    buf_printf(b, "</b> %.1f%%<br>", 100.0 * r->confidence);
+    html_puts(b, "<figcaption><span class=\"file\" title=\"");
+    html_escape(b, r->path);
+    html_puts(b, "\">");
+    html_escape(b, name);
+    html_puts(b, "</span><br>predicted <b>");
+    html_escape(b, s->class_names[r->predicted]);
+    html_printf(b, "</b> %.1f%%<br>", 100.0 * r->confidence);
     if (r->truth >= 0) {
-        buf_puts(b, "true ");
-        buf_escape(b, s->class_names[r->truth]);
+        html_puts(b, "true ");
+        html_escape(b, s->class_names[r->truth]);
     } else {
-        buf_puts(b, "true class unknown");
+        html_puts(b, "true class unknown");
     }
-    buf_printf(b, "<br>%.2f ms</figcaption></figure>\n", r->ms);
+    html_printf(b, "<br>%.2f ms</figcaption></figure>\n", r->ms);
 }
 
 static void buf_summary(sfp_buf_t *b, const detect_summary_t *s)
 {
-    buf_printf(b, "<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>images</th><td>%lld</td></tr>\n",
+    html_printf(b, "<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>images</th><td>%lld</td></tr>\n",
                (long long)s->n_images);
     if (s->n_labelled > 0) {
-        buf_printf(b, "<tr><th>accuracy</th><td>%.2f%% (%lld of %lld labelled)</td></tr>\n",
+        html_printf(b, "<tr><th>accuracy</th><td>%.2f%% (%lld of %lld labelled)</td></tr>\n",
                    100.0 * (double)s->n_correct / (double)s->n_labelled, (long long)s->n_correct,
                    (long long)s->n_labelled);
-        buf_printf(b, "<tr><th>balanced accuracy</th><td>%.2f%%</td></tr>\n", 100.0 * s->balanced_accuracy);
+        html_printf(b, "<tr><th>balanced accuracy</th><td>%.2f%%</td></tr>\n", 100.0 * s->balanced_accuracy);
     } else {
-        buf_puts(b, "<tr><th>accuracy</th><td>no labelled images</td></tr>\n");
+        html_puts(b, "<tr><th>accuracy</th><td>no labelled images</td></tr>\n");
     }
-    buf_printf(b, "<tr><th>images/s</th><td>%.1f</td></tr>\n</table>\n", s->images_per_s);
+    html_printf(b, "<tr><th>images/s</th><td>%.1f</td></tr>\n</table>\n", s->images_per_s);
     if (!s->confusion || s->n_labelled == 0) return;
-    buf_puts(b, "<table class=\"confusion\">\n<caption>confusion matrix: rows true class, columns predicted"
+    html_puts(b, "<table class=\"confusion\">\n<caption>confusion matrix: rows true class, columns predicted"
                 "</caption>\n<tr><th></th>");
     for (int j = 0; j < s->n_classes; j++) {
-        buf_puts(b, "<th>");
-        buf_escape(b, s->class_names[j]);
-        buf_puts(b, "</th>");
+        html_puts(b, "<th>");
+        html_escape(b, s->class_names[j]);
+        html_puts(b, "</th>");
     }
-    buf_puts(b, "</tr>\n");
+    html_puts(b, "</tr>\n");
     for (int i = 0; i < s->n_classes; i++) {
-        buf_puts(b, "<tr><th>");
-        buf_escape(b, s->class_names[i]);
-        buf_puts(b, "</th>");
+        html_puts(b, "<tr><th>");
+        html_escape(b, s->class_names[i]);
+        html_puts(b, "</th>");
         for (int j = 0; j < s->n_classes; j++) {
             int64_t v = s->confusion[(size_t)i * (size_t)s->n_classes + (size_t)j];
-            buf_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
+            html_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
         }
-        buf_puts(b, "</tr>\n");
+        html_puts(b, "</tr>\n");
     }
-    buf_puts(b, "</table>\n");
+    html_puts(b, "</table>\n");
 }
 
 static const char style[] =
@@ -239,21 +177,21 @@ int detect_html_write(const char *path, const detect_result_t *results, int64_t 
     sfp_buf_t b = {0};
     int64_t n_wrong = 0;
     for (int64_t i = 0; i < n; i++) n_wrong += misclassified(&results[i]);
-    buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
-    buf_escape(&b, s->model_path);
-    buf_puts(&b, "</title>\n<style>");
-    buf_puts(&b, style);
-    buf_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
-    buf_escape(&b, s->model_path);
-    buf_printf(&b, "</h1>\n<p>%lld images, %lld labelled, %lld misclassified (shown first).</p>\n",
+    html_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
+    html_escape(&b, s->model_path);
+    html_puts(&b, "</title>\n<style>");
+    html_puts(&b, style);
+    html_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
+    html_escape(&b, s->model_path);
+    html_printf(&b, "</h1>\n<p>%lld images, %lld labelled, %lld misclassified (shown first).</p>\n",
                (long long)n, (long long)s->n_labelled, (long long)n_wrong);
-    buf_puts(&b, "<div class=\"images\">\n");
+    html_puts(&b, "<div class=\"images\">\n");
     for (int pass = 0; pass < 2; pass++)
         for (int64_t i = 0; i < n; i++)
             if (misclassified(&results[i]) == (pass == 0)) buf_item(&b, s, &results[i]);
-    buf_puts(&b, "</div>\n");
+    html_puts(&b, "</div>\n");
     buf_summary(&b, s);
-    buf_puts(&b, "</body>\n</html>\n");
+    html_puts(&b, "</body>\n</html>\n");
     int rc = b.failed ? sfp_errorf(err, SFP_ENOMEM, "%s: out of memory building the HTML page", sfp_q(path))
                       : sfp_write_file_atomic(path, (const uint8_t *)b.data, b.len, err);
     free(b.data);

@@ -6,11 +6,12 @@
 #include <json-c/json.h>
 
 #include "ops/ops.h"
+#include "report/format.h"
 #include "report/report_json.h"
 #include "util/util.h"
 
 /* 1234567 -> "1,234,567" into buf. */
-static const char *group3(int64_t v, char *buf, size_t size)
+const char *report_group3(int64_t v, char *buf, size_t size)
 {
     char raw[32];
     int n = snprintf(raw, sizeof raw, "%lld", (long long)(v < 0 ? -v : v));
@@ -33,6 +34,16 @@ static const char *shape_str(const sfp_report_row_t *row, char *buf, size_t size
     return buf;
 }
 
+/* Output channels b kept of a's, "12.50%"; "-" without b's row or a
+ * channel axis (axis 1, or 0 of a vector). */
+static const char *kept_str(const sfp_report_row_t *a, const sfp_report_row_t *b, char *buf, size_t size)
+{
+    int axis = a->ndim > 1 ? 1 : 0;
+    if (!b || a->ndim < 1 || b->ndim != a->ndim || a->shape[axis] <= 0) return "-";
+    snprintf(buf, size, "%.2f%%", 100.0 * (double)b->shape[axis] / (double)a->shape[axis]);
+    return buf;
+}
+
 static double reduction(int64_t before, int64_t after)
 {
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
@@ -49,41 +60,41 @@ static void print_totals(FILE *f, const char *label, const sfp_report_t *r)
 {
     char a[32], b[32], c[32], d[32];
     fprintf(f, "%s: params %s | MACs %s (FLOPs %s = 2 x MACs) | elementwise ops %s\n", label,
-            group3(r->params, a, sizeof a), group3(r->macs, b, sizeof b), group3(2 * r->macs, c, sizeof c),
-            group3(r->elem_ops, d, sizeof d));
+            report_group3(r->params, a, sizeof a), report_group3(r->macs, b, sizeof b), report_group3(2 * r->macs, c, sizeof c),
+            report_group3(r->elem_ops, d, sizeof d));
 }
 
 void sfp_report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b)
 {
-    char s1[96], s2[96], n1[32], n2[32], n3[32], n4[32];
+    char s1[96], s2[96], n1[32], n2[32], n3[32], n4[32], k[16];
     if (!b) {
         fprintf(f, "model: %s (batch 1)\n", sfp_q(a->path));
         fprintf(f, "%-36s %-20s %-16s %12s %14s %12s\n", "node", "op", "output", "params", "MACs", "elem ops");
         for (int i = 0; i < a->n_rows; i++) {
             const sfp_report_row_t *r = &a->rows[i];
             fprintf(f, "%-36s %-20s %-16s %12s %14s %12s\n", sfp_q(r->name), sfp_q(r->op_type),
-                    shape_str(r, s1, sizeof s1), group3(r->params, n1, sizeof n1), group3(r->macs, n2, sizeof n2),
-                    group3(r->elem_ops, n3, sizeof n3));
+                    shape_str(r, s1, sizeof s1), report_group3(r->params, n1, sizeof n1), report_group3(r->macs, n2, sizeof n2),
+                    report_group3(r->elem_ops, n3, sizeof n3));
         }
         print_totals(f, "total", a);
         return;
     }
     fprintf(f, "A: %s\nB: %s (batch 1)\n", sfp_q(a->path), sfp_q(b->path));
-    fprintf(f, "%-36s %-20s %-14s %-14s %11s %11s %13s %13s\n", "node", "op", "output A", "output B", "params A",
-            "params B", "MACs A", "MACs B");
+    fprintf(f, "%-36s %-20s %-14s %-14s %8s %11s %11s %13s %13s\n", "node", "op", "output A", "output B", "kept %",
+            "params A", "params B", "MACs A", "MACs B");
     for (int i = 0; i < a->n_rows; i++) {
         const sfp_report_row_t *ra = &a->rows[i], *rb = find_row(b, ra->name);
-        fprintf(f, "%-36s %-20s %-14s %-14s %11s %11s %13s %13s\n", sfp_q(ra->name), sfp_q(ra->op_type),
-                shape_str(ra, s1, sizeof s1), rb ? shape_str(rb, s2, sizeof s2) : "-",
-                group3(ra->params, n1, sizeof n1), rb ? group3(rb->params, n2, sizeof n2) : "-",
-                group3(ra->macs, n3, sizeof n3), rb ? group3(rb->macs, n4, sizeof n4) : "-");
+        fprintf(f, "%-36s %-20s %-14s %-14s %8s %11s %11s %13s %13s\n", sfp_q(ra->name), sfp_q(ra->op_type),
+                shape_str(ra, s1, sizeof s1), rb ? shape_str(rb, s2, sizeof s2) : "-", kept_str(ra, rb, k, sizeof k),
+                report_group3(ra->params, n1, sizeof n1), rb ? report_group3(rb->params, n2, sizeof n2) : "-",
+                report_group3(ra->macs, n3, sizeof n3), rb ? report_group3(rb->macs, n4, sizeof n4) : "-");
     }
     for (int i = 0; i < b->n_rows; i++) {
         const sfp_report_row_t *rb = &b->rows[i];
         if (find_row(a, rb->name)) continue;
-        fprintf(f, "%-36s %-20s %-14s %-14s %11s %11s %13s %13s\n", sfp_q(rb->name), sfp_q(rb->op_type), "-",
-                shape_str(rb, s2, sizeof s2), "-", group3(rb->params, n2, sizeof n2), "-",
-                group3(rb->macs, n4, sizeof n4));
+        fprintf(f, "%-36s %-20s %-14s %-14s %8s %11s %11s %13s %13s\n", sfp_q(rb->name), sfp_q(rb->op_type), "-",
+                shape_str(rb, s2, sizeof s2), "-", "-", report_group3(rb->params, n2, sizeof n2), "-",
+                report_group3(rb->macs, n4, sizeof n4));
     }
     print_totals(f, "total A", a);
     print_totals(f, "total B", b);

@@ -34,9 +34,7 @@ static int count(sfp_model_t *m, int64_t *params, int64_t *macs, sfp_error_t *er
     return rc;
 }
 
-/* Zeroes in copy (a clone of m) the channels r removes from m. A clone may
- * number its values otherwise, so the masks travel by value name. */
-static int mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
+int prune_mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
                      sfp_error_t *err)
 {
     sfp_groups_t *cgs = NULL;
@@ -81,7 +79,7 @@ int sfp_compress(sfp_model_t *m, const sfp_compress_opts_t *o, sfp_model_t **mas
     if (rc == 0) r.rate = pc->rate;
     if (rc == 0) rc = removal_create(gs, &removal, err);
     if (rc == 0) rc = prune_select_counts(m, gs, pc->remove, removal, err);
-    if (rc == 0 && masked && (rc = sfp_model_clone(m, &copy, err)) == 0) rc = mask_copy(copy, m, gs, removal, err);
+    if (rc == 0 && masked && (rc = sfp_model_clone(m, &copy, err)) == 0) rc = prune_mask_copy(copy, m, gs, removal, err);
     if (rc == 0) {
         r.groups = gs->n;
         r.channels_removed = removal_n_channels(removal, gs);

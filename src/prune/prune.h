@@ -80,6 +80,34 @@ int prune_select_counts(const sfp_model_t *m, const sfp_groups_t *gs, const int 
  * every group. */
 int prune_macs_counts(sfp_model_t *m, const sfp_groups_t *gs, const int *remove, int64_t *macs, sfp_error_t *err);
 
+/* Zeroes in copy (a clone of m) the channels r (made from gs, m's groups)
+ * removes from m. A clone may number its values otherwise, so the masks
+ * travel by value name (compress.c). */
+int prune_mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
+                    sfp_error_t *err);
+
+/* ---- sensitivity (sensitivity.c) ----
+ * Each prunable group pruned alone (lowest L2, prune_group_count at each
+ * rate, no fine-tuning) on a masked copy of m (the same function as the
+ * pruned model), evaluated on ds in inference mode. acc[gi * n_rates + k]:
+ * the accuracy with group gi pruned at rates[k] (NaN for a group left alone:
+ * not prunable or matching skip; the base accuracy when the rate removes
+ * nothing); removed[gi * n_rates + k]: channels removed. progress (may be
+ * NULL) is called after each group with (ctx, groups done, groups to do). */
+typedef struct sfp_sensitivity {
+    double base_accuracy;
+    int64_t images;
+    int n_groups, n_rates;
+    double *accuracy;   /* n_groups x n_rates; owned */
+    int *removed;       /* n_groups x n_rates; owned */
+} sfp_sensitivity_t;
+
+int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, const char *skip,
+                      const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
+                      void (*progress)(void *ctx, int done, int total), void *ctx, sfp_sensitivity_t *out,
+                      sfp_error_t *err);
+void prune_sensitivity_clear(sfp_sensitivity_t *s);
+
 /* ---- channels removed per group (rates.c) ----
  * Decided once from the options, before any choice of channels: the counts
  * go to prune_select_counts and to the pruner (sfp_prune_opts_t.remove), so

@@ -28,6 +28,9 @@ static const cli_opt_t opts[] = {
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
     {"round-to", "N", "every group that loses channels keeps a multiple of N (a group below N stays whole; default 1)"},
     {"global", NULL, "rank channels across groups (L2 over the group's mean): one --rate or --flops, a rate per group"},
+    {"distill", NULL, "fine-tune with the input model as teacher (knowledge distillation)"},
+    {"distill-weight", "A", "--distill: loss = A T^2 KL(teacher || student at T) + (1 - A) cross-entropy (default 0.5)"},
+    {"temperature", "T", "--distill: softmax temperature (default 4)"},
     {"rates", "FILE", "JSON {\"pattern\": rate}: the first pattern matching a group's layer sets its rate"},
     {"report-json", "FILE", "write the report of input vs output, method, rate and channels kept"},
     {0},
@@ -147,6 +150,8 @@ typedef struct compress_args {
     bool global;
     const char *rates_path;
     const int *remove;      /* channels removed per group (prune_counts_make) */
+    bool distill;
+    double distill_weight, temperature;
 } compress_args_t;
 
 /* The training setup of a fine-tuning run on *work (a clone of the input,
@@ -156,10 +161,12 @@ typedef struct compress_args {
 static int fine_tune_setup(const cli_cmd_t *cmd, const cli_args_t *a, const compress_args_t *ca, sfp_model_t **work,
                            cli_train_setup_t *s, run_summary_t *rs, sfp_error_t *err)
 {
-    char method_desc[160];
-    snprintf(method_desc, sizeof method_desc, "method=%s rate=%g cluster=%g decay=%g skip=%s round=%lld global=%d rates=%s",
+    char method_desc[400];
+    snprintf(method_desc, sizeof method_desc,
+             "method=%s rate=%g cluster=%g decay=%g skip=%s round=%lld global=%d rates=%s distill=%d/%g/%g",
              ca->method_name, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "",
-             (long long)ca->round_to, (int)ca->global, ca->rates_path ? ca->rates_path : "");
+             (long long)ca->round_to, (int)ca->global, ca->rates_path ? ca->rates_path : "", (int)ca->distill,
+             ca->distill_weight, ca->temperature);
     sfp_model_t *copy = NULL;
     int inserted = 0;
     int rc = cli_train_setup(cmd, a, *work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
@@ -190,6 +197,8 @@ static int fine_tune(const cli_args_t *a, const compress_args_t *ca, sfp_model_t
     pruner_train_hooks(&pruner, &hooks);
     sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip, ca->remove};
     if ((rc = accuracy_of(orig, s->val, &s->prep, s->opts.batch, a->threads, &rs->acc_before, err)) < 0) goto done;
+    s->opts.teacher = ca->distill ? orig : NULL;
+    s->opts.distill = (sfp_distill_t){ca->distill_weight, ca->temperature};
     if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done_setup;
     const int64_t total_steps = s->opts.epochs * trainer_steps_per_epoch(t);
     if ((rc = pruner_create(work, gs, &po, total_steps, &pruner, err)) < 0) goto done_setup;
@@ -225,6 +234,7 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
     ca->json_path = cli_get(cmd, a, "report-json");
     ca->resume = cli_get(cmd, a, "resume");
     ca->global = cli_flag(cmd, a, "global");
+    ca->distill = cli_flag(cmd, a, "distill");
     ca->rates_path = cli_get(cmd, a, "rates");
     int rc;
     if (!strcmp(ca->method_name, "smooth")) ca->method = SFP_PRUNE_SMOOTH;
@@ -238,8 +248,14 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.2, &ca->decay_fraction, err)) < 0 ||
         (rc = cli_double(cmd, a, "max-accuracy-drop", 0.0, 100.0, -1.0, &ca->max_drop, err)) < 0 ||
         (rc = cli_int(cmd, a, "round-to", 1, 4096, 1, &ca->round_to, err)) < 0 ||
+        (rc = cli_double(cmd, a, "distill-weight", 0.0, 1.0, 0.5, &ca->distill_weight, err)) < 0 ||
+        (rc = cli_double(cmd, a, "temperature", 1e-3, 1000.0, 4.0, &ca->temperature, err)) < 0 ||
         (rc = cli_int(cmd, a, "epochs", 0, 100000, cli_get(cmd, a, "data") ? COMPRESS_EPOCHS : 0, &ca->epochs, err)) < 0)
         return rc;
+    if ((cli_get(cmd, a, "distill-weight") || cli_get(cmd, a, "temperature")) && !ca->distill)
+        return sfp_errorf(err, SFP_EUSAGE, "--distill-weight and --temperature need --distill");
+    if (ca->distill && ca->epochs == 0)
+        return sfp_errorf(err, SFP_EUSAGE, "--distill applies to fine-tuning (--epochs N with --data)");
     if (cli_get(cmd, a, "cluster-rate") && ca->method != SFP_PRUNE_HYBRID)
         return sfp_errorf(err, SFP_EUSAGE, "--cluster-rate needs --method hybrid");
     if (ca->epochs > 0 && !cli_get(cmd, a, "data"))

@@ -10,10 +10,9 @@ import json
 import os
 import sys
 
-import numpy as np
 from onnx import TensorProto, numpy_helper
 
-from check_eval import read_idx
+from check_eval import init_model_and_images
 from refs_common import BUILD, SFP, run
 
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -32,12 +31,10 @@ def ort_accuracy(model, x, labels, out):
 
 def main():
     out = os.path.join(BUILD, "sensitivity-e2e")
-    os.makedirs(out, exist_ok=True)
-    model = os.path.join(out, "r20.onnx")
-    rc, msg = run([SFP, "init", "resnet20", model, "--input", "1x28x28", "--seed", "3", "--quiet"])
-    if rc != 0:
-        print("init failed: " + msg)
+    made = init_model_and_images(out, N)
+    if not made:
         return 1
+    model, x, labels = made
     rc, msg = run([SFP, "sensitivity", model, "--data", DATA, "--limit", str(N), "--rates", "0.5,0.75", "--json",
                    "--quiet"])
     if rc != 0:
@@ -56,11 +53,6 @@ def main():
                 problems.append(f"{g['group']}: removed {r['removed']} of {g['channels']} at {r['rate']}")
             if abs(r["drop_points"] - 100 * (rep["accuracy"] - r["accuracy"])) > 1e-9:
                 problems.append(f"{g['group']}: drop_points inconsistent")
-    images = read_idx("t10k-images-idx3-ubyte.gz")[:N].astype(np.float32) / 255.0
-    labels = read_idx("t10k-labels-idx1-ubyte.gz")[:N].astype(np.int64)
-    x = os.path.join(out, "x.pb")
-    with open(x, "wb") as f:
-        f.write(numpy_helper.from_array(images.reshape(N, 1, 28, 28), "input").SerializeToString())
     base = ort_accuracy(model, x, labels, out)
     if abs(base - rep["accuracy"]) > 1e-9:
         problems.append(f"base accuracy {rep['accuracy']} vs ONNX Runtime {base}")

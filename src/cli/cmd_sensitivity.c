@@ -101,7 +101,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     const char *path = a->pos[0], *data_path = cli_get(cmd, a, "data"), *skip = cli_get(cmd, a, "skip");
     double rates[MAX_RATES];
-    int n_rates = 0, rc, c = 0, h = 0, w = 0, k = 0;
+    int n_rates = 0, rc;
     int64_t batch = 128, limit = 0;
     bool quiet = a->quiet || !isatty(STDERR_FILENO);
     if (!data_path) return sfp_errorf(err, SFP_EUSAGE, "usage: onnx-sfp sensitivity MODEL.onnx --data PATH (--data is required)");
@@ -110,19 +110,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         (rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0)
         return rc;
     sfp_model_t *m = NULL;
-    sfp_dataset_t *full = NULL, *ds = NULL;
+    sfp_dataset_t *ds = NULL;
     sfp_groups_t *gs = NULL;
     sfp_sensitivity_t s = {0};
     const char *prep_source = NULL;
     if ((rc = cli_load_model(path, &m, err)) < 0) return rc;
-    if ((rc = cli_model_geometry(m, path, &c, &h, &w, &k, err)) < 0) goto done;
     sfp_data_prep_t prep;
-    data_prep_init(&prep, c, h, w);
-    if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) goto done;
-    sfp_data_opts_t dopts = {c, h, w, k};
-    if ((rc = data_open(data_path, "test", &dopts, &full, err)) < 0) goto done;
-    if (limit > 0 && (rc = data_subset(full, limit, &ds, err)) < 0) goto done;
-    if ((rc = data_prep_check(&prep, ds ? ds : full, err)) < 0) goto done;
+    if ((rc = cli_open_eval_data(cmd, a, m, path, data_path, "test", limit, &prep, &prep_source, &ds, err)) < 0) goto done;
     if ((rc = groups_find(m, &gs, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(path));
         goto done;
@@ -133,8 +127,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     }
     if (!a->quiet)
         fprintf(stderr, "onnx-sfp: sensitivity of %s on %s (%s, %lld images, preprocessing from %s)\n", path, data_path,
-                (ds ? ds : full)->format, (long long)(ds ? ds : full)->n, prep_source);
-    if ((rc = prune_sensitivity(m, gs, rates, n_rates, skip, ds ? ds : full, &prep, batch, a->threads, show_progress,
+                (ds)->format, (long long)(ds)->n, prep_source);
+    if ((rc = prune_sensitivity(m, gs, rates, n_rates, skip, ds, &prep, batch, a->threads, show_progress,
                                 &quiet, &s, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(path));
         goto done;
@@ -145,7 +139,6 @@ done:
     prune_sensitivity_clear(&s);
     groups_free(gs);
     data_free(ds);
-    data_free(full);
     sfp_model_free(m);
     return rc;
 }

@@ -176,6 +176,16 @@ static void free_inputs(float **inputs, int n)
     for (int i = 0; i < n; i++) free(inputs[i]);
 }
 
+/* fd_check of m's one input filled uniform in [-1, 1) (n elements, seed);
+ * frees m. */
+static void fd_check_uniform(sfp_model_t *m, int64_t n, uint32_t seed, const char *what)
+{
+    float *x = tu_uniform(&seed, n, -1.0f, 1.0f);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
 /* ---- Conv ---- */
 typedef struct conv_case {
     int n_spatial;
@@ -575,6 +585,157 @@ static void test_unary_backward_matches_finite_differences(void **state)
     check_unary("Flatten", gen_uniform, 13, 2);
 }
 
+/* ---- piecewise activations (op_activation.c) ---- */
+/* Values in [-4, 4] kept 0.05 from every kink in kinks[0..n_kinks): finite
+ * differences of h = 1e-2 then never straddle one. */
+static float *away_from_kinks(uint32_t *seed, int64_t count, const float *kinks, int n_kinks)
+{
+    float *p = tu_uniform(seed, count, -4.0f, 4.0f);
+    for (int64_t i = 0; i < count; i++)
+        for (int k = 0; k < n_kinks; k++)
+            if (fabsf(p[i] - kinks[k]) < 0.05f) p[i] = kinks[k] + (p[i] < kinks[k] ? -0.05f : 0.05f);
+    return p;
+}
+
+/* One activation node y = op(x[, ins...]) on x (2, 3, 4, 5); attributes set by
+ * the caller through *node before the check runs. */
+static sfp_model_t *activation_model(const char *op, int opset, const char *ins, sfp_node_t **node)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 3, 4, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    *node = tu_node(m, op, op, ins, "y");
+    tu_output(m, "y");
+    return m;
+}
+
+static void check_activation(sfp_model_t *m, const float *kinks, int n_kinks, const char *what)
+{
+    uint32_t seed = 31;
+    float *x = away_from_kinks(&seed, 120, kinks, n_kinks);
+    fd_check(m, &x, &FD_DEFAULT, what);
+    free(x);
+    sfp_model_free(m);
+}
+
+static void test_activations_backward_match_finite_differences(void **state)
+{
+    (void)state;
+    sfp_node_t *n = NULL;
+    {
+        /* ReLU6 as PyTorch exports it from opset 11: bounds as inputs */
+        sfp_model_t *m = activation_model("Clip", 13, "x,lo,hi", &n);
+        const int64_t one = 1;
+        const float lo = 0.0f, hi = 6.0f;
+        tu_init(m, "lo", SFP_DT_FLOAT, 0, &one, &lo);
+        tu_init(m, "hi", SFP_DT_FLOAT, 0, &one, &hi);
+        const float kinks[2] = {0.0f, 6.0f};
+        check_activation(m, kinks, 2, "Clip opset 13 [0, 6]");
+    }
+    {
+        sfp_model_t *m = activation_model("Clip", 13, "x,,hi", &n); /* min omitted */
+        const int64_t one = 1;
+        const float hi = 1.5f;
+        tu_init(m, "hi", SFP_DT_FLOAT, 0, &one, &hi);
+        const float kinks[1] = {1.5f};
+        check_activation(m, kinks, 1, "Clip opset 13 max only");
+    }
+    {
+        sfp_model_t *m = activation_model("Clip", 9, "x", &n); /* bounds as attributes */
+        tu_attr_float(n, "min", -1.0f);
+        tu_attr_float(n, "max", 2.0f);
+        const float kinks[2] = {-1.0f, 2.0f};
+        check_activation(m, kinks, 2, "Clip opset 9 [-1, 2]");
+    }
+    {
+        sfp_model_t *m = activation_model("LeakyRelu", 13, "x", &n);
+        tu_attr_float(n, "alpha", 0.1f);
+        const float kinks[1] = {0.0f};
+        check_activation(m, kinks, 1, "LeakyRelu alpha 0.1");
+    }
+    {
+        sfp_model_t *m = activation_model("LeakyRelu", 13, "x", &n); /* default alpha 0.01 */
+        const float kinks[1] = {0.0f};
+        check_activation(m, kinks, 1, "LeakyRelu default alpha");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSigmoid", 13, "x", &n); /* 0.2 x + 0.5: ramp on [-2.5, 2.5] */
+        const float kinks[2] = {-2.5f, 2.5f};
+        check_activation(m, kinks, 2, "HardSigmoid default");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSigmoid", 13, "x", &n); /* PyTorch's: x / 6 + 1/2 */
+        tu_attr_float(n, "alpha", 1.0f / 6.0f);
+        const float kinks[2] = {-3.0f, 3.0f};
+        check_activation(m, kinks, 2, "HardSigmoid alpha 1/6");
+    }
+    {
+        sfp_model_t *m = activation_model("HardSwish", 14, "x", &n);
+        const float kinks[2] = {-3.0f, 3.0f};
+        check_activation(m, kinks, 2, "HardSwish");
+    }
+}
+
+/* ---- ReduceMean (op_reduce.c) ---- */
+/* x (2, 3, 4, 5) reduced over axes[0..n_axes) (none: all); opset 18 gives
+ * the axes as an input. */
+static void check_reduce_mean(int opset, int n_axes, const int64_t *axes, int64_t keepdims, const char *what)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 3, 4, 5};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    sfp_node_t *n = NULL;
+    if (opset >= 18 && n_axes) {
+        tu_init_i64(m, "axes", n_axes, axes);
+        n = tu_node(m, "ReduceMean", "mean", "x,axes", "y");
+    } else {
+        n = tu_node(m, "ReduceMean", "mean", "x", "y");
+        if (n_axes) tu_attr_ints(n, "axes", (size_t)n_axes, axes);
+    }
+    tu_attr_int(n, "keepdims", keepdims);
+    tu_output(m, "y");
+    fd_check_uniform(m, 120, 47, what);
+}
+
+static void test_reduce_mean_backward_matches_finite_differences(void **state)
+{
+    (void)state;
+    const int64_t hw[2] = {2, 3}, chan[1] = {1}, outer_axes[2] = {0, 2}, neg[2] = {-1, -2};
+    check_reduce_mean(13, 2, hw, 0, "ReduceMean [2, 3] keepdims 0");   /* x.mean([2, 3]) */
+    check_reduce_mean(13, 2, neg, 1, "ReduceMean [-1, -2] keepdims 1");
+    check_reduce_mean(13, 1, chan, 1, "ReduceMean [1] keepdims 1");    /* (outer, len, inner) */
+    check_reduce_mean(13, 2, outer_axes, 0, "ReduceMean [0, 2] keepdims 0"); /* the general walk */
+    check_reduce_mean(13, 0, NULL, 0, "ReduceMean all axes");
+    check_reduce_mean(18, 2, hw, 0, "ReduceMean opset 18 axes input");
+}
+
+/* ---- Split (op_split.c) ---- */
+/* x (2, 6, 3, 2) split on the channels, the parts put back together in
+ * another order by Concat (a part left out gets no gradient). */
+static void check_split(int opset, const char *ins, const char *cat, int n_outputs, const char *what)
+{
+    sfp_model_t *m = tu_model(opset);
+    const int64_t dims[4] = {2, 6, 3, 2}, sizes[3] = {1, 3, 2};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, dims);
+    if (strchr(ins, ',')) tu_init_i64(m, "sizes", 3, sizes);
+    sfp_node_t *n = tu_node(m, "Split", "split", ins, n_outputs == 3 ? "p0,p1,p2" : "p0,p1");
+    tu_attr_int(n, "axis", 1);
+    if (opset < 13) tu_attr_ints(n, "split", 3, sizes);
+    if (opset >= 18 && !strchr(ins, ',')) tu_attr_int(n, "num_outputs", n_outputs);
+    tu_attr_int(tu_node(m, "Concat", "cat", cat, "y"), "axis", 1);
+    tu_output(m, "y");
+    fd_check_uniform(m, 72, 53, what);
+}
+
+static void test_split_backward_matches_finite_differences(void **state)
+{
+    (void)state;
+    check_split(13, "x,sizes", "p2,p0,p2", 3, "Split sizes input, p1 unused");
+    check_split(11, "x", "p1,p0,p2", 3, "Split opset 11 attribute");
+    check_split(13, "x", "p1,p0", 2, "Split equal halves");
+    check_split(18, "x", "p2,p1", 3, "Split num_outputs 3");
+}
+
 /* ---- broadcasting binaries ---- */
 static void check_binary(const char *op, int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims,
                          uint32_t seed)
@@ -887,6 +1048,35 @@ static void test_concat_pad_slice_transpose_backward_match_finite_differences(vo
         tu_output(m, "y");
         float *in = tu_uniform(&seed, 24, -1, 1);
         fd_check(m, &in, &FD_DEFAULT, "Pad opset 9 attribute");
+        free(in);
+        sfp_model_free(m);
+    }
+    {
+        /* reflect and edge: gradients of the copies sum at their source;
+         * reflect with pads as large as the dim less one, edge cropping one side */
+        const char *modes[2] = {"reflect", "edge"};
+        const int64_t x[4] = {2, 3, 4, 5}, pads[2][8] = {{0, 0, 3, 4, 0, 0, 2, 1}, {0, 0, 5, -1, 0, 0, 2, 3}};
+        for (int k = 0; k < 2; k++) {
+            sfp_model_t *m = tu_model(13);
+            tu_input(m, "x", SFP_DT_FLOAT, 4, x);
+            tu_init_i64(m, "pads", 8, pads[k]);
+            sfp_node_t *n = tu_node(m, "Pad", "pad", "x,pads", "y");
+            tu_attr_string(n, "mode", modes[k]);
+            tu_output(m, "y");
+            float *in = tu_uniform(&seed, 120, -1, 1);
+            fd_check(m, &in, &FD_DEFAULT, k == 0 ? "Pad reflect" : "Pad edge with cropping");
+            free(in);
+            sfp_model_free(m);
+        }
+        sfp_model_t *m = tu_model(9); /* attribute pads */
+        const int64_t x3[3] = {2, 3, 4}, pads3[6] = {0, 0, 2, 0, 0, 3};
+        tu_input(m, "x", SFP_DT_FLOAT, 3, x3);
+        sfp_node_t *n = tu_node(m, "Pad", "pad", "x", "y");
+        tu_attr_ints(n, "pads", 6, pads3);
+        tu_attr_string(n, "mode", "reflect");
+        tu_output(m, "y");
+        float *in = tu_uniform(&seed, 24, -1, 1);
+        fd_check(m, &in, &FD_DEFAULT, "Pad reflect opset 9");
         free(in);
         sfp_model_free(m);
     }
@@ -1241,6 +1431,9 @@ int main(void)
         cmocka_unit_test(test_batchnorm_training_updates_running_statistics),
         cmocka_unit_test(test_batchnorm_backward_kernel_matches_ref),
         cmocka_unit_test(test_unary_backward_matches_finite_differences),
+        cmocka_unit_test(test_activations_backward_match_finite_differences),
+        cmocka_unit_test(test_reduce_mean_backward_matches_finite_differences),
+        cmocka_unit_test(test_split_backward_matches_finite_differences),
         cmocka_unit_test(test_broadcast_binaries_backward_match_finite_differences),
         cmocka_unit_test(test_binary_with_one_value_twice_accumulates),
         cmocka_unit_test(test_binary_backward_kernel_matches_ref),

@@ -392,6 +392,239 @@ static void test_reshape_and_matmul_head_map_features_to_channels(void **state)
     sfp_model_free(m);
 }
 
+/* x.mean([2, 3]) heads (ShuffleNetV2, MNASNet): the channels reach the Gemm's
+ * columns; a mean over the channels keeps its producer whole. */
+static void test_reduce_mean_over_hw_follows_channels_over_c_blocks(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 4, 3, 2);
+    const int64_t hw[2] = {2, 3}, c[1] = {1};
+    sfp_node_t *mean = tu_node(m, "ReduceMean", "mean_hw", "s0", "f");
+    tu_attr_ints(mean, "axes", 2, hw);
+    tu_attr_int(mean, "keepdims", 0);
+    int64_t wd[2] = {2, 6};
+    tu_init_f32(m, "fc.weight", 2, wd, NULL, 4);
+    sfp_node_t *fc = tu_node(m, "Gemm", "fc", "f,fc.weight", "y");
+    tu_attr_int(fc, "transB", 1);
+    tu_output(m, "y");
+    sfp_node_t *mc = tu_node(m, "ReduceMean", "mean_c", "s1", "z");
+    tu_attr_ints(mc, "axes", 1, c);
+    tu_output(m, "z");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0"), g1 = find_group(gs, m, "conv1");
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_channels, 6);
+    assert_false(gs->g[g1].prunable);
+    assert_non_null(strstr(gs->g[g1].reason, "channel axis"));
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, g0, 1);
+    removal_add_channel(r, gs, g0, 4);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "f", 1, 4);
+    assert_int_equal(m->graph.values[graph_find_value(&m->graph, "fc.weight")].init->dims[1], 4);
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+/* Reflect padding of H and W keeps channels; of the channel axis, it copies
+ * channels, so the producer stays whole. */
+static void test_reflect_pad_follows_channels_unless_it_pads_them(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 4, 4};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 4, 3, 2);
+    int64_t hw[8] = {0, 0, 1, 1, 0, 0, 1, 1}, ch[8] = {0, 1, 0, 0, 0, 1, 0, 0};
+    tu_init_i64(m, "pads_hw", 8, hw);
+    tu_init_i64(m, "pads_c", 8, ch);
+    tu_attr_string(tu_node(m, "Pad", "pad_hw", "s0,pads_hw", "p0"), "mode", "reflect");
+    tu_attr_string(tu_node(m, "Pad", "pad_c", "s1,pads_c", "p1"), "mode", "edge");
+    tu_conv(m, "conv2", "p0", "y0", 6, 2, 3, 3);
+    tu_conv(m, "conv3", "p1", "y1", 6, 2, 3, 4);
+    tu_output(m, "y0");
+    tu_output(m, "y1");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int g0 = find_group(gs, m, "conv0"), g1 = find_group(gs, m, "conv1");
+    assert_true(gs->g[g0].prunable);
+    assert_int_equal(gs->g[g0].n_channels, 6);
+    assert_false(gs->g[g1].prunable);
+    assert_non_null(strstr(gs->g[g1].reason, "channel axis"));
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+/* torch.split / chunk on the channels: each part's channels are a range of
+ * the producer's; removal rewrites the sizes, writing out implied ones. */
+static void check_split_removal(int opset, bool sizes_input, bool num_outputs)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, sizes[2] = {3, 3};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 6, 3, 1);
+    if (sizes_input) tu_init_i64(m, "sizes", 2, sizes);
+    sfp_node_t *sp = tu_node(m, "Split", "split", sizes_input ? "s0,sizes" : "s0", "a,b");
+    tu_attr_int(sp, "axis", 1);
+    if (num_outputs) tu_attr_int(sp, "num_outputs", 2);
+    tu_conv(m, "conva", "a", "ya", 3, 2, 3, 2);
+    tu_conv(m, "convb", "b", "yb", 3, 2, 3, 3);
+    tu_output(m, "ya");
+    tu_output(m, "yb");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    /* conv0's channels split in two groups by the part they reach */
+    int ga = find_group(gs, m, "conv0"), gb = -1;
+    for (int i = 0; i < gs->n; i++)
+        if (i != ga && gs->g[i].n_sources == 1 && !strcmp(m->graph.nodes[gs->g[i].sources[0]].name, "conv0")) gb = i;
+    assert_true(ga >= 0 && gb >= 0);
+    assert_true(gs->g[ga].prunable && gs->g[gb].prunable);
+    assert_int_equal(gs->g[ga].n_channels, 3);
+    assert_int_equal(gs->g[gb].n_channels, 3);
+    if (gs->g[ga].slot_index[0] != 0) { /* ga: the one starting at channel 0 */
+        int t = ga;
+        ga = gb;
+        gb = t;
+    }
+    /* channel 1 of part b is channel 4 of conv0 */
+    const sfp_chan_group_t *grp = &gs->g[gb];
+    const int b = graph_find_value(&m->graph, "b"), s0 = graph_find_value(&m->graph, "s0");
+    for (int k = grp->slot_start[1]; k < grp->slot_start[2]; k++) {
+        if (grp->slot_value[k] == b) assert_int_equal(grp->slot_index[k], 1);
+        if (grp->slot_value[k] == s0) assert_int_equal(grp->slot_index[k], 4);
+    }
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, ga, 1);
+    removal_add_channel(r, gs, ga, 2);
+    removal_add_channel(r, gs, gb, 1);
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "a", 1, 1, 4, 4);
+    TU_EXPECT_SHAPE(m, "b", 1, 2, 4, 4);
+    const sfp_node_t *split = NULL;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (!strcmp(m->graph.nodes[i].name, "split")) split = &m->graph.nodes[i];
+    assert_non_null(split);
+    assert_null(node_attr(split, "num_outputs"));
+    if (opset >= 13) {
+        const sfp_tensor_t *t = graph_const(&m->graph, split->inputs[1]);
+        assert_int_equal(sfp_tensor_get_int(t, 0), 1);
+        assert_int_equal(sfp_tensor_get_int(t, 1), 2);
+    } else {
+        const int64_t *written = NULL;
+        assert_int_equal(node_attr_ints(split, "split", &written), 2);
+        assert_int_equal(written[0], 1);
+        assert_int_equal(written[1], 2);
+    }
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_split_on_channels_maps_ranges_and_rewrites_sizes(void **state)
+{
+    (void)state;
+    check_split_removal(13, true, false);  /* sizes given */
+    check_split_removal(13, false, false); /* equal halves: an input is added */
+    check_split_removal(11, false, false); /* ... or the attribute before opset 13 */
+    check_split_removal(18, false, true);  /* num_outputs gives way to the input */
+}
+
+/* x[:, 2:6] (input form) or its opset-9 attribute form: the range maps onto
+ * the producer's channels 2..5 and moves with the removed channels before
+ * it; a channel step keeps the producer whole. */
+static void check_slice_range(int opset)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, starts[1] = {2}, ends[1] = {6}, axes[1] = {1}, steps[1] = {2}, big[1] = {INT64_MAX};
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "conv0", "x", "s0", 3, 8, 3, 1);
+    tu_conv(m, "conv1", "x", "s1", 3, 8, 3, 2);
+    if (opset >= 10) {
+        tu_init_i64(m, "starts", 1, starts);
+        tu_init_i64(m, "ends", 1, ends);
+        tu_init_i64(m, "axes", 1, axes);
+        tu_init_i64(m, "steps", 1, steps);
+        tu_init_i64(m, "big", 1, big);
+        tu_node(m, "Slice", "range", "s0,starts,ends,axes", "r");
+        tu_node(m, "Slice", "every_other", "s1,starts,big,axes,steps", "e");
+    } else {
+        sfp_node_t *sl = tu_node(m, "Slice", "range", "s0", "r");
+        tu_attr_ints(sl, "starts", 1, starts);
+        tu_attr_ints(sl, "ends", 1, ends);
+        tu_attr_ints(sl, "axes", 1, axes);
+        tu_node(m, "Relu", "every_other", "s1", "e"); /* no steps before opset 10 */
+    }
+    tu_conv(m, "conv2", "r", "y", 4, 2, 3, 3);
+    tu_output(m, "y");
+    tu_output(m, "e");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    sfp_removal_t *r = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    /* conv0: channels 2..5 reach conv2 through the slice (values s0 and r),
+     * 0, 1, 6, 7 end at s0 */
+    int inside = -1, outside = -1;
+    for (int i = 0; i < gs->n; i++)
+        if (gs->g[i].n_sources == 1 && !strcmp(m->graph.nodes[gs->g[i].sources[0]].name, "conv0")) {
+            if (gs->g[i].n_values == 2) inside = i;
+            else outside = i;
+        }
+    assert_true(inside >= 0 && outside >= 0);
+    assert_int_equal(gs->g[inside].n_channels, 4);
+    assert_int_equal(gs->g[outside].n_channels, 4);
+    assert_true(gs->g[inside].prunable && gs->g[outside].prunable);
+    if (opset >= 10) {
+        int g1 = find_group(gs, m, "conv1");
+        assert_false(gs->g[g1].prunable); /* model output, and the step */
+    }
+    TU_OK(&err, removal_create(gs, &r, &err));
+    removal_add_channel(r, gs, outside, 0); /* channel 0: before the range */
+    removal_add_channel(r, gs, outside, 1); /* channel 1 */
+    removal_add_channel(r, gs, inside, 1);  /* channel 3: inside */
+    TU_OK(&err, surgery_apply(m, gs, r, &err));
+    TU_EXPECT_SHAPE(m, "r", 1, 3, 4, 4);
+    const sfp_node_t *range = NULL;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (!strcmp(m->graph.nodes[i].name, "range")) range = &m->graph.nodes[i];
+    assert_non_null(range);
+    if (opset >= 10) {
+        assert_int_equal(sfp_tensor_get_int(graph_const(&m->graph, range->inputs[1]), 0), 0);
+        assert_int_equal(sfp_tensor_get_int(graph_const(&m->graph, range->inputs[2]), 0), 3);
+    } else {
+        const int64_t *v = NULL;
+        assert_int_equal(node_attr_ints(range, "starts", &v), 1);
+        assert_int_equal(v[0], 0);
+        assert_int_equal(node_attr_ints(range, "ends", &v), 1);
+        assert_int_equal(v[0], 3);
+    }
+    removal_free(r);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_slice_of_a_channel_range_maps_and_moves(void **state)
+{
+    (void)state;
+    check_slice_range(13);
+    check_slice_range(9);
+}
+
 /* The group holding value `name`, and its record. */
 static const sfp_chan_group_t *group_of(const sfp_groups_t *gs, const sfp_model_t *m, const char *name)
 {
@@ -502,6 +735,84 @@ static void test_uses_of_one_weight_are_one_group(void **state)
     sfp_model_free(m);
 }
 
+/* Clip keeps a zero channel zero only when min <= 0 <= max: ReLU6 (opset 13
+ * inputs, opset 9 attributes) passes removed channels into the next conv,
+ * a Clip to [0.5, 6] does not; HardSigmoid (f(0) = 1/2) does not, HardSwish
+ * and LeakyRelu do; a mean over H, W and a channel Split keep the zero. */
+static void check_zero_through_activations(int opset)
+{
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(opset);
+    int64_t in[4] = {-1, 3, 4, 4}, one = 1, sizes[2] = {2, 2};
+    const float zero = 0.0f, half = 0.5f, six = 6.0f;
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    const char *acts[5] = {"relu6", "clip_half", "hsig", "hswish", "leaky"};
+    const char *ops[5] = {"Clip", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu"};
+    if (opset >= 11) {
+        tu_init(m, "zero", SFP_DT_FLOAT, 0, &one, &zero);
+        tu_init(m, "half", SFP_DT_FLOAT, 0, &one, &half);
+        tu_init(m, "six", SFP_DT_FLOAT, 0, &one, &six);
+    }
+    for (int k = 0; k < 5; k++) {
+        char conv[32], c[32], a[32], ins[64], y[32];
+        snprintf(conv, sizeof conv, "conv_%s", acts[k]);
+        snprintf(c, sizeof c, "c_%s", acts[k]);
+        snprintf(a, sizeof a, "a_%s", acts[k]);
+        snprintf(y, sizeof y, "y_%s", acts[k]);
+        tu_conv(m, conv, "x", c, 3, 4, 3, (uint32_t)k + 1);
+        snprintf(ins, sizeof ins, "%s%s", c, opset < 11 || k > 1 ? "" : k == 0 ? ",zero,six" : ",half,six");
+        sfp_node_t *n = tu_node(m, ops[k], acts[k], ins, a);
+        if (opset < 11 && k < 2) {
+            tu_attr_float(n, "min", k == 0 ? 0.0f : 0.5f);
+            tu_attr_float(n, "max", 6.0f);
+        }
+        tu_conv(m, y, a, y, 4, 2, 3, (uint32_t)k + 10);
+        tu_output(m, y);
+    }
+    /* mean over H, W into a 1x1 conv; a channel Split into two convs */
+    tu_conv(m, "conv_mean", "x", "c_mean", 3, 4, 3, 20);
+    int64_t hw[2] = {2, 3};
+    tu_attr_ints(tu_node(m, "ReduceMean", "mean", "c_mean", "a_mean"), "axes", 2, hw);
+    tu_conv(m, "y_mean", "a_mean", "y_mean", 4, 2, 1, 21);
+    tu_output(m, "y_mean");
+    tu_conv(m, "conv_split", "x", "c_split", 3, 4, 3, 22);
+    if (opset >= 13) {
+        tu_init_i64(m, "sizes", 2, sizes);
+        tu_attr_int(tu_node(m, "Split", "split", "c_split,sizes", "p0,p1"), "axis", 1);
+    } else {
+        sfp_node_t *sp = tu_node(m, "Split", "split", "c_split", "p0,p1");
+        tu_attr_int(sp, "axis", 1);
+        tu_attr_ints(sp, "split", 2, sizes);
+    }
+    tu_conv(m, "y_p0", "p0", "y_p0", 2, 2, 3, 23);
+    tu_conv(m, "y_p1", "p1", "y_p1", 2, 2, 3, 24);
+    tu_output(m, "y_p0");
+    tu_output(m, "y_p1");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    const bool prunable[5] = {true, false, false, true, true};
+    for (int k = 0; k < 5; k++) {
+        char c[32];
+        snprintf(c, sizeof c, "c_%s", acts[k]);
+        const sfp_chan_group_t *grp = group_of(gs, m, c);
+        if (grp->prunable != prunable[k]) fail_msg("opset %d: %s: prunable %d (%s)", opset, acts[k], grp->prunable, grp->reason);
+        if (!prunable[k]) assert_non_null(strstr(grp->reason, acts[k]));
+    }
+    assert_true(group_of(gs, m, "c_mean")->prunable);
+    assert_true(group_of(gs, m, "p0")->prunable);
+    assert_true(group_of(gs, m, "p1")->prunable);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
+static void test_zero_through_the_mobile_activations_follows_f0(void **state)
+{
+    (void)state;
+    check_zero_through_activations(13);
+    check_zero_through_activations(9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,8 +825,13 @@ int main(void)
         cmocka_unit_test(test_grouped_conv_keeps_its_groups_and_depthwise_couples),
         cmocka_unit_test(test_uses_of_one_weight_are_one_group),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
+        cmocka_unit_test(test_reduce_mean_over_hw_follows_channels_over_c_blocks),
+        cmocka_unit_test(test_reflect_pad_follows_channels_unless_it_pads_them),
+        cmocka_unit_test(test_split_on_channels_maps_ranges_and_rewrites_sizes),
+        cmocka_unit_test(test_slice_of_a_channel_range_maps_and_moves),
         cmocka_unit_test(test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned),
         cmocka_unit_test(test_channels_through_f0_nonzero_into_a_layer_stay_whole),
+        cmocka_unit_test(test_zero_through_the_mobile_activations_follows_f0),
     };
     return cmocka_run_group_tests(tests, NULL, tu_cleanup_tmpdirs);
 }

@@ -42,12 +42,19 @@ static void test_rows_carry_what_pruning_asks(void **state)
         if (d->work_kind == SFP_WORK_DENSE) assert_true(d->flags & SFP_OPF_FILTERS);
         if (d->shrink == SFP_SHRINK_BROADCAST) assert_int_equal(d->chan, SFP_CHAN_BROADCAST);
         /* zero-keeping is a channel-wise property */
-        if (d->flags & SFP_OPF_ZERO_KEEPS) assert_int_equal(d->chan, SFP_CHAN_SAME);
+        if ((d->flags & SFP_OPF_ZERO_KEEPS) || d->keeps_zero) assert_int_equal(d->chan, SFP_CHAN_SAME);
     }
     /* f(0) != 0: a zero channel does not stay zero through these */
     assert_false(op_by_id(SFP_OP_SIGMOID)->flags & SFP_OPF_ZERO_KEEPS);
     assert_false(op_by_id(SFP_OP_BATCH_NORMALIZATION)->flags & SFP_OPF_ZERO_KEEPS);
     assert_true(op_by_id(SFP_OP_RELU)->flags & SFP_OPF_ZERO_KEEPS);
+    /* Clip keeps zero only when min <= 0 <= max, a fact of the node */
+    assert_false(op_by_id(SFP_OP_CLIP)->flags & SFP_OPF_ZERO_KEEPS);
+    assert_non_null(op_by_id(SFP_OP_CLIP)->keeps_zero);
+    assert_int_equal(op_by_id(SFP_OP_CLIP)->chan, SFP_CHAN_SAME);
+    assert_false(op_by_id(SFP_OP_HARD_SIGMOID)->flags & SFP_OPF_ZERO_KEEPS); /* f(0) = beta */
+    assert_true(op_by_id(SFP_OP_HARD_SWISH)->flags & SFP_OPF_ZERO_KEEPS);
+    assert_true(op_by_id(SFP_OP_LEAKY_RELU)->flags & SFP_OPF_ZERO_KEEPS);
 }
 
 static void test_weight_axis_follows_trans_b(void **state)

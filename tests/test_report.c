@@ -1,6 +1,6 @@
 /* Reports (src/report): parameter, MAC and elementwise counts of a small
  * hand-built CNN worked out by hand with DESIGN.md's conventions, and the
- * `report --json` object (docs/report-json.md) read back with json-c. */
+ * `report --json` object (docs/json.md) read back with json-c. */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 700
 #include <math.h>

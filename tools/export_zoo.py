@@ -241,6 +241,27 @@ def train_a_few_steps(model, shape):
         opt.step()
 
 
+def torch_macs(model, shape):
+    """Conv and Linear MACs of one image counted by forward hooks, the count
+    tests/check_zoo.py falls back to where onnx.shape_inference cannot follow
+    the graph (a channel shuffle's computed Reshape)."""
+    total = [0]
+
+    def conv(m, _, out):
+        total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m, _, out):
+        total[0] += out.numel() * m.in_features
+
+    hooks = [mod.register_forward_hook(conv if isinstance(mod, nn.Conv2d) else linear)
+             for mod in model.modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.randn(1, *shape))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
 def export_variant(v, outdir):
     family, bn, opset, trained, dynamic = v
     name = variant_name(*v)
@@ -266,7 +287,7 @@ def export_variant(v, outdir):
         torch.onnx.export(model, torch.randn(1, *shape), tmp, **kwargs)
     os.replace(tmp, path)
     return {"name": name, "file": name + ".onnx", "family": family, "bn": bn, "opset": opset, "trained": trained,
-            "dynamic_batch": dynamic, "input_shape": [1, *shape]}
+            "dynamic_batch": dynamic, "input_shape": [1, *shape], "torch_macs": torch_macs(model, shape)}
 
 
 def manifest_is_fresh(outdir, wanted):

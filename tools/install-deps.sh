@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 protobuf-c-compiler libprotobuf-c-dev libonnx-dev
 libcmocka-dev libopenblas-dev zlib1g-dev libstb-dev
 python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-pil
-libonnx-testdata dataset-fashion-mnist libjson-c-dev valgrind
+libonnx-testdata dataset-fashion-mnist libjson-c-dev valgrind python3-jsonschema
 libopenmpi-dev openmpi-bin"
 # Node.js may come from elsewhere (e.g. NodeSource, which conflicts with Debian npm).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

@@ -15,7 +15,8 @@ enum {
     SFP_EBADMODEL = -5,    /* malformed model file                  -> exit 3 */
     SFP_EBADDATA = -6,     /* malformed data file                   -> exit 3 */
     SFP_EUNSUPPORTED = -7, /* valid but unsupported op/attr/type    -> exit 4 */
-    SFP_EINTERRUPTED = -8  /* stopped by a signal                   -> exit 1 */
+    SFP_EINTERRUPTED = -8, /* stopped by a signal                   -> exit 1 */
+    SFP_EGATE = -9         /* a gate (--max-accuracy-drop) not met  -> exit 5 */
 };
 
 #define SFP_ERROR_MSG_MAX 1024
@@ -39,7 +40,7 @@ int sfp_error_prefix(sfp_error_t *err, const char *fmt, ...)
 #endif
     ;
 
-/* Exit status of the command line for an error code (0, 1, 2, 3 or 4). */
+/* Exit status of the command line for an error code (0 to 5). */
 int sfp_exit_status(int code);
 
 /* Copies s into out (size out_size) with control characters and quotes shown

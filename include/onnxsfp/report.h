@@ -1,5 +1,5 @@
 /* Parameter and MAC counts per node and in total, for one model or two side by
- * side; text and JSON output (schema in docs/report-json.md).
+ * side; text and JSON output (schema in docs/json.md).
  * Conventions: MACs count Conv (output elements x input channels per group x
  * kernel area) and Gemm/MatMul (M x N x K); FLOPs = 2 x MACs; elementwise work
  * (BN, Relu, Add, pooling) is counted apart; parameters are what PyTorch counts
@@ -36,6 +36,10 @@ void sfp_report_free(sfp_report_t *r);
 
 /* Text table of one model (b == NULL) or two side by side with reductions. */
 void sfp_report_print_text(FILE *f, const sfp_report_t *a, const sfp_report_t *b);
+/* "schema_version" of every JSON object the tool prints (docs/json.md): raised
+ * when a documented key is removed or changes meaning, not when one is added. */
+#define SFP_JSON_SCHEMA_VERSION 1
+
 /* The report --json object; *out is malloc'ed, NUL-terminated. */
 int sfp_report_to_json(const sfp_report_t *a, const sfp_report_t *b, char **out, sfp_error_t *err);
 

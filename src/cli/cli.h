@@ -15,7 +15,7 @@ typedef struct cli_opt {
     const char *name;   /* without the leading "--" */
     const char *arg;    /* argument name shown in help, NULL for a flag; ending in
                            "..." (e.g. "IN.pb...") the option takes every value up
-                           to the next --option */
+                           to the next --option, and repeating it adds values */
     const char *help;
 } cli_opt_t;
 
@@ -26,6 +26,8 @@ typedef struct cli_args {
     bool set[CLI_MAX_OPTS];
     const char *const *list[CLI_MAX_OPTS]; /* values of a "..." option (into argv, or value[]) */
     int n_list[CLI_MAX_OPTS];
+    const char *pool[CLI_MAX_POS];   /* values of a list option given more than once */
+    int n_pool;
     int threads;                      /* --threads, 0 = all cores */
     bool quiet;
 } cli_args_t;
@@ -58,9 +60,20 @@ int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, doub
 struct sfp_model;
 void cli_set_input_shape(const char *spec);
 int cli_load_model(const char *path, struct sfp_model **out, sfp_error_t *err);
+/* The name in names[0..n) closest to word (its first len bytes): within one
+ * edit for short words, two for longer ones, or word a prefix of it; NULL
+ * when none is that close. For "did you mean" hints. */
+const char *cli_closest(const char *word, size_t len, const char *const *names, int n);
+/* The global options (--threads T, --quiet, --input-shape S) may come before the command:
+ * true when argv[i] is one, *n_args set to how many words it takes (1 or 2). */
+bool cli_is_global_opt(const char *arg, int *n_args);
 
-/* True when a and b name the same file (same string, or same real path). */
+/* True when a and b name the same file: the same string, or the same device
+ * and inode (symlinks followed, hard links). "-" (stdout) is no file. */
 bool cli_same_file(const char *a, const char *b);
+/* SFP_EUSAGE when path is "-": models and checkpoints are binary, and the
+ * command prints its figures on stdout. what names the option ("OUT"). */
+int cli_model_out(const char *what, const char *path, sfp_error_t *err);
 
 extern const cli_cmd_t cmd_report;
 extern const cli_cmd_t cmd_init;

@@ -67,6 +67,20 @@ int cli_preprocessing(const cli_cmd_t *cmd, const cli_args_t *a, const sfp_model
     return data_prep_set_norm(prep, mean, n_mean, std, n_std, err);
 }
 
+int cli_open_data(const char *path, const char *split, const sfp_data_opts_t *o, const char *model_path,
+                  sfp_dataset_t **out, sfp_error_t *err)
+{
+    sfp_data_opts_t own = *o;
+    own.n_classes = 0; /* the data's own class count, compared below */
+    int rc = data_open(path, split, &own, out, err);
+    if (rc < 0 || (*out)->n_classes == o->n_classes) return rc;
+    rc = sfp_errorf(err, SFP_EBADDATA, "%s: the data has %d classes, the model %s has %d outputs", sfp_q(path),
+                    (*out)->n_classes, sfp_q(model_path), o->n_classes);
+    data_free(*out);
+    *out = NULL;
+    return rc;
+}
+
 void cli_train_setup_clear(cli_train_setup_t *s)
 {
     data_free(s->train);
@@ -160,7 +174,7 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
     sfp_train_opts_t *o = &s->opts;
     if ((rc = parse_schedule(cmd, a, epochs, lr, &o->lr, err)) < 0) return rc;
     sfp_data_opts_t dopts = {s->c, s->h, s->w, s->k};
-    if ((rc = data_open(data_path, "train", &dopts, &s->train, err)) < 0) goto fail;
+    if ((rc = cli_open_data(data_path, "train", &dopts, model_path, &s->train, err)) < 0) goto fail;
     if ((rc = limit_set(&s->train, limit, err)) < 0) goto fail;
     if (val_path) {
         if ((rc = data_open(val_path, "test", &dopts, &s->val, err)) < 0) goto fail;

@@ -58,6 +58,11 @@ int cli_open_eval_data(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m
 int cli_preprocessing(const cli_cmd_t *cmd, const cli_args_t *a, const sfp_model_t *m, const char *path,
                       const sfp_dataset_t *stats_from, sfp_data_prep_t *prep, const char **source, sfp_error_t *err);
 
+/* data_open of path's split, refused (SFP_EBADDATA naming both counts) when
+ * the data's own class count is not o->n_classes, the model's outputs. */
+int cli_open_data(const char *path, const char *split, const sfp_data_opts_t *o, const char *model_path,
+                  sfp_dataset_t **out, sfp_error_t *err);
+
 /* --bn: what training does with convolutions an exporter left without
  * their BatchNormalization. */
 typedef enum cli_bn_mode { CLI_BN_FOLD = 0, CLI_BN_KEEP, CLI_BN_NONE } cli_bn_mode_t;

@@ -26,9 +26,9 @@ static const cli_opt_t opts[] = {
     {"data", "PATH", "run on these images (IDX, CIFAR or class sub-folders; its test split) instead of synthetic input"},
     {"limit", "N", "with --data: use the first N images (default 256)"},
     {"train", NULL, "also time training steps at --batch (forward, cross-entropy, backward, SGD with momentum)"},
-    {"json", NULL, "print {\"models\": [{\"path\", \"batch\", \"infer_images_per_s\", \"latency_ms_batch1\", "
-                   "\"train_images_per_s\" (--train), \"macs\", \"params\"}], \"input\", \"reduction\", \"speedup\", "
-                   "\"cpu\", \"isa\"}"},
+    {"json", NULL, "print {\"schema_version\", \"models\": [{\"path\", \"batch\", \"infer_images_per_s\",\n"
+                   "\"latency_ms_batch1\", \"train_images_per_s\" (--train), \"macs\", \"params\"}], \"input\", \"reduction\",\n"
+                   "\"speedup\", \"cpu\", \"isa\"} (docs/json.md)"},
     {0},
 };
 
@@ -226,6 +226,7 @@ static int print_json(const cli_args_t *a, const bench_result_t *r, const bench_
 {
     json_object *root = json_object_new_object(), *models = json_object_new_array();
     json_object *input = json_object_new_object();
+    json_object_object_add(root, "schema_version", json_object_new_int(SFP_JSON_SCHEMA_VERSION));
     for (int i = 0; i < a->n_pos; i++) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "path", json_object_new_string(a->pos[i]));

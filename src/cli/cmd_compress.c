@@ -3,6 +3,7 @@
  * schedules (--epochs N) — remove them from every place they live, check the
  * accuracy gate, write the smaller ONNX atomically, print the reduction. */
 #define _DEFAULT_SOURCE
+#include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static const cli_opt_t opts[] = {
     {"method", "M", "smooth (default), sfp or hybrid; with --epochs 0 all choose by L2 norm"},
     {"cluster-rate", "C", "hybrid: the part of --rate chosen as near-duplicate filters (default min(0.1, R))"},
     {"decay-fraction", "D", "smooth/hybrid: chosen channels fall to zero over this fraction of the steps (default 0.2)"},
-    {"max-accuracy-drop", "P", "exit 1 and write nothing when validation accuracy falls more than P points"},
+    {"max-accuracy-drop", "P", "exit 5 and write nothing but --report-json when validation accuracy falls more than P points"},
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern alone"},
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
     {"round-to", "N", "every group that loses channels keeps a multiple of N (a group below N stays whole; default 1)"},
@@ -38,10 +39,22 @@ static const cli_opt_t opts[] = {
 
 /* Fine-tuning epochs when --data is given without --epochs. */
 enum { COMPRESS_EPOCHS = 10 };
+/* Without --max-accuracy-drop, a loss above this many points is warned about. */
+#define COMPRESS_WARN_DROP 5.0
 
 static double ratio_removed(int64_t before, int64_t after)
 {
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
+}
+
+/* True when the shell pattern matches the name of a layer that makes
+ * channels (a source of a channel group): the names --skip is matched against. */
+static bool skip_matches_a_layer(const sfp_model_t *m, const sfp_groups_t *gs, const char *pattern)
+{
+    for (int gi = 0; gi < gs->n; gi++)
+        for (int k = 0; k < gs->g[gi].n_sources; k++)
+            if (fnmatch(pattern, m->graph.nodes[gs->g[gi].sources[k]].name, 0) == 0) return true;
+    return false;
 }
 
 /* What a run did, for --report-json and the summary. acc_* NaN: not measured. */
@@ -51,7 +64,30 @@ typedef struct run_summary {
     int64_t epochs;
     double acc_before, acc_after;
     int bn_reinserted;      /* BatchNormalization put back for fine-tuning */
+    double max_drop;        /* --max-accuracy-drop in points, negative without */
 } run_summary_t;
+
+/* Validation accuracy lost, in points (NaN when not measured). */
+static double drop_points(const run_summary_t *rs)
+{
+    return 100.0 * (rs->acc_before - rs->acc_after);
+}
+
+static bool gate_passed(const run_summary_t *rs)
+{
+    return rs->max_drop < 0.0 || !isfinite(rs->acc_before) || drop_points(rs) <= rs->max_drop;
+}
+
+/* {"max_accuracy_drop", "accuracy_drop", "passed"} (points), null without a gate. */
+static json_object *gate_json(const run_summary_t *rs)
+{
+    if (rs->max_drop < 0.0) return NULL;
+    json_object *g = json_object_new_object();
+    json_object_object_add(g, "max_accuracy_drop", json_object_new_double(rs->max_drop));
+    json_object_object_add(g, "accuracy_drop", isfinite(drop_points(rs)) ? json_object_new_double(drop_points(rs)) : NULL);
+    json_object_object_add(g, "passed", json_object_new_boolean(gate_passed(rs)));
+    return g;
+}
 
 static json_object *json_fraction(double v)
 {
@@ -114,6 +150,7 @@ static int write_report_json(const char *path, const sfp_report_t *a, const sfp_
     json_object_object_add(root, "accuracy_before", json_fraction(rs->acc_before));
     json_object_object_add(root, "accuracy_after", json_fraction(rs->acc_after));
     json_object_object_add(root, "bn_reinserted", json_object_new_int(rs->bn_reinserted));
+    json_object_object_add(root, "gate", gate_json(rs));
     json_object_object_add(root, "layers", report_layers_json(before, after));
     json_object_object_add(root, "groups_left_whole", groups_left_whole(gs));
     json_object_object_add(root, "group_rates", group_rates_json(gs, pc));
@@ -266,6 +303,9 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         return sfp_errorf(err, SFP_EUSAGE, "--bn applies to fine-tuning (--epochs N with --data); --epochs 0 trains nothing");
     if (ca->epochs == 0 && ca->max_drop >= 0.0 && !cli_get(cmd, a, "data") && !cli_get(cmd, a, "val-data"))
         return sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--data or --val-data)");
+    if ((rc = cli_model_out("OUT", ca->out, err)) < 0 || (rc = cli_model_out("--keep-masked", ca->masked_path, err)) < 0 ||
+        (rc = cli_model_out("--checkpoint", cli_get(cmd, a, "checkpoint"), err)) < 0)
+        return rc;
     if (cli_same_file(ca->in, ca->out))
         return sfp_errorf(err, SFP_EUSAGE, "OUT must differ from IN (%s): the input is never overwritten", sfp_q(ca->out));
     /* The other files written must not be IN nor OUT nor each other either. */
@@ -302,7 +342,7 @@ static int measure_without_training(const cli_cmd_t *cmd, const cli_args_t *a, c
     if ((rc = cli_model_geometry(orig, in, &c, &h, &w, &k, err)) < 0) return rc;
     data_prep_init(&prep, c, h, w);
     sfp_data_opts_t dopts = {c, h, w, k};
-    if ((rc = data_open(path, "test", &dopts, &full, err)) < 0) return rc;
+    if ((rc = cli_open_data(path, "test", &dopts, in, &full, err)) < 0) return rc;
     if (limit > 0 && (rc = data_subset(full, limit, &ds, err)) < 0) goto done;
     if ((rc = cli_preprocessing(cmd, a, orig, in, ds ? ds : full, &prep, &src, err)) < 0) goto done;
     if ((rc = accuracy_of(orig, ds ? ds : full, &prep, 128, a->threads, &rs->acc_before, err)) < 0) goto done;
@@ -319,6 +359,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     int rc = parse_args(cmd, a, &ca, err);
     if (rc < 0) return rc;
     const char *in = ca.in, *out = ca.out;
+    const bool json_to_stdout = ca.json_path && sfp_path_is_stdout(ca.json_path);
     sfp_model_t *orig = NULL, *pruned = NULL, *masked = NULL;
     sfp_groups_t *gs = NULL;
     sfp_removal_t *r = NULL;
@@ -327,7 +368,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     memset(&ck, 0, sizeof ck);
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
-    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0};
+    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0, ca.max_drop};
     sfp_rate_rule_t *rules = NULL;
     int n_rules = 0;
     sfp_prune_counts_t *pc = NULL;
@@ -347,10 +388,22 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     else rc = sfp_model_clone(orig, &pruned, err);
     if (rc < 0) goto done;
     if (ca.epochs > 0 && (rc = fine_tune_setup(cmd, a, &ca, &pruned, &setup, &rs, err)) < 0) goto done;
+    if (ca.epochs > 0 && ca.max_drop >= 0.0 && !setup.val) {
+        rc = sfp_errorf(err, SFP_EUSAGE, "--max-accuracy-drop needs validation data (--val-data, or --val-split above 0)");
+        goto done;
+    }
+    if ((rc = groups_find(pruned, &gs, err)) < 0 || (rc = removal_create(gs, &r, err)) < 0) {
+        if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
+    if (ca.skip && !skip_matches_a_layer(pruned, gs, ca.skip)) {
+        rc = sfp_errorf(err, SFP_EUSAGE, "--skip '%s' matches no layer of %s (report --groups lists them)",
+                        sfp_q(ca.skip), sfp_q(in));
+        goto done;
+    }
     ro.rate = ca.rate;
     ro.flops = 0.0;
-    if ((rc = groups_find(pruned, &gs, err)) < 0 || (rc = removal_create(gs, &r, err)) < 0 ||
-        (rc = prune_counts_make(pruned, gs, &ro, &pc, err)) < 0) {
+    if ((rc = prune_counts_make(pruned, gs, &ro, &pc, err)) < 0) {
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
@@ -385,18 +438,27 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (isfinite(rs.acc_before) && !a->quiet)
         fprintf(stderr, "onnx-sfp: validation accuracy %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before,
                 100.0 * rs.acc_after, 100.0 * (rs.acc_after - rs.acc_before));
-    if (ca.max_drop >= 0.0 && isfinite(rs.acc_before) && 100.0 * (rs.acc_before - rs.acc_after) > ca.max_drop) {
-        rc = sfp_errorf(err, SFP_ERUNTIME,
-                        "--max-accuracy-drop %g: validation accuracy fell %.2f points (%.2f%% -> %.2f%%); nothing written",
-                        ca.max_drop, 100.0 * (rs.acc_before - rs.acc_after), 100.0 * rs.acc_before, 100.0 * rs.acc_after);
+    if (!gate_passed(&rs)) { /* the report says why; no model is written */
+        if (ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, pc, err);
+        if (rc == 0)
+            rc = sfp_errorf(err, SFP_EGATE,
+                            "--max-accuracy-drop %g: validation accuracy fell %.2f points (%.2f%% -> %.2f%%); nothing "
+                            "written%s",
+                            ca.max_drop, drop_points(&rs), 100.0 * rs.acc_before, 100.0 * rs.acc_after,
+                            ca.json_path ? " but the report" : "");
         goto done;
     }
+    if (ca.max_drop < 0.0 && drop_points(&rs) > COMPRESS_WARN_DROP)
+        fprintf(stderr, "onnx-sfp: warning: validation accuracy fell %.2f points; --max-accuracy-drop P turns such a "
+                        "loss into exit 5 with nothing written\n", drop_points(&rs));
     if (masked) rc = sfp_model_save(masked, ca.masked_path, err);
     if (rc == 0) rc = sfp_model_save(pruned, out, err);
     if (rc == 0 && ca.json_path) rc = write_report_json(ca.json_path, rep_in, rep_out, &rs, orig, pruned, gs, pc, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
-    if (!a->quiet) { /* progress and summary on stderr, figures on stdout */
+    /* figures on stdout, unless the report JSON goes there: then stdout is the JSON alone */
+    FILE *figures = json_to_stdout ? stderr : stdout;
+    if (!a->quiet) { /* progress and summary on stderr */
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
@@ -414,13 +476,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
             else if (shown == 6) fprintf(stderr, "onnx-sfp: (more groups left whole: --report-json lists them all)\n");
         }
     }
-    printf("params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
+    fprintf(figures, "params: %lld -> %lld (-%.2f%%)\nMACs:   %lld -> %lld (-%.2f%%)\n", (long long)rep_in->params,
            (long long)rep_out->params, 100.0 * ratio_removed(rep_in->params, rep_out->params), (long long)rep_in->macs,
            (long long)rep_out->macs, 100.0 * ratio_removed(rep_in->macs, rep_out->macs));
     if (isfinite(rs.acc_before))
-        printf("accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
+        fprintf(figures, "accuracy: %.2f%% -> %.2f%% (%+.2f points)\n", 100.0 * rs.acc_before, 100.0 * rs.acc_after,
                100.0 * (rs.acc_after - rs.acc_before));
-    printf("wrote %s\n", out);
+    fprintf(figures, "wrote %s\n", out);
 done:
     sfp_report_free(rep_in);
     sfp_report_free(rep_out);

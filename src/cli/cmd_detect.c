@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "cli/cli_train.h"
+#include "onnxsfp/report.h"
 #include "report/detect_html.h"
 #include "train/plan.h"
 #include "util/util.h"
@@ -28,7 +29,9 @@ static const cli_opt_t opts[] = {
     {"batch", "B", "images per forward pass (default 1: ms is each image's own latency)"},
     {"mean", "LIST", "per-channel mean after scaling pixels to [0, 1] (default: model metadata, else 0)"},
     {"std", "LIST", "per-channel std (default: model metadata, else 1)"},
-    {"json", NULL, "print {\"images\": [{\"path\", \"class\", \"confidence\", \"ms\"}], \"accuracy\", \"images_per_s\"}"},
+    {"json", NULL, "print {\"schema_version\", \"images\": [{\"path\", \"class\", \"confidence\", \"ms\", \"true_class\"\n"
+                   "(labelled)}], \"accuracy\", \"balanced_accuracy\", \"labelled\", \"classes\", \"confusion\",\n"
+                   "\"images_per_s\"}; accuracy, balanced_accuracy and confusion null without labels (docs/json.md)"},
     {"html", "FILE", "also write a self-contained HTML page with thumbnails and the summary"},
     {0},
 };
@@ -362,6 +365,7 @@ static int print_json(const detect_run_t *r, const detect_summary_t *s, sfp_erro
 {
     json_object *root = json_object_new_object(), *images = json_object_new_array();
     json_object *classes = json_object_new_array(), *confusion = json_object_new_array();
+    json_object_object_add(root, "schema_version", json_object_new_int(SFP_JSON_SCHEMA_VERSION));
     json_object_object_add(root, "images", images);
     for (int64_t i = 0; i < r->n_images; i++) {
         const detect_result_t *res = &r->results[i];

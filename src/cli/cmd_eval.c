@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli_train.h"
+#include "onnxsfp/report.h"
 
 static const cli_opt_t opts[] = {
     {"data", "PATH", "dataset: IDX folder, CIFAR binary batches or class sub-folders of images"},
@@ -17,7 +18,7 @@ static const cli_opt_t opts[] = {
     {"limit", "N", "evaluate only the first N examples"},
     {"mean", "LIST", "per-channel mean after scaling pixels to [0, 1] (default: model metadata, else 0)"},
     {"std", "LIST", "per-channel std (default: model metadata, else 1)"},
-    {"json", NULL, "print {\"accuracy\", \"loss\", \"images\", \"images_per_s\"}"},
+    {"json", NULL, "print {\"schema_version\", \"accuracy\", \"loss\", \"images\", \"images_per_s\"} (docs/json.md)"},
     {0},
 };
 
@@ -47,8 +48,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if ((rc = evaluator_run(ev, &r, err)) < 0) goto done;
     double ips = r.seconds > 0 ? (double)r.images / r.seconds : 0.0;
     if (cli_flag(cmd, a, "json"))
-        printf("{\"accuracy\": %.6f, \"loss\": %.6f, \"images\": %lld, \"images_per_s\": %.1f}\n", r.accuracy, r.loss,
-               (long long)r.images, ips);
+        printf("{\"schema_version\": %d, \"accuracy\": %.6f, \"loss\": %.6f, \"images\": %lld, \"images_per_s\": %.1f}\n",
+               SFP_JSON_SCHEMA_VERSION, r.accuracy, r.loss, (long long)r.images, ips);
     else
         printf("accuracy %.2f%% (%lld of %lld), mean loss %.4f, %.1f images/s\n", 100.0 * r.accuracy,
                (long long)r.correct, (long long)r.images, r.loss, ips);

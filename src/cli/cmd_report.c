@@ -1,5 +1,5 @@
 /* onnx-sfp report: parameters and MACs per node and in total, for one model
- * or two side by side; text or the JSON schema of docs/report-json.md. */
+ * or two side by side; text or the JSON schema of docs/json.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "onnxsfp/report.h"
+#include "report/report_json.h"
 #include "prune/prune.h"
 #include "util/util.h"
 
@@ -15,7 +16,8 @@ static const cli_opt_t opts[] = {
     {"json", NULL, "print the report --json object instead of text"},
     {"groups", NULL, "also list the channel dependency groups (what is pruned together); with --json, per channel\n"
                      "the tensor rows pruning it zeroes"},
-    {"paper-rate", "R", "also print the literature's theoretical MACs at pruning rate R (labelled; see README)"},
+    {"paper-rate", "R", "also print the literature's theoretical MACs at pruning rate R (labelled; with --json each\n"
+                        "model's \"paper_style\" object)"},
     {0},
 };
 
@@ -78,7 +80,7 @@ static int channel_rows_json(sfp_model_t *m, const sfp_groups_t *gs, int gi, int
 }
 
 /* The groups of m as JSON: label, channels, prunable, reason, layers and,
- * per channel, the rows pruning it zeroes (docs/report-json.md). */
+ * per channel, the rows pruning it zeroes (docs/json.md). */
 static int groups_json(sfp_model_t *m, json_object **out, sfp_error_t *err)
 {
     sfp_groups_t *gs = NULL;
@@ -109,29 +111,45 @@ static int groups_json(sfp_model_t *m, json_object **out, sfp_error_t *err)
     return rc;
 }
 
-/* The report --json object, with each model's "groups" when asked. */
-static int print_json(sfp_model_t **m, sfp_report_t **r, int n, bool groups, sfp_error_t *err)
+/* The literature's theoretical MACs of model i at rate R (report_paper_macs):
+ * {"rate", "macs", "reduction"}; no emitted model has this count. */
+static int paper_json(sfp_model_t *m, const sfp_report_t *r, double rate, json_object **out, sfp_error_t *err)
 {
-    char *text = NULL;
-    int rc = sfp_report_to_json(r[0], r[1], &text, err);
+    int64_t paper = 0;
+    int rc = sfp_report_paper_macs(m, r, rate, &paper, err);
     if (rc < 0) return rc;
-    if (!groups) {
-        printf("%s\n", text);
-        free(text);
-        return 0;
-    }
-    json_object *root = json_tokener_parse(text), *models = NULL;
-    free(text);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "rate", json_object_new_double(rate));
+    json_object_object_add(o, "macs", json_object_new_int64(paper));
+    json_object_object_add(o, "reduction", json_object_new_double(r->macs > 0 ? 1.0 - (double)paper / (double)r->macs : 0.0));
+    *out = o;
+    return 0;
+}
+
+/* The report --json object, with each model's "groups" and "paper_style"
+ * (paper_rate >= 0) when asked. */
+static int print_json(sfp_model_t **m, sfp_report_t **r, int n, bool groups, double paper_rate, sfp_error_t *err)
+{
+    json_object *root = report_json_object(r[0], r[1]), *models = NULL;
     if (!root || !json_object_object_get_ex(root, "models", &models)) {
         json_object_put(root);
-        return sfp_errorf(err, SFP_ERUNTIME, "internal: report JSON did not parse");
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
+    int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        json_object *g = NULL;
-        if ((rc = groups_json(m[i], &g, err)) == 0)
-            json_object_object_add(json_object_array_get_idx(models, (size_t)i), "groups", g);
+        json_object *entry = json_object_array_get_idx(models, (size_t)i), *o = NULL;
+        if (groups && (rc = groups_json(m[i], &o, err)) == 0) json_object_object_add(entry, "groups", o);
+        if (rc == 0 && paper_rate >= 0.0 && (rc = paper_json(m[i], r[i], paper_rate, &o, err)) == 0)
+            json_object_object_add(entry, "paper_style", o);
     }
-    if (rc == 0) printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (rc == 0 && groups) { /* one line: the channel rows make it long */
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    } else if (rc == 0) {
+        char *text = report_json_text(root);
+        if (text) printf("%s", text);
+        else rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+        free(text);
+    }
     json_object_put(root);
     return rc;
 }
@@ -140,20 +158,16 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 {
     sfp_model_t *m[2] = {0};
     sfp_report_t *r[2] = {0};
-    int rc = 0;
+    double paper_rate = -1.0;
+    const bool json = cli_flag(cmd, a, "json");
+    int rc = cli_double(cmd, a, "paper-rate", 0.0, 0.999999, -1.0, &paper_rate, err);
     for (int i = 0; i < a->n_pos && rc == 0; i++) {
         rc = cli_load_model(a->pos[i], &m[i], err);
         if (rc == 0 && (rc = sfp_report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
     }
-    if (rc == 0) {
-        bool json = cli_flag(cmd, a, "json");
-        if (json) {
-            rc = print_json(m, r, a->n_pos, cli_flag(cmd, a, "groups"), err);
-        } else {
-            sfp_report_print_text(stdout, r[0], r[1]);
-        }
-        double paper_rate = -1.0;
-        rc = cli_double(cmd, a, "paper-rate", 0.0, 0.999999, -1.0, &paper_rate, err);
+    if (rc == 0 && json) rc = print_json(m, r, a->n_pos, cli_flag(cmd, a, "groups"), paper_rate, err);
+    if (rc == 0 && !json) {
+        sfp_report_print_text(stdout, r[0], r[1]);
         for (int i = 0; i < a->n_pos && rc == 0 && paper_rate >= 0.0; i++) {
             int64_t paper = 0;
             if ((rc = sfp_report_paper_macs(m[i], r[i], paper_rate, &paper, err)) < 0) break;
@@ -162,10 +176,10 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                    a->pos[i], paper_rate, (long long)paper,
                    r[i]->macs > 0 ? 100.0 * (1.0 - (double)paper / (double)r[i]->macs) : 0.0);
         }
-        for (int i = 0; i < a->n_pos && rc == 0 && !json && cli_flag(cmd, a, "groups"); i++)
+        for (int i = 0; i < a->n_pos && rc == 0 && cli_flag(cmd, a, "groups"); i++)
             if ((rc = print_groups(m[i], a->pos[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
-        if (fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
     }
+    if (rc == 0 && fflush(stdout) != 0) rc = sfp_errorf(err, SFP_EIO, "writing the report to stdout failed");
     for (int i = 0; i < 2; i++) {
         sfp_report_free(r[i]);
         sfp_model_free(m[i]);

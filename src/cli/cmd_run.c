@@ -1,19 +1,22 @@
 /* onnx-sfp run: one forward pass of a model on TensorProto files (the format
- * of ONNX's test data), writing each graph output to a TensorProto file. The
- * batch follows the first input's dim 0 when the model's batch is free. */
+ * of ONNX's test data) or NumPy .npy files (by extension), writing each graph
+ * output to a file of either kind. The batch follows the first input's dim 0
+ * when the model's batch is free. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
 #include "model/model.h"
 #include "train/plan.h"
+#include "util/npy.h"
 #include "util/util.h"
 
 #define MAX_FILES 64
 
 static const cli_opt_t opts[] = {
-    {"input", "IN.pb...", "input tensors, one TensorProto file per graph input, in the model's order"},
-    {"output", "OUT.pb...", "files to write, one per graph output, in the model's order"},
+    {"input", "IN.pb...", "input tensors, one file per graph input, in the model's order: TensorProto, or NumPy\n"
+                          "when the name ends in .npy; a list, or --input repeated"},
+    {"output", "OUT.pb...", "files to write, one per graph output, in the model's order (.npy: NumPy)"},
     {0},
 };
 
@@ -82,7 +85,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         goto out;
     }
     for (int i = 0; i < n_in; i++)
-        if ((rc = sfp_tensor_load_pb(in_paths[i], &in[i], err)) < 0) goto out;
+        if ((rc = npy_path(in_paths[i]) ? npy_load(in_paths[i], &in[i], err) : sfp_tensor_load_pb(in_paths[i], &in[i], err)) < 0)
+            goto out;
     if ((rc = plan_create(m, choose_batch(g, in), 0, a->threads, &plan, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(a->pos[0]));
         goto out;
@@ -106,7 +110,8 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         t.data = (void *)plan_output(plan, i); /* only read by the saver */
         if ((rc = sfp_shape_numel(s->ndim, s->dims, &numel, err)) < 0) goto out;
         t.nbytes = (size_t)numel * sfp_dtype_size(s->dtype);
-        if ((rc = sfp_tensor_save_pb(&t, out_paths[i], err)) < 0) goto out;
+        if ((rc = npy_path(out_paths[i]) ? npy_save(&t, out_paths[i], err) : sfp_tensor_save_pb(&t, out_paths[i], err)) < 0)
+            goto out;
         if (!a->quiet) {
             char shape[256];
             printf("%s: '%s' %s\n", out_paths[i], t.name, describe(t.dtype, t.ndim, t.dims, shape, sizeof shape));
@@ -122,9 +127,11 @@ out:
 
 const cli_cmd_t cmd_run = {
     "run", "MODEL.onnx --input IN.pb... --output OUT.pb...",
-    "one forward pass on TensorProto files (ONNX test data format), outputs written as TensorProto files",
+    "one forward pass on TensorProto (.pb) or NumPy (.npy) files, outputs written as either",
     "Inputs and outputs follow the model's order of graph inputs (without initializers) and outputs.\n"
-    "Each list runs up to the next --option. When the model's batch dimension is free, the batch\n"
+    "Each list runs up to the next --option (or repeat the option: --input A --input B). A file whose\n"
+    "name ends in .npy is NumPy's format (C order, little-endian numbers), any other a TensorProto.\n"
+    "When the model's batch dimension is free, the batch\n"
     "is dim 0 of the first input; every input must then match the model's shape exactly.",
     opts, 1, 1, run,
 };

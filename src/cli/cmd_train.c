@@ -27,6 +27,8 @@ static int check_files(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *e
     const char *files[3][2] = {{"OUT", out}, {"--best", best_path}, {"--checkpoint", ckpt}};
     for (int i = 0; i < 3; i++) {
         if (!files[i][1]) continue;
+        int rc = cli_model_out(files[i][0], files[i][1], err);
+        if (rc < 0) return rc;
         if (cli_same_file(in, files[i][1]))
             return sfp_errorf(err, SFP_EUSAGE, "%s %s is IN: the input is never overwritten", files[i][0],
                               sfp_q(files[i][1]));

@@ -21,8 +21,9 @@ static void usage(FILE *f)
     fprintf(f, "onnx-sfp: shrink ONNX convolutional networks by filter pruning\n\nusage: onnx-sfp COMMAND [ARGS] [--help]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(f, "\nglobal options: --threads T, --quiet, --help\n"
-               "exit status: 0 done, 1 failure while running, 2 usage, 3 bad model or data file, 4 unsupported\n");
+    fprintf(f, "\nglobal options (before or after the command): --threads T, --quiet, --input-shape DIMS, --help\n"
+               "exit status: 0 done, 1 failure while running, 2 usage, 3 bad model or data file, 4 unsupported,\n"
+               "  5 a gate (--max-accuracy-drop) not met\n");
 }
 
 /* The commands that train data-parallel under mpirun (every process runs
@@ -49,9 +50,23 @@ static void join_job(cli_args_t *args)
     if (!freopen("/dev/null", "w", stdout)) fclose(stdout); /* either way process 0 alone prints figures */
 }
 
+/* Global options given before the command (onnx-sfp --quiet report M)
+ * move to just after it, where every command parses them. */
+static void command_first(int argc, char **argv)
+{
+    int first = 1, n = 0;
+    while (first < argc && cli_is_global_opt(argv[first], &n)) first += n;
+    if (first == 1 || first >= argc) return;
+    char *command = argv[first];
+    memmove(argv + 2, argv + 1, sizeof *argv * (size_t)(first - 1));
+    argv[1] = command;
+}
+
 static int run(int argc, char **argv, sfp_error_t *err)
 {
-    if (argc < 2) {
+    command_first(argc, argv);
+    int n_words = 0;
+    if (argc < 2 || cli_is_global_opt(argv[1], &n_words)) { /* no command, or only global options */
         usage(stderr);
         return 2;
     }
@@ -75,7 +90,11 @@ static int run(int argc, char **argv, sfp_error_t *err)
         return rc < 0 ? rc : 0;
     }
     if (dist_rank() != 0) return 0;
-    fprintf(stderr, "onnx-sfp: error: unknown command '%s' (see onnx-sfp --help)\n", argv[1]);
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i]->name;
+    const char *near = cli_closest(argv[1], strlen(argv[1]), names, (int)(sizeof names / sizeof names[0]));
+    if (near) fprintf(stderr, "onnx-sfp: error: unknown command '%s' (did you mean '%s'?)\n", argv[1], near);
+    else fprintf(stderr, "onnx-sfp: error: unknown command '%s' (see onnx-sfp --help)\n", argv[1]);
     return 2;
 }
 

@@ -41,22 +41,26 @@ const char *node_attr_string(const sfp_node_t *n, const char *name, const char *
     return a && a->type == SFP_ATTR_STRING ? a->s : dflt;
 }
 
+void node_remove_attr(sfp_node_t *n, const char *name)
+{
+    for (int i = 0; i < n->n_attrs; i++) {
+        if (strcmp(n->attrs[i].name, name) != 0) continue;
+        attr_clear(&n->attrs[i]);
+        memmove(&n->attrs[i], &n->attrs[i + 1], sizeof *n->attrs * (size_t)(n->n_attrs - i - 1));
+        n->n_attrs--;
+        return;
+    }
+}
+
 /* Slot for attribute name, emptied (old value freed) or newly appended. */
 static int attr_slot(sfp_node_t *n, const char *name, sfp_attr_t **out, sfp_error_t *err)
 {
     for (int i = 0; i < n->n_attrs; i++) {
         sfp_attr_t *a = &n->attrs[i];
         if (strcmp(a->name, name) != 0) continue;
-        free(a->s);
-        free(a->floats);
-        free(a->ints);
-        if (a->strings)
-            for (size_t k = 0; k < a->n; k++) free(a->strings[k]);
-        free(a->strings);
-        sfp_tensor_free(a->t);
-        free(a->residue.data);
-        char *keep = a->name;
-        memset(a, 0, sizeof *a);
+        char *keep = a->name; /* the value goes, the name stays */
+        a->name = NULL;
+        attr_clear(a);
         a->name = keep;
         *out = a;
         return 0;

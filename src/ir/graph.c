@@ -333,7 +333,7 @@ int model_create(sfp_model_t **out, sfp_error_t *err)
     return 0;
 }
 
-static void attr_clear(sfp_attr_t *a)
+void attr_clear(sfp_attr_t *a)
 {
     free(a->name);
     free(a->s);

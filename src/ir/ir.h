@@ -47,6 +47,10 @@ int node_set_attr_float(sfp_node_t *n, const char *name, float v, sfp_error_t *e
 int node_set_attr_ints(sfp_node_t *n, const char *name, const int64_t *v, size_t count,
                        sfp_error_t *err);
 int node_set_attr_string(sfp_node_t *n, const char *name, const char *v, sfp_error_t *err);
+/* Frees everything attribute a holds, its name too, and zeroes it. */
+void attr_clear(sfp_attr_t *a);
+/* Drops attribute name (nothing when absent). */
+void node_remove_attr(sfp_node_t *n, const char *name);
 /* Takes ownership of t. */
 int node_set_attr_tensor(sfp_node_t *n, const char *name, sfp_tensor_t *t, sfp_error_t *err);
 

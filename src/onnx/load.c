@@ -1,6 +1,8 @@
 /* ModelProto -> IR. protobuf-c tokenizes (with a byte budget); this file turns
  * the message into values, nodes and initializers, keeping every field the IR
- * does not model as residue bytes. Validation happens afterwards (src/ir). */
+ * does not model as residue bytes; calls of model-local functions are
+ * inlined (functions.c) and the functions dropped. Validation happens
+ * afterwards (src/model). */
 #define _POSIX_C_SOURCE 200809L
 #include <libgen.h>
 #include <stdio.h>
@@ -12,6 +14,8 @@
 
 typedef struct load_ctx {
     sfp_model_t *m;
+    const Onnx__ModelProto *mp;
+    size_t inline_budget;     /* nodes function calls may still add */
     const char *base_dir;
     sfp_error_t *err;
 } load_ctx_t;
@@ -150,15 +154,13 @@ static int take_attr(load_ctx_t *c, const Onnx__AttributeProto *ap, sfp_attr_t *
     return residue_pack(&rest.base, &a->residue, err);
 }
 
-static int take_node(load_ctx_t *c, const Onnx__NodeProto *np, int index)
+static int take_node(load_ctx_t *c, const Onnx__NodeProto *np, const char *label)
 {
     sfp_graph_t *g = &c->m->graph;
     sfp_error_t *err = c->err;
     int rc = 0;
     int *in = calloc(np->n_input + 1, sizeof(int));
     int *out = calloc(np->n_output + 1, sizeof(int));
-    char label[32];
-    snprintf(label, sizeof label, "#%d", index);
     const char *nname = np->name && *np->name ? np->name : label;
     if (!in || !out) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -218,6 +220,34 @@ done:
     return rc;
 }
 
+/* A node, or the body of the model-local function it calls. */
+static int take_node_or_call(void *ctx, const Onnx__NodeProto *np, const char *label, int depth)
+{
+    load_ctx_t *c = ctx;
+    const Onnx__FunctionProto *f = function_of(c->mp, np);
+    if (depth > 0 && c->inline_budget-- == 0) /* calls of calls can multiply the nodes without bound */
+        return sfp_errorf(c->err, SFP_EBADMODEL, "node '%s': inlining the model's functions would make too many nodes",
+                          sfp_q(label));
+    if (!f) return take_node(c, np, label);
+    return function_inline(&c->m->graph, c->mp, f, np, np->name && *np->name ? np->name : label, depth,
+                           take_node_or_call, c, c->err);
+}
+
+/* With functions to inline, every name the graph's own nodes use exists
+ * before any body value is named, so those names never take one of them. */
+static int reserve_node_names(load_ctx_t *c, const Onnx__GraphProto *gp)
+{
+    int id = -1, rc = 0;
+    for (size_t i = 0; i < gp->n_node && rc == 0; i++) {
+        const Onnx__NodeProto *np = gp->node[i];
+        for (size_t k = 0; k < np->n_input && rc == 0; k++)
+            if (np->input[k] && *np->input[k]) rc = graph_value(&c->m->graph, np->input[k], &id, c->err);
+        for (size_t k = 0; k < np->n_output && rc == 0; k++)
+            if (np->output[k] && *np->output[k]) rc = graph_value(&c->m->graph, np->output[k], &id, c->err);
+    }
+    return rc;
+}
+
 static int take_graph(load_ctx_t *c, const Onnx__GraphProto *gp)
 {
     sfp_graph_t *g = &c->m->graph;
@@ -267,8 +297,15 @@ static int take_graph(load_ctx_t *c, const Onnx__GraphProto *gp)
         if ((rc = take_value_info(c, gp->output[i], &id)) < 0) return rc;
         if ((rc = graph_add_output(g, id, err)) < 0) return rc;
     }
-    for (size_t i = 0; i < gp->n_node; i++)
-        if ((rc = take_node(c, gp->node[i], (int)i)) < 0) return rc;
+    if (c->mp->n_functions && (rc = reserve_node_names(c, gp)) < 0) return rc;
+    /* a generous multiple of what the file spells out */
+    c->inline_budget = 64 * gp->n_node + 65536;
+    for (size_t i = 0; i < c->mp->n_functions; i++) c->inline_budget += 64 * c->mp->functions[i]->n_node;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "#%zu", i);
+        if ((rc = take_node_or_call(c, gp->node[i], label, 0)) < 0) return rc;
+    }
     Onnx__GraphProto rest = *gp;
     rest.name = NULL;
     rest.n_node = rest.n_initializer = rest.n_input = rest.n_output = rest.n_value_info = 0;
@@ -308,6 +345,7 @@ static int take_model(load_ctx_t *c, const Onnx__ModelProto *mp)
     rest.producer_name = NULL;
     rest.producer_version = NULL;
     rest.graph = NULL;
+    rest.n_functions = 0; /* inlined */
     return residue_pack(&rest.base, &m->residue, err);
 }
 
@@ -344,7 +382,7 @@ int onnx_decode_model(const uint8_t *buf, size_t len, const char *path, sfp_mode
             goto done;
         }
     }
-    load_ctx_t c = {m, dir_copy ? dirname(dir_copy) : NULL, err};
+    load_ctx_t c = {m, mp, 0, dir_copy ? dirname(dir_copy) : NULL, err};
     rc = take_model(&c, mp);
     if (rc < 0) sfp_error_prefix(err, "%s", sfp_q(shown));
 done:

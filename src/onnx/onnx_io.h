@@ -52,4 +52,19 @@ int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const c
 /* Fills a TensorProto (raw_data pointing at t->data; name borrowed). */
 void tensor_to_proto(const sfp_tensor_t *t, Onnx__TensorProto *tp, int64_t *dims_buf);
 
+/* ---- model-local functions (functions.c) ---- */
+/* The function of mp that node np calls (same name and domain), or NULL. */
+const Onnx__FunctionProto *function_of(const Onnx__ModelProto *mp, const Onnx__NodeProto *np);
+/* Receives one node of an inlined body (borrowed for the call) with its
+ * label and nesting depth; it may inline again. */
+typedef int (*function_take_fn)(void *ctx, const Onnx__NodeProto *np, const char *label, int depth);
+/* Hands every node of f as called by `call` (labelled `label`, at nesting
+ * `depth`) to take(), in body order: inner values become new values of g
+ * named "<label>/<name>", formal inputs and outputs the call's, attributes
+ * with ref_attr_name the caller's attribute (dropped when the caller has
+ * none). Refuses a function importing another ONNX opset than the model. */
+int function_inline(sfp_graph_t *g, const Onnx__ModelProto *mp, const Onnx__FunctionProto *f,
+                    const Onnx__NodeProto *call, const char *label, int depth, function_take_fn take, void *ctx,
+                    sfp_error_t *err);
+
 #endif

@@ -1,9 +1,11 @@
-/* Pad (constant mode) and Slice: channel-range ops of the zero-padding
- * shortcut (x[:, :, ::2, ::2] then F.pad over channels). Pads and slice
- * bounds must be known before running; Slice folds on constant data.
- * Forward: any element type; rows of the last dim are copied as runs.
- * Backward (float32): each element's gradient goes back where it came from;
- * the pad value and the cropped or skipped elements get none. */
+/* Pad and Slice: channel-range ops of the zero-padding shortcut
+ * (x[:, :, ::2, ::2] then F.pad over channels), and Pad's reflect and edge
+ * modes (F.pad reflect / replicate). Pads and slice bounds must be known
+ * before running; Slice folds on constant data. Forward: any element type;
+ * constant mode copies rows of the last dim as runs, reflect and edge map
+ * every output element to its source. Backward (float32): each element's
+ * gradient goes back where it came from (reflect and edge: summed over its
+ * copies); the pad value and the cropped or skipped elements get none. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -11,11 +13,22 @@
 static const char *const pad_attrs[] = {"mode", "pads", "value", NULL};
 static const char *const slice_attrs[] = {"starts", "ends", "axes", NULL};
 
+typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_OTHER } pad_mode_t;
+
+static pad_mode_t pad_mode_of(const sfp_node_t *n)
+{
+    const char *mode = node_attr_string(n, "mode", "constant");
+    return !strcmp(mode, "constant") ? PAD_CONSTANT
+           : !strcmp(mode, "reflect") ? PAD_REFLECT
+           : !strcmp(mode, "edge")    ? PAD_EDGE
+                                      : PAD_OTHER;
+}
+
 static int pad_check(const sfp_op_ctx_t *c, sfp_error_t *err)
 {
-    const char *mode = node_attr_string(c->node, "mode", "constant");
-    if (strcmp(mode, "constant") != 0)
-        return op_errorf(c, err, SFP_EUNSUPPORTED, "mode '%s' is not supported (constant only)", mode);
+    if (pad_mode_of(c->node) == PAD_OTHER)
+        return op_errorf(c, err, SFP_EUNSUPPORTED, "mode '%s' is not supported (constant, reflect, edge)",
+                         sfp_q(node_attr_string(c->node, "mode", "")));
     if (c->node->n_inputs > 3 && c->node->inputs[3] >= 0)
         return op_errorf(c, err, SFP_EUNSUPPORTED, "the axes input (opset 18) is not supported");
     return 0;
@@ -45,6 +58,8 @@ static int pad_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
             return op_errorf(c, err, SFP_EBADMODEL, "pads of dim %d are out of range", k);
         dims[k] = x->dims[k] + pads[k] + pads[k + x->ndim];
         if (dims[k] < 0) return op_errorf(c, err, SFP_EBADMODEL, "pads crop dim %d below zero", k);
+        if (x->dims[k] == 0 && dims[k] > 0 && pad_mode_of(c->node) != PAD_CONSTANT)
+            return op_errorf(c, err, SFP_EBADMODEL, "reflect or edge padding of the empty dim %d", k);
     }
     bool batch0 = x->batch0 && pads[0] == 0 && pads[x->ndim] == 0;
     return op_set_out(c, 0, x->dtype, x->ndim, dims, batch0, err);
@@ -132,6 +147,30 @@ static int slice_plan(const sfp_op_ctx_t *c, const sfp_value_t *x, slice_axis_t 
     int rc = slice_lists_const(c, &l, err);
     if (rc < 0) return rc;
     return slice_resolve(c, x->ndim, x->dims, &l, plan, err);
+}
+
+int op_slice_axis(const sfp_graph_t *g, const sfp_node_t *n, int axis, int *index, int64_t *start, int64_t *step,
+                  int64_t *count, sfp_error_t *err)
+{
+    /* the lists' form tells the opset: attributes before 10, inputs from 10 */
+    sfp_op_ctx_t c = {NULL, (sfp_graph_t *)g, n, node_attr(n, "starts") ? 9 : 10};
+    const sfp_value_t *x = op_in(&c, 0);
+    slice_axis_t plan[SFP_MAX_DIMS];
+    slice_lists_t l;
+    int rc;
+    if (!x || x->ndim <= axis) return op_errorf(&c, err, SFP_EBADMODEL, "input has no axis %d", axis);
+    if ((rc = slice_lists_const(&c, &l, err)) < 0) return rc;
+    if ((rc = slice_resolve(&c, x->ndim, x->dims, &l, plan, err)) < 0) return rc;
+    *index = -1;
+    for (int i = 0; i < l.ns; i++) {
+        int a = i;
+        if (l.na && (rc = op_axis(&c, l.axes[i], x->ndim, &a, err)) < 0) return rc;
+        if (a == axis) *index = i;
+    }
+    *start = plan[axis].start;
+    *step = plan[axis].step;
+    *count = plan[axis].count;
+    return 0;
 }
 
 static int slice_infer(const sfp_op_ctx_t *c, sfp_error_t *err)
@@ -384,12 +423,106 @@ static int pad_pads(const sfp_exec_t *x, int64_t *pads, sfp_error_t *err)
     return 0;
 }
 
+/* Reflect and edge: the source of position i (may be outside [0, n)) of a
+ * dim of n elements, n > 0. Reflect mirrors about the end elements without
+ * repeating them (numpy's 'reflect'), any number of times. */
+static inline int64_t pad_source(int64_t i, int64_t n, bool reflect)
+{
+    if (i >= 0 && i < n) return i;
+    if (!reflect || n == 1) return i < 0 ? 0 : n - 1;
+    const int64_t period = 2 * (n - 1);
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - i;
+}
+
+/* Calls fn(x_row, y_row) for every row of y (all dims but the last) with the
+ * element offset of the x row it reads. */
+static void pad_each_mode_row(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                              bool reflect, void (*fn)(int64_t x_row, int64_t y_row, void *ctx), void *ctx)
+{
+    const int last = ndim - 1;
+    int64_t rows = 1, pos[SFP_MAX_DIMS] = {0};
+    for (int d = 0; d < last; d++) rows *= y_dims[d];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = 0;
+        for (int d = 0; d < last; d++) off = off * x_dims[d] + pad_source(pos[d] - pad_begin[d], x_dims[d], reflect);
+        fn(off * x_dims[last], r * y_dims[last], ctx);
+        for (int d = last - 1; d >= 0; d--) {
+            if (++pos[d] < y_dims[d]) break;
+            pos[d] = 0;
+        }
+    }
+}
+
+typedef struct pad_mode_ctx {
+    int64_t x_len, y_len, begin;
+    bool reflect;
+    size_t elem;
+    const char *x;
+    char *y;
+    const float *dy;
+    float *dx;
+} pad_mode_ctx_t;
+
+static void pad_mode_copy_row(int64_t x_row, int64_t y_row, void *ctx)
+{
+    const pad_mode_ctx_t *c = ctx;
+    for (int64_t j = 0; j < c->y_len; j++) {
+        int64_t at = x_row + pad_source(j - c->begin, c->x_len, c->reflect);
+        memcpy(c->y + (size_t)(y_row + j) * c->elem, c->x + (size_t)at * c->elem, c->elem);
+    }
+}
+
+static void pad_mode_add_row(int64_t x_row, int64_t y_row, void *ctx)
+{
+    const pad_mode_ctx_t *c = ctx;
+    for (int64_t j = 0; j < c->y_len; j++) c->dx[x_row + pad_source(j - c->begin, c->x_len, c->reflect)] += c->dy[y_row + j];
+}
+
+/* x (x_dims) -> y (y_dims): every element of y copies its source in x */
+static void pad_forward_mode(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                             size_t elem, bool reflect, const void *x, void *y)
+{
+    int64_t y_numel = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    if (y_numel == 0) return;
+    if (ndim == 0) {
+        memcpy(y, x, elem);
+        return;
+    }
+    pad_mode_ctx_t c = {x_dims[ndim - 1], y_dims[ndim - 1], pad_begin[ndim - 1], reflect, elem, x, y, NULL, NULL};
+    pad_each_mode_row(ndim, x_dims, pad_begin, y_dims, reflect, pad_mode_copy_row, &c);
+}
+
+/* dy (y_dims) -> dx (x_dims) += each element's gradient at its source */
+static void pad_backward_mode(int ndim, const int64_t *x_dims, const int64_t *pad_begin, const int64_t *y_dims,
+                              bool reflect, const float *dy, float *dx)
+{
+    int64_t y_numel = 1;
+    for (int d = 0; d < ndim; d++) y_numel *= y_dims[d];
+    if (y_numel == 0) return;
+    if (ndim == 0) {
+        dx[0] += dy[0];
+        return;
+    }
+    pad_mode_ctx_t c = {x_dims[ndim - 1], y_dims[ndim - 1], pad_begin[ndim - 1], reflect, sizeof(float), NULL, NULL,
+                        dy, dx};
+    pad_each_mode_row(ndim, x_dims, pad_begin, y_dims, reflect, pad_mode_add_row, &c);
+}
+
 static int pad_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
     const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
     int64_t pads[2 * SFP_MAX_DIMS];
     int rc;
     if ((rc = pad_pads(x, pads, err)) < 0) return rc;
+    pad_mode_t mode = pad_mode_of(x->node);
+    if (mode != PAD_CONSTANT) {
+        pad_forward_mode(xs->ndim, xs->dims, pads, ys->dims, sfp_dtype_size(xs->dtype), mode == PAD_REFLECT, x->in[0],
+                         x->out[0]);
+        return 0;
+    }
     uint8_t value[16];
     if ((rc = pad_value(x, xs->dtype, value, err)) < 0) return rc;
     pad_forward(xs->ndim, xs->dims, pads, ys->dims, sfp_dtype_size(xs->dtype), value, x->in[0], x->out[0]);
@@ -525,8 +658,13 @@ static int pad_backward_node(const sfp_exec_t *x, sfp_error_t *err)
     const sfp_shape_t *xs = x->in_shape[0], *ys = x->out_shape[0];
     int64_t pads[2 * SFP_MAX_DIMS];
     int rc = pad_pads(x, pads, err);
-    if (rc == 0 && x->din[0]) pad_backward(xs->ndim, xs->dims, pads, ys->dims, x->dout[0], x->din[0]);
-    return rc;
+    if (rc < 0 || !x->din[0]) return rc;
+    pad_mode_t mode = pad_mode_of(x->node);
+    if (mode != PAD_CONSTANT)
+        pad_backward_mode(xs->ndim, xs->dims, pads, ys->dims, mode == PAD_REFLECT, x->dout[0], x->din[0]);
+    else
+        pad_backward(xs->ndim, xs->dims, pads, ys->dims, x->dout[0], x->din[0]);
+    return 0;
 }
 
 static int slice_backward_node(const sfp_exec_t *x, sfp_error_t *err)
@@ -561,6 +699,6 @@ const sfp_op_def_t op_defs_pad_slice[] = {
     {"Slice", 1, 5, 1, 1, slice_attrs, NULL, slice_infer, NULL, SFP_WORK_NONE, 0,
      {.forward = slice_forward_node, .prepare = movement_prepare, .backward = slice_backward_node,
       .prepare_backward = slice_prepare_backward},
-     .id = SFP_OP_SLICE, .chan = SFP_CHAN_SLICE},
+     .id = SFP_OP_SLICE, .chan = SFP_CHAN_SLICE, .shrink = SFP_SHRINK_SLICE},
     {0},
 };

@@ -9,19 +9,22 @@
 
 static const sfp_op_def_t *const families[] = {
     op_defs_conv, op_defs_norm, op_defs_elementwise, op_defs_pool,
-    op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose,
+    op_defs_shape, op_defs_pad_slice, op_defs_gemm, op_defs_transpose, op_defs_activation,
+    op_defs_reduce, op_defs_split,
 };
 
 /* The ONNX name of every id, in enum order. */
 static const char *const op_id_names[SFP_OP_COUNT + 1] = {
     [SFP_OP_ADD] = "Add", [SFP_OP_AVERAGE_POOL] = "AveragePool", [SFP_OP_BATCH_NORMALIZATION] = "BatchNormalization",
-    [SFP_OP_CAST] = "Cast", [SFP_OP_CONCAT] = "Concat", [SFP_OP_CONSTANT] = "Constant",
+    [SFP_OP_CAST] = "Cast", [SFP_OP_CLIP] = "Clip", [SFP_OP_CONCAT] = "Concat", [SFP_OP_CONSTANT] = "Constant",
     [SFP_OP_CONSTANT_OF_SHAPE] = "ConstantOfShape", [SFP_OP_CONV] = "Conv", [SFP_OP_DIV] = "Div",
     [SFP_OP_DROPOUT] = "Dropout", [SFP_OP_FLATTEN] = "Flatten", [SFP_OP_GATHER] = "Gather", [SFP_OP_GEMM] = "Gemm",
     [SFP_OP_GLOBAL_AVERAGE_POOL] = "GlobalAveragePool", [SFP_OP_GLOBAL_MAX_POOL] = "GlobalMaxPool",
-    [SFP_OP_IDENTITY] = "Identity", [SFP_OP_MATMUL] = "MatMul", [SFP_OP_MAX_POOL] = "MaxPool", [SFP_OP_MUL] = "Mul",
-    [SFP_OP_PAD] = "Pad", [SFP_OP_RELU] = "Relu", [SFP_OP_RESHAPE] = "Reshape", [SFP_OP_SHAPE] = "Shape",
-    [SFP_OP_SIGMOID] = "Sigmoid", [SFP_OP_SLICE] = "Slice", [SFP_OP_SOFTMAX] = "Softmax", [SFP_OP_SQUEEZE] = "Squeeze",
+    [SFP_OP_HARD_SIGMOID] = "HardSigmoid", [SFP_OP_HARD_SWISH] = "HardSwish", [SFP_OP_IDENTITY] = "Identity",
+    [SFP_OP_LEAKY_RELU] = "LeakyRelu", [SFP_OP_MATMUL] = "MatMul", [SFP_OP_MAX_POOL] = "MaxPool", [SFP_OP_MUL] = "Mul",
+    [SFP_OP_PAD] = "Pad", [SFP_OP_REDUCE_MEAN] = "ReduceMean", [SFP_OP_RELU] = "Relu", [SFP_OP_RESHAPE] = "Reshape", [SFP_OP_SHAPE] = "Shape",
+    [SFP_OP_SIGMOID] = "Sigmoid", [SFP_OP_SLICE] = "Slice", [SFP_OP_SOFTMAX] = "Softmax",
+    [SFP_OP_SPLIT] = "Split", [SFP_OP_SQUEEZE] = "Squeeze",
     [SFP_OP_SUB] = "Sub", [SFP_OP_TRANSPOSE] = "Transpose", [SFP_OP_UNSQUEEZE] = "Unsqueeze",
     [SFP_OP_COUNT] = NULL,
 };
@@ -51,6 +54,12 @@ bool op_has(const sfp_node_t *n, unsigned flags)
 {
     const sfp_op_def_t *d = op_of(n);
     return d && (d->flags & flags) == flags;
+}
+
+bool op_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n)
+{
+    const sfp_op_def_t *d = op_of(n);
+    return d && ((d->flags & SFP_OPF_ZERO_KEEPS) || (d->keeps_zero && d->keeps_zero(g, n)));
 }
 
 const sfp_op_def_t *op_by_id(sfp_op_id_t id)

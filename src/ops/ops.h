@@ -130,11 +130,12 @@ typedef struct sfp_op_run {
 /* One id per supported op: what code outside src/ops asks instead of
  * comparing op type strings (op_is, op_of(n)->id). ops.c names each. */
 typedef enum sfp_op_id {
-    SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CONCAT, SFP_OP_CONSTANT,
+    SFP_OP_ADD, SFP_OP_AVERAGE_POOL, SFP_OP_BATCH_NORMALIZATION, SFP_OP_CAST, SFP_OP_CLIP, SFP_OP_CONCAT, SFP_OP_CONSTANT,
     SFP_OP_CONSTANT_OF_SHAPE, SFP_OP_CONV, SFP_OP_DIV, SFP_OP_DROPOUT, SFP_OP_FLATTEN, SFP_OP_GATHER, SFP_OP_GEMM,
-    SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_IDENTITY, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
-    SFP_OP_PAD, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
-    SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
+    SFP_OP_GLOBAL_AVERAGE_POOL, SFP_OP_GLOBAL_MAX_POOL, SFP_OP_HARD_SIGMOID, SFP_OP_HARD_SWISH, SFP_OP_IDENTITY,
+    SFP_OP_LEAKY_RELU, SFP_OP_MATMUL, SFP_OP_MAX_POOL, SFP_OP_MUL,
+    SFP_OP_PAD, SFP_OP_REDUCE_MEAN, SFP_OP_RELU, SFP_OP_RESHAPE, SFP_OP_SHAPE, SFP_OP_SIGMOID, SFP_OP_SLICE, SFP_OP_SOFTMAX,
+    SFP_OP_SPLIT, SFP_OP_SQUEEZE, SFP_OP_SUB, SFP_OP_TRANSPOSE, SFP_OP_UNSQUEEZE,
     SFP_OP_COUNT
 } sfp_op_id_t;
 
@@ -150,9 +151,13 @@ typedef enum sfp_chan_rule {
     SFP_CHAN_DENSE,       /* Gemm/MatMul: makes its output features; 2-D input features are summed over */
     SFP_CHAN_CONCAT,      /* channel ranges of the output join the inputs' (axis 1), else same */
     SFP_CHAN_PAD,         /* input channel c lands at channel pad + c */
-    SFP_CHAN_SLICE,       /* spatial slicing passes channels; slicing channels keeps both sides whole */
+    SFP_CHAN_SLICE,       /* spatial slicing passes channels; a channel range (step 1) maps onto the input's,
+                             other steps keep both sides whole */
     SFP_CHAN_RESHAPE,     /* [N, C, rest] -> [N, C * rest] maps features to channels; [N, C, ...] kept */
-    SFP_CHAN_MIXES        /* mixes or normalises across channels (Softmax): both sides stay whole */
+    SFP_CHAN_MIXES,       /* mixes or normalises across channels (Softmax): both sides stay whole */
+    SFP_CHAN_REDUCE,      /* reduction: channels pass when axis 1 is kept (op_reduce_axes), else both sides
+                             stay whole */
+    SFP_CHAN_SPLIT        /* channel ranges of the input go to the outputs in turn (axis 1), else same */
 } sfp_chan_rule_t;
 
 /* What removing channels rewrites in the op's own inputs (src/surgery/apply.c). */
@@ -163,7 +168,9 @@ typedef enum sfp_shrink_rule {
     SFP_SHRINK_NORM,      /* per-channel inputs 1..4 (scale, bias, mean, variance), axis 0 */
     SFP_SHRINK_BROADCAST, /* constant operands that hold one entry per channel */
     SFP_SHRINK_PAD,       /* the channel pad counts */
-    SFP_SHRINK_RESHAPE    /* a channel/feature count spelled out in the target shape */
+    SFP_SHRINK_RESHAPE,   /* a channel/feature count spelled out in the target shape */
+    SFP_SHRINK_SPLIT,     /* the split sizes on the channel axis (written out where they were implied) */
+    SFP_SHRINK_SLICE      /* a channel range's start and end (written as constants of the node's own) */
 } sfp_shrink_rule_t;
 
 /* Facts about an op that pruning, masking and reporting need. */
@@ -202,6 +209,9 @@ typedef struct sfp_op_def {
     /* Dense ops: MACs at batch 1 when input 0 keeps kept_in of its channels
      * (features) and output 0 keeps kept_out, counted as work() counts. */
     int64_t (*work_kept)(const sfp_graph_t *g, const sfp_node_t *n, int64_t kept_in, int64_t kept_out);
+    /* Channel-wise ops whose f(0) = 0 depends on the node (Clip: min <= 0 <=
+     * max, bounds known); NULL: the SFP_OPF_ZERO_KEEPS flag alone decides. */
+    bool (*keeps_zero)(const sfp_graph_t *g, const sfp_node_t *n);
 } sfp_op_def_t;
 
 const sfp_op_def_t *op_find(const char *op_type, const char *domain);
@@ -211,6 +221,9 @@ const sfp_op_def_t *op_of(const sfp_node_t *n);
 bool op_is(const sfp_node_t *n, sfp_op_id_t id);
 /* True when n's row has every flag in flags. */
 bool op_has(const sfp_node_t *n, unsigned flags);
+/* True when node n maps a zero channel to zero: its row's flag, or its
+ * row's keeps_zero for this node. */
+bool op_keeps_zero(const sfp_graph_t *g, const sfp_node_t *n);
 /* NULL-terminated list of supported op types (for --help and messages), by id. */
 const char *const *op_names(void);
 /* The row of an id (every id has exactly one; tests/test_ops.c checks). */
@@ -225,6 +238,24 @@ extern const sfp_op_def_t op_defs_shape[];
 extern const sfp_op_def_t op_defs_pad_slice[];
 extern const sfp_op_def_t op_defs_gemm[];
 extern const sfp_op_def_t op_defs_transpose[];
+extern const sfp_op_def_t op_defs_activation[];
+extern const sfp_op_def_t op_defs_reduce[];
+extern const sfp_op_def_t op_defs_split[];
+
+/* Reductions (SFP_CHAN_REDUCE): reduced[k] for every axis k of input 0
+ * (SFP_MAX_DIMS entries; shapes inferred) and whether reduced axes stay as
+ * dims of 1. */
+int op_reduce_axes(const sfp_graph_t *g, const sfp_node_t *n, bool *reduced, bool *keepdims, sfp_error_t *err);
+
+/* Split: the normalised axis and the size of every output on it
+ * (n->n_outputs entries; shapes inferred, sizes known before running). */
+int op_split_sizes(const sfp_graph_t *g, const sfp_node_t *n, int *axis, int64_t *sizes, sfp_error_t *err);
+
+/* Slice: what it keeps of axis `axis` of input 0 (start, step, count after
+ * ONNX's clamping) and the index of that axis in its starts/ends lists (-1
+ * when the lists leave it whole). Shapes inferred, lists known. */
+int op_slice_axis(const sfp_graph_t *g, const sfp_node_t *n, int axis, int *index, int64_t *start, int64_t *step,
+                  int64_t *count, sfp_error_t *err);
 
 /* Largest dimension any value may have, and the largest constant that shape
  * inference folds (bigger ones are computed when the plan runs). */

@@ -129,6 +129,7 @@ json_object *report_json_object(const sfp_report_t *a, const sfp_report_t *b)
         json_object_put(models);
         return NULL;
     }
+    json_object_object_add(root, "schema_version", json_object_new_int(SFP_JSON_SCHEMA_VERSION));
     json_object_array_add(models, model_json(a));
     if (b) json_object_array_add(models, model_json(b));
     json_object_object_add(root, "models", models);

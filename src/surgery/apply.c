@@ -1,8 +1,9 @@
 /* Physical channel removal: every node is rewritten from the masks of its own
  * inputs and outputs, as its op row's shrink rule says: filter weights and
  * biases, normalisation parameters, per-channel constants, channel pads,
- * Reshape targets; then declared value shapes, and adapters where an x.mul(0)
- * branch no longer has its source's channel count. */
+ * Reshape targets, Split sizes, channel ranges of Slice; then declared value
+ * shapes, and adapters where an x.mul(0) branch no longer has its source's
+ * channel count. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,115 @@ static int shrink_reshape(sfp_graph_t *g, sfp_node_t *n, const sfp_groups_t *gs,
     return 0;
 }
 
+/* A new int64 initializer holding values[0..count), named after base; *id. */
+static int add_int_init(sfp_graph_t *g, const char *base, const char *suffix, const int64_t *values, int64_t count,
+                        int *id, sfp_error_t *err)
+{
+    size_t cap = strlen(base) + strlen(suffix) + 32;
+    char *name = malloc(cap);
+    sfp_tensor_t *t = NULL;
+    if (!name) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    snprintf(name, cap, "%s%s", base, suffix);
+    for (int i = 1; graph_find_value(g, name) >= 0; i++) snprintf(name, cap, "%s%s_%d", base, suffix, i);
+    int rc = sfp_tensor_create(NULL, SFP_DT_INT64, 1, &count, &t, err);
+    if (rc == 0) {
+        if (count) memcpy(t->data, values, sizeof(int64_t) * (size_t)count);
+        rc = graph_add_value(g, name, id, err);
+        if (rc == 0) rc = graph_set_init(g, *id, t, err);
+        else sfp_tensor_free(t);
+    }
+    free(name);
+    return rc;
+}
+
+/* Split on the channel axis: every output's size drops by its removed
+ * channels. Sizes that were implied (equal parts, num_outputs) are written
+ * out: an attribute before opset 13, an initializer input from 13. */
+static int shrink_split(sfp_model_t *m, sfp_node_t *n, const sfp_groups_t *gs, const sfp_removal_t *r,
+                        sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int axis = 0, rc, count = n->n_outputs;
+    int64_t *sizes = malloc(sizeof(int64_t) * (size_t)count);
+    bool changed = false;
+    if (!sizes) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    if ((rc = op_split_sizes(g, n, &axis, sizes, err)) < 0 || axis != 1) goto out;
+    for (int i = 0; i < count; i++) {
+        int64_t gone = removal_removed(r, gs, n->outputs[i]);
+        sizes[i] -= gone;
+        changed |= gone > 0;
+    }
+    if (!changed) goto out;
+    sfp_tensor_t *t = NULL;
+    if (n->n_inputs > 1 && n->inputs[1] >= 0) {
+        if ((rc = surgery_own_init(g, n, 1, &t, err)) < 0) goto out;
+        for (int i = 0; i < count; i++) {
+            if (t->dtype == SFP_DT_INT32) ((int32_t *)t->data)[i] = (int32_t)sizes[i];
+            else ((int64_t *)t->data)[i] = sizes[i];
+        }
+    } else if (sfp_model_opset(m, "") < 13) {
+        rc = node_set_attr_ints(n, "split", sizes, (size_t)count, err);
+    } else {
+        int vid = -1;
+        int *inputs = realloc(n->inputs, sizeof(int) * 2);
+        if (!inputs) {
+            rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+            goto out;
+        }
+        n->inputs = inputs;
+        if ((rc = add_int_init(g, *n->name ? n->name : g->values[n->outputs[0]].name, "_split", sizes, count, &vid,
+                               err)) < 0)
+            goto out;
+        n->inputs[1] = vid;
+        n->n_inputs = 2;
+        node_remove_attr(n, "num_outputs"); /* the split input replaces it (both are refused) */
+    }
+out:
+    free(sizes);
+    return rc;
+}
+
+/* A channel range (step 1) moves down by the removed channels before it and
+ * shrinks by those inside it. Its start and end, often computed from the
+ * input's shape (chunk), are written as the node's own constants. */
+static int shrink_slice(sfp_graph_t *g, sfp_node_t *n, const sfp_removal_t *r, sfp_error_t *err)
+{
+    int x = n->inputs[0], index = -1, rc;
+    int64_t start = 0, step = 1, count = 0, before = 0, inside = 0;
+    if (!r->masks[x] || g->values[x].ndim < 2) return 0;
+    if ((rc = op_slice_axis(g, n, 1, &index, &start, &step, &count, err)) < 0) return rc;
+    if (index < 0 || step != 1) return 0; /* channels whole: nothing to move */
+    for (int64_t i = 0; i < start; i++) before += removal_slot_removed(r, x, i);
+    for (int64_t i = start; i < start + count; i++) inside += removal_slot_removed(r, x, i);
+    if (!before && !inside) return 0;
+    const int64_t new_start = start - before, new_end = new_start + count - inside;
+    if (node_attr(n, "starts")) { /* before opset 10 */
+        sfp_attr_t *s = (sfp_attr_t *)node_attr(n, "starts"), *e = (sfp_attr_t *)node_attr(n, "ends");
+        if (!e || (size_t)index >= s->n || (size_t)index >= e->n)
+            return sfp_errorf(err, SFP_ERUNTIME, "internal: node '%s' (Slice): starts and ends changed", sfp_q(n->name));
+        s->ints[index] = new_start;
+        e->ints[index] = new_end;
+        return 0;
+    }
+    const sfp_tensor_t *ks = graph_const(g, n->inputs[1]), *ke = graph_const(g, n->inputs[2]);
+    int64_t len = ks ? sfp_tensor_numel(ks) : 0, vals[2][SFP_MAX_DIMS];
+    if (!ks || !ke || sfp_tensor_numel(ke) != len || len > SFP_MAX_DIMS || index >= len)
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: node '%s' (Slice): starts and ends changed", sfp_q(n->name));
+    for (int64_t i = 0; i < len; i++) {
+        vals[0][i] = sfp_tensor_get_int(ks, i);
+        vals[1][i] = sfp_tensor_get_int(ke, i);
+    }
+    vals[0][index] = new_start;
+    vals[1][index] = new_end;
+    const char *base = *n->name ? n->name : g->values[n->outputs[0]].name;
+    int ids[2] = {-1, -1};
+    if ((rc = add_int_init(g, base, "_starts", vals[0], len, &ids[0], err)) < 0) return rc;
+    if ((rc = add_int_init(g, base, "_ends", vals[1], len, &ids[1], err)) < 0) return rc;
+    n->inputs[1] = ids[0];
+    n->inputs[2] = ids[1];
+    return 0;
+}
+
 /* Inserts a node after value v that gives it `want` channels: a zero value's
  * extra channels are sliced off or zero channels padded on. */
 static int resize_zero_nodes(sfp_model_t *m, int v, int64_t have, int64_t want, char *name, size_t name_size,
@@ -371,6 +481,8 @@ int surgery_apply(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r
         case SFP_SHRINK_BROADCAST: rc = shrink_binary(g, n, gs, r, err); break;
         case SFP_SHRINK_PAD: rc = shrink_pad(g, n, r, err); break;
         case SFP_SHRINK_RESHAPE: rc = shrink_reshape(g, n, gs, r, err); break;
+        case SFP_SHRINK_SPLIT: rc = shrink_split(m, n, gs, r, err); break;
+        case SFP_SHRINK_SLICE: rc = shrink_slice(g, n, r, err); break;
         }
     }
     if (rc == 0) rc = fix_zero_branches(m, gs, r, err);

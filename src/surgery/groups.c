@@ -155,17 +155,58 @@ static void rule_concat(uf_ctx_t *u, const sfp_node_t *n)
     u->gs->value_zero[out] = all_zero;
 }
 
+/* Split: on the channel axis, output i's channel c is the input's channel
+ * (sum of the sizes before i) + c, Concat's rule read backwards; on another
+ * axis every output keeps the input's channels. */
+static void rule_split(uf_ctx_t *u, const sfp_node_t *n)
+{
+    const sfp_graph_t *g = u->g;
+    int x = n->inputs[0];
+    int64_t axis = node_attr_int(n, "axis", 0), total = 0;
+    if (axis < 0) axis += g->values[x].ndim;
+    for (int i = 0; i < n->n_outputs; i++) total += slots_of(u, n->outputs[i]);
+    if (axis == 1 && total != slots_of(u, x)) { /* outputs that are not all activations */
+        block_value(u, x, "Split into values that are not all activations");
+        for (int i = 0; i < n->n_outputs; i++) block_value(u, n->outputs[i], "Split into values that are not all activations");
+        return;
+    }
+    int64_t off = 0;
+    for (int i = 0; i < n->n_outputs; i++) {
+        int y = n->outputs[i];
+        if (y < 0) continue;
+        if (axis == 1) {
+            for (int64_t c = 0; c < slots_of(u, y); c++) uf_union(u, slot(u, y, c), slot(u, x, off + c));
+            off += slots_of(u, y);
+        } else {
+            union_same(u, x, y);
+        }
+        u->gs->value_zero[y] = u->gs->value_zero[x];
+    }
+}
+
 static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
     const sfp_graph_t *g = u->g;
     int x = n->inputs[0], y = n->outputs[0];
     /* channel pads: the input's channel c lands at pads[1] + c */
-    int64_t pb = 0;
+    int64_t pb = 0, pe = 0, rank = g->values[x].ndim;
     const sfp_tensor_t *p = n->n_inputs > 1 && n->inputs[1] >= 0 ? graph_const(g, n->inputs[1]) : NULL;
-    if (p) pb = sfp_tensor_get_int(p, 1);
-    else {
+    if (p && rank >= 2 && sfp_tensor_numel(p) >= 2 * rank) {
+        pb = sfp_tensor_get_int(p, 1);
+        pe = sfp_tensor_get_int(p, 1 + rank);
+    } else if (!p) {
         const int64_t *pads = NULL;
-        if (node_attr_ints(n, "pads", &pads) >= 2) pb = pads[1];
+        if (rank >= 2 && node_attr_ints(n, "pads", &pads) >= (size_t)(2 * rank)) {
+            pb = pads[1];
+            pe = pads[1 + rank];
+        }
+    }
+    /* reflect and edge padding of channels copies input channels: a removed
+     * channel would live on in its copies */
+    if (strcmp(node_attr_string(n, "mode", "constant"), "constant") != 0 && (pb || pe)) {
+        block_value(u, x, "reflect or edge padding of the channel axis");
+        block_value(u, y, "reflect or edge padding of the channel axis");
+        return 0;
     }
     if (pb < 0 || pb > slots_of(u, y) - slots_of(u, x))
         return cannot_see(n, "negative channel pads (cropping)", err);
@@ -174,16 +215,29 @@ static int rule_pad(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     return 0;
 }
 
-static void rule_slice(uf_ctx_t *u, const sfp_node_t *n)
+/* Slice: a range of channels with step 1 (x[:, a:b], chunk) maps output
+ * channel c to input channel start + c; slicing only other axes keeps the
+ * channels; other steps on channels keep both sides whole. */
+static int rule_slice(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
 {
-    int x = n->inputs[0], y = n->outputs[0];
-    if (slots_of(u, x) == slots_of(u, y) && u->g->values[x].ndim == u->g->values[y].ndim) {
-        union_same(u, x, y); /* channel axis untouched: spatial slicing (A-pad shortcut) */
-        u->gs->value_zero[y] = u->gs->value_zero[x];
-        return;
+    int x = n->inputs[0], y = n->outputs[0], index = -1;
+    int64_t start = 0, step = 1, count = 0;
+    if (!slots_of(u, x) && !slots_of(u, y)) return 0;
+    if (u->g->values[x].ndim != u->g->values[y].ndim) {
+        block_value(u, x, "Slice of values that are not both activations");
+        block_value(u, y, "Slice of values that are not both activations");
+        return 0;
     }
-    block_value(u, x, "Slice on the channel axis");
-    block_value(u, y, "Slice on the channel axis");
+    int rc = op_slice_axis(u->g, n, 1, &index, &start, &step, &count, err);
+    if (rc < 0) return rc;
+    if (step != 1 || count != slots_of(u, y) || start + count > slots_of(u, x)) {
+        block_value(u, x, "Slice on the channel axis with a step");
+        block_value(u, y, "Slice on the channel axis with a step");
+        return 0;
+    }
+    for (int64_t c = 0; c < count; c++) uf_union(u, slot(u, y, c), slot(u, x, start + c));
+    u->gs->value_zero[y] = u->gs->value_zero[x];
+    return 0;
 }
 
 /* Flatten/Reshape: [N, C, rest...] -> [N, C * rest] maps feature c*rest+j to
@@ -210,6 +264,25 @@ static void rule_reshape(uf_ctx_t *u, const sfp_node_t *n)
     }
     block_value(u, x, "reshape that mixes channels");
     block_value(u, y, "reshape that mixes channels");
+}
+
+/* A reduction keeps the channel axis where it neither reduces axis 1 nor
+ * drops axis 0 before it. */
+static int rule_reduce(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
+{
+    int x = n->inputs[0], y = n->outputs[0];
+    bool reduced[SFP_MAX_DIMS] = {0}, keepdims = true;
+    int rc = op_reduce_axes(u->g, n, reduced, &keepdims, err);
+    if (rc < 0) return rc;
+    const sfp_value_t *xv = &u->g->values[x];
+    if (xv->ndim >= 2 && !reduced[1] && (!reduced[0] || keepdims) && slots_of(u, x) == slots_of(u, y)) {
+        union_same(u, x, y);
+        u->gs->value_zero[y] = u->gs->value_zero[x];
+        return 0;
+    }
+    block_value(u, x, "reduction over the channel axis");
+    block_value(u, y, "reduction over the channel axis");
+    return 0;
 }
 
 /* Gemm/MatMul: output features are made here; input features are summed over. */
@@ -242,15 +315,17 @@ static int apply_rule(uf_ctx_t *u, const sfp_node_t *n, sfp_error_t *err)
     case SFP_CHAN_NONE: return 0;
     case SFP_CHAN_SAME:
         union_same(u, x, y);
-        if (def->flags & SFP_OPF_ZERO_KEEPS) u->gs->value_zero[y] = u->gs->value_zero[x];
+        if (op_keeps_zero(u->g, n)) u->gs->value_zero[y] = u->gs->value_zero[x];
         return 0;
     case SFP_CHAN_BROADCAST: rule_binary(u, n, def); return 0;
     case SFP_CHAN_CONV: return rule_conv(u, n, err);
     case SFP_CHAN_DENSE: rule_dense(u, n); return 0;
     case SFP_CHAN_CONCAT: rule_concat(u, n); return 0;
     case SFP_CHAN_PAD: return rule_pad(u, n, err);
-    case SFP_CHAN_SLICE: rule_slice(u, n); return 0;
+    case SFP_CHAN_SLICE: return rule_slice(u, n, err);
     case SFP_CHAN_RESHAPE: rule_reshape(u, n); return 0;
+    case SFP_CHAN_REDUCE: return rule_reduce(u, n, err);
+    case SFP_CHAN_SPLIT: rule_split(u, n); return 0;
     case SFP_CHAN_MIXES: {
         char why[96];
         snprintf(why, sizeof why, "%.40s mixes or normalises across channels", n->op_type);
@@ -282,7 +357,7 @@ static bool zero_after(const uf_ctx_t *u, const sfp_node_t *n, const sfp_op_def_
     int x = n->n_inputs > 0 ? n->inputs[0] : -1;
     if (!def) return false;
     if (def->flags & (SFP_OPF_FILTERS | SFP_OPF_NORM)) return true;
-    if (def->flags & SFP_OPF_ZERO_KEEPS) return x >= 0 && zero[x];
+    if (op_keeps_zero(g, n)) return x >= 0 && zero[x];
     if (def->chan == SFP_CHAN_BROADCAST && (def->flags & SFP_OPF_ZERO_ABSORBS)) {
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && zero[n->inputs[k]]) return true;
@@ -306,7 +381,10 @@ static bool zero_after(const uf_ctx_t *u, const sfp_node_t *n, const sfp_op_def_
             if (n->inputs[k] >= 0 && slots_of(u, n->inputs[k]) && !zero[n->inputs[k]]) return false;
         return true;
     }
-    if (def->chan == SFP_CHAN_PAD || def->chan == SFP_CHAN_SLICE || def->chan == SFP_CHAN_RESHAPE)
+    /* channel moves, and a mean of zeros (over other axes: a mean over the
+     * channels keeps its channels whole anyway) */
+    if (def->chan == SFP_CHAN_PAD || def->chan == SFP_CHAN_SLICE || def->chan == SFP_CHAN_RESHAPE ||
+        def->chan == SFP_CHAN_SPLIT || def->chan == SFP_CHAN_REDUCE)
         return x >= 0 && zero[x];
     return false;
 }
@@ -343,7 +421,8 @@ static int block_nonzero_reaching_layers(uf_ctx_t *u, sfp_error_t *err)
         for (int o = 0; o < n->n_outputs; o++) {
             int y = n->outputs[o];
             if (y < 0 || !slots_of(u, y)) continue;
-            zero[y] = o == 0 && zero_after(u, n, def, zero);
+            /* (every output of a Split is a part of its input) */
+            zero[y] = (o == 0 || (def && def->chan == SFP_CHAN_SPLIT)) && zero_after(u, n, def, zero);
             if (zero[y]) continue;
             /* where zero was lost: here, unless an input had lost it already */
             lost_at[y] = i;

@@ -75,6 +75,7 @@ int sfp_exit_status(int code)
     case SFP_EBADMODEL:
     case SFP_EBADDATA: return 3;
     case SFP_EUNSUPPORTED: return 4;
+    case SFP_EGATE: return 5;
     default: return 1;
     }
 }

@@ -1,4 +1,4 @@
-/* Checked arithmetic, strings, bounded file reads and atomic writes. */
+/* Checked arithmetic, strings, bounded file reads (writes: output.c). */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -96,80 +96,6 @@ int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_l
     *out = buf;
     *out_len = len;
     return 0;
-}
-
-/* Creates path + ".tmp.XXXXXX" with O_EXCL and mode 0644, so the kernel
- * applies the umask (no umask() juggling, which would race with threads). */
-static int create_temp(const char *path, char *tmp, size_t tmp_size)
-{
-    static unsigned long counter;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned long x = ((unsigned long)getpid() << 16) ^ (unsigned long)time(NULL) ^ (++counter * 2654435761u);
-        snprintf(tmp, tmp_size, "%s.tmp.%06lx", path, x & 0xffffffUL);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-/* fsync of the folder holding path, so the rename itself is durable. */
-static void sync_parent(const char *path)
-{
-    char *dir = sfp_strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
-static bool is_replica;
-
-void sfp_set_replica(bool replica)
-{
-    is_replica = replica;
-}
-
-int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err)
-{
-    if (is_replica) return 0;
-    size_t tmp_size = strlen(path) + 24;
-    char *tmp = malloc(tmp_size);
-    if (!tmp) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
-    int fd = create_temp(path, tmp, tmp_size);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return sfp_errorf(err, SFP_EIO, "%s: cannot create a temporary file beside it: %s", sfp_q(path), strerror(e));
-    }
-    int rc = 0;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            rc = sfp_errorf(err, SFP_EIO, "%s: write failed: %s", sfp_q(path), w == 0 ? "no progress" : strerror(errno));
-            break;
-        }
-        done += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = sfp_errorf(err, SFP_EIO, "%s: fsync failed: %s", sfp_q(path), strerror(errno));
-    if (close(fd) != 0 && rc == 0)
-        rc = sfp_errorf(err, SFP_EIO, "%s: close failed: %s", sfp_q(path), strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = sfp_errorf(err, SFP_EIO, "%s: rename failed: %s", sfp_q(path), strerror(errno));
-    if (rc != 0) unlink(tmp);
-    else sync_parent(path);
-    free(tmp);
-    return rc;
 }
 
 int sfp_grow(void **arr, int *cap, int need, size_t elem, sfp_error_t *err)

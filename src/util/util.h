@@ -1,5 +1,5 @@
 /* Small shared helpers: checked size arithmetic, owned strings, whole-file
- * reads with a size bound, and atomic file replacement. */
+ * reads with a size bound, and output files written safely (output.c). */
 #ifndef SFP_UTIL_H
 #define SFP_UTIL_H
 
@@ -25,13 +25,22 @@ const char *sfp_q(const char *s);
 int sfp_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
                   sfp_error_t *err);
 
-/* Writes len bytes to path atomically: temporary file in the same folder,
- * fsync, mode 0644 minus umask, rename. Never leaves a partial file. */
+/* Writes len bytes to the output path as DESIGN.md's "Paths" says: "-" or a
+ * name of this process's stdout: through stdout; a FIFO or device: in place;
+ * a symlink: followed, its target replaced; a regular file or a new name: a
+ * temporary file beside it (fsync, mode 0644 minus umask) renamed over it,
+ * never a partial file. A directory or a socket is an SFP_EIO error. */
 int sfp_write_file_atomic(const char *path, const uint8_t *data, size_t len, sfp_error_t *err);
 /* A data-parallel replica (every process but 0 of an MPI job) writes no
  * files: sfp_write_file_atomic then returns 0 without writing. Set once,
  * by main, before any command runs. */
 void sfp_set_replica(bool replica);
+/* *out (malloc'd): the name path's last component finally stands for, its
+ * symlinks followed (a relative link from the link's folder); for a dangling
+ * link, the name it points at (which a write creates). */
+int sfp_follow_links(const char *path, char **out, sfp_error_t *err);
+/* True when path is "-" or names the file open as this process's stdout. */
+bool sfp_path_is_stdout(const char *path);
 
 /* A growing byte buffer: the first failed allocation sets failed, later
  * appends then do nothing, so a writer checks once at the end. data is

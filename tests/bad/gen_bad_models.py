@@ -528,9 +528,9 @@ def unsupported_cases():
     m = copy_model()
     pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pad.pads")
     m.graph.initializer.append(pads)
-    m.graph.node.insert(2, helper.make_node("Pad", ["n", "pad.pads"], ["padded"], name="pad0", mode="reflect"))
+    m.graph.node.insert(2, helper.make_node("Pad", ["n", "pad.pads"], ["padded"], name="pad0", mode="wrap"))
     node_named(m, "relu0").input[0] = "padded"
-    case("unsup/pad_reflect.onnx", m, 4, "node 'pad0' \\(Pad\\): mode 'reflect' is not supported")
+    case("unsup/pad_wrap.onnx", m, 4, "node 'pad0' \\(Pad\\): mode 'wrap' is not supported")
 
     m = copy_model()
     node_named(m, "conv0").attribute.append(helper.make_attribute("auto_pad", "BOGUS"))
@@ -779,6 +779,27 @@ def int32_constant_cases():
     case("shape/pad_int32_pads.onnx", m, 0, None, cmd="compress")
 
 
+def function_cases():
+    """Model-local functions are inlined on load: a function calling itself,
+    and calls of calls that double the nodes 30 times over."""
+    mk = helper.make_node
+    ops = [helper.make_opsetid("", 13), helper.make_opsetid("local", 1)]
+    x = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])]
+    y = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    loop = helper.make_function("local", "Loop", ["a"], ["b"], [mk("Loop", ["a"], ["b"], domain="local")], ops, [])
+    g = helper.make_graph([mk("Loop", ["x"], ["y"], domain="local", name="forever")], "fn", x, y)
+    case("function/recursive.onnx", helper.make_model(g, opset_imports=ops, functions=[loop]), 3,
+         "node 'forever/.*' \\(Loop\\): function calls nest deeper than 32")
+    fns = [helper.make_function("local", "F0", ["a"], ["b"], [mk("Relu", ["a"], ["b"])], ops, [])]
+    for k in range(1, 31):
+        fns.append(helper.make_function("local", f"F{k}", ["a"], ["b"],
+                                        [mk(f"F{k - 1}", ["a"], ["t"], domain="local"),
+                                         mk(f"F{k - 1}", ["t"], ["b"], domain="local")], ops, []))
+    g = helper.make_graph([mk("F30", ["x"], ["y"], domain="local", name="bomb")], "fn", x, y)
+    case("function/bomb.onnx", helper.make_model(g, opset_imports=ops, functions=fns), 3,
+         "node 'bomb/.*': inlining the model's functions would make too many nodes")
+
+
 def regress_cases():
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "regress")
     for name, runs in sorted(REGRESS.items()):
@@ -815,6 +836,7 @@ def main():
     input_cases()
     long_name_cases()
     int32_constant_cases()
+    function_cases()
     regress_cases()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(CASES, f, indent=1)

@@ -32,7 +32,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN)/onnx.pb-c.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOL_BIN := $(BUILD)/tests/sfp-roundtrip
+TOOL_BIN := $(BUILD)/tests/sfp-roundtrip $(BUILD)/tests/sfp-distill-loss
 
 .PHONY: all test check asan bench demo install clean deps refs
 # The shared library exports the public API only (src/onnxsfp.map) and
@@ -70,6 +70,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/sfp-roundtrip: $(BUILD)/tests/tools/sfp_roundtrip.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/sfp-distill-loss: $(BUILD)/tests/tools/sfp_distill_loss.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Unit tests (CMocka) first, then the end-to-end scripts against the outside

@@ -10,6 +10,8 @@ torchvision ResNet-18/34/50):
      also runs at another batch size;
   4. the report JSON's totals equal `report IN OUT --json`, MACs fall > 20%;
   5. `--rate 0` writes a model computing the input's function (ORT, 1e-5).
+Then --flops/--skip, and --round-to/--global/--rates (check_rates): every
+kept count a multiple of N, per-group rates in the report, pruned = masked.
 """
 import json
 import os
@@ -76,6 +78,54 @@ def check_flops_and_skip():
     return problems
 
 
+def check_rates():
+    """--round-to 8 keeps multiples of 8 in every layer that lost channels;
+    --global --flops 0.5 and --rates FILE give a rate per group, listed in
+    the report; ONNX Runtime: pruned = masked (1e-4) for each."""
+    problems = []
+    rules = os.path.join(OUT, "rates.json")
+    with open(rules, "w") as f:
+        json.dump({"*blocks.1/*": 0.125, "*blocks.4/*": 0.75}, f)
+    for name, args in (("round8", ["--rate", "0.3", "--round-to", "8"]),
+                       ("global", ["--flops", "0.5", "--global", "--round-to", "4"]),
+                       ("rates", ["--rate", "0.5", "--rates", rules])):
+        for src_name in ("resnet20_b_fused_op17", "resnet18_tv_fused_op13"):
+            if name == "rates" and src_name.startswith("resnet18"):
+                continue
+            src = os.path.join(BUILD, "refs", src_name + ".onnx")
+            dst, masked = os.path.join(OUT, f"{src_name}.{name}.onnx"), os.path.join(OUT, f"{src_name}.{name}.masked.onnx")
+            rjson = os.path.join(OUT, f"{src_name}.{name}.json")
+            rc, out = run([SFP, "compress", src, dst, "--epochs", "0", "--keep-masked", masked, "--report-json", rjson,
+                           "--quiet"] + args)
+            if rc != 0:
+                problems.append(f"{src_name} {name}: compress exit {rc}: {out.strip()}")
+                continue
+            rep = json.load(open(rjson))
+            p = checker_problem(dst) or ort_problem(masked, dst, "2", 1e-4)
+            if p:
+                problems.append(f"{src_name} {name}: masked vs pruned: {p}")
+            rates = {g["group"]: g for g in rep["group_rates"]}
+            if not rates or any(g["rate"] != g["removed"] / g["channels"] for g in rates.values()):
+                problems.append(f"{src_name} {name}: group_rates missing or inconsistent")
+            lost = [g for g in rates.values() if g["removed"] > 0]
+            if name == "round8":
+                bad = [(l["name"], l["kept"]) for l in rep["layers"] if l["kept"] != l["channels"] and l["kept"] % 8]
+                bad += [(g["group"], g["channels"] - g["removed"]) for g in lost if (g["channels"] - g["removed"]) % 8]
+                if bad or not lost:
+                    problems.append(f"{src_name} --round-to 8: kept counts not multiples of 8: {bad[:4]}")
+            if name == "global":
+                if rep["reduction"]["macs"] < 0.5:
+                    problems.append(f"{src_name} --global --flops 0.5 cut only {rep['reduction']['macs']:.4f}")
+                if len({g["rate"] for g in lost}) < 2:
+                    problems.append(f"{src_name} --global: one rate for every group")
+            if name == "rates":
+                for g, want in (("blocks.1/", 0.125), ("blocks.4/", 0.75)):
+                    got = [r["rate"] for k, r in rates.items() if g in k]
+                    if not got or any(abs(x - want) > 1e-9 for x in got):
+                        problems.append(f"--rates: groups of {g} got {got}, want {want}")
+    return problems
+
+
 def main():
     status = check_all(OUT, check, lambda e: f"{e['name']}: MACs -{100 * e['report']['reduction']['macs']:.1f}%, "
                        f"params -{100 * e['report']['reduction']['params']:.1f}%", "compress --epochs 0")
@@ -84,6 +134,12 @@ def main():
         print("FAIL flops/skip: " + p)
     if not problems:
         print("ok   --flops 0.4 reaches its MAC cut; --skip keeps the matching layers")
+    rate_problems = check_rates()
+    for p in rate_problems:
+        print("FAIL rates: " + p)
+    if not rate_problems:
+        print("ok   --round-to 8 keeps multiples of 8, --global --flops and --rates give per-group rates; pruned = masked")
+    problems += rate_problems
     return 1 if problems else status
 
 

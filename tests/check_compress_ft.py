@@ -80,9 +80,15 @@ def check_gate(f, out):
             "--max-accuracy-drop: OUT and --keep-masked left untouched")
 
 
-def check_resume(f, out):
+def check_resume(f, out, extra=()):
+    """Also with --distill --global --round-to 4 (extra): the teacher is the
+    input, the per-group counts travel in the checkpoint."""
     a, b = os.path.join(out, "a.onnx"), os.path.join(out, "b.onnx")
     ck = os.path.join(out, "b.ckpt")
+    COMMON = globals()["COMMON"] + list(extra)
+    for stale in (b, ck):
+        if os.path.exists(stale):
+            os.remove(stale)
     rc, msg = run([SFP, "compress", MODEL, a, "--quiet"] + COMMON)
     if not f.check(rc == 0, f"resume: the uninterrupted run: {msg.strip()[-200:]}"):
         return
@@ -159,6 +165,7 @@ def main():
         check_method(f, out, method)
     check_gate(f, out)
     check_resume(f, out)
+    check_resume(f, out, ["--distill", "--global", "--round-to", "4"])
     check_fused(f, out)
     return f.finish("compress --epochs 2: every method, the accuracy gate, interrupt and resume", out)
 

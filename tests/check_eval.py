@@ -26,20 +26,31 @@ def read_idx(name):
     return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(dims)
 
 
-def main():
-    out = os.path.join(BUILD, "eval-e2e")
+def init_model_and_images(out, n):
+    """A ResNet-20 made by `init` for 1x28x28 (seed 3) in out, and the first
+    n test images as an ONNX TensorProto file (pixels / 255) with their
+    labels. None when init fails."""
     os.makedirs(out, exist_ok=True)
     model = os.path.join(out, "r20.onnx")
     rc, msg = run([SFP, "init", "resnet20", model, "--input", "1x28x28", "--seed", "3", "--quiet"])
     if rc != 0:
         print("init failed: " + msg)
-        return 1
-    images = read_idx("t10k-images-idx3-ubyte.gz")[:N].astype(np.float32) / 255.0
-    labels = read_idx("t10k-labels-idx1-ubyte.gz")[:N].astype(np.int64)
+        return None
+    images = read_idx("t10k-images-idx3-ubyte.gz")[:n].astype(np.float32) / 255.0
+    labels = read_idx("t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
     x = os.path.join(out, "x.pb")
-    y = os.path.join(out, "y.pb")
     with open(x, "wb") as f:
-        f.write(numpy_helper.from_array(images.reshape(N, 1, 28, 28), "input").SerializeToString())
+        f.write(numpy_helper.from_array(images.reshape(n, 1, 28, 28), "input").SerializeToString())
+    return model, x, labels
+
+
+def main():
+    out = os.path.join(BUILD, "eval-e2e")
+    made = init_model_and_images(out, N)
+    if not made:
+        return 1
+    model, x, labels = made
+    y = os.path.join(out, "y.pb")
     rc, msg = run(["node", "tools/ort_compare.js", "--run", model, "--input", x, "--output", y])
     if rc != 0:
         print("ONNX Runtime failed: " + msg)

@@ -2,7 +2,7 @@
 """Every JSON object the tool prints, validated against its definition in
 docs/json-schemas.json (Debian's python3-jsonschema, draft 7), on small real
 runs: report (one model; two with --groups and --paper-rate), compress
---report-json (hybrid with a gate met, and a gate failed: exit 5), eval,
+--report-json (hybrid with a gate met, and a gate failed: exit 5), sensitivity, eval,
 detect (a labelled folder and unlabelled files) and bench (one model; two
 with --train). The definitions forbid keys they do not list, so a key added
 to an output without its documentation fails here; a document with one key
@@ -88,6 +88,13 @@ def main():
     validate(f, "report", "report --json --groups --paper-rate (two models)", doc)
     must_refuse(f, "report", doc, lambda d: d["models"][0]["total"].pop("macs"), "total without macs")
 
+    doc = output(f, "sensitivity", [SFP, "sensitivity", MODEL, "--data", DATA, "--limit", "32", "--rates", "0.5",
+                                    "--json", "--quiet"])
+    validate(f, "sensitivity", "sensitivity --json", doc)
+    must_refuse(f, "sensitivity", doc, lambda d: d["groups"][0]["results"][0].pop("drop_points"), "no drop_points")
+    must_refuse(f, "compress", json.load(open(cj)) if os.path.exists(cj) else None,
+                lambda d: d["group_rates"][0].update(extra=1),
+                "an undocumented key in group_rates")
     doc = output(f, "eval", [SFP, "eval", small, "--data", DATA, "--limit", "64", "--json", "--quiet"])
     validate(f, "eval", "eval --json", doc)
     must_refuse(f, "eval", doc, lambda d: d.update(accuracy="high"), "a string accuracy")

@@ -157,14 +157,15 @@ def main():
     rc = subprocess.run(["/usr/bin/python3", "tools/fold_bn.py", p("r20.onnx"), p("r20-fused.onnx")],
                         capture_output=True).returncode
     check(rc == 0, "fold_bn.py r20.onnx")
-    for model in ("r20", "r20-fused"):
+    # (and with distillation and global per-group counts: the teacher runs on each process's share)
+    for model, extra in (("r20", []), ("r20-fused", []), ("r20", ["--distill", "--global"])):
         rc1, _, err1 = run([SFP, "compress", p(model + ".onnx"), p("ft-one.onnx"), "--threads", "2",
-                            "--keep-masked", p("ft-one-masked.onnx")] + ft)
+                            "--keep-masked", p("ft-one-masked.onnx")] + ft + extra)
         rc2, _, err2 = run(MPIRUN + [SFP, "compress", p(model + ".onnx"), p("ft-two.onnx"), "--threads", "1",
-                                     "--keep-masked", p("ft-two-masked.onnx")] + ft)
+                                     "--keep-masked", p("ft-two-masked.onnx")] + ft + extra)
         same = rc1 == 0 and rc2 == 0 and zero_channels(p("ft-one-masked.onnx")) == zero_channels(p("ft-two-masked.onnx"))
         rows = sum(len(v) for v in zero_channels(p("ft-one-masked.onnx")).values()) if rc1 == 0 else 0
-        check(same and rows > 0, f"{model}: compress --epochs 2 --method hybrid: 2 processes choose the channels one "
+        check(same and rows > 0, f"{model} {' '.join(extra)}: compress --epochs 2 --method hybrid: 2 processes choose the channels one "
               f"does ({rows} conv rows zeroed)" + ("" if rc1 == 0 and rc2 == 0 else f": {(err1 + err2).strip()[-300:]}"))
 
     # Resume with another process count: a one-process run interrupted by SIGINT once

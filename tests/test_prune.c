@@ -126,7 +126,7 @@ static sfp_pruner_t *pruner(sfp_model_t *m, sfp_groups_t **gs, sfp_prune_method_
 {
     sfp_error_t err = {0};
     sfp_pruner_t *p = NULL;
-    sfp_prune_opts_t o = {method, rate, cluster_rate, decay_fraction, skip};
+    sfp_prune_opts_t o = {method, rate, cluster_rate, decay_fraction, skip, NULL};
     TU_OK(&err, groups_find(m, gs, &err));
     TU_OK(&err, pruner_create(m, *gs, &o, total_steps, &p, &err));
     return p;
@@ -622,7 +622,7 @@ static void test_bad_options_are_usage_errors_naming_the_option(void **state)
         {(sfp_prune_method_t)7, 0.5, 0, 0.5, 10, "--method"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        sfp_prune_opts_t o = {bad[i].method, bad[i].rate, bad[i].cluster_rate, bad[i].decay_fraction, NULL};
+        sfp_prune_opts_t o = {bad[i].method, bad[i].rate, bad[i].cluster_rate, bad[i].decay_fraction, NULL, NULL};
         sfp_pruner_t *p = (sfp_pruner_t *)&o; /* must be reset to NULL */
         err = (sfp_error_t){0};
         int rc = pruner_create(m, gs, &o, bad[i].steps, &p, &err);

@@ -76,6 +76,51 @@ static void test_cross_entropy_matches_definition(void **state)
     TU_EXPECT_NEAR(loss, 0.0, 1e-12);
 }
 
+/* The distillation loss: its gradient against central differences (the
+ * loss sums in double: 1e-6 holds), A = 0 is the cross-entropy, a student
+ * equal to its teacher at A = 1 has loss and gradient 0, and out-of-range
+ * A or T are usage errors. */
+static void test_distill_gradient_matches_finite_differences(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    const float logits[12] = {1.0f, 2.0f, 0.5f, -1.0f, 0.0f, 0.3f, 0.0f, 0.0f, 3.0f, -2.0f, 3.0f, 1.0f};
+    const float teacher[12] = {0.5f, 2.5f, 0.0f, -2.0f, 1.0f, -0.5f, 0.2f, 0.0f, 4.0f, -1.0f, 1.0f, 0.5f};
+    const int32_t labels[3] = {1, 2, 0};
+    const sfp_distill_t cases[3] = {{0.5, 4.0}, {0.9, 1.0}, {1.0, 0.7}};
+    for (int c = 0; c < 3; c++) {
+        double loss = 0.0;
+        float dlogits[12];
+        TU_OK(&err, loss_distill(3, 4, logits, teacher, labels, &cases[c], 0.0f, &loss, dlogits, NULL, &err));
+        for (int i = 0; i < 12; i++) {
+            float z[12];
+            memcpy(z, logits, sizeof z);
+            double up = 0.0, down = 0.0;
+            z[i] = logits[i] + 1e-3f;
+            TU_OK(&err, loss_distill(3, 4, z, teacher, labels, &cases[c], 0.0f, &up, NULL, NULL, &err));
+            z[i] = logits[i] - 1e-3f;
+            TU_OK(&err, loss_distill(3, 4, z, teacher, labels, &cases[c], 0.0f, &down, NULL, NULL, &err));
+            double h = (double)(logits[i] + 1e-3f) - (double)(logits[i] - 1e-3f);
+            TU_EXPECT_NEAR(dlogits[i], (up - down) / h, 1e-6);
+        }
+    }
+    double ce = 0.0, kd = 0.0;
+    float g_ce[12], g_kd[12];
+    const sfp_distill_t none = {0.0, 3.0}, only = {1.0, 3.0};
+    TU_OK(&err, loss_softmax_xent(3, 4, logits, labels, 0.0f, &ce, g_ce, NULL, &err));
+    TU_OK(&err, loss_distill(3, 4, logits, teacher, labels, &none, 0.0f, &kd, g_kd, NULL, &err));
+    TU_EXPECT_NEAR(kd, ce, 1e-12);
+    for (int i = 0; i < 12; i++) TU_EXPECT_NEAR(g_kd[i], g_ce[i], 1e-7);
+    TU_OK(&err, loss_distill(3, 4, logits, logits, labels, &only, 0.0f, &kd, g_kd, NULL, &err));
+    TU_EXPECT_NEAR(kd, 0.0, 1e-12);
+    for (int i = 0; i < 12; i++) TU_EXPECT_NEAR(g_kd[i], 0.0, 1e-7);
+    const sfp_distill_t bad_a = {1.5, 4.0}, bad_t = {0.5, 0.0};
+    TU_EXPECT_ERR(loss_distill(3, 4, logits, teacher, labels, &bad_a, 0.0f, &kd, NULL, NULL, &err), &err, SFP_EUSAGE,
+                  "--distill-weight");
+    TU_EXPECT_ERR(loss_distill(3, 4, logits, teacher, labels, &bad_t, 0.0f, &kd, NULL, NULL, &err), &err, SFP_EUSAGE,
+                  "--temperature");
+}
+
 static void test_cross_entropy_refuses_bad_labels_and_diverged_logits(void **state)
 {
     (void)state;
@@ -586,6 +631,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cross_entropy_matches_definition),
         cmocka_unit_test(test_cross_entropy_refuses_bad_labels_and_diverged_logits),
+        cmocka_unit_test(test_distill_gradient_matches_finite_differences),
         cmocka_unit_test(test_sgd_follows_the_pytorch_update_rule),
         cmocka_unit_test(test_sgd_refuses_bad_settings),
         cmocka_unit_test(test_lr_schedules),

@@ -15,6 +15,11 @@ typedef struct sfp_compress_opts {
     double flops;     /* > 0: instead of rate, the smallest uniform rate (to 0.001) that
                          removes at least this fraction of the MACs, [0, 1) */
     const char *skip; /* shell pattern of layer names whose groups stay whole, NULL: none */
+    int round_to;     /* > 1: every group that loses channels keeps a multiple of round_to (per part of a
+                         grouped convolution; nearest to the rate's count, at least round_to); a group (part)
+                         smaller than round_to stays whole. 0 or 1: no rounding */
+    bool global;      /* rate (or the flops search) is the fraction of all prunable channels, ranked across
+                         groups by L2 norm over their group's mean: each group gets its own rate */
 } sfp_compress_opts_t;
 
 typedef struct sfp_compress_result {
@@ -25,7 +30,7 @@ typedef struct sfp_compress_result {
     int64_t macs_before, macs_after;
 } sfp_compress_result_t;
 
-/* rate 0.5, no flops target, no skip. */
+/* rate 0.5, no flops target, no skip, no rounding, uniform. */
 void sfp_compress_opts_default(sfp_compress_opts_t *o);
 
 /* Prunes m in place. masked (may be NULL) receives a copy of m at full size

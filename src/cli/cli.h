@@ -83,5 +83,6 @@ extern const cli_cmd_t cmd_bench;
 extern const cli_cmd_t cmd_run;
 extern const cli_cmd_t cmd_train;
 extern const cli_cmd_t cmd_detect;
+extern const cli_cmd_t cmd_sensitivity;
 
 #endif

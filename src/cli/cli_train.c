@@ -276,3 +276,31 @@ int cli_resume_model(const char *ckpt_path, sfp_checkpoint_t *ck, sfp_model_t **
     if (rc < 0) checkpoint_clear(ck);
     return rc;
 }
+
+int cli_open_eval_data(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, const char *path,
+                       const char *data_path, const char *split, int64_t limit, sfp_data_prep_t *prep,
+                       const char **prep_source, sfp_dataset_t **out, sfp_error_t *err)
+{
+    int c = 0, h = 0, w = 0, k = 0;
+    sfp_dataset_t *full = NULL, *ds = NULL;
+    *out = NULL;
+    int rc = cli_model_geometry(m, path, &c, &h, &w, &k, err);
+    if (rc < 0) return rc;
+    data_prep_init(prep, c, h, w);
+    if ((rc = cli_preprocessing(cmd, a, m, path, NULL, prep, prep_source, err)) < 0) return rc;
+    sfp_data_opts_t dopts = {c, h, w, k};
+    if ((rc = data_open(data_path, split, &dopts, &full, err)) < 0) return rc;
+    if (limit > 0) {
+        rc = data_subset(full, limit, &ds, err);
+        data_free(full); /* the view shares the store */
+    } else {
+        ds = full;
+    }
+    if (rc == 0) rc = data_prep_check(prep, ds, err);
+    if (rc < 0) {
+        data_free(ds);
+        return rc;
+    }
+    *out = ds;
+    return 0;
+}

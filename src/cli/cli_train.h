@@ -43,6 +43,14 @@
  * SFP_EUNSUPPORTED naming path when it is not one NCHW input -> [N, K]. */
 int cli_model_geometry(sfp_model_t *m, const char *path, int *c, int *h, int *w, int *k, sfp_error_t *err);
 
+/* Evaluation data for m (read from path): the `split` of data_path fitted
+ * to m's input, its first `limit` examples (0: all), and m's preprocessing
+ * (cli_preprocessing without statistics: --mean/--std, metadata or 0/1)
+ * checked against it. *out is owned by the caller (data_free). */
+int cli_open_eval_data(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, const char *path,
+                       const char *data_path, const char *split, int64_t limit, sfp_data_prep_t *prep,
+                       const char **prep_source, sfp_dataset_t **out, sfp_error_t *err);
+
 /* --mean/--std, else the model's recorded preprocessing (metadata), else
  * (stats_from non-NULL) the per-channel statistics of stats_from, else 0/1.
  * *source says which ("--mean/--std", "model metadata", "data statistics",

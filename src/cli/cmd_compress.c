@@ -29,6 +29,12 @@ static const cli_opt_t opts[] = {
     {"max-accuracy-drop", "P", "exit 5 and write nothing but --report-json when validation accuracy falls more than P points"},
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern alone"},
     {"keep-masked", "FILE", "also write the full-size model with the removed channels zeroed"},
+    {"round-to", "N", "every group that loses channels keeps a multiple of N (a group below N stays whole; default 1)"},
+    {"global", NULL, "rank channels across groups (L2 over the group's mean): one --rate or --flops, a rate per group"},
+    {"distill", NULL, "fine-tune with the input model as teacher (knowledge distillation)"},
+    {"distill-weight", "A", "--distill: loss = A T^2 KL(teacher || student at T) + (1 - A) cross-entropy (default 0.5)"},
+    {"temperature", "T", "--distill: softmax temperature (default 4)"},
+    {"rates", "FILE", "JSON {\"pattern\": rate}: the first pattern matching a group's layer sets its rate"},
     {"report-json", "FILE", "write the report of input vs output, method, rate and channels kept"},
     {"report-html", "FILE", "write the report as a self-contained HTML page: totals, accuracies, gate and per layer\n"
                             "bars of output channels and MACs before and after"},
@@ -43,16 +49,6 @@ enum { COMPRESS_EPOCHS = 10 };
 static double ratio_removed(int64_t before, int64_t after)
 {
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
-}
-
-/* True when the shell pattern matches the name of a layer that makes
- * channels (a source of a channel group): the names --skip is matched against. */
-static bool skip_matches_a_layer(const sfp_model_t *m, const sfp_groups_t *gs, const char *pattern)
-{
-    for (int gi = 0; gi < gs->n; gi++)
-        for (int k = 0; k < gs->g[gi].n_sources; k++)
-            if (fnmatch(pattern, m->graph.nodes[gs->g[gi].sources[k]].name, 0) == 0) return true;
-    return false;
 }
 
 /* What a run did, for --report-json and the summary. acc_* NaN: not measured. */
@@ -109,11 +105,37 @@ static json_object *groups_left_whole(const sfp_groups_t *gs)
     return arr;
 }
 
+/* The channels each prunable group lost: [{"group", "channels", "removed", "rate"}]. */
+static json_object *group_rates_json(const sfp_groups_t *gs, const sfp_prune_counts_t *pc)
+{
+    json_object *arr = json_object_new_array();
+    for (int gi = 0; arr && gi < gs->n; gi++) {
+        const sfp_chan_group_t *grp = &gs->g[gi];
+        if (!grp->prunable) continue;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "group", json_object_new_string(grp->label));
+        json_object_object_add(o, "channels", json_object_new_int(grp->n_channels));
+        json_object_object_add(o, "removed", json_object_new_int(pc->remove[gi]));
+        json_object_object_add(o, "rate", json_object_new_double((double)pc->remove[gi] / grp->n_channels));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+/* stderr: one line per prunable group that lost channels. */
+static void print_group_rates(const sfp_groups_t *gs, const sfp_prune_counts_t *pc)
+{
+    for (int gi = 0; gi < gs->n; gi++)
+        if (gs->g[gi].prunable && pc->remove[gi] > 0)
+            fprintf(stderr, "onnx-sfp:   %-40s %4d -> %4d channels (rate %.3f)\n", gs->g[gi].label, gs->g[gi].n_channels,
+                    gs->g[gi].n_channels - pc->remove[gi], (double)pc->remove[gi] / gs->g[gi].n_channels);
+}
+
 /* The --report-json object to json_path and its page (report_html.h) to
  * html_path; either may be NULL. */
 static int write_report_json(const char *path, const char *html_path, const sfp_report_t *a, const sfp_report_t *b,
-                             const run_summary_t *rs, const sfp_model_t *before, const sfp_model_t *after, const sfp_groups_t *gs,
-                             sfp_error_t *err)
+                             const run_summary_t *rs, const sfp_model_t *before, const sfp_model_t *after,
+                             const sfp_groups_t *gs, const sfp_prune_counts_t *pc, sfp_error_t *err)
 {
     json_object *root = report_json_object(a, b);
     if (!root) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -127,6 +149,7 @@ static int write_report_json(const char *path, const char *html_path, const sfp_
     json_object_object_add(root, "gate", gate_json(rs));
     json_object_object_add(root, "layers", report_layers_json(before, after));
     json_object_object_add(root, "groups_left_whole", groups_left_whole(gs));
+    json_object_object_add(root, "group_rates", group_rates_json(gs, pc));
     char *text = path ? report_json_text(root) : NULL;
     int rc = path && !text ? sfp_errorf(err, SFP_ENOMEM, "out of memory")
              : path        ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
@@ -158,6 +181,12 @@ typedef struct compress_args {
     int64_t epochs;
     sfp_prune_method_t method;
     const char *method_name;
+    int64_t round_to;
+    bool global;
+    const char *rates_path;
+    const int *remove;      /* channels removed per group (prune_counts_make) */
+    bool distill;
+    double distill_weight, temperature;
 } compress_args_t;
 
 /* The training setup of a fine-tuning run on *work (a clone of the input,
@@ -167,9 +196,12 @@ typedef struct compress_args {
 static int fine_tune_setup(const cli_cmd_t *cmd, const cli_args_t *a, const compress_args_t *ca, sfp_model_t **work,
                            cli_train_setup_t *s, run_summary_t *rs, sfp_error_t *err)
 {
-    char method_desc[160];
-    snprintf(method_desc, sizeof method_desc, "method=%s rate=%g cluster=%g decay=%g skip=%s", ca->method_name, ca->rate,
-             ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "");
+    char method_desc[400];
+    snprintf(method_desc, sizeof method_desc,
+             "method=%s rate=%g cluster=%g decay=%g skip=%s round=%lld global=%d rates=%s distill=%d/%g/%g",
+             ca->method_name, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip ? ca->skip : "",
+             (long long)ca->round_to, (int)ca->global, ca->rates_path ? ca->rates_path : "", (int)ca->distill,
+             ca->distill_weight, ca->temperature);
     sfp_model_t *copy = NULL;
     int inserted = 0;
     int rc = cli_train_setup(cmd, a, *work, ca->in, 0.01, COMPRESS_EPOCHS, method_desc, s, err);
@@ -198,8 +230,10 @@ static int fine_tune(const cli_args_t *a, const compress_args_t *ca, sfp_model_t
     s->opts.interrupt_path = interrupt_path;
     sfp_train_hooks_t hooks;
     pruner_train_hooks(&pruner, &hooks);
-    sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip};
+    sfp_prune_opts_t po = {ca->method, ca->rate, ca->cluster_rate, ca->decay_fraction, ca->skip, ca->remove};
     if ((rc = accuracy_of(orig, s->val, &s->prep, s->opts.batch, a->threads, &rs->acc_before, err)) < 0) goto done;
+    s->opts.teacher = ca->distill ? orig : NULL;
+    s->opts.distill = (sfp_distill_t){ca->distill_weight, ca->temperature};
     if ((rc = trainer_create(work, s->train, s->val, &s->prep, &s->opts, &hooks, &t, err)) < 0) goto done_setup;
     const int64_t total_steps = s->opts.epochs * trainer_steps_per_epoch(t);
     if ((rc = pruner_create(work, gs, &po, total_steps, &pruner, err)) < 0) goto done_setup;
@@ -235,6 +269,9 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
     ca->json_path = cli_get(cmd, a, "report-json");
     ca->html_path = cli_get(cmd, a, "report-html");
     ca->resume = cli_get(cmd, a, "resume");
+    ca->global = cli_flag(cmd, a, "global");
+    ca->distill = cli_flag(cmd, a, "distill");
+    ca->rates_path = cli_get(cmd, a, "rates");
     int rc;
     if (!strcmp(ca->method_name, "smooth")) ca->method = SFP_PRUNE_SMOOTH;
     else if (!strcmp(ca->method_name, "sfp")) ca->method = SFP_PRUNE_SFP;
@@ -246,8 +283,15 @@ static int parse_args(const cli_cmd_t *cmd, const cli_args_t *a, compress_args_t
         (rc = cli_double(cmd, a, "flops", 0.0, 0.999999, 0.0, &ca->flops, err)) < 0 ||
         (rc = cli_double(cmd, a, "decay-fraction", 0.0, 1.0, 0.2, &ca->decay_fraction, err)) < 0 ||
         (rc = cli_double(cmd, a, "max-accuracy-drop", 0.0, 100.0, -1.0, &ca->max_drop, err)) < 0 ||
+        (rc = cli_int(cmd, a, "round-to", 1, 4096, 1, &ca->round_to, err)) < 0 ||
+        (rc = cli_double(cmd, a, "distill-weight", 0.0, 1.0, 0.5, &ca->distill_weight, err)) < 0 ||
+        (rc = cli_double(cmd, a, "temperature", 1e-3, 1000.0, 4.0, &ca->temperature, err)) < 0 ||
         (rc = cli_int(cmd, a, "epochs", 0, 100000, cli_get(cmd, a, "data") ? COMPRESS_EPOCHS : 0, &ca->epochs, err)) < 0)
         return rc;
+    if ((cli_get(cmd, a, "distill-weight") || cli_get(cmd, a, "temperature")) && !ca->distill)
+        return sfp_errorf(err, SFP_EUSAGE, "--distill-weight and --temperature need --distill");
+    if (ca->distill && ca->epochs == 0)
+        return sfp_errorf(err, SFP_EUSAGE, "--distill applies to fine-tuning (--epochs N with --data)");
     if (cli_get(cmd, a, "cluster-rate") && ca->method != SFP_PRUNE_HYBRID)
         return sfp_errorf(err, SFP_EUSAGE, "--cluster-rate needs --method hybrid");
     if (ca->epochs > 0 && !cli_get(cmd, a, "data"))
@@ -326,9 +370,14 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
     run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0, ca.max_drop};
+    sfp_rate_rule_t *rules = NULL;
+    int n_rules = 0;
+    sfp_prune_counts_t *pc = NULL;
     if ((rc = cli_load_model(in, &orig, err)) < 0) return rc;
+    if (ca.rates_path && (rc = prune_rules_load(ca.rates_path, &rules, &n_rules, err)) < 0) goto done;
+    sfp_rate_opts_t ro = {ca.rate, ca.flops, ca.global, (int)ca.round_to, ca.skip, rules, n_rules};
     /* Errors of the pruning steps name the input file, as loading errors do. */
-    if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, ca.flops, ca.skip, &ca.rate, err)) < 0) {
+    if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, &ro, &ca.rate, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
@@ -348,14 +397,21 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
-    if (ca.skip && !skip_matches_a_layer(pruned, gs, ca.skip)) {
+    if (ca.skip && !prune_skip_matches(pruned, gs, ca.skip)) {
         rc = sfp_errorf(err, SFP_EUSAGE, "--skip '%s' matches no layer of %s (report --groups lists them)",
                         sfp_q(ca.skip), sfp_q(in));
         goto done;
     }
+    ro.rate = ca.rate;
+    ro.flops = 0.0;
+    if ((rc = prune_counts_make(pruned, gs, &ro, &pc, err)) < 0) {
+        if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
+        goto done;
+    }
+    ca.remove = pc->remove;
     if (ca.epochs > 0) {
         if ((rc = fine_tune(a, &ca, orig, pruned, ca.resume ? &ck : NULL, gs, r, &setup, &rs, err)) < 0) goto done;
-    } else if ((rc = prune_select_l2(pruned, gs, ca.rate, ca.skip, r, err)) < 0) {
+    } else if ((rc = prune_select_counts(pruned, gs, pc->remove, r, err)) < 0) {
         if (strncmp(err->msg, in, strlen(in)) != 0) sfp_error_prefix(err, "%s", sfp_q(in));
         goto done;
     }
@@ -385,7 +441,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
                 100.0 * rs.acc_after, 100.0 * (rs.acc_after - rs.acc_before));
     if (!gate_passed(&rs)) { /* the report says why; no model is written */
         if (ca.json_path || ca.html_path)
-            rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
+            rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, pc, err);
         if (rc == 0)
             rc = sfp_errorf(err, SFP_EGATE,
                             "--max-accuracy-drop %g: validation accuracy fell %.2f points (%.2f%% -> %.2f%%); nothing "
@@ -400,7 +456,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (masked) rc = sfp_model_save(masked, ca.masked_path, err);
     if (rc == 0) rc = sfp_model_save(pruned, out, err);
     if (rc == 0 && (ca.json_path || ca.html_path))
-        rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, err);
+        rc = write_report_json(ca.json_path, ca.html_path, rep_in, rep_out, &rs, orig, pruned, gs, pc, err);
     /* Process 0 writes (the others' writes are no-ops); all learn whether it could. */
     if ((rc = dist_agree(rc, err)) < 0) goto done;
     /* figures on stdout, unless the report JSON goes there: then stdout is the JSON alone */
@@ -409,11 +465,12 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         int pruned_groups = 0, prunable = 0;
         for (int gi = 0; gi < gs->n; gi++) {
             prunable += gs->g[gi].prunable;
-            if (!prune_group_skipped(orig, gs, gi, ca.skip) && prune_group_count(&gs->g[gi], ca.rate) > 0)
-                pruned_groups++;
+            pruned_groups += pc->remove[gi] > 0;
         }
-        fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at rate %.3f (%s)\n", pruned_groups, prunable,
-                ca.rate, ca.epochs > 0 ? ca.method_name : "L2 norm, no fine-tuning");
+        fprintf(stderr, "onnx-sfp: pruned %d of %d prunable channel groups at %s %.3f%s%s (%s)\n", pruned_groups, prunable,
+                ca.global ? "global rate" : "rate", ca.rate, ca.rates_path ? " and --rates" : "",
+                ca.round_to > 1 ? ", kept counts rounded" : "", ca.epochs > 0 ? ca.method_name : "L2 norm, no fine-tuning");
+        if (ca.global || ca.rates_path || ca.round_to > 1) print_group_rates(gs, pc);
         /* the groups left whole for a reason other than being the model's own inputs and outputs */
         for (int gi = 0, shown = 0; gi < gs->n; gi++) {
             const sfp_chan_group_t *grp = &gs->g[gi];
@@ -435,6 +492,8 @@ done:
     sfp_report_free(rep_in);
     sfp_report_free(rep_out);
     removal_free(r);
+    prune_counts_free(pc);
+    prune_rules_free(rules, n_rules);
     groups_free(gs);
     cli_train_setup_clear(&setup);
     checkpoint_clear(&ck);

@@ -27,30 +27,19 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     const char *path = a->pos[0], *data_path = cli_get(cmd, a, "data");
     const char *split = cli_get(cmd, a, "split") ? cli_get(cmd, a, "split") : "test";
     int64_t batch = 128, limit = 0;
-    int rc, c = 0, h = 0, w = 0, k = 0;
+    int rc;
     if (!data_path) return sfp_errorf(err, SFP_EUSAGE, "usage: onnx-sfp eval MODEL.onnx --data PATH (--data is required)");
     if (strcmp(split, "test") && strcmp(split, "train"))
         return sfp_errorf(err, SFP_EUSAGE, "--split: '%s' is not test or train", split);
     if ((rc = cli_int(cmd, a, "batch", 1, 65536, 128, &batch, err)) < 0) return rc;
     if ((rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0) return rc;
     sfp_model_t *m = NULL;
-    sfp_dataset_t *full = NULL, *ds = NULL;
+    sfp_dataset_t *ds = NULL;
     sfp_evaluator_t *ev = NULL;
     const char *prep_source = NULL;
-    if ((rc = cli_load_model(path, &m, err)) < 0) return rc;
-    if ((rc = cli_model_geometry(m, path, &c, &h, &w, &k, err)) < 0) goto done;
     sfp_data_prep_t prep;
-    data_prep_init(&prep, c, h, w);
-    if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) goto done;
-    sfp_data_opts_t dopts = {c, h, w, k};
-    if ((rc = data_open(data_path, split, &dopts, &full, err)) < 0) goto done;
-    if (limit > 0) {
-        if ((rc = data_subset(full, limit, &ds, err)) < 0) goto done;
-    } else {
-        ds = full;
-        full = NULL;
-    }
-    if ((rc = data_prep_check(&prep, ds, err)) < 0) goto done;
+    if ((rc = cli_load_model(path, &m, err)) < 0) return rc;
+    if ((rc = cli_open_eval_data(cmd, a, m, path, data_path, split, limit, &prep, &prep_source, &ds, err)) < 0) goto done;
     if ((rc = evaluator_create(m, ds, &prep, batch, a->threads, &ev, err)) < 0) goto done;
     if (!a->quiet)
         fprintf(stderr, "onnx-sfp: eval %s on %s (%s, %s split, %lld images, fit %s, preprocessing from %s)\n", path,
@@ -67,7 +56,6 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
 done:
     evaluator_free(ev);
     data_free(ds);
-    data_free(full);
     sfp_model_free(m);
     return rc;
 }

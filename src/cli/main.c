@@ -14,7 +14,7 @@
 #include "util/util.h"
 
 static const cli_cmd_t *const commands[] = {&cmd_train, &cmd_compress, &cmd_eval, &cmd_report, &cmd_run,
-                                            &cmd_init, &cmd_detect, &cmd_bench};
+                                            &cmd_init, &cmd_detect, &cmd_bench, &cmd_sensitivity};
 
 static void usage(FILE *f)
 {

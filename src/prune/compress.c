@@ -11,7 +11,7 @@
 
 void sfp_compress_opts_default(sfp_compress_opts_t *o)
 {
-    *o = (sfp_compress_opts_t){.rate = 0.5, .flops = 0.0, .skip = NULL};
+    *o = (sfp_compress_opts_t){.rate = 0.5, .flops = 0.0, .skip = NULL, .round_to = 1, .global = false};
 }
 
 bool prune_skip_matches(const sfp_model_t *m, const sfp_groups_t *gs, const char *pattern)
@@ -34,9 +34,7 @@ static int count(sfp_model_t *m, int64_t *params, int64_t *macs, sfp_error_t *er
     return rc;
 }
 
-/* Zeroes in copy (a clone of m) the channels r removes from m. A clone may
- * number its values otherwise, so the masks travel by value name. */
-static int mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
+int prune_mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
                      sfp_error_t *err)
 {
     sfp_groups_t *cgs = NULL;
@@ -70,13 +68,18 @@ int sfp_compress(sfp_model_t *m, const sfp_compress_opts_t *o, sfp_model_t **mas
     if (!(o->flops >= 0.0 && o->flops < 1.0))
         return sfp_errorf(err, SFP_EUSAGE, "flops %g: must be at least 0 and below 1", o->flops);
     if ((rc = count(m, &r.params_before, &r.macs_before, err)) < 0) return rc;
-    if (o->flops > 0.0 && (rc = prune_rate_for_flops(m, o->flops, o->skip, &r.rate, err)) < 0) return rc;
+    if (!(o->round_to >= 0 && o->round_to <= 4096))
+        return sfp_errorf(err, SFP_EUSAGE, "round_to %d: must be between 0 and 4096", o->round_to);
+    sfp_rate_opts_t ro = {o->rate, o->flops, o->global, o->round_to, o->skip, NULL, 0};
+    sfp_prune_counts_t *pc = NULL;
     if ((rc = groups_find(m, &gs, err)) < 0) return rc;
     if (o->skip && !prune_skip_matches(m, gs, o->skip))
         rc = sfp_errorf(err, SFP_EUSAGE, "skip pattern '%s' matches no layer", sfp_q(o->skip));
+    if (rc == 0) rc = prune_counts_make(m, gs, &ro, &pc, err);
+    if (rc == 0) r.rate = pc->rate;
     if (rc == 0) rc = removal_create(gs, &removal, err);
-    if (rc == 0) rc = prune_select_l2(m, gs, r.rate, o->skip, removal, err);
-    if (rc == 0 && masked && (rc = sfp_model_clone(m, &copy, err)) == 0) rc = mask_copy(copy, m, gs, removal, err);
+    if (rc == 0) rc = prune_select_counts(m, gs, pc->remove, removal, err);
+    if (rc == 0 && masked && (rc = sfp_model_clone(m, &copy, err)) == 0) rc = prune_mask_copy(copy, m, gs, removal, err);
     if (rc == 0) {
         r.groups = gs->n;
         r.channels_removed = removal_n_channels(removal, gs);
@@ -89,6 +92,7 @@ int sfp_compress(sfp_model_t *m, const sfp_compress_opts_t *o, sfp_model_t **mas
     }
     if (rc == 0) rc = count(m, &r.params_after, &r.macs_after, err);
     removal_free(removal);
+    prune_counts_free(pc);
     groups_free(gs);
     if (rc < 0) {
         sfp_model_free(copy);

@@ -69,9 +69,99 @@ int prune_macs_removed(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal
 int prune_macs_at_rate(sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, int64_t *macs,
                        sfp_error_t *err);
 
-/* Smallest uniform rate (to 1e-3) whose pruned model has at most
- * (1 - flops) of the original MACs. SFP_ERUNTIME when even 0.99 falls short. */
-int prune_rate_for_flops(sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err);
+
+/* Marks in r the lowest-L2 remove[gi] channels of every group gi (remove has
+ * gs->n entries, prune_counts_make; a grouped-conv group loses remove[gi] /
+ * n_segments from each part). */
+int prune_select_counts(const sfp_model_t *m, const sfp_groups_t *gs, const int *remove, sfp_removal_t *r,
+                        sfp_error_t *err);
+
+/* MACs of m at batch 1 after removing the lowest-L2 remove[gi] channels of
+ * every group. */
+int prune_macs_counts(sfp_model_t *m, const sfp_groups_t *gs, const int *remove, int64_t *macs, sfp_error_t *err);
+
+/* Zeroes in copy (a clone of m) the channels r (made from gs, m's groups)
+ * removes from m. A clone may number its values otherwise, so the masks
+ * travel by value name (compress.c). */
+int prune_mask_copy(sfp_model_t *copy, const sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal_t *r,
+                    sfp_error_t *err);
+
+/* ---- sensitivity (sensitivity.c) ----
+ * Each prunable group pruned alone (lowest L2, prune_group_count at each
+ * rate, no fine-tuning) on a masked copy of m (the same function as the
+ * pruned model), evaluated on ds in inference mode. acc[gi * n_rates + k]:
+ * the accuracy with group gi pruned at rates[k] (NaN for a group left alone:
+ * not prunable or matching skip; the base accuracy when the rate removes
+ * nothing); removed[gi * n_rates + k]: channels removed. progress (may be
+ * NULL) is called after each group with (ctx, groups done, groups to do). */
+typedef struct sfp_sensitivity {
+    double base_accuracy;
+    int64_t images;
+    int n_groups, n_rates;
+    double *accuracy;   /* n_groups x n_rates; owned */
+    int *removed;       /* n_groups x n_rates; owned */
+} sfp_sensitivity_t;
+
+int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, const char *skip,
+                      const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
+                      void (*progress)(void *ctx, int done, int total), void *ctx, sfp_sensitivity_t *out,
+                      sfp_error_t *err);
+void prune_sensitivity_clear(sfp_sensitivity_t *s);
+
+/* ---- channels removed per group (rates.c) ----
+ * Decided once from the options, before any choice of channels: the counts
+ * go to prune_select_counts and to the pruner (sfp_prune_opts_t.remove), so
+ * every schedule removes the same number from each group. */
+typedef struct sfp_rate_rule {
+    char *pattern;   /* fnmatch pattern of a group's label or one of its layers' names; owned */
+    double rate;     /* [0, 1) */
+} sfp_rate_rule_t;
+
+typedef struct sfp_rate_opts {
+    double rate;     /* uniform: each group's fraction; global: the fraction of all ranked channels; [0, 1) */
+    double flops;    /* > 0: instead of rate, the smallest rate (to 1e-3) whose counts leave at most (1 - flops)
+                        of the MACs (counted as prune_macs_removed) */
+    bool global;     /* rank channels across the groups that follow the rate (not skipped, no rule) by their L2
+                        score over their group's mean L2 score; the lowest floor(rate * N) of all N go, never the
+                        last channel of a group (of a part) */
+    int round_to;    /* > 1: every group that loses channels keeps a multiple of round_to per part (nearest to
+                        the requested count, ties upwards; at least round_to); a part smaller than round_to
+                        stays whole; 0 or 1: no rounding */
+    const char *skip;               /* fnmatch pattern of layer names left whole (prune_group_skipped), NULL none */
+    const sfp_rate_rule_t *rules;   /* --rates: the first rule matching a group fixes its rate (before global) */
+    int n_rules;
+} sfp_rate_opts_t;
+
+typedef struct sfp_prune_counts {
+    int n;          /* groups */
+    int *remove;    /* channels removed per group, all parts together; owned */
+    double rate;    /* the rate used: opts.rate, or the one the flops search chose */
+} sfp_prune_counts_t;
+
+/* Counts for every group of gs (groups_find(m)) from o, scored on m's
+ * weights now. Options out of range are SFP_EUSAGE naming them; a flops
+ * target that even rate 0.99 misses is SFP_ERUNTIME. */
+int prune_counts_make(sfp_model_t *m, const sfp_groups_t *gs, const sfp_rate_opts_t *o, sfp_prune_counts_t **out,
+                      sfp_error_t *err);
+void prune_counts_free(sfp_prune_counts_t *pc);
+/* The rate prune_counts_make chooses for o (o->flops > 0) on m's own groups:
+ * the smallest (to 1e-3) whose counts leave at most (1 - flops) of the MACs.
+ * Made on the input model, it fixes the rate a fine-tuning run's fingerprint
+ * records; counts remade at that rate on a copy with the same weights are
+ * the same. SFP_ERUNTIME when even 0.99 falls short. */
+int prune_rate_for_flops(sfp_model_t *m, const sfp_rate_opts_t *o, double *rate, sfp_error_t *err);
+/* Channels removed from a group of n_channels in `parts` equal parts when
+ * `remove` were asked for, after rounding the kept count per part to a
+ * multiple of round_to (as sfp_rate_opts_t.round_to says). */
+int prune_round_kept(int n_channels, int parts, int remove, int round_to);
+/* True when pattern matches the group's label or one of its layers' names. */
+bool prune_group_matches(const sfp_model_t *m, const sfp_groups_t *gs, int gi, const char *pattern);
+/* --rates FILE: a JSON object {"pattern": rate, ...}, in file order. Not an
+ * object, or a rate outside [0, 1), is SFP_EUSAGE naming the file (path is
+ * only used in messages by prune_rules_parse). */
+int prune_rules_load(const char *path, sfp_rate_rule_t **rules, int *n, sfp_error_t *err);
+int prune_rules_parse(const char *text, const char *path, sfp_rate_rule_t **rules, int *n, sfp_error_t *err);
+void prune_rules_free(sfp_rate_rule_t *rules, int n);
 
 /* ---- pruning schedules while fine-tuning (schedule.c) ----
  *
@@ -95,6 +185,9 @@ typedef struct sfp_prune_opts {
     double decay_fraction; /* smooth/hybrid: chosen channels decay linearly to exactly zero over this fraction of
                               all training steps (default 0.2, bench/prune_accuracy.sh), then stay zero; (0, 1] */
     const char *skip;      /* fnmatch pattern of layer names left alone (prune_group_skipped), NULL none; copied */
+    const int *remove;     /* channels removed per group (prune_counts_make, gs->n entries), copied; NULL:
+                              prune_group_count(rate) of every group not skipped. cluster_rate's part is capped
+                              at each group's count. */
 } sfp_prune_opts_t;
 
 /* The defaults: smooth, rate 0.5, cluster_rate 0, decay_fraction 0.2, no skip. */

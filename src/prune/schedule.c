@@ -16,6 +16,7 @@ struct sfp_pruner {
     sfp_prune_opts_t o;       /* o.skip points at skip_copy */
     char *skip_copy;          /* owned */
     int64_t total_steps;
+    int *remove;              /* owned: channels removed per group (gs->n) */
     sfp_removal_t *choice;    /* owned: the channels currently chosen */
     bool have_choice;
     int64_t n_chosen;
@@ -57,8 +58,14 @@ int pruner_create(sfp_model_t *m, const sfp_groups_t *gs, const sfp_prune_opts_t
         return rc;
     }
     p->o.skip = p->skip_copy;
-    if ((rc = prune_macs_at_rate(m, gs, 0.0, NULL, &p->macs_before, err)) < 0 ||
-        (rc = prune_macs_at_rate(m, gs, o->rate, p->o.skip, &p->macs_after, err)) < 0) {
+    p->o.remove = NULL;
+    if (!(p->remove = calloc((size_t)(gs->n > 0 ? gs->n : 1), sizeof(int)))) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int gi = 0; rc == 0 && gi < gs->n; gi++)
+        p->remove[gi] = o->remove                                    ? o->remove[gi]
+                        : prune_group_skipped(m, gs, gi, p->o.skip) ? 0
+                                                                     : prune_group_count(&gs->g[gi], o->rate);
+    if (rc < 0 || (rc = prune_macs_at_rate(m, gs, 0.0, NULL, &p->macs_before, err)) < 0 ||
+        (rc = prune_macs_counts(m, gs, p->remove, &p->macs_after, err)) < 0) {
         pruner_free(p);
         return rc;
     }
@@ -81,6 +88,7 @@ void pruner_free(sfp_pruner_t *p)
 {
     if (!p) return;
     removal_free(p->choice);
+    free(p->remove);
     free(p->skip_copy);
     free(p);
 }
@@ -282,8 +290,8 @@ static int choose_hybrid_group(sfp_pruner_t *p, int gi, sfp_error_t *err)
 {
     const sfp_chan_group_t *grp = &p->gs->g[gi];
     int n = grp->n_channels, parts = grp->n_segments > 1 ? grp->n_segments : 1;
-    int total = prune_count(n / parts, p->o.rate); /* per part */
-    if (total == 0 || prune_group_skipped(p->m, p->gs, gi, p->o.skip)) return 0;
+    int total = p->remove[gi] / parts; /* per part */
+    if (total <= 0) return 0;
     int n_cluster = prune_count(n / parts, p->o.cluster_rate);
     if (n_cluster > total) n_cluster = total;
     double *scores = malloc(sizeof(double) * (size_t)n);
@@ -313,7 +321,7 @@ static int choose(sfp_pruner_t *p, sfp_error_t *err)
     int rc = 0;
     removal_clear(p->choice, p->gs);
     p->have_choice = false;
-    if (p->o.method != SFP_PRUNE_HYBRID) rc = prune_select_l2(p->m, p->gs, p->o.rate, p->o.skip, p->choice, err);
+    if (p->o.method != SFP_PRUNE_HYBRID) rc = prune_select_counts(p->m, p->gs, p->remove, p->choice, err);
     for (int gi = 0; gi < p->gs->n && rc == 0 && p->o.method == SFP_PRUNE_HYBRID; gi++)
         rc = choose_hybrid_group(p, gi, err);
     if (rc < 0) {
@@ -384,7 +392,10 @@ const sfp_removal_t *pruner_choice(const sfp_pruner_t *p)
 }
 
 /* ---- checkpoint state ---- */
-static const char choice_magic[8] = {'S', 'F', 'P', 'P', 'R', 'U', 'N', '1'};
+/* Version 2 adds each group's count (u32, after its channel count), so a
+ * resumed run removes what the first run decided even where the counts came
+ * from the weights (--global); version 1 states are still read. */
+static const char choice_magic[8] = {'S', 'F', 'P', 'P', 'R', 'U', 'N', '2'};
 
 static void put_u32(sfp_buf_t *b, uint32_t v)
 {
@@ -409,6 +420,7 @@ int pruner_save_choice(const sfp_pruner_t *p, uint8_t **out, size_t *len, sfp_er
     put_u32(&b, (uint32_t)p->gs->n);
     for (int gi = 0; gi < p->gs->n; gi++) {
         put_u32(&b, (uint32_t)p->gs->g[gi].n_channels);
+        put_u32(&b, (uint32_t)p->remove[gi]);
         for (int j = 0; j < p->gs->g[gi].n_channels; j++) {
             uint8_t c = removal_has_channel(p->choice, p->gs, gi, j) ? 1 : 0;
             sfp_buf_append(&b, &c, 1);
@@ -427,28 +439,47 @@ int pruner_load_choice(sfp_pruner_t *p, const uint8_t *buf, size_t len, sfp_erro
 {
     size_t pos = sizeof choice_magic;
     uint32_t have = 0, ng = 0;
-    if (!buf || len < pos || memcmp(buf, choice_magic, sizeof choice_magic) != 0)
+    if (!buf || len < pos || memcmp(buf, choice_magic, sizeof choice_magic - 1) != 0 ||
+        (buf[sizeof choice_magic - 1] != '1' && buf[sizeof choice_magic - 1] != '2'))
         return sfp_errorf(err, SFP_EBADDATA, "pruning state: not an onnx-sfp pruner state");
     if (!get_u32(buf, len, &pos, &have) || !get_u32(buf, len, &pos, &ng) || have > 1)
         return sfp_errorf(err, SFP_EBADDATA, "pruning state: truncated header");
     if (ng != (uint32_t)p->gs->n)
         return sfp_errorf(err, SFP_EBADDATA, "pruning state: made for %u channel groups, this model has %d", ng,
                           p->gs->n);
+    const bool has_counts = buf[sizeof choice_magic - 1] == '2';
+    int *remove = malloc(sizeof(int) * (size_t)(p->gs->n > 0 ? p->gs->n : 1));
+    if (!remove) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    memcpy(remove, p->remove, sizeof(int) * (size_t)p->gs->n);
     removal_clear(p->choice, p->gs);
     for (int gi = 0; gi < p->gs->n; gi++) {
-        uint32_t nc = 0;
-        if (!get_u32(buf, len, &pos, &nc) || nc != (uint32_t)p->gs->g[gi].n_channels || len - pos < nc) {
+        uint32_t nc = 0, count = 0;
+        const sfp_chan_group_t *grp = &p->gs->g[gi];
+        int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+        if (!get_u32(buf, len, &pos, &nc) || nc != (uint32_t)grp->n_channels ||
+            (has_counts && (!get_u32(buf, len, &pos, &count) || count >= nc ||
+                            (count > 0 && (!grp->prunable || count % (uint32_t)parts != 0)))) ||
+            len - pos < nc) {
+            free(remove);
             removal_clear(p->choice, p->gs);
             return sfp_errorf(err, SFP_EBADDATA, "pruning state: group %d does not match this model's (%d channels)",
                               gi, p->gs->g[gi].n_channels);
         }
+        if (has_counts) remove[gi] = (int)count;
         for (uint32_t j = 0; j < nc; j++)
             if (buf[pos + j]) removal_add_channel(p->choice, p->gs, gi, (int)j);
         pos += nc;
     }
-    if (pos != len) {
+    int rc = 0;
+    if (pos != len) rc = sfp_errorf(err, SFP_EBADDATA, "pruning state: %zu bytes after the last group", len - pos);
+    if (rc == 0 && has_counts) {
+        memcpy(p->remove, remove, sizeof(int) * (size_t)p->gs->n);
+        rc = prune_macs_counts(p->m, p->gs, p->remove, &p->macs_after, err);
+    }
+    free(remove);
+    if (rc < 0) {
         removal_clear(p->choice, p->gs);
-        return sfp_errorf(err, SFP_EBADDATA, "pruning state: %zu bytes after the last group", len - pos);
+        return rc;
     }
     p->have_choice = have != 0;
     p->n_chosen = removal_n_channels(p->choice, p->gs);

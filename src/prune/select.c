@@ -74,19 +74,22 @@ int prune_rank_l2(const sfp_model_t *m, const sfp_groups_t *gs, int gi, double *
     return rc;
 }
 
-int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
-                    sfp_error_t *err)
+int prune_select_counts(const sfp_model_t *m, const sfp_groups_t *gs, const int *remove, sfp_removal_t *r,
+                        sfp_error_t *err)
 {
     for (int gi = 0; gi < gs->n; gi++) {
         const sfp_chan_group_t *grp = &gs->g[gi];
         int parts = grp->n_segments > 1 ? grp->n_segments : 1;
-        if (prune_group_count(grp, rate) == 0 || prune_group_skipped(m, gs, gi, skip)) continue;
+        if (remove[gi] <= 0) continue;
+        if (!grp->prunable || remove[gi] % parts != 0 || remove[gi] >= grp->n_channels)
+            return sfp_errorf(err, SFP_ERUNTIME, "internal: channel group '%s' cannot lose %d of %d channels",
+                              sfp_q(grp->label), remove[gi], grp->n_channels);
         double *scores = malloc(sizeof(double) * (size_t)grp->n_channels);
         int *order = malloc(sizeof *order * (size_t)grp->n_channels);
         bool *chosen = calloc((size_t)grp->n_channels, sizeof(bool));
         int rc = scores && order && chosen ? prune_rank_l2(m, gs, gi, scores, order, err)
                                            : sfp_errorf(err, SFP_ENOMEM, "out of memory");
-        if (rc == 0) rc = prune_take_lowest(grp, order, prune_count(grp->n_channels / parts, rate), chosen, err);
+        if (rc == 0) rc = prune_take_lowest(grp, order, remove[gi] / parts, chosen, err);
         for (int j = 0; j < grp->n_channels && rc == 0; j++)
             if (chosen[j]) removal_add_channel(r, gs, gi, j);
         free(scores);
@@ -95,6 +98,18 @@ int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, c
         if (rc < 0) return rc;
     }
     return 0;
+}
+
+int prune_select_l2(const sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, sfp_removal_t *r,
+                    sfp_error_t *err)
+{
+    int *remove = calloc((size_t)(gs->n > 0 ? gs->n : 1), sizeof(int));
+    if (!remove) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int gi = 0; gi < gs->n; gi++)
+        remove[gi] = prune_group_skipped(m, gs, gi, skip) ? 0 : prune_group_count(&gs->g[gi], rate);
+    int rc = prune_select_counts(m, gs, remove, r, err);
+    free(remove);
+    return rc;
 }
 
 /* Channels (features) value v keeps under r: its slots less the marked ones;
@@ -127,6 +142,16 @@ int prune_macs_removed(sfp_model_t *m, const sfp_groups_t *gs, const sfp_removal
     return 0;
 }
 
+int prune_macs_counts(sfp_model_t *m, const sfp_groups_t *gs, const int *remove, int64_t *macs, sfp_error_t *err)
+{
+    sfp_removal_t *r = NULL;
+    int rc = removal_create(gs, &r, err);
+    if (rc == 0) rc = prune_select_counts(m, gs, remove, r, err);
+    if (rc == 0) rc = prune_macs_removed(m, gs, r, macs, err);
+    removal_free(r);
+    return rc;
+}
+
 int prune_macs_at_rate(sfp_model_t *m, const sfp_groups_t *gs, double rate, const char *skip, int64_t *macs,
                        sfp_error_t *err)
 {
@@ -138,25 +163,14 @@ int prune_macs_at_rate(sfp_model_t *m, const sfp_groups_t *gs, double rate, cons
     return rc;
 }
 
-int prune_rate_for_flops(sfp_model_t *m, double flops, const char *skip, double *rate, sfp_error_t *err)
+int prune_rate_for_flops(sfp_model_t *m, const sfp_rate_opts_t *o, double *rate, sfp_error_t *err)
 {
     sfp_groups_t *gs = NULL;
-    int64_t base = 0, macs = 0;
+    sfp_prune_counts_t *pc = NULL;
     int rc = groups_find(m, &gs, err);
-    if (rc == 0) rc = prune_macs_at_rate(m, gs, 0.0, NULL, &base, err);
-    if (rc == 0) rc = prune_macs_at_rate(m, gs, 0.99, skip, &macs, err);
-    double target = (double)base * (1.0 - flops);
-    if (rc == 0 && (double)macs > target)
-        rc = sfp_errorf(err, SFP_ERUNTIME, "--flops %.3f cannot be reached: pruning every prunable group at rate 0.99 removes only %.1f%% of MACs",
-                        flops, 100.0 * (1.0 - (double)macs / (double)base));
-    double lo = 0.0, hi = 0.99;
-    while (rc == 0 && hi - lo > 1e-3) {
-        double mid = 0.5 * (lo + hi);
-        if ((rc = prune_macs_at_rate(m, gs, mid, skip, &macs, err)) < 0) break;
-        if ((double)macs <= target) hi = mid;
-        else lo = mid;
-    }
+    if (rc == 0) rc = prune_counts_make(m, gs, o, &pc, err);
+    if (rc == 0) *rate = pc->rate;
+    prune_counts_free(pc);
     groups_free(gs);
-    if (rc == 0) *rate = hi;
     return rc;
 }

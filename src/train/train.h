@@ -25,6 +25,23 @@
 int loss_softmax_xent(int64_t n, int64_t k, const float *logits, const int32_t *labels, float label_smoothing,
                       double *loss, float *dlogits, int64_t *correct, sfp_error_t *err);
 
+/* Distillation from a teacher's logits (loss_distill, the trainer's teacher). */
+typedef struct sfp_distill {
+    double weight;       /* A in [0, 1]: the share of the distillation term */
+    double temperature;  /* T > 0 */
+} sfp_distill_t;
+
+/* A T^2 KL(softmax(teacher / T) || softmax(logits / T)) + (1 - A) times
+ * loss_softmax_xent's loss, each the mean over the n rows (PyTorch:
+ * A * T**2 * kl_div(log_softmax(z / T), log_softmax(t / T), log_target=True,
+ * reduction="batchmean") + (1 - A) * cross_entropy). dlogits as
+ * loss_softmax_xent (written, divided by n); *correct counts the student's
+ * hits. A or T out of range is SFP_EUSAGE; non-finite teacher logits are
+ * SFP_ERUNTIME. */
+int loss_distill(int64_t n, int64_t k, const float *logits, const float *teacher, const int32_t *labels,
+                 const sfp_distill_t *d, float label_smoothing, double *loss, float *dlogits, int64_t *correct,
+                 sfp_error_t *err);
+
 /* ---- SGD (sgd.c) ---- */
 typedef struct sfp_sgd_opts {
     float momentum;         /* 0: plain SGD, no buffers */
@@ -181,6 +198,12 @@ typedef struct sfp_train_opts {
      * true: by each process's share alone, running statistics averaged
      * over the processes at the end of every epoch. */
     bool local_bn;
+    /* Distillation (NULL: none): the teacher, borrowed, runs in inference
+     * mode on each step's batch (each process on its share, after the same
+     * augmentation) with a plan of its own, and the loss is loss_distill's.
+     * It must take the student's input and give logits of the same shape. */
+    sfp_model_t *teacher;
+    sfp_distill_t distill;
 } sfp_train_opts_t;
 
 typedef struct sfp_epoch_stats {

@@ -32,6 +32,7 @@ struct sfp_trainer {
     sfp_train_hooks_t h;
     sfp_lr_schedule_t lr;           /* in steps */
     sfp_plan_t *plan;
+    sfp_plan_t *teacher_plan;       /* inference mode; NULL without a teacher */
     sfp_sgd_t *sgd;
     sfp_data_iter_t *it;
     sfp_evaluator_t *ev;            /* on this process's share of val; NULL when it has none */
@@ -166,6 +167,7 @@ void trainer_free(sfp_trainer_t *t)
     data_iter_free(t->it);
     sgd_free(t->sgd);
     plan_free(t->plan);
+    plan_free(t->teacher_plan);
     free(t->dlogits);
     free(t->best);
     free(t->history);
@@ -218,6 +220,10 @@ int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset
         const sfp_batch_share_t share = {t->batch, sum_over_processes, NULL};
         plan_share_batch(t->plan, &share);
     }
+    if (opts->teacher && (rc = plan_create(opts->teacher, t->share_n, 0, opts->threads, &t->teacher_plan, err)) < 0) {
+        sfp_error_prefix(err, "teacher");
+        goto fail;
+    }
     if ((rc = sgd_create(t->plan, &opts->sgd, &t->sgd, err)) < 0) goto fail;
     const sfp_shape_t *ys = plan_output_shape(t->plan, 0);
     if (ys->ndim != 2 || ys->dims[0] != t->share_n) {
@@ -225,6 +231,14 @@ int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset
         goto fail;
     }
     t->n_classes = ys->dims[1];
+    if (t->teacher_plan) {
+        const sfp_shape_t *ts = plan_output_shape(t->teacher_plan, 0);
+        if (ts->ndim != 2 || ts->dims[0] != t->share_n || ts->dims[1] != t->n_classes) {
+            rc = sfp_errorf(err, SFP_EUNSUPPORTED, "teacher: its first output must be [N, %lld] logits like the student's",
+                            (long long)t->n_classes);
+            goto fail;
+        }
+    }
     t->dlogits = malloc((size_t)(t->share_n * t->n_classes) * sizeof(float));
     if (!t->dlogits) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -491,8 +505,14 @@ static int run_epoch(sfp_trainer_t *t, sfp_epoch_stats_t *s, sfp_error_t *err)
         int64_t hits = 0;
         const double lr = lr_at(&t->lr, t->step);
         if ((rc = plan_run(t->plan, inputs, err)) < 0) return rc;
-        rc = loss_softmax_xent(b.n, t->n_classes, plan_output(t->plan, 0), b.labels, t->o.label_smoothing, &loss,
-                               t->dlogits, &hits, err);
+        if (t->teacher_plan) {
+            if ((rc = plan_run(t->teacher_plan, inputs, err)) < 0) return rc;
+            rc = loss_distill(b.n, t->n_classes, plan_output(t->plan, 0), plan_output(t->teacher_plan, 0), b.labels,
+                              &t->o.distill, t->o.label_smoothing, &loss, t->dlogits, &hits, err);
+        } else {
+            rc = loss_softmax_xent(b.n, t->n_classes, plan_output(t->plan, 0), b.labels, t->o.label_smoothing, &loss,
+                                   t->dlogits, &hits, err);
+        }
         if (t->world > 1) rc = reduce_step(t, rc, &loss, &hits, err);
         if (rc < 0) return rc;
         /* Not only NaN/Inf: a cross-entropy this large means logits apart by

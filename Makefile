@@ -51,7 +51,17 @@ include proto/schema.mk
 $(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
 	$(CC) $(filter-out -Werror -Wshadow -Wdouble-promotion,$(CFLAGS)) -Wno-unused-parameter $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.c | $(GEN)/onnx.pb-c.h
+# Objects depend on the compiler and flags they were built with (a changed
+# flag, such as -fPIC for the shared library, rebuilds them).
+FLAGS_STAMP := $(BUILD)/.flags
+BUILD_FLAGS := $(CC) $(CFLAGS) $(CPPFLAGS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP) | $(GEN)/onnx.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
 

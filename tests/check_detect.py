@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -219,6 +220,44 @@ def bad_inputs(fails, work, model, model_meta, data):
     return len(cases)
 
 
+def training_and_detect_agree(fails, work):
+    """One preprocessing path: a model trained on a folder of 64x64 images
+    (fitted to its 32x32 input) records them, and detect on that folder's
+    test split scores exactly what eval scores there (same decoding, fit and
+    filter, so the same predictions). Images of another size make detect warn
+    on one stderr line; images like the training ones do not."""
+    folder, other = os.path.join(work, "train64"), os.path.join(work, "other48")
+    for out, size, split, seed in ((folder, 64, "6,4", "7"), (other, 48, "1,2", "8")):
+        rc, msg = run(["/usr/bin/python3", "tools/gen_defects.py", out, "--split", split, "--size", str(size),
+                       "--seed", seed])
+        if rc != 0:
+            raise SystemExit("FAIL gen_defects: " + msg)
+    init, trained = os.path.join(work, "t8_init.onnx"), os.path.join(work, "t8.onnx")
+    for args in (["init", "resnet8", init, "--input", f"1x{SIDE}x{SIDE}", "--classes", "7", "--seed", "2"],
+                 ["train", init, trained, "--data", folder, "--epochs", "2", "--batch", "14", "--val-split", "0",
+                  "--lr", "0.05", "--threads", "1"]):
+        rc, msg = run([SFP] + args + ["--quiet"])
+        if rc != 0:
+            raise SystemExit(f"FAIL {args[0]}: {msg}")
+    meta = json.loads({p.key: p.value for p in onnx.load(trained).metadata_props}["onnx_sfp.preprocess"])
+    fails.check(meta.get("data") == {"format": "imagefolder", "geometry": "1x64x64", "fit": "resize",
+                                     "filter": "mitchell", "other_sizes": 0},
+                f"trained model records its data as {meta.get('data')}")
+    rc, out = run([SFP, "eval", trained, "--data", folder, "--json", "--quiet"])
+    evaluated = json.loads(out) if rc == 0 else {}
+    got = detect_json([trained, folder])
+    fails.check(rc == 0 and evaluated["images"] == got["labelled"] == 28 and
+                abs(evaluated["accuracy"] - got["accuracy"]) < 1e-6,
+                f"eval scores {evaluated} on the training folder's test split, detect {got['accuracy']}")
+    for data, warns in ((folder, False), (other, True)):
+        p = subprocess.run([SFP, "detect", trained, data, "--json"], capture_output=True, text=True)
+        rc, out = p.returncode, p.stderr
+        lines = [ln for ln in out.splitlines() if "warning" in ln]
+        fails.check(rc == 0 and len(lines) == int(warns) and
+                    (not warns or "1x48x48" in lines[0] and "1x64x64" in lines[0] and "mitchell" in lines[0]),
+                    f"detect {os.path.basename(data)}: exit {rc}, warnings {lines}")
+
+
 def main():
     work = os.path.join(BUILD, "detect-e2e")
     shutil.rmtree(work, ignore_errors=True)
@@ -303,6 +342,7 @@ def main():
     rc, out = run([SFP, "detect", model_meta, data, "--quiet"])
     fails.check(rc == 0 and "balanced accuracy" in out and out.count(".png:") == 21, f"text output: exit {rc}")
 
+    training_and_detect_agree(fails, work)
     n_bad = bad_inputs(fails, work, model, model_meta, data)
     return fails.finish(f"detect: classes and confidences equal ONNX Runtime's on {fails.compared} images "
                         f"({ties} near-ties skipped), scores, HTML page and {n_bad} bad-input cases right", work)

@@ -159,7 +159,7 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
     if ((rc = cli_model_geometry(m, model_path, &s->c, &s->h, &s->w, &s->k, err)) < 0) return rc;
     sfp_train_opts_t *o = &s->opts;
     if ((rc = parse_schedule(cmd, a, epochs, lr, &o->lr, err)) < 0) return rc;
-    sfp_data_opts_t dopts = {s->c, s->h, s->w, s->k};
+    sfp_data_opts_t dopts = {s->c, s->h, s->w, s->k, false};
     if ((rc = data_open(data_path, "train", &dopts, &s->train, err)) < 0) goto fail;
     if ((rc = limit_set(&s->train, limit, err)) < 0) goto fail;
     if (val_path) {

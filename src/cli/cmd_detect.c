@@ -221,7 +221,7 @@ static int open_folder(detect_run_t *r, const char *dir, const char *split, sfp_
         free(p);
     }
     sfp_dataset_t *ds = NULL;
-    sfp_data_opts_t dopts = {r->c, r->h, r->w, r->k};
+    sfp_data_opts_t dopts = {r->c, r->h, r->w, r->k, true};
     if (rc == 0 && subfolders) {
         if ((rc = data_open(dir, split, &dopts, &ds, err)) == 0 && strcmp(ds->format, "imagefolder") != 0) {
             rc = sfp_errorf(err, SFP_EUNSUPPORTED, "%s: holds %s data; detect reads image files (use eval)",
@@ -244,7 +244,7 @@ static int open_folder(detect_run_t *r, const char *dir, const char *split, sfp_
 /* Every positional after the model, in order; consecutive files share a source. */
 static int open_inputs(detect_run_t *r, const char *const *args, int n_args, const char *split, sfp_error_t *err)
 {
-    sfp_data_opts_t dopts = {r->c, r->h, r->w, r->k};
+    sfp_data_opts_t dopts = {r->c, r->h, r->w, r->k, true};
     int i = 0, rc = 0;
     while (i < n_args && rc == 0) {
         struct stat st;
@@ -260,6 +260,38 @@ static int open_inputs(detect_run_t *r, const char *const *args, int n_args, con
         if ((rc = data_open_images(args + first, i - first, &dopts, &ds, err)) == 0) rc = add_source(r, ds, err);
     }
     return rc;
+}
+
+/* One line on stderr when a source's images are not like the training
+ * data the model recorded: other channels, another fit (padded instead of
+ * resized...), or a scale to the model's input off by more than 25 %. The
+ * model still runs: the line says why its accuracy may not hold. */
+static void warn_unlike_training(const detect_run_t *r, const sfp_model_t *m, const char *model_path)
+{
+    const char *meta = sfp_model_meta_get(m, DATA_META_KEY);
+    sfp_data_desc_t d;
+    if (!meta || data_describe_parse(meta, model_path, &d, NULL) < 0) return;
+    sfp_data_prep_t model_in;
+    data_prep_init(&model_in, r->c, r->h, r->w);
+    for (int s = 0; s < r->n_sources && d.data_height > 0; s++) {
+        const sfp_dataset_t *ds = r->sources[s].ds;
+        int c = 0, h = 0, w = 0;
+        int64_t other = 0;
+        if (!data_common_source_geometry(ds, &c, &h, &w, &other)) continue;
+        double scale = (double)h / (double)d.data_height, scale_w = (double)w / (double)d.data_width;
+        const char *fit = data_prep_fit_name(&model_in, ds);
+        bool unlike = c != d.data_channels || (d.data_fit[0] && strcmp(fit, d.data_fit) != 0) || scale > 1.25 ||
+                      scale < 0.8 || scale_w > 1.25 || scale_w < 0.8;
+        if (!unlike) continue;
+        fprintf(stderr,
+                "onnx-sfp: warning: %s: images are %dx%dx%d (%s to %dx%d), the model was trained on %dx%dx%d "
+                "images (%s%s%s): expect lower accuracy than at training\n",
+                sfp_q(ds->path), c, h, w, fit, r->h, r->w, d.data_channels, d.data_height, d.data_width,
+                d.data_fit[0] ? d.data_fit : "fit unknown", d.data_filter[0] && strcmp(d.data_filter, "none") ? ", " : "",
+                d.data_filter[0] && strcmp(d.data_filter, "none") ? d.data_filter : "");
+        break;
+    }
+    data_desc_clear(&d);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -445,6 +477,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) goto done;
     if ((rc = class_names(&r, cli_get(cmd, a, "labels"), m, path, err)) < 0) goto done;
     if ((rc = open_inputs(&r, a->pos + 1, a->n_pos - 1, split, err)) < 0) goto done;
+    if (!a->quiet) warn_unlike_training(&r, m, path);
     if (!a->quiet)
         fprintf(stderr, "onnx-sfp: detect %s on %lld images (%d sources, input %dx%dx%d, %d classes, batch %lld)\n",
                 sfp_q(path), (long long)r.n_images, r.n_sources, r.c, r.h, r.w, r.k, (long long)batch);

@@ -41,7 +41,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_data_prep_t prep;
     data_prep_init(&prep, c, h, w);
     if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) goto done;
-    sfp_data_opts_t dopts = {c, h, w, k};
+    sfp_data_opts_t dopts = {c, h, w, k, false};
     if ((rc = data_open(data_path, split, &dopts, &full, err)) < 0) goto done;
     if (limit > 0) {
         if ((rc = data_subset(full, limit, &ds, err)) < 0) goto done;

@@ -1052,7 +1052,8 @@ static void test_image_folder_records_source_sizes_and_can_skip_unreadable_files
     assert_int_equal(data_n_unreadable(ds), 3);
     const char *reason = NULL;
     assert_non_null(strstr(data_unreadable(ds, 0, &reason), "ant/fake.png"));
-    assert_non_null(strstr(reason, "ant/fake.png"));
+    assert_non_null(strstr(reason, "not a readable")); /* the path is not repeated */
+    assert_null(strstr(reason, "fake.png"));
     assert_non_null(strstr(data_unreadable(ds, 1, &reason), "zebra/crafted.jpg"));
     assert_non_null(strstr(reason, "Huffman table"));
     assert_non_null(strstr(data_unreadable(ds, 2, &reason), "zebra/cut.png"));

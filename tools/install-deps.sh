@@ -8,7 +8,7 @@ protobuf-c-compiler libprotobuf-c-dev libonnx-dev
 libcmocka-dev libopenblas-dev zlib1g-dev libstb-dev
 python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-pil
 libonnx-testdata dataset-fashion-mnist libjson-c-dev valgrind
-libopenmpi-dev openmpi-bin"
+libopenmpi-dev openmpi-bin chromium"
 # Node.js may come from elsewhere (e.g. NodeSource, which conflicts with Debian npm).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

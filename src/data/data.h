@@ -78,7 +78,8 @@ typedef struct sfp_data_opts {
     int n_classes;               /* model outputs: a label at or beyond it is refused;
                                     also the class count of IDX data (0: max label + 1) */
     bool skip_unreadable;        /* image files: a file that does not decode is left out
-                                    and listed (data_unreadable) instead of refused */
+                                    and listed (data_unreadable) instead of refused; the
+                                    set may then have no examples (n 0) */
 } sfp_data_opts_t;
 
 /* Opens a dataset, detecting the format from path:

@@ -129,16 +129,13 @@ static int pick_geometry(const char *first, const sfp_data_opts_t *opts, int *c,
 }
 
 /* Moves the files that did not decode out of ds's rows into the store's
- * list of unreadable files. */
+ * list of unreadable files (all of them: ds->n becomes 0). */
 static int leave_out_unreadable(sfp_dataset_t *ds, const data_image_info_t *infos, int n, sfp_error_t *err)
 {
     sfp_data_store_t *st = ds->store;
     int64_t n_bad = 0, kept = 0;
     for (int i = 0; i < n; i++) n_bad += infos[i].rc != 0;
     if (n_bad == 0) return 0;
-    if (n_bad == n)
-        return sfp_errorf(err, SFP_EBADDATA, "%s: none of the %d image files could be decoded (%s)",
-                          sfp_q(ds->path), n, infos[0].reason);
     st->bad_paths = calloc((size_t)n_bad, sizeof *st->bad_paths);
     st->bad_reasons = calloc((size_t)n_bad, sizeof *st->bad_reasons);
     if (!st->bad_paths || !st->bad_reasons) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -149,7 +146,11 @@ static int leave_out_unreadable(sfp_dataset_t *ds, const data_image_info_t *info
         }
         int64_t j = st->n_bad++;
         st->bad_paths[j] = sfp_strdup(st->row_paths[i]);
-        st->bad_reasons[j] = sfp_strdup(infos[i].reason);
+        /* The reason without the path the message starts with. */
+        const char *reason = infos[i].reason;
+        size_t len = strlen(st->row_paths[i]);
+        if (!strncmp(reason, st->row_paths[i], len) && !strncmp(reason + len, ": ", 2)) reason += len + 2;
+        st->bad_reasons[j] = sfp_strdup(reason);
         if (!st->bad_paths[j] || !st->bad_reasons[j]) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     }
     ds->n = kept;

@@ -355,6 +355,10 @@ static void warn_unlike_training(const detect_run_t *r, const sfp_model_t *m, co
     const char *meta = sfp_model_meta_get(m, DATA_META_KEY);
     sfp_data_desc_t d;
     if (!meta || data_describe_parse(meta, model_path, &d, NULL) < 0) return;
+    /* Descriptions without a "filter" recorded the size image files were
+     * fitted to, not their own: nothing to compare with. */
+    if (!d.data_filter[0] && (!strcmp(d.data_format, "imagefolder") || !strcmp(d.data_format, "images")))
+        d.data_height = 0;
     sfp_data_prep_t model_in;
     data_prep_init(&model_in, r->c, r->h, r->w);
     for (int s = 0; s < r->n_sources && d.data_height > 0; s++) {
@@ -598,9 +602,10 @@ static json_object *json_fraction(double v)
     return isnan(v) ? NULL : json_object_new_double(v);
 }
 
-static json_object *json_call(const detect_run_t *r, const detect_call_t *c)
+/* One call's keys, into o (a new object when NULL). */
+static json_object *json_call(const detect_run_t *r, const detect_call_t *c, json_object *o)
 {
-    json_object *o = json_object_new_object();
+    if (!o) o = json_object_new_object();
     json_object_object_add(o, "class", json_object_new_string(r->class_names[c->predicted]));
     json_object_object_add(o, "confidence", json_object_new_double(c->confidence));
     json_object_object_add(o, "ms", json_object_new_double(c->ms));
@@ -643,10 +648,11 @@ static int print_json(const detect_run_t *r, const detect_model_summary_t *ms, s
     json_object_object_add(root, "images", images);
     for (int64_t i = 0; i < r->n_images; i++) {
         const detect_image_t *im = &r->images[i];
-        json_object *o = json_call(r, &im->call[0]);
+        json_object *o = json_object_new_object();
         json_object_object_add(o, "path", json_object_new_string(im->path));
+        json_call(r, &im->call[0], o);
         if (im->truth >= 0) json_object_object_add(o, "true_class", json_object_new_string(r->class_names[im->truth]));
-        if (r->n_models == 2) json_object_object_add(o, "second", json_call(r, &im->call[1]));
+        if (r->n_models == 2) json_object_object_add(o, "second", json_call(r, &im->call[1], NULL));
         json_object_array_add(images, o);
     }
     json_scores(r, &ms[0], root);

@@ -752,16 +752,25 @@ static void make_image_folder(const char *root)
     tu_write_file(join(root, ".hidden"), "x", 1);
 }
 
-static void test_image_folder_loads_sorted_classes_padded_and_resized(void **state)
+/* make_image_folder in a new temporary root, opened for a 1x8x8 model. */
+static sfp_dataset_t *open_made_folder_8x8(char *root, size_t size)
 {
-    (void)state;
-    char root[64];
-    tu_tmpdir(root, sizeof root);
+    tu_tmpdir(root, size);
     make_image_folder(root);
     sfp_error_t err = {0};
     sfp_dataset_t *ds = NULL;
     sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
     TU_OK(&err, data_open(root, "train", &opts, &ds, &err));
+    return ds;
+}
+
+static void test_image_folder_loads_sorted_classes_padded_and_resized(void **state)
+{
+    (void)state;
+    char root[64];
+    sfp_error_t err = {0};
+    sfp_dataset_t *ds = open_made_folder_8x8(root, sizeof root);
+    sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
     assert_string_equal(ds->format, "imagefolder");
     assert_int_equal(ds->n_classes, 3);
     /* Byte-wise order: upper case before lower case. */
@@ -1012,12 +1021,9 @@ static void test_image_folder_records_source_sizes_and_can_skip_unreadable_files
 {
     (void)state;
     char root[64];
-    tu_tmpdir(root, sizeof root);
-    make_image_folder(root);
     sfp_error_t err = {0};
-    sfp_dataset_t *ds = NULL;
+    sfp_dataset_t *ds = open_made_folder_8x8(root, sizeof root);
     sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
-    TU_OK(&err, data_open(root, "train", &opts, &ds, &err));
     int c = 0, h = 0, w = 0;
     int64_t other = -1;
     assert_true(data_source_geometry(ds, 0, &c, &h, &w)); /* Moose/a.bmp, RGB 16x16 */

@@ -147,11 +147,15 @@ demo-defects: deps
 $(BUILD)/bench/train_step: $(BUILD)/bench/train_step.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/bench/conv_gflops: $(BUILD)/bench/conv_gflops.o $(BUILD)/libonnxsfp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # The collectives of a step alone (meaningful in the MPI build, under mpirun).
 $(BUILD)/bench/dist_sum: $(BUILD)/bench/dist_sum.o $(BUILD)/libonnxsfp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-bench: all $(BUILD)/bench/train_step
+bench: all $(BUILD)/bench/train_step $(BUILD)/bench/conv_gflops
+	$(BUILD)/bench/conv_gflops --threads 1
 	sh bench/infer_vs_ort.sh
 	sh bench/train_vs_torch.sh
 	sh bench/compress_latency.sh

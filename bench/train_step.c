@@ -17,6 +17,7 @@
 #include "onnx/onnx.h"
 #include "train/plan.h"
 #include "train/train.h"
+#include "util/cpu.h"
 #include "util/util.h"
 
 static long parse_long(const char *s, const char *what)
@@ -115,9 +116,11 @@ int main(int argc, char **argv)
     }
     double step = (t_fwd + t_bwd + t_sgd) / (double)iters;
     printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %d, \"images_per_s\": %.1f, \"ms_per_step\": %.1f, "
-           "\"forward_ms\": %.1f, \"backward_ms\": %.1f, \"sgd_ms\": %.2f, \"arena_mb\": %.1f}\n",
+           "\"forward_ms\": %.1f, \"backward_ms\": %.1f, \"sgd_ms\": %.2f, \"arena_mb\": %.1f, \"cpu\": \"%s\", "
+           "\"isa\": \"%s\"}\n",
            path, batch, plan_threads(p), (double)batch / step, step * 1e3, t_fwd / (double)iters * 1e3,
-           t_bwd / (double)iters * 1e3, t_sgd / (double)iters * 1e3, (double)plan_arena_bytes(p) / 1048576.0);
+           t_bwd / (double)iters * 1e3, t_sgd / (double)iters * 1e3, (double)plan_arena_bytes(p) / 1048576.0,
+           sfp_cpu_model(), sfp_isa_name(sfp_cpu_isa()));
     if (profile) { /* per op type, summed over warm-up and timed steps */
         const char *types[64];
         double fwd[64] = {0}, bwd[64] = {0};

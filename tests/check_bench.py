@@ -2,18 +2,20 @@
 """`onnx-sfp bench ORIGINAL COMPRESSED` on a ResNet-8 (1x32x32, 7 classes) and
 its copy compressed at rate 0.5 (--epochs 0). Checked: the JSON keys of
 DESIGN.md's contract and the added ones; MACs and parameters equal `report
---json`'s totals and the reduction equals report's; the speed-up equals the
+--json`'s totals and the reduction equals report's; cpu and isa name the
+CPU and the instruction set chosen (SFP_ISA=avx2 is obeyed or capped); the speed-up equals the
 ratio of the two models' own figures; --train adds train_images_per_s and
 speedup.training (their ratio); --data runs both models on the same
 generated images (count, --limit, a batch larger than the set), and a broken
 image in --data fails with exit 3 naming the file; text output ends with the
-comparison line; usage errors exit 2. Timings are only checked to be positive
+comparison line and starts with the CPU and kernels; usage errors exit 2. Timings are only checked to be positive
 and finite: the machine is shared, speed is a benchmark, not a test."""
 import json
 import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 
 from check_common import Failures
@@ -41,6 +43,8 @@ def close(a, b, rel=1e-9):
 def check_models(fails, what, got, paths, batch, report):
     """Contract keys, batch, MACs and params against report --json, speed-up ratios."""
     models = got["models"]
+    fails.check(isinstance(got.get("cpu"), str) and got["cpu"] and got.get("isa") in ("avx512", "avx2", "scalar"),
+                f"{what}: cpu {got.get('cpu')!r}, isa {got.get('isa')!r}")
     if not fails.check([m.get("path") for m in models] == paths, f"{what}: paths {[m.get('path') for m in models]}"):
         return
     for m, total in zip(models, (r["total"] for r in report["models"])):
@@ -119,9 +123,19 @@ def main():
     got = bench_json(fails, "without --train", [original, "--batch", "2"])
     fails.check(got and "train_images_per_s" not in got["models"][0], "without --train: no train_images_per_s")
 
-    # Text output: one row per model, then the comparison.
+    # SFP_ISA lowers the instruction set (never above what the CPU has).
+    p = subprocess.run([SFP, "bench", original, "--batch", "2", "--json", "--quiet"] + FAST, capture_output=True,
+                       text=True, env=dict(os.environ, SFP_ISA="avx2"))
+    try:
+        isa = json.loads(p.stdout).get("isa") if p.returncode == 0 else None
+    except ValueError:
+        isa = None
+    fails.check(isa in ("avx2", "scalar"), f"SFP_ISA=avx2: exit {p.returncode}, isa {isa!r}")
+
+    # Text output: the CPU and kernels, one row per model, then the comparison.
     rc, out = run([SFP, "bench"] + pair + ["--data", data, "--batch", "4", "--quiet"] + FAST)
     want = f"MACs -{100 * report['reduction']['macs']:.1f}%, params -{100 * report['reduction']['params']:.1f}%"
+    fails.check(out.startswith("cpu: ") and "; kernels: " in out.splitlines()[0], f"text output: first line {out[:80]!r}")
     fails.check(rc == 0 and out.count("r8") == 2 and re.search(re.escape(want) + r": latency [0-9.]+x faster", out),
                 f"text output: exit {rc}, no line starting '{want}: latency': {out.strip()}")
 

@@ -461,6 +461,47 @@ static void test_channels_through_f0_nonzero_into_a_layer_stay_whole(void **stat
     sfp_model_free(m);
 }
 
+/* One conv weight read by two Conv nodes (an nn.Conv2d called twice): the
+ * two outputs' channels (rows of the weight) and the two inputs' channels
+ * (its columns) are each one group, so the single tensor is pruned one way;
+ * a BN bias two BNs share joins their channels too. */
+static void test_uses_of_one_weight_are_one_group(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    int64_t in[4] = {-1, 3, 8, 8}, c4 = 4;
+    tu_input(m, "x", SFP_DT_FLOAT, 4, in);
+    tu_conv(m, "stem", "x", "s0", 3, 4, 1, 1);
+    tu_conv(m, "a", "s0", "s1", 4, 4, 1, 2);       /* weight a.weight */
+    tu_node(m, "Relu", "r1", "s1", "s2");
+    tu_node(m, "Conv", "a_again", "s2,a.weight", "s3");
+    tu_conv(m, "b", "s3", "s4", 4, 4, 1, 3);
+    tu_bn(m, "bn_b", "s4", "s5", 4);
+    tu_conv(m, "c", "s3", "s6", 4, 4, 1, 4);
+    tu_init_f32(m, "bn_c.weight", 1, &c4, NULL, 11);
+    tu_init_f32(m, "bn_c.mean", 1, &c4, NULL, 12);
+    tu_init_f32(m, "bn_c.var", 1, &c4, (const float[]){1, 2, 3, 4}, 0);
+    tu_node(m, "BatchNormalization", "bn_c", "s6,bn_c.weight,bn_b.bias,bn_c.mean,bn_c.var", "s7");
+    tu_node(m, "Concat", "cat", "s5,s7", "s8");
+    sfp_node_t *cat = &m->graph.nodes[m->graph.n_nodes - 1];
+    tu_attr_int(cat, "axis", 1);
+    tu_node(m, "GlobalAveragePool", "gap", "s8", "y");
+    tu_output(m, "y");
+    load_checked(m);
+    sfp_groups_t *gs = NULL;
+    TU_OK(&err, groups_find(m, &gs, &err));
+    int ga = find_group(gs, m, "a");
+    assert_true(ga >= 0);
+    assert_int_equal(find_group(gs, m, "a_again"), ga); /* rows: both outputs */
+    assert_int_equal(find_group(gs, m, "stem"), ga);    /* columns: both inputs (s0 and s2, which is a's output) */
+    assert_true(gs->g[ga].prunable);
+    assert_int_equal(find_group(gs, m, "c"), find_group(gs, m, "b")); /* the shared BN bias */
+    assert_true(find_group(gs, m, "b") != ga);
+    groups_free(gs);
+    sfp_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_zero_branch_gets_an_adapter_when_halves_prune_differently),
         cmocka_unit_test(test_channel_pad_maps_ranges_and_shrinks_pads),
         cmocka_unit_test(test_grouped_conv_keeps_its_groups_and_depthwise_couples),
+        cmocka_unit_test(test_uses_of_one_weight_are_one_group),
         cmocka_unit_test(test_reshape_and_matmul_head_map_features_to_channels),
         cmocka_unit_test(test_channels_through_an_untraceable_op_stay_whole_and_the_rest_is_pruned),
         cmocka_unit_test(test_channels_through_f0_nonzero_into_a_layer_stay_whole),

@@ -1,7 +1,8 @@
 /* The forward kernels against their plain `_ref` twins on random shapes
  * (conv with groups, strides, dilations and pads in 1-D to 3-D; pooling with
  * ceil_mode; broadcasting binaries; sgemm and batched matmul; data movement),
- * and the same results whatever the thread count. */
+ * the direct convolution's tiles of every instruction set the CPU has, and
+ * the same results whatever the thread count. */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 700
 #include <math.h>
@@ -17,6 +18,7 @@
 #include "ops/kernels.h"
 #include "testutil.h"
 #include "train/plan.h"
+#include "util/cpu.h"
 
 /* Fast and reference kernels sum in different orders (BLAS blocking versus one
  * double accumulator): 1e-4 of the magnitude of the terms allows a few ulps
@@ -163,6 +165,102 @@ static void test_conv_pointwise_path_matches_ref(void **state)
     check_conv(&s, true, &seed, NULL);
     s.dilation[0] = 3; /* irrelevant for a 1x1 kernel */
     check_conv(&s, false, &seed, NULL);
+}
+
+/* One shape through the fused forward (scale, shift, residual, relu) and the
+ * backward (dx written fresh, dw and db added) against the _ref kernels. */
+static void check_conv_isa(const sfp_conv_shape_t *s, uint32_t *seed, sfp_threads_t *threads, const char *isa)
+{
+    const int64_t x_n = s->batch * s->in_channels * s->in[0] * s->in[1];
+    const int64_t w_n = s->out_channels * (s->in_channels / s->group) * s->kernel[0] * s->kernel[1];
+    const int64_t plane = s->out[0] * s->out[1], y_n = s->batch * s->out_channels * plane;
+    size_t f_n = 0, b_n = 0;
+    assert_true(conv_scratch_floats(s, sfp_threads_count(threads), &f_n));
+    assert_true(conv_backward_scratch_floats(s, sfp_threads_count(threads), &b_n));
+    float *x = random_floats(seed, x_n), *w = random_floats(seed, w_n), *res = random_floats(seed, y_n);
+    float *sc = random_floats(seed, s->out_channels), *sh = random_floats(seed, s->out_channels);
+    float *dy = random_floats(seed, y_n), *y = malloc(sizeof(float) * (size_t)y_n);
+    float *y_ref = malloc(sizeof(float) * (size_t)y_n), *scratch = malloc(sizeof(float) * ((f_n > b_n ? f_n : b_n) + 1));
+    float *dx = malloc(sizeof(float) * (size_t)x_n), *dx_ref = calloc((size_t)x_n, sizeof(float));
+    float *dw = calloc((size_t)w_n, sizeof(float)), *dw_ref = calloc((size_t)w_n, sizeof(float));
+    float *db = calloc((size_t)s->out_channels, sizeof(float)), *db_ref = calloc((size_t)s->out_channels, sizeof(float));
+    assert_true(y && y_ref && scratch && dx && dx_ref && dw && dw_ref && db && db_ref);
+    const sfp_conv_epilogue_t e = {sc, sh, res, true};
+    conv_forward_fused(s, x, w, &e, y, scratch, threads);
+    conv_forward_ref(s, x, w, NULL, y_ref);
+    for (int64_t i = 0; i < y_n; i++) {
+        const int64_t m = i / plane % s->out_channels;
+        const float v = y_ref[i] * sc[m] + sh[m] + res[i];
+        y_ref[i] = v > 0.0f ? v : 0.0f;
+    }
+    EXPECT_CLOSE(y, y_ref, y_n, KERNEL_TOL, "%s: fused conv %lld -> %lld channels, %lldx%lld, stride %lld", isa,
+                 (long long)s->in_channels, (long long)s->out_channels, (long long)s->in[0], (long long)s->in[1],
+                 (long long)s->stride[0]);
+    for (int64_t i = 0; i < x_n; i++) dx[i] = NAN;
+    conv_backward(s, x, w, dy, dx, dw, db, true, scratch, threads);
+    conv_backward_ref(s, x, w, dy, dx_ref, dw_ref, db_ref);
+    /* dW sums batch x positions products (up to ~600 here): 1e-4 relative */
+    EXPECT_CLOSE(dx, dx_ref, x_n, KERNEL_TOL, "%s: dx %lld -> %lld", isa, (long long)s->in_channels,
+                 (long long)s->out_channels);
+    EXPECT_CLOSE(dw, dw_ref, w_n, KERNEL_TOL, "%s: dw %lld -> %lld", isa, (long long)s->in_channels,
+                 (long long)s->out_channels);
+    EXPECT_CLOSE(db, db_ref, s->out_channels, KERNEL_TOL, "%s: db", isa);
+    free(x);
+    free(w);
+    free(res);
+    free(sc);
+    free(sh);
+    free(dy);
+    free(y);
+    free(y_ref);
+    free(scratch);
+    free(dx);
+    free(dx_ref);
+    free(dw);
+    free(dw_ref);
+    free(db);
+    free(db_ref);
+}
+
+/* Every instruction set the CPU has (so the AVX2 tiles stay tested on an
+ * AVX-512 machine), on the channel counts and widths that pick each tile
+ * shape and its narrower last tile: 1..70 channels incl. pruned counts (11,
+ * 13, 22, 26, 44), rows of 3 to 35 positions (masked tails, two-row tiles
+ * on maps of 8 columns or fewer and an odd row count), stride 2, groups. */
+static void test_direct_conv_every_isa_matches_ref(void **state)
+{
+    (void)state;
+    const sfp_isa_t best = sfp_cpu_isa_supported();
+    uint32_t seed = 4242;
+    sfp_error_t err = {0};
+    sfp_threads_t *two = NULL;
+    TU_OK(&err, sfp_threads_create(2, &two, &err));
+    /* batch, in, out, group, h, w, stride */
+    static const int64_t shapes[][7] = {
+        {2, 16, 16, 1, 32, 32, 1}, {2, 11, 11, 1, 32, 32, 1}, {1, 13, 26, 1, 16, 16, 2}, {3, 22, 22, 1, 16, 16, 1},
+        {2, 44, 44, 1, 8, 8, 1},   {2, 64, 64, 1, 8, 8, 1},   {1, 32, 64, 1, 16, 16, 2}, {3, 7, 70, 1, 7, 7, 1},
+        {2, 5, 33, 1, 9, 35, 1},   {2, 6, 24, 2, 5, 3, 1},    {1, 3, 1, 1, 13, 21, 2},   {5, 26, 13, 1, 6, 12, 1},
+    };
+    for (int isa = SFP_ISA_SCALAR; isa <= (int)best; isa++) {
+        assert_int_equal(sfp_cpu_set_isa((sfp_isa_t)isa), isa);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const int64_t *d = shapes[i];
+            sfp_conv_shape_t s = {.batch = d[0], .in_channels = d[1], .out_channels = d[2], .group = d[3],
+                                  .n_spatial = 2};
+            for (int k = 0; k < 2; k++) {
+                s.in[k] = d[4 + k];
+                s.kernel[k] = 3;
+                s.stride[k] = d[6];
+                s.dilation[k] = 1;
+                s.pad_begin[k] = 1;
+                s.out[k] = (d[4 + k] + 2 - 3) / d[6] + 1;
+            }
+            assert_true(conv_direct_applies(&s) == (isa != SFP_ISA_SCALAR));
+            check_conv_isa(&s, &seed, i % 2 ? two : NULL, sfp_isa_name((sfp_isa_t)isa));
+        }
+    }
+    sfp_cpu_set_isa(best);
+    sfp_threads_free(two);
 }
 
 static void random_pool(uint32_t *seed, int n_spatial, bool ceil_mode, sfp_pool_shape_t *s)
@@ -630,6 +728,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_matches_ref_on_random_shapes),
         cmocka_unit_test(test_conv_pointwise_path_matches_ref),
+        cmocka_unit_test(test_direct_conv_every_isa_matches_ref),
         cmocka_unit_test(test_pooling_matches_ref_with_pads_dilations_and_ceil_mode),
         cmocka_unit_test(test_avgpool_count_include_pad_excludes_ceil_overhang),
         cmocka_unit_test(test_zero_pad_and_pointwise_avgpool_are_exact_copies),

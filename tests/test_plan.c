@@ -416,6 +416,58 @@ static void test_fused_plan_matches_unfused_and_follows_weight_updates(void **st
     sfp_model_free(m);
 }
 
+/* A fused BN whose parameters are not initializers: its bias is an Identity
+ * of another BN's bias (how PyTorch's exporter dedups equal tensors of a
+ * trained ResNet) and its scale a Constant node. Shape inference keeps such
+ * values as folded tensors, which the next inference (another plan's batch)
+ * frees and rebuilds; a plan must not keep pointers into them. The source
+ * bias is changed in place between the two inferences, so a plan reading
+ * the rebuilt (or freed) tensor differs from the node-by-node plan made at
+ * the same time, which holds its own copy. Tolerance as in the test above. */
+static void test_fused_bn_reading_folded_parameters_survives_reinference(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = tu_model(13);
+    const int64_t x_dims[4] = {-1, 3, 6, 6}, c8 = 8;
+    tu_input(m, "x", SFP_DT_FLOAT, 4, x_dims);
+    tu_conv(m, "c0", "x", "h0", 3, 8, 1, 1);
+    tu_bn(m, "bn0", "h0", "n0", 8);
+    tu_conv(m, "c1", "x", "h1", 3, 8, 1, 2);
+    tu_node(m, "Identity", "alias", "bn0.bias", "bn1.bias");
+    float scale[8];
+    for (int c = 0; c < 8; c++) scale[c] = 0.5f + 0.25f * (float)c;
+    sfp_tensor_t *t = NULL;
+    TU_OK(&err, sfp_tensor_create("k", SFP_DT_FLOAT, 1, &c8, &t, &err));
+    memcpy(t->data, scale, sizeof scale);
+    sfp_node_t *k = tu_node(m, "Constant", "k", "", "bn1.weight");
+    TU_OK(&err, node_set_attr_tensor(k, "value", t, &err));
+    tu_init_f32(m, "bn1.mean", 1, &c8, NULL, 31);
+    tu_init_f32(m, "bn1.var", 1, &c8, (const float[]){1, 2, 3, 4, 1, 2, 3, 4}, 0);
+    tu_node(m, "BatchNormalization", "bn1", "h1,bn1.weight,bn1.bias,bn1.mean,bn1.var", "n1");
+    tu_node(m, "Add", "add", "n0,n1", "y");
+    tu_output(m, "y");
+    TU_OK(&err, model_validate(m, &err));
+    sfp_plan_t *fused = NULL, *plain = NULL;
+    TU_OK(&err, plan_create(m, 3, 0, 2, &fused, &err));
+    TU_OK(&err, plan_create(m, 3, SFP_PLAN_KEEP_ACTIVATIONS, 2, &plain, &err));
+    float *bias = m->graph.values[graph_find_value(&m->graph, "bn0.bias")].init->data;
+    float *x = pattern(3 * 3 * 6 * 6, 5);
+    run_plan(plain, x);
+    float expected[3 * 8 * 6 * 6];
+    memcpy(expected, plan_output(plain, 0), sizeof expected);
+    for (int c = 0; c < 8; c++) bias[c] += 100.0f; /* the plans hold their own copy of bn1.bias */
+    TU_OK(&err, model_infer_shapes(m, 2, &err));
+    for (int c = 0; c < 8; c++) bias[c] -= 100.0f; /* bn0 reads it in place */
+    run_plan(fused, x);
+    double d = max_scaled_diff(plan_output(fused, 0), expected, 3 * 8 * 6 * 6);
+    if (!(d <= 1e-5)) fail_msg("fused plan after re-inference differs from the plain plan by %g", d);
+    plan_free(fused);
+    plan_free(plain);
+    free(x);
+    sfp_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_outputs_may_be_inputs_or_constants),
         cmocka_unit_test(test_forward_of_folded_ops_matches_their_folding),
         cmocka_unit_test(test_fused_plan_matches_unfused_and_follows_weight_updates),
+        cmocka_unit_test(test_fused_bn_reading_folded_parameters_survives_reinference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

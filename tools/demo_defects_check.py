@@ -22,7 +22,7 @@ def main():
     ort = [ort_a["ms_median"], ort_b["ms_median"]]
     with open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "unknown")
-    print(f"CPU: {cpu}; {bench['models'][0].get('threads', 1)} thread(s); {a['labelled']} test images "
+    print(f"CPU: {cpu} (onnx-sfp kernels: {bench.get('isa', '?')}), one thread each; {a['labelled']} test images "
           f"({detect['uncertain']} uncertain), {len(detect['skipped'])} skipped")
     rows = [("accuracy %", 100 * a["accuracy"], 100 * b["accuracy"]),
             ("balanced accuracy %", 100 * a["balanced_accuracy"], 100 * b["balanced_accuracy"]),

@@ -147,6 +147,11 @@ void sfp_model_free(sfp_model_t *m);          /* NULL is a no-op */
 /* Loads, validates, normalises the batch dimension and infers shapes for batch 1.
  * Errors name the file; unsupported ops give SFP_EUNSUPPORTED. */
 int sfp_model_load(const char *path, sfp_model_t **out, sfp_error_t *err);
+/* sfp_model_load with sizes for the inputs' symbolic dims: input_shape is
+ * "1x3x224x224" (the one data input; the sizes after the batch alone also
+ * do) or "NAME:1x3x224x224", several separated by commas; NULL = none. Dim 0
+ * stays the free batch. A bad or contradicting spec gives SFP_EUSAGE. */
+int sfp_model_load_shaped(const char *path, const char *input_shape, sfp_model_t **out, sfp_error_t *err);
 /* Same from bytes; path (may be NULL) names the source in messages and is the
  * base folder for external data. */
 int sfp_model_load_bytes(const uint8_t *buf, size_t len, const char *path, sfp_model_t **out,

@@ -1,6 +1,7 @@
 /* Option parsing for every subcommand: --name value, --name=value, flags,
  * lists (--name V1 V2 ... up to the next --option, for options whose argument
- * name ends in "..."), positionals, and the global --threads/--quiet/--help. */
+ * name ends in "..."), positionals, and the global --input-shape/--threads/
+ * --quiet/--help. */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include "cli/cli.h"
 
 static const cli_opt_t global_opts[] = {
+    {"input-shape", "DIMS", "sizes of symbolic input dims: 1x3x224x224, or NAME:1x3x224x224 (the batch stays free)"},
     {"threads", "T", "worker threads (default: all cores)"},
     {"quiet", NULL, "no progress output"},
     {"help", NULL, "show this help"},
@@ -118,6 +120,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_er
             return 1;
         }
         if (!strcmp(o->name, "quiet")) a->quiet = true;
+        if (!strcmp(o->name, "input-shape")) cli_set_input_shape(val);
         if (!strcmp(o->name, "threads")) {
             int rc = parse_threads(val, &a->threads, err);
             if (rc < 0) return rc;

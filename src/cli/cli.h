@@ -53,6 +53,12 @@ int cli_int(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, int64_t
 int cli_double(const cli_cmd_t *cmd, const cli_args_t *a, const char *name, double lo, double hi, double dflt,
                double *out, sfp_error_t *err);
 
+/* The global --input-shape (cli_parse sets it) and the loader every command
+ * uses for its input models. cli_model.c */
+struct sfp_model;
+void cli_set_input_shape(const char *spec);
+int cli_load_model(const char *path, struct sfp_model **out, sfp_error_t *err);
+
 /* True when a and b name the same file (same string, or same real path). */
 bool cli_same_file(const char *a, const char *b);
 

@@ -15,6 +15,7 @@
 #include "onnxsfp/report.h"
 #include "train/plan.h"
 #include "train/train.h"
+#include "util/cpu.h"
 #include "util/util.h"
 
 #define BENCH_MAX_RUNS 10000
@@ -26,7 +27,8 @@ static const cli_opt_t opts[] = {
     {"limit", "N", "with --data: use the first N images (default 256)"},
     {"train", NULL, "also time training steps at --batch (forward, cross-entropy, backward, SGD with momentum)"},
     {"json", NULL, "print {\"models\": [{\"path\", \"batch\", \"infer_images_per_s\", \"latency_ms_batch1\", "
-                   "\"train_images_per_s\" (--train), \"macs\", \"params\"}], \"input\", \"reduction\", \"speedup\"}"},
+                   "\"train_images_per_s\" (--train), \"macs\", \"params\"}], \"input\", \"reduction\", \"speedup\", "
+                   "\"cpu\", \"isa\"}"},
     {0},
 };
 
@@ -186,7 +188,7 @@ static int bench_model(const cli_cmd_t *cmd, const cli_args_t *a, const char *pa
     sfp_model_t *m = NULL;
     sfp_report_t *rep = NULL;
     double t1 = 0, tb = 0, tt = 0;
-    int rc = sfp_model_load(path, &m, err);
+    int rc = cli_load_model(path, &m, err);
     if (rc == 0 && graph_data_input(&m->graph) < 0)
         rc = sfp_errorf(err, SFP_EUNSUPPORTED, "%s: bench needs a model with one data input", sfp_q(path));
     if (rc == 0) rc = sfp_report_build(m, path, &rep, err);
@@ -254,6 +256,8 @@ static int print_json(const cli_args_t *a, const bench_result_t *r, const bench_
     }
     json_object_object_add(root, "reduction", reduction);
     json_object_object_add(root, "speedup", speedup);
+    json_object_object_add(root, "cpu", json_object_new_string(sfp_cpu_model()));
+    json_object_object_add(root, "isa", json_object_new_string(sfp_isa_name(sfp_cpu_isa())));
     const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     int rc = text ? 0 : sfp_errorf(err, SFP_ENOMEM, "out of memory writing JSON");
     if (text) printf("%s\n", text);
@@ -267,6 +271,7 @@ static void print_text(const cli_args_t *a, const bench_result_t *r, int64_t bat
     const bool train = r[0].train_images_per_s > 0;
     snprintf(images_col, sizeof images_col, "images/s b%lld", (long long)batch);
     snprintf(train_col, sizeof train_col, "train img/s b%lld", (long long)batch);
+    printf("cpu: %s; kernels: %s\n", sfp_cpu_model(), sfp_isa_name(sfp_cpu_isa()));
     printf("%-40s %14s %12s %18s %16s%*s\n", "model", "MACs", "params", "latency b1 (ms)", images_col, train ? 18 : 0,
            train ? train_col : "");
     for (int i = 0; i < a->n_pos; i++) {

@@ -274,7 +274,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
     run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0};
-    if ((rc = sfp_model_load(in, &orig, err)) < 0) return rc;
+    if ((rc = cli_load_model(in, &orig, err)) < 0) return rc;
     /* Errors of the pruning steps name the input file, as loading errors do. */
     if (cli_get(cmd, a, "flops") && (rc = prune_rate_for_flops(orig, ca.flops, ca.skip, &ca.rate, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(in));

@@ -756,7 +756,7 @@ static int load_model(const cli_cmd_t *cmd, const cli_args_t *a, detect_run_t *r
     detect_model_t *dm = &r->models[r->n_models];
     int c = 0, h = 0, w = 0, k = 0, rc;
     dm->path = path;
-    if ((rc = sfp_model_load(path, &dm->m, err)) < 0) return rc;
+    if ((rc = cli_load_model(path, &dm->m, err)) < 0) return rc;
     r->n_models++;
     if ((rc = cli_model_geometry(dm->m, path, &c, &h, &w, &k, err)) < 0) return rc;
     if (r->n_models == 1) {

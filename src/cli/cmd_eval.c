@@ -36,7 +36,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_dataset_t *full = NULL, *ds = NULL;
     sfp_evaluator_t *ev = NULL;
     const char *prep_source = NULL;
-    if ((rc = sfp_model_load(path, &m, err)) < 0) return rc;
+    if ((rc = cli_load_model(path, &m, err)) < 0) return rc;
     if ((rc = cli_model_geometry(m, path, &c, &h, &w, &k, err)) < 0) goto done;
     sfp_data_prep_t prep;
     data_prep_init(&prep, c, h, w);

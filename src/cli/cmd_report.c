@@ -142,7 +142,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_report_t *r[2] = {0};
     int rc = 0;
     for (int i = 0; i < a->n_pos && rc == 0; i++) {
-        rc = sfp_model_load(a->pos[i], &m[i], err);
+        rc = cli_load_model(a->pos[i], &m[i], err);
         if (rc == 0 && (rc = sfp_report_build(m[i], a->pos[i], &r[i], err)) < 0) sfp_error_prefix(err, "%s", sfp_q(a->pos[i]));
     }
     if (rc == 0) {

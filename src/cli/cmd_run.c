@@ -67,7 +67,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         return sfp_errorf(err, SFP_EUSAGE, "usage: onnx-sfp run %s (--input and --output are required)", cmd->usage);
     if (n_in > MAX_FILES || n_out > MAX_FILES)
         return sfp_errorf(err, SFP_EUSAGE, "at most %d input and %d output files", MAX_FILES, MAX_FILES);
-    if ((rc = sfp_model_load(a->pos[0], &m, err)) < 0) return rc;
+    if ((rc = cli_load_model(a->pos[0], &m, err)) < 0) return rc;
     const sfp_graph_t *g = &m->graph;
     int n_data = 0;
     for (int i = 0; i < g->n_inputs; i++) n_data += !g->values[g->inputs[i]].init;

@@ -65,7 +65,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     sfp_trainer_t *t = NULL;
     char interrupt_path[PATH_MAX];
     int rc = check_files(cmd, a, err);
-    if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : sfp_model_load(in, &m, err);
+    if (rc == 0) rc = resume ? cli_resume_model(resume, &ck, &m, err) : cli_load_model(in, &m, err);
     int n_bn = 0;
     if (rc == 0) rc = cli_train_setup(cmd, a, m, in, 0.1, -1, NULL, &s, err);
     if (rc == 0) rc = cli_bn_reinsert(&s, m, a->quiet, &n_bn, err);

@@ -97,6 +97,40 @@ static int set_batch_param(sfp_decl_type_t *d, const char *param, sfp_error_t *e
     return 0;
 }
 
+/* True when the model also infers at batch + 1 and every graph output then
+ * either keeps its shape or changes only dim 0 (from batch to batch + 1):
+ * the batch is not mixed into other dims (as Flatten with axis 0 mixes it).
+ * Leaves the shapes inferred for batch. */
+static int outputs_follow_batch(sfp_model_t *m, int64_t batch, bool *follows, sfp_error_t *err)
+{
+    sfp_graph_t *g = &m->graph;
+    int rc;
+    *follows = false;
+    if (model_infer_shapes(m, batch + 1, NULL) < 0) /* a shape computation that holds only at batch */
+        return model_infer_shapes(m, batch, err);
+    *follows = true;
+    int64_t *dims = calloc((size_t)g->n_outputs * SFP_MAX_DIMS + 1, sizeof *dims);
+    if (!dims) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < g->n_outputs; i++)
+        memcpy(dims + (size_t)i * SFP_MAX_DIMS, g->values[g->outputs[i]].dims, sizeof(int64_t) * SFP_MAX_DIMS);
+    if ((rc = model_infer_shapes(m, batch, err)) < 0) {
+        free(dims);
+        return rc;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const sfp_value_t *v = &g->values[g->outputs[i]];
+        const int64_t *next = dims + (size_t)i * SFP_MAX_DIMS;
+        bool same = true, scaled = v->ndim >= 1 && v->dims[0] == batch && next[0] == batch + 1;
+        for (int k = 0; k < v->ndim; k++) {
+            same = same && next[k] == v->dims[k];
+            scaled = scaled && (k == 0 || next[k] == v->dims[k]);
+        }
+        if (!same && !scaled) *follows = false;
+    }
+    free(dims);
+    return 0;
+}
+
 int model_free_batch(sfp_model_t *m, sfp_error_t *err)
 {
     sfp_graph_t *g = &m->graph;
@@ -109,7 +143,9 @@ int model_free_batch(sfp_model_t *m, sfp_error_t *err)
     const char *param = x->decl.params[0];
     if ((rc = model_infer_shapes(m, export_batch, err)) < 0) return rc;
     if ((rc = fix_reshapes(m, export_batch, err)) < 0) return rc;
-    if ((rc = model_infer_shapes(m, export_batch, err)) < 0) return rc;
+    bool follows = true;
+    if ((rc = outputs_follow_batch(m, export_batch, &follows, err)) < 0) return rc;
+    if (!follows) return 1;
     for (int i = 0; i < g->n_values; i++) {
         sfp_value_t *v = &g->values[i];
         if (v->init || !(v->flags & (SFP_VAL_OUTPUT | SFP_VAL_VINFO)) || !v->batch0) continue;

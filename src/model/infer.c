@@ -47,8 +47,10 @@ static int seed_inputs(sfp_graph_t *g, int64_t batch, sfp_error_t *err)
                 v->batch0 = true;
             }
             if (d < 0)
-                return sfp_errorf(err, SFP_EUNSUPPORTED, "graph input '%s': dimension %d is symbolic ('%s'); only the batch (dim 0) may be",
-                                  sfp_q(v->name), k, sfp_q(v->decl.params[k] ? v->decl.params[k] : "?"));
+                return sfp_errorf(err, SFP_EUNSUPPORTED,
+                                  "graph input '%s': dimension %d is symbolic ('%s'); give its size with --input-shape "
+                                  "(e.g. --input-shape 1x3x224x224 or %s:1x3x224x224)",
+                                  sfp_q(v->name), k, sfp_q(v->decl.params[k] ? v->decl.params[k] : "?"), sfp_q(v->name));
             v->dims[k] = d;
         }
         int64_t numel = 0, largest = 0;

@@ -1,6 +1,7 @@
 /* model_validate: the structural checks every loaded model passes before any
- * other module sees it: versions, supported ops and attributes, defined
- * inputs, no cycles, finite weights, non-negative BN variance. */
+ * other module sees it: versions, supported ops and attributes (and their
+ * ONNX types), defined inputs, no cycles, finite weights, non-negative BN
+ * variance. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,50 @@ static int check_versions(const sfp_model_t *m, sfp_error_t *err)
     return 0;
 }
 
+/* The ONNX type of each attribute the op table understands; the names mean
+ * the same type in every op that has them, except Pad's 'value' (a FLOAT
+ * before opset 11; ConstantOfShape's is a TENSOR). */
+static const struct {
+    const char *name;
+    sfp_attr_type_t type;
+} attr_types[] = {
+    {"auto_pad", SFP_ATTR_STRING}, {"mode", SFP_ATTR_STRING},
+    {"dilations", SFP_ATTR_INTS}, {"kernel_shape", SFP_ATTR_INTS}, {"pads", SFP_ATTR_INTS},
+    {"strides", SFP_ATTR_INTS}, {"perm", SFP_ATTR_INTS}, {"starts", SFP_ATTR_INTS}, {"ends", SFP_ATTR_INTS},
+    {"axes", SFP_ATTR_INTS}, {"value_ints", SFP_ATTR_INTS},
+    {"group", SFP_ATTR_INT}, {"axis", SFP_ATTR_INT}, {"ceil_mode", SFP_ATTR_INT},
+    {"count_include_pad", SFP_ATTR_INT}, {"storage_order", SFP_ATTR_INT}, {"transA", SFP_ATTR_INT},
+    {"transB", SFP_ATTR_INT}, {"broadcast", SFP_ATTR_INT}, {"spatial", SFP_ATTR_INT},
+    {"training_mode", SFP_ATTR_INT}, {"is_test", SFP_ATTR_INT}, {"seed", SFP_ATTR_INT}, {"to", SFP_ATTR_INT},
+    {"saturate", SFP_ATTR_INT}, {"allowzero", SFP_ATTR_INT}, {"start", SFP_ATTR_INT}, {"end", SFP_ATTR_INT},
+    {"value_int", SFP_ATTR_INT},
+    {"epsilon", SFP_ATTR_FLOAT}, {"momentum", SFP_ATTR_FLOAT}, {"alpha", SFP_ATTR_FLOAT},
+    {"beta", SFP_ATTR_FLOAT}, {"ratio", SFP_ATTR_FLOAT}, {"value_float", SFP_ATTR_FLOAT},
+    {"value_floats", SFP_ATTR_FLOATS},
+    {"value", SFP_ATTR_TENSOR},
+};
+
+static const char *attr_type_name(sfp_attr_type_t t)
+{
+    static const char *const names[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH", "FLOATS", "INTS",
+                                        "STRINGS", "TENSORS", "GRAPHS", "SPARSE_TENSOR", "SPARSE_TENSORS",
+                                        "TYPE_PROTO", "TYPE_PROTOS"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+/* An attribute of another type than ONNX defines for it: SFP_EBADMODEL (one
+ * holding no value at all reads as absent, as before). */
+static int check_attr_type(const sfp_node_t *n, const char *name, const sfp_attr_t *a, sfp_error_t *err)
+{
+    sfp_attr_type_t want = SFP_ATTR_UNDEFINED;
+    for (size_t i = 0; i < sizeof attr_types / sizeof attr_types[0]; i++)
+        if (!strcmp(attr_types[i].name, a->name)) want = attr_types[i].type;
+    if (!strcmp(n->op_type, "Pad") && !strcmp(a->name, "value")) want = SFP_ATTR_FLOAT;
+    if (want == SFP_ATTR_UNDEFINED || a->type == want || a->type == SFP_ATTR_UNDEFINED) return 0;
+    return sfp_errorf(err, SFP_EBADMODEL, "node '%s' (%s): attribute '%s' has type %s, ONNX defines it as %s",
+                      sfp_q(name), sfp_q(n->op_type), sfp_q(a->name), attr_type_name(a->type), attr_type_name(want));
+}
+
 static int check_node(const sfp_model_t *m, const sfp_node_t *n, int index, sfp_error_t *err)
 {
     const sfp_graph_t *g = &m->graph;
@@ -72,6 +117,8 @@ static int check_node(const sfp_model_t *m, const sfp_node_t *n, int index, sfp_
         if (n->attrs[i].type == SFP_ATTR_GRAPH || n->attrs[i].type == SFP_ATTR_GRAPHS)
             return sfp_errorf(err, SFP_EUNSUPPORTED, "node '%s' (%s): subgraph attributes are not supported", sfp_q(name),
                               sfp_q(n->op_type));
+        int rc = check_attr_type(n, name, &n->attrs[i], err);
+        if (rc < 0) return rc;
     }
     for (int i = 0; i < n->n_inputs; i++) {
         int v = n->inputs[i];

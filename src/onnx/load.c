@@ -247,6 +247,18 @@ static int take_graph(load_ctx_t *c, const Onnx__GraphProto *gp)
         rest.has_data_location = 0;
         if ((rc = residue_pack(&rest.base, &g->values[id].init_residue, err)) < 0) return rc;
     }
+    if (c->m->ir_version < 4) {
+        /* IR 3 lists every initializer as a graph input too (no intent to
+         * let callers override them): held as IR 4 holds them, the saver
+         * lists them again for IR < 4. */
+        int kept = 0;
+        for (int i = 0; i < g->n_inputs; i++) {
+            sfp_value_t *v = &g->values[g->inputs[i]];
+            if (v->init) v->flags &= ~(unsigned)SFP_VAL_INPUT;
+            else g->inputs[kept++] = g->inputs[i];
+        }
+        g->n_inputs = kept;
+    }
     for (size_t i = 0; i < gp->n_value_info; i++) {
         if ((rc = take_value_info(c, gp->value_info[i], &id)) < 0) return rc;
         g->values[id].flags |= SFP_VAL_VINFO;

@@ -87,12 +87,17 @@ static Onnx__ValueInfoProto *build_value_info(arena_t *a, const sfp_value_t *v, 
     onnx__value_info_proto__init(vi);
     vi->name = v->name;
     attach_residue(a, &vi->base, &v->decl_residue, err);
-    /* The declared type, or the inferred one when the file declared none. */
+    /* An initializer's own type (surgery may have resized it); else the
+     * declared type, or the inferred one when the file declared none. */
     sfp_dtype_t dtype = v->decl.dtype;
     int rank = v->decl.rank;
     int64_t dims[SFP_MAX_DIMS];
     const char *params[SFP_MAX_DIMS] = {0};
-    if (dtype != SFP_DT_UNDEFINED || rank >= 0) {
+    if (v->init) {
+        dtype = v->init->dtype;
+        rank = v->init->ndim;
+        for (int i = 0; i < rank; i++) dims[i] = v->init->dims[i];
+    } else if (dtype != SFP_DT_UNDEFINED || rank >= 0) {
         for (int i = 0; i < rank; i++) {
             dims[i] = v->decl.dims[i];
             params[i] = v->decl.params[i];
@@ -204,16 +209,20 @@ static Onnx__NodeProto *build_node(arena_t *a, const sfp_graph_t *g, const sfp_n
     return np;
 }
 
-static Onnx__GraphProto *build_graph(arena_t *a, const sfp_graph_t *g, sfp_error_t *err)
+/* IR version 3 wants every initializer listed among the graph inputs too
+ * (inits_as_inputs), the ones surgery added included. */
+static Onnx__GraphProto *build_graph(arena_t *a, const sfp_graph_t *g, bool inits_as_inputs, sfp_error_t *err)
 {
     Onnx__GraphProto *gp = arena_alloc(a, 1, sizeof *gp);
-    int n_vinfo = 0;
+    int n_vinfo = 0, n_ins = g->n_inputs;
+    for (int i = 0; inits_as_inputs && i < g->n_inits; i++)
+        if (!(g->values[g->inits[i]].flags & SFP_VAL_INPUT)) n_ins++;
     for (int i = 0; i < g->n_values; i++)
         if ((g->values[i].flags & SFP_VAL_VINFO) && !(g->values[i].flags & (SFP_VAL_INPUT | SFP_VAL_OUTPUT)))
             n_vinfo++;
     Onnx__NodeProto **nodes = arena_alloc(a, (size_t)g->n_nodes, sizeof *nodes);
     Onnx__TensorProto **inits = arena_alloc(a, (size_t)g->n_inits, sizeof *inits);
-    Onnx__ValueInfoProto **ins = arena_alloc(a, (size_t)g->n_inputs, sizeof *ins);
+    Onnx__ValueInfoProto **ins = arena_alloc(a, (size_t)n_ins, sizeof *ins);
     Onnx__ValueInfoProto **outs = arena_alloc(a, (size_t)g->n_outputs, sizeof *outs);
     Onnx__ValueInfoProto **vinfo = arena_alloc(a, (size_t)n_vinfo, sizeof *vinfo);
     if (!gp || !nodes || !inits || !ins || !outs || !vinfo) return NULL;
@@ -226,6 +235,8 @@ static Onnx__GraphProto *build_graph(arena_t *a, const sfp_graph_t *g, sfp_error
         if (inits[i]) inits[i]->name = v->name;
     }
     for (int i = 0; i < g->n_inputs; i++) ins[i] = build_value_info(a, &g->values[g->inputs[i]], err);
+    for (int i = 0, at = g->n_inputs; inits_as_inputs && i < g->n_inits; i++)
+        if (!(g->values[g->inits[i]].flags & SFP_VAL_INPUT)) ins[at++] = build_value_info(a, &g->values[g->inits[i]], err);
     for (int i = 0; i < g->n_outputs; i++) outs[i] = build_value_info(a, &g->values[g->outputs[i]], err);
     int k = 0;
     for (int i = 0; i < g->n_values; i++)
@@ -235,7 +246,7 @@ static Onnx__GraphProto *build_graph(arena_t *a, const sfp_graph_t *g, sfp_error
     gp->node = nodes;
     gp->n_initializer = (size_t)g->n_inits;
     gp->initializer = inits;
-    gp->n_input = (size_t)g->n_inputs;
+    gp->n_input = (size_t)n_ins;
     gp->input = ins;
     gp->n_output = (size_t)g->n_outputs;
     gp->output = outs;
@@ -280,7 +291,7 @@ int onnx_encode_model(const sfp_model_t *m, uint8_t **out, size_t *out_len, sfp_
     mp.metadata_props = meta;
     mp.producer_name = m->producer_name;
     mp.producer_version = m->producer_version;
-    mp.graph = build_graph(&a, &m->graph, err);
+    mp.graph = build_graph(&a, &m->graph, m->ir_version < 4, err);
     attach_residue(&a, &mp.base, &m->residue, err);
     int rc = 0;
     if (a.failed || !mp.graph) {

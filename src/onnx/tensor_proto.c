@@ -186,6 +186,10 @@ int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, const c
     int external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     size_t typed = tp->n_float_data + tp->n_int32_data + tp->n_int64_data + tp->n_double_data +
                    tp->n_uint64_data;
+    if ((external && (tp->has_raw_data || typed)) || (tp->has_raw_data && typed))
+        return sfp_errorf(err, SFP_EBADMODEL, "%s '%s': holds its values twice (%s and %s); ONNX allows one of them",
+                          what, sfp_q(name), tp->has_raw_data ? "raw_data" : "typed data fields",
+                          external ? "an external data location" : "typed data fields");
     if (!external) {
         /* The file must hold the data: check before allocating. */
         if (tp->has_raw_data) {

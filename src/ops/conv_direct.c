@@ -6,8 +6,9 @@
  * constant offset per tap, so every tap is the same buffer shifted, and the
  * convolution is a matrix product whose B rows are shifted views of one
  * buffer: no 9x copy, no packing of B. A tile of MR output channels x NR
- * positions of one output row lives in registers (AVX2 + FMA, chosen at run
- * time); its epilogue adds the bias or a per-channel scale and shift (a
+ * positions of one output row lives in registers (AVX-512 or AVX2 + FMA,
+ * chosen at run time, util/cpu.h; the tiles are in conv_direct_avx512.c and
+ * conv_direct_avx2.c); its epilogue adds the bias or a per-channel scale and shift (a
  * BatchNormalization folded in by the plan), a residual, and Relu before
  * the one store. Every output element is one FMA chain over the taps in a
  * fixed order, so results do not depend on threads or tiling. The weight
@@ -15,66 +16,73 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "ops/conv_direct_impl.h"
 #include "ops/kernels.h"
+#include "util/cpu.h"
 #include "util/util.h"
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define CONV_DIRECT_X86 1
-#include <immintrin.h>
-#endif
-
-/* A tile is MR output channels x NV vectors of 8 positions of one output
- * row. tile_shape_for picks per layer the shape with the least work per
- * useful output (rows rounded up to whole vectors, channels to whole
- * tiles); shapes with fewer than 12 accumulators count 20% dearer, as
- * measured on ResNet-20's layers (12 accumulators hide the FMA latency). */
-typedef struct tile_shape {
-    int mr, nv;
-} tile_shape_t;
-/* The shapes a layer may use, then narrower ones (same NV, fewer channels)
- * for a group's last channel tile: 16 channels as 6 + 6 + 4 rows compute 16
- * rows instead of 18, 32 as 6 x 5 + 2 and 64 as 12 x 5 + 4 likewise. */
-static const tile_shape_t tile_shapes[] = {{6, 2}, {4, 3}, {12, 1}, {8, 1}, {4, 2},
-                                           {2, 2}, {2, 3}, {2, 1}, {4, 1}};
-#define N_TILE_SHAPES 5
-#define N_TILE_FNS ((int)(sizeof tile_shapes / sizeof tile_shapes[0]))
-#define MAX_MR 12
-
+/* tile_shape_for picks per layer the shape with the least work per useful
+ * output (rows rounded up to whole vectors, channels to whole tiles after
+ * the narrower last tile); shapes with fewer accumulators than the ISA
+ * needs to hide the FMA latency (12 of AVX2's 16 registers, 16 of
+ * AVX-512's 32) count 20% dearer, as measured on ResNet-20's layers. */
 typedef struct direct_geom {
+    const conv_direct_isa_t *isa;
     int64_t cg, mg, kk, k;     /* input channels and outputs per group, taps, cg * kk */
     int64_t hp, wp;            /* the padded image */
     int64_t sh, sw, hq, wq;    /* strides; a phase plane: hq rows of wq */
     int64_t plane;             /* hq * wq */
     int64_t oh, ow, ohw;
-    int shape, last_shape;     /* index in tile_shapes: every channel tile, a group's last one */
-    int64_t mr, nr;            /* tile: channels, positions (8 * nv) */
+    int shape, last_shape;     /* index in isa->shapes: every channel tile, a group's last one */
+    int64_t mr, nr, tr;        /* tile: channels, positions per row, output rows */
     int64_t last_mr;           /* channels of a group's last tile (its panel's width) */
     int64_t x_tiles, m_tiles;  /* tiles per output row, channel tiles per group */
     int64_t pad_floats;        /* padded buffer incl. the zeroed tail the last tile reads */
     int64_t pack_floats;       /* packed weights of all groups */
 } direct_geom_t;
 
-static bool cpu_has_avx2_fma(void)
+/* The tiles of the instruction set in use, NULL without AVX2. */
+static const conv_direct_isa_t *direct_isa(void)
 {
-#ifdef CONV_DIRECT_X86
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return known != 0;
-#else
-    return false;
-#endif
+    switch (sfp_cpu_isa()) {
+    case SFP_ISA_AVX512: return conv_direct_avx512.fns ? &conv_direct_avx512 : NULL;
+    case SFP_ISA_AVX2: return conv_direct_avx2.fns ? &conv_direct_avx2 : NULL;
+    default: return NULL;
+    }
 }
 
-/* Work computed per useful output: rounding the row up to whole vectors and
- * the channels up to whole tiles. */
-static int tile_shape_for(int64_t mg, int64_t ow)
+/* Positions per output row of a tile shape. */
+static int64_t shape_nr(const conv_direct_isa_t *isa, const tile_shape_t *t)
+{
+    return t->rows == 2 ? isa->lanes / 2 : (int64_t)isa->lanes * t->nv;
+}
+
+/* The narrowest shape of the same vectors that holds n channels (a group's
+ * last channel tile), starting from shape i. */
+static int narrow_shape(const conv_direct_isa_t *isa, int i, int64_t n)
+{
+    int best = i;
+    for (int j = 0; j < isa->n_shapes; j++)
+        if (isa->shapes[j].nv == isa->shapes[i].nv && isa->shapes[j].rows == isa->shapes[i].rows &&
+            isa->shapes[j].mr >= n && isa->shapes[j].mr < isa->shapes[best].mr)
+            best = j;
+    return best;
+}
+
+/* Work computed per useful output: rows rounded up to whole vectors, output
+ * rows to whole tiles, channels to whole tiles (the last one narrowed). */
+static int tile_shape_for(const conv_direct_isa_t *isa, int64_t mg, int64_t oh, int64_t ow)
 {
     int best = 0;
     double best_waste = 0.0;
-    for (int i = 0; i < N_TILE_SHAPES; i++) {
-        const int64_t mr = tile_shapes[i].mr, nr = 8 * tile_shapes[i].nv;
-        double waste = (double)((ow + nr - 1) / nr * nr) / (double)ow * (double)((mg + mr - 1) / mr * mr) / (double)mg;
-        if (mr * tile_shapes[i].nv < 12) waste *= 1.2;
+    for (int i = 0; i < isa->n_choosable; i++) {
+        const tile_shape_t *t = &isa->shapes[i];
+        const int64_t mr = t->mr, nr = shape_nr(isa, t), tr = t->rows;
+        const int64_t tiles = (mg + mr - 1) / mr, last = mg - (tiles - 1) * mr;
+        const int64_t rows = (tiles - 1) * mr + isa->shapes[narrow_shape(isa, i, last)].mr;
+        double waste = (double)((ow + nr - 1) / nr * nr) / (double)ow * (double)((oh + tr - 1) / tr * tr) /
+                       (double)oh * (double)rows / (double)mg;
+        if (mr * t->nv < (isa->lanes == 16 ? 16 : 12)) waste *= 1.2;
         if (i == 0 || waste < best_waste * 0.999) {
             best = i;
             best_waste = waste;
@@ -88,6 +96,8 @@ static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
 {
     if (s->n_spatial != 2 || s->group < 1 || s->stride[0] < 1 || s->stride[1] < 1) return false;
     memset(g, 0, sizeof *g);
+    g->isa = direct_isa();
+    if (!g->isa) return false;
     g->cg = s->in_channels / s->group;
     g->mg = s->out_channels / s->group;
     g->kk = s->kernel[0] * s->kernel[1];
@@ -114,22 +124,19 @@ static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
         g->k > limit / MAX_MR || g->mg > limit / g->k)
         return false;
     g->plane = g->hq * g->wq;
-    g->shape = tile_shape_for(g->mg, g->ow);
-    g->mr = tile_shapes[g->shape].mr;
-    g->nr = 8 * tile_shapes[g->shape].nv;
+    g->shape = tile_shape_for(g->isa, g->mg, g->oh, g->ow);
+    g->mr = g->isa->shapes[g->shape].mr;
+    g->nr = shape_nr(g->isa, &g->isa->shapes[g->shape]);
+    g->tr = g->isa->shapes[g->shape].rows;
     g->x_tiles = (g->ow + g->nr - 1) / g->nr;
     g->m_tiles = (g->mg + g->mr - 1) / g->mr;
-    g->last_shape = g->shape;
-    const int64_t last_rows = g->mg - (g->m_tiles - 1) * g->mr;
-    for (int i = 0; i < N_TILE_FNS; i++) /* the narrowest shape of the same NV that holds them */
-        if (tile_shapes[i].nv == tile_shapes[g->shape].nv && tile_shapes[i].mr >= last_rows &&
-            tile_shapes[i].mr < tile_shapes[g->last_shape].mr)
-            g->last_shape = i;
-    g->last_mr = tile_shapes[g->last_shape].mr;
+    g->last_shape = narrow_shape(g->isa, g->shape, g->mg - (g->m_tiles - 1) * g->mr);
+    g->last_mr = g->isa->shapes[g->last_shape].mr;
     /* the last tile of the last row reads up to reach past the last phase's
-     * last channel (a whole plane at most plus a tile and a kernel row) */
+     * last channel (a whole plane at most plus a tile, a kernel row and, for
+     * two-row tiles, one more row) */
     const int64_t images = g->sh * g->sw * g->cg * g->plane;
-    const int64_t reach = images + g->plane + g->x_tiles * g->nr + s->kernel[1] * s->dilation[1];
+    const int64_t reach = images + g->plane + g->x_tiles * g->nr + s->kernel[1] * s->dilation[1] + g->wq * g->tr;
     g->pad_floats = reach + 16;
     g->pack_floats = s->group * g->m_tiles * g->k * g->mr;
     return g->pad_floats < limit && g->pack_floats < limit;
@@ -138,7 +145,7 @@ static bool direct_geom(const sfp_conv_shape_t *s, direct_geom_t *g)
 bool conv_direct_applies(const sfp_conv_shape_t *s)
 {
     direct_geom_t g;
-    return cpu_has_avx2_fma() && direct_geom(s, &g);
+    return direct_geom(s, &g);
 }
 
 /* Workers taking whole images (each with its own padded buffer), as the
@@ -177,100 +184,6 @@ bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t
     *out = (size_t)direct_layout(s, &g, n_threads, NULL, NULL);
     return true;
 }
-
-/* ---- the tile ---- */
-
-/* Where a tile's results go: MR rows of y (and of the residual) ld apart,
- * valid (<= NR) positions from y on; per-row scale and shift (may be NULL). */
-typedef struct tile_out {
-    float *y;
-    const float *res;
-    const float *scale, *shift;
-    int64_t ld;
-    int valid, rows;
-    bool relu;
-} tile_out_t;
-
-typedef void (*tile_fn)(int64_t k, const float *wpanel, const float *src, const int32_t *off, const tile_out_t *o);
-
-#ifdef CONV_DIRECT_X86
-/* acc[i][v] = sum over taps r of wpanel[r][i] * src[off[r] + 8v ..], in r
- * order; then y = act(acc * scale + shift + res) for rows < o->rows and
- * positions < o->valid. One function per tile shape (the macro). */
-#define DEFINE_TILE(MR_, NV_)                                                                                      \
-    __attribute__((target("avx2,fma"))) static void tile_##MR_##x##NV_(                                           \
-        int64_t k, const float *restrict wpanel, const float *restrict src, const int32_t *restrict off,           \
-        const tile_out_t *o)                                                                                       \
-    {                                                                                                              \
-        __m256 acc[MR_][NV_];                                                                                      \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                     \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) acc[i][v] = _mm256_setzero_ps();                 \
-        for (int64_t r = 0; r < k; r++) {                                                                          \
-            const float *b = src + off[r];                                                                         \
-            __m256 bv[NV_];                                                                                        \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);              \
-            const float *a = wpanel + r * MR_;                                                                     \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                 \
-            {                                                                                                      \
-                const __m256 ai = _mm256_broadcast_ss(a + i);                                                      \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) acc[i][v] =                                  \
-                    _mm256_fmadd_ps(ai, bv[v], acc[i][v]);                                                         \
-            }                                                                                                      \
-        }                                                                                                          \
-        __m256 out[MR_ * NV_]; /* acc itself stays unaddressed, so in registers */                               \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR_; i++)                                                     \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV_; v++) out[i * NV_ + v] = acc[i][v];                    \
-        tile_epilogue_avx2(out, MR_, NV_, o);                                                                      \
-    }
-
-/* Lanes [0, n) of a vector as a maskload/maskstore mask. */
-__attribute__((target("avx2,fma"))) static __m256i lane_mask(int n)
-{
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
-}
-
-__attribute__((target("avx2,fma"))) static inline void tile_epilogue_avx2(const __m256 *acc, int mr, int nv,
-                                                                           const tile_out_t *o)
-{
-    const __m256 zero = _mm256_setzero_ps();
-    for (int i = 0; i < o->rows; i++) {
-        const __m256 sc = _mm256_set1_ps(o->scale ? o->scale[i] : 1.0f);
-        const __m256 sh = _mm256_set1_ps(o->shift ? o->shift[i] : 0.0f);
-        float *y = o->y + i * o->ld;
-        const float *res = o->res ? o->res + i * o->ld : NULL;
-        for (int v = 0; v < nv && 8 * v < o->valid; v++) {
-            __m256 t = _mm256_add_ps(_mm256_mul_ps(acc[i * nv + v], sc), sh);
-            const int lanes = o->valid - 8 * v;
-            if (lanes >= 8) {
-                if (res) t = _mm256_add_ps(t, _mm256_loadu_ps(res + 8 * v));
-                if (o->relu) t = _mm256_max_ps(t, zero);
-                _mm256_storeu_ps(y + 8 * v, t);
-            } else {
-                const __m256i mask = lane_mask(lanes);
-                if (res) t = _mm256_add_ps(t, _mm256_maskload_ps(res + 8 * v, mask));
-                if (o->relu) t = _mm256_max_ps(t, zero);
-                _mm256_maskstore_ps(y + 8 * v, mask, t);
-            }
-        }
-    }
-    (void)mr;
-}
-
-DEFINE_TILE(6, 2)
-DEFINE_TILE(4, 3)
-DEFINE_TILE(12, 1)
-DEFINE_TILE(8, 1)
-DEFINE_TILE(4, 2)
-DEFINE_TILE(2, 2)
-DEFINE_TILE(2, 3)
-DEFINE_TILE(2, 1)
-DEFINE_TILE(4, 1)
-static const tile_fn tile_fns[N_TILE_FNS] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2,
-                                             tile_2x2, tile_2x3, tile_2x1, tile_4x1};
-#else
-static const tile_fn tile_fns[N_TILE_FNS] = {NULL}; /* conv_direct_applies is false */
-#endif
 
 typedef struct direct_job {
     const sfp_conv_shape_t *s;
@@ -322,7 +235,7 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
     const direct_geom_t *g = &j->g;
     const sfp_conv_epilogue_t *e = j->e;
     const int64_t base = (n * s->out_channels + grp * g->mg) * g->ohw;
-    for (int64_t oy = r0; oy < r1; oy++)
+    for (int64_t oy = r0; oy < r1; oy += g->tr)
         for (int64_t xt = 0; xt < g->x_tiles; xt++) {
             const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
             const float *src = pad + oy * g->wq + x0;
@@ -333,20 +246,24 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
                                 e->scale ? e->scale + mi : NULL,
                                 e->shift ? e->shift + mi : NULL,
                                 g->ohw,
+                                g->ow,
+                                g->wq,
                                 (int)(g->ow - x0 < g->nr ? g->ow - x0 : g->nr),
                                 (int)(g->mg - m0 < g->mr ? g->mg - m0 : g->mr),
+                                (int)(r1 - oy < g->tr ? r1 - oy : g->tr),
                                 e->relu};
                 /* the lines the epilogue reads and writes, asked for now: they
                  * arrive during the tile's FMA loop instead of stalling it after */
-                for (int i = 0; i < o.rows; i++) {
-                    if (o.res) {
-                        __builtin_prefetch(o.res + i * o.ld);
-                        __builtin_prefetch(o.res + i * o.ld + o.valid - 1);
+                for (int i = 0; i < o.rows; i++)
+                    for (int64_t q = 0; q < o.out_rows; q++) {
+                        if (o.res) {
+                            __builtin_prefetch(o.res + i * o.ld + q * o.row_ld);
+                            __builtin_prefetch(o.res + i * o.ld + q * o.row_ld + o.valid - 1);
+                        }
+                        __builtin_prefetch(o.y + i * o.ld + q * o.row_ld, 1);
+                        __builtin_prefetch(o.y + i * o.ld + q * o.row_ld + o.valid - 1, 1);
                     }
-                    __builtin_prefetch(o.y + i * o.ld, 1);
-                    __builtin_prefetch(o.y + i * o.ld + o.valid - 1, 1);
-                }
-                const tile_fn tile = tile_fns[mt == g->m_tiles - 1 ? g->last_shape : g->shape];
+                const tile_fn tile = g->isa->fns[mt == g->m_tiles - 1 ? g->last_shape : g->shape];
                 tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
             }
         }
@@ -438,6 +355,7 @@ void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float 
      * least ~64k multiply-adds per claim so tiny layers stay on one thread */
     const int64_t per_row = j.g.k * j.g.mg * j.g.ow;
     j.rows_per_claim = per_row >= 65536 ? 1 : 65536 / per_row;
+    j.rows_per_claim = (j.rows_per_claim + j.g.tr - 1) / j.g.tr * j.g.tr; /* whole tiles */
     const int64_t claims = (j.g.oh + j.rows_per_claim - 1) / j.rows_per_claim;
     for (int64_t n = 0; n < s->batch; n++)
         for (int64_t grp = 0; grp < s->group; grp++) {
@@ -454,16 +372,15 @@ void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float 
  * dW[m][r] = sum over images and outputs (oy, ox) of dY[m][oy, ox] *
  * pad[off[r] + oy * wq + ox]: the forward's product with the position axis
  * as the sum. dY of a chunk of images is first transposed to (position,
- * channel) so that a tile, DW_MV vectors of 8 channels x DW_NR taps in
- * registers, takes per position DW_MV loads of dY and DW_NR broadcasts of x:
+ * channel) so that a tile, dw_kind's channels x taps in registers
+ * (conv_direct_avx*.c), takes per position a load of dY per vector and
+ * one broadcast of x per tap:
  * every dW element is one FMA chain over the chunk's positions in order.
  * The chunks of the batch are cut into at most DW_PARTIALS contiguous
  * ranges fixed by the shape, each summed into its own dw and db, which are
  * added in order at the end, so dW does not depend on the thread count;
  * workers claim whole partials. */
 #define DW_PARTIALS 8
-#define DW_MV 2
-#define DW_NR 6
 #define DW_CHUNK_POSITIONS 512
 
 /* Images per chunk: about DW_CHUNK_POSITIONS outputs per pass over the taps. */
@@ -492,7 +409,16 @@ static int dw_workers(const sfp_conv_shape_t *s, const direct_geom_t *g, int n_t
 }
 
 /* Channels of a group rounded up to whole tiles (the transposed dY's row). */
-static int64_t dw_channels(const direct_geom_t *g) { return (g->mg + 8 * DW_MV - 1) / (8 * DW_MV) * (8 * DW_MV); }
+static const dw_tile_kind_t *dw_kind(const direct_geom_t *g)
+{
+    return g->mg % g->isa->dw->channels == 0 ? g->isa->dw : g->isa->dw_other;
+}
+
+static int64_t dw_channels(const direct_geom_t *g)
+{
+    const int64_t c = dw_kind(g)->channels;
+    return (g->mg + c - 1) / c * c;
+}
 
 /* Scratch: tap offsets, the partials (dw (M, cg * kk) then db (M) each),
  * and per worker the padded images of a chunk and its transposed dY; each
@@ -533,58 +459,6 @@ bool conv_direct_dw_scratch_floats(const sfp_conv_shape_t *s, int n_threads, siz
     *out = (size_t)dw_layout(s, &g, n_threads, NULL, NULL);
     return true;
 }
-
-/* One tile: transposed dY (images, positions, ld channels) from the tile's
- * first channel, DW_NR tap offsets into the first padded image; the images
- * follow at fixed strides. */
-typedef struct dw_tile_in {
-    const float *dyt;
-    const float *pad;
-    int32_t off[DW_NR];
-    int64_t ld, images, dyt_image, pad_image;
-    int64_t oh, ow, wq;
-} dw_tile_in_t;
-
-#ifdef CONV_DIRECT_X86
-/* sums[r][c] = sum over the chunk's positions p of dyt[p][c] * pad[off[r] + p'],
- * c < 8 * DW_MV, in position order. */
-__attribute__((target("avx2,fma"))) static void dw_tile(const dw_tile_in_t *t, float sums[DW_NR][8 * DW_MV])
-{
-    __m256 acc[DW_MV][DW_NR];
-#pragma GCC unroll 4
-    for (int v = 0; v < DW_MV; v++)
-#pragma GCC unroll 8
-        for (int r = 0; r < DW_NR; r++) acc[v][r] = _mm256_setzero_ps();
-    for (int64_t n = 0; n < t->images; n++) {
-        const float *d = t->dyt + n * t->dyt_image, *xb[DW_NR];
-#pragma GCC unroll 8
-        for (int r = 0; r < DW_NR; r++) xb[r] = t->pad + n * t->pad_image + t->off[r];
-        for (int64_t oy = 0; oy < t->oh; oy++, d += t->ow * t->ld) {
-            const int64_t xr = oy * t->wq;
-            for (int64_t ox = 0; ox < t->ow; ox++) {
-                __m256 dv[DW_MV];
-#pragma GCC unroll 4
-                for (int v = 0; v < DW_MV; v++) dv[v] = _mm256_loadu_ps(d + ox * t->ld + 8 * v);
-#pragma GCC unroll 8
-                for (int r = 0; r < DW_NR; r++) {
-                    const __m256 xv = _mm256_broadcast_ss(xb[r] + xr + ox);
-#pragma GCC unroll 4
-                    for (int v = 0; v < DW_MV; v++) acc[v][r] = _mm256_fmadd_ps(dv[v], xv, acc[v][r]);
-                }
-            }
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < DW_NR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < DW_MV; v++) _mm256_storeu_ps(sums[r] + 8 * v, acc[v][r]);
-}
-#else
-static void dw_tile(const dw_tile_in_t *t, float sums[DW_NR][8 * DW_MV])
-{
-    (void)t, (void)sums; /* conv_direct_applies is false */
-}
-#endif
 
 typedef struct dw_job {
     const sfp_conv_shape_t *s;
@@ -636,15 +510,17 @@ static void dw_chunk(const dw_job_t *j, int64_t n, int64_t cnt, int64_t grp, con
         }
     if (!j->want_dw) return;
     const int64_t ld = dw_channels(g);
+    const dw_tile_kind_t *kind = dw_kind(g);
+    const int nr = kind->nr, cw = kind->channels;
     dw_tile_in_t t = {dyt, pads, {0}, ld, cnt, g->ohw * ld, round16(g->pad_floats), g->oh, g->ow, g->wq};
-    for (int64_t r0 = 0; r0 < g->k; r0 += DW_NR) {
-        const int64_t taps = g->k - r0 < DW_NR ? g->k - r0 : DW_NR;
-        for (int r = 0; r < DW_NR; r++) t.off[r] = j->scr.off[r0 + (r < taps ? r : taps - 1)];
-        for (int64_t m0 = 0; m0 < g->mg; m0 += 8 * DW_MV) {
-            const int64_t rows = g->mg - m0 < 8 * DW_MV ? g->mg - m0 : 8 * DW_MV;
-            float sums[DW_NR][8 * DW_MV];
+    for (int64_t r0 = 0; r0 < g->k; r0 += nr) {
+        const int64_t taps = g->k - r0 < nr ? g->k - r0 : nr;
+        for (int r = 0; r < nr; r++) t.off[r] = j->scr.off[r0 + (r < taps ? r : taps - 1)];
+        for (int64_t m0 = 0; m0 < g->mg; m0 += cw) {
+            const int64_t rows = g->mg - m0 < cw ? g->mg - m0 : cw;
+            float sums[DW_MAX_NR][DW_MAX_CHANNELS];
             t.dyt = dyt + m0;
-            dw_tile(&t, sums);
+            kind->fn(&t, sums);
             for (int64_t i = 0; i < rows; i++) {
                 float *restrict dst = dw_part + (grp * g->mg + m0 + i) * g->k + r0;
                 for (int64_t r = 0; r < taps; r++) dst[r] += sums[r][i];

@@ -3,7 +3,14 @@
  * backward passes can call them alone. Each fast kernel has a plain `_ref`
  * twin next to it (same file) that the tests compare it with. Kernels never
  * allocate; what they need beyond their operands comes in `scratch`. The
- * thread pool may be NULL (single-threaded). float32 unless named otherwise. */
+ * thread pool may be NULL (single-threaded). float32 unless named otherwise.
+ * Each op's section lists its forward, then its backward (training runtime):
+ * each *_backward is the adjoint of the forward kernel above it: given dy,
+ * the gradient of the loss with respect to the forward's output, it ADDS the
+ * gradients of the inputs into dx, dw, ... (+=; the caller zeroes them). A
+ * NULL gradient pointer means that gradient is not wanted. Shapes are the
+ * forward's. Each has a plain `_ref` twin where the fast one is not already
+ * the plain loop. */
 #ifndef SFP_KERNELS_H
 #define SFP_KERNELS_H
 
@@ -66,13 +73,14 @@ typedef struct sfp_conv_epilogue {
 } sfp_conv_epilogue_t;
 /* The convolution with its epilogue; scratch as conv_forward. residual may
  * not overlap y, except that the direct kernel allows residual == y (each
- * element is read just before it is written: y += conv). Stride-1 2-D shapes go to the direct kernel when the CPU
- * has it (conv_direct_applies), the others to im2col + sgemm and one pass
+ * element is read just before it is written: y += conv). 2-D shapes go to the direct kernel when the CPU has
+ * AVX2 or AVX-512 (conv_direct_applies), the others to im2col + sgemm and one pass
  * over y for the epilogue. */
 void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                         float *y, float *scratch, sfp_threads_t *threads);
-/* Direct kernel (conv_direct.c): stride-1 2-D convolutions on a CPU with
- * AVX2 and FMA, without im2col (see the file). */
+/* Direct kernel (conv_direct.c): 2-D convolutions without im2col on a CPU
+ * with AVX2 + FMA or AVX-512, the tiles of the instruction set util/cpu.h
+ * chose (conv_direct_avx2.c, conv_direct_avx512.c; see conv_direct.c). */
 bool conv_direct_applies(const sfp_conv_shape_t *s);
 /* Floats of scratch conv_direct_forward needs; false when the shape is not
  * for it. */
@@ -87,7 +95,29 @@ void conv_direct_backward_dw(const sfp_conv_shape_t *s, const float *x, const fl
                              float *scratch, sfp_threads_t *threads);
 void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *b, float *y);
 
-/* ---- BatchNormalization, inference form (op_norm.c) ---- */
+/* Conv: x (N,C,D..), w (M,C/G,K..), dy (N,M,O..) -> dx (N,C,D..) +=,
+ * dw (M,C/G,K..) +=, db (M) +=. dW: the direct kernel where it applies
+ * (conv_direct_backward_dw), else im2col + sgemm, per image (or several
+ * images side by side on small maps); both cut the batch into a fixed number
+ * of partial sums of dw/db that do not depend on the thread count, workers
+ * take whole partials. dX: with stride 1, the forward convolution of
+ * dY by the flipped kernel with its channel axes swapped (the direct kernel
+ * where it applies, dx being the residual its epilogue adds; im2col + sgemm
+ * otherwise); other strides sgemm + col2im. */
+bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
+/* dx_fresh: dx holds nothing yet and is written, not added to (every
+ * element; the backward's first writer of a gradient saves its zeroing). */
+void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                   float *db, bool dx_fresh, float *scratch, sfp_threads_t *threads);
+void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
+                       float *dw, float *db);
+/* Adjoint of conv_im2col: adds the rows of col (channels [c0, c0 +
+ * n_channels) of one image, row stride ld) back into dx_image; positions in
+ * the padding are dropped. Threads split channels. */
+void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_t n_channels, int64_t ld,
+                 float *dx_image, sfp_threads_t *threads);
+
+/* ---- BatchNormalization (op_norm.c) ---- */
 /* x (N, C, S) -> y (N, C, S): y = scale * (x - mean) / sqrt(var + eps) + bias. */
 void batchnorm_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale, const float *bias,
                        const float *mean, const float *var, float eps, float *y, sfp_threads_t *threads);
@@ -98,6 +128,29 @@ void batchnorm_fold(int64_t c, const float *scale, const float *bias, const floa
                     const float *pre_bias, float *a, float *b);
 void batchnorm_forward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                            const float *bias, const float *mean, const float *var, float eps, float *y);
+
+/* BatchNormalization, training form: x (N, C, S) -> y normalised by each
+ * channel's batch mean and biased variance; save_mean / save_invstd (C, may
+ * be NULL) keep mean and 1/sqrt(var + eps) for backward; running_mean /
+ * running_var (C,
+ * both or neither NULL) become momentum * running + (1 - momentum) * batch,
+ * with the unbiased variance (N*S/(N*S-1)) as ONNX and PyTorch do. Sums:
+ * float lanes within blocks of 256 elements, blocks added in double; mean
+ * and variance in one pass of sums about the mean of image 0's plane (so
+ * without cancellation), then the output. Needs N*S >= 2. */
+void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                             const float *bias, float eps, float momentum, float *y, float *save_mean,
+                             float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads);
+/* x (N,C,S), dy -> dx +=, dscale +=, dbias += for y = scale * (x - mean) *
+ * invstd + bias. batch_stats: mean/invstd were the batch's own (training
+ * form), so the gradient also flows through them; otherwise they are
+ * constants (running statistics). */
+void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                        const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                        bool dx_fresh, float *dscale, float *dbias, sfp_threads_t *threads);
+void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
+                            const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
+                            float *dscale, float *dbias);
 
 /* ---- elementwise (op_elementwise.c) ---- */
 /* x (n) -> y (n). */
@@ -131,6 +184,26 @@ bool binary_has_zero_i64(int64_t n, const int64_t *b);
  * (outer, inner) pair, max subtracted first. */
 void softmax_forward(int64_t outer, int64_t len, int64_t inner, const float *x, float *y, sfp_threads_t *threads);
 
+/* dst (n) += src (n). */
+void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads);
+
+/* y = relu(x) (n): dx += dy where y > 0 (dx_fresh: dx = dy there, 0 elsewhere). */
+void relu_backward(int64_t n, const float *y, const float *dy, float *dx, bool dx_fresh, sfp_threads_t *threads);
+/* y = sigmoid(x) (n): dx += dy * y * (1 - y). */
+void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
+/* y = softmax of x (outer, len, inner) over len: dx += y * (dy - sum(dy * y)). */
+void softmax_backward(int64_t outer, int64_t len, int64_t inner, const float *y, const float *dy, float *dx,
+                      sfp_threads_t *threads);
+/* a, b broadcast by s to y (prod(s->out)); dy (y) -> da += (a's shape),
+ * db += (b's shape), summed over the dims an operand was broadcast along.
+ * a and b are read for Mul and Div only; da and db may be the same buffer
+ * (x op x). */
+void binary_backward_f32(sfp_binary_op_t op, const sfp_bcast_t *s, const float *a, const float *b, const float *dy,
+                         float *da, float *db, sfp_threads_t *threads);
+void binary_backward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const float *a, int b_ndim,
+                             const int64_t *b_dims, const float *b, int y_ndim, const int64_t *y_dims,
+                             const float *dy, float *da, float *db);
+
 /* ---- pooling (op_pool.c) ---- */
 /* x (N, C, D1..Dk) -> y (N, C, O1..Ok). Window positions outside the input
  * (pads, ceil_mode's last window) are skipped by max; average divides by the
@@ -152,6 +225,19 @@ void avgpool_forward_ref(const sfp_pool_shape_t *s, const float *x, float *y);
 void global_avgpool_forward(int64_t planes, int64_t spatial, const float *x, float *y, sfp_threads_t *threads);
 void global_maxpool_forward(int64_t planes, int64_t spatial, const float *x, float *y, sfp_threads_t *threads);
 
+/* Pooling: x (N,C,D..), dy (N,C,O..) -> dx +=. Max sends each output's
+ * gradient to the first maximum of its window (row-major tap order, as the
+ * forward picks it and PyTorch does); average spreads it over the taps the
+ * forward divided by. */
+void maxpool_backward(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, sfp_threads_t *threads);
+void maxpool_backward_ref(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx);
+void avgpool_backward(const sfp_pool_shape_t *s, const float *dy, float *dx, sfp_threads_t *threads);
+void avgpool_backward_ref(const sfp_pool_shape_t *s, const float *dy, float *dx);
+/* x (planes, spatial), dy (planes) -> dx (planes, spatial) +=. */
+void global_avgpool_backward(int64_t planes, int64_t spatial, const float *dy, float *dx, sfp_threads_t *threads);
+void global_maxpool_backward(int64_t planes, int64_t spatial, const float *x, const float *dy, float *dx,
+                             sfp_threads_t *threads);
+
 /* ---- Gemm and MatMul (op_gemm.c) ---- */
 /* a (batch_a..., m, k), b (batch_b..., k, n) -> y (batch..., m, n) with the
  * batch dims broadcast; ranks here are after numpy's 1-D promotion. */
@@ -166,6 +252,17 @@ typedef struct sfp_matmul_shape {
 bool matmul_shape_init(int a_ndim, const int64_t *a_dims, int b_ndim, const int64_t *b_dims, sfp_matmul_shape_t *s);
 void matmul_forward(const sfp_matmul_shape_t *s, const float *a, const float *b, float *y);
 void matmul_forward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, float *y);
+
+/* Gemm without C: y (m,n) = alpha op(a) op(b), a (m,k) or (k,m) when
+ * trans_a, b (k,n) or (n,k) when trans_b -> da +=, db += (same layouts). */
+void gemm_backward(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   const float *b, const float *dy, float *da, float *db);
+/* MatMul (shapes as matmul_shape_init) -> da +=, db +=, summed over the
+ * batch dims an operand was broadcast along. */
+void matmul_backward(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                     float *db);
+void matmul_backward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
+                         float *db);
 
 /* ---- data movement (op_shape.c, op_pad_slice.c) ---- */
 /* Concatenation of inputs along an axis, seen as (outer, len_i * inner) blocks
@@ -183,103 +280,6 @@ void slice_forward(int ndim, const int64_t *x_dims, const int64_t *start, const 
                    size_t elem, const void *x, void *y);
 void slice_forward_ref(int ndim, const int64_t *x_dims, const int64_t *start, const int64_t *step,
                        const int64_t *count, size_t elem, const void *x, void *y);
-
-/* ---- backward passes (training runtime) ----
- * Each *_backward is the adjoint of the forward kernel above it: given dy,
- * the gradient of the loss with respect to the forward's output, it ADDS the
- * gradients of the inputs into dx, dw, ... (+=; the caller zeroes them).
- * A NULL gradient pointer means that gradient is not wanted. Shapes are the
- * forward's. Each has a plain `_ref` twin where the fast one is not already
- * the plain loop. */
-
-/* dst (n) += src (n). */
-void grad_accumulate(int64_t n, const float *src, float *dst, sfp_threads_t *threads);
-
-/* Conv: x (N,C,D..), w (M,C/G,K..), dy (N,M,O..) -> dx (N,C,D..) +=,
- * dw (M,C/G,K..) +=, db (M) +=. dW: the direct kernel where it applies
- * (conv_direct_backward_dw), else im2col + sgemm, per image (or several
- * images side by side on small maps); both cut the batch into a fixed number
- * of partial sums of dw/db that do not depend on the thread count, workers
- * take whole partials. dX: with stride 1, the forward convolution of
- * dY by the flipped kernel with its channel axes swapped (the direct kernel
- * where it applies, dx being the residual its epilogue adds; im2col + sgemm
- * otherwise); other strides sgemm + col2im. */
-bool conv_backward_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
-/* dx_fresh: dx holds nothing yet and is written, not added to (every
- * element; the backward's first writer of a gradient saves its zeroing). */
-void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
-                   float *db, bool dx_fresh, float *scratch, sfp_threads_t *threads);
-void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
-                       float *dw, float *db);
-/* Adjoint of conv_im2col: adds the rows of col (channels [c0, c0 +
- * n_channels) of one image, row stride ld) back into dx_image; positions in
- * the padding are dropped. Threads split channels. */
-void conv_col2im(const sfp_conv_shape_t *s, const float *col, int64_t c0, int64_t n_channels, int64_t ld,
-                 float *dx_image, sfp_threads_t *threads);
-
-/* BatchNormalization, training form: x (N, C, S) -> y normalised by each
- * channel's batch mean and biased variance; save_mean / save_invstd (C, may
- * be NULL) keep mean and 1/sqrt(var + eps) for backward; running_mean /
- * running_var (C,
- * both or neither NULL) become momentum * running + (1 - momentum) * batch,
- * with the unbiased variance (N*S/(N*S-1)) as ONNX and PyTorch do. Sums:
- * float lanes within blocks of 256 elements, blocks added in double; mean
- * and variance in one pass of sums about the mean of image 0's plane (so
- * without cancellation), then the output. Needs N*S >= 2. */
-void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
-                             const float *bias, float eps, float momentum, float *y, float *save_mean,
-                             float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads);
-/* x (N,C,S), dy -> dx +=, dscale +=, dbias += for y = scale * (x - mean) *
- * invstd + bias. batch_stats: mean/invstd were the batch's own (training
- * form), so the gradient also flows through them; otherwise they are
- * constants (running statistics). */
-void batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
-                        const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
-                        bool dx_fresh, float *dscale, float *dbias, sfp_threads_t *threads);
-void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
-                            const float *mean, const float *invstd, const float *dy, bool batch_stats, float *dx,
-                            float *dscale, float *dbias);
-
-/* y = relu(x) (n): dx += dy where y > 0 (dx_fresh: dx = dy there, 0 elsewhere). */
-void relu_backward(int64_t n, const float *y, const float *dy, float *dx, bool dx_fresh, sfp_threads_t *threads);
-/* y = sigmoid(x) (n): dx += dy * y * (1 - y). */
-void sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, sfp_threads_t *threads);
-/* y = softmax of x (outer, len, inner) over len: dx += y * (dy - sum(dy * y)). */
-void softmax_backward(int64_t outer, int64_t len, int64_t inner, const float *y, const float *dy, float *dx,
-                      sfp_threads_t *threads);
-/* a, b broadcast by s to y (prod(s->out)); dy (y) -> da += (a's shape),
- * db += (b's shape), summed over the dims an operand was broadcast along.
- * a and b are read for Mul and Div only; da and db may be the same buffer
- * (x op x). */
-void binary_backward_f32(sfp_binary_op_t op, const sfp_bcast_t *s, const float *a, const float *b, const float *dy,
-                         float *da, float *db, sfp_threads_t *threads);
-void binary_backward_f32_ref(sfp_binary_op_t op, int a_ndim, const int64_t *a_dims, const float *a, int b_ndim,
-                             const int64_t *b_dims, const float *b, int y_ndim, const int64_t *y_dims,
-                             const float *dy, float *da, float *db);
-
-/* Pooling: x (N,C,D..), dy (N,C,O..) -> dx +=. Max sends each output's
- * gradient to the first maximum of its window (row-major tap order, as the
- * forward picks it and PyTorch does); average spreads it over the taps the
- * forward divided by. */
-void maxpool_backward(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx, sfp_threads_t *threads);
-void maxpool_backward_ref(const sfp_pool_shape_t *s, const float *x, const float *dy, float *dx);
-void avgpool_backward(const sfp_pool_shape_t *s, const float *dy, float *dx, sfp_threads_t *threads);
-void avgpool_backward_ref(const sfp_pool_shape_t *s, const float *dy, float *dx);
-/* x (planes, spatial), dy (planes) -> dx (planes, spatial) +=. */
-void global_avgpool_backward(int64_t planes, int64_t spatial, const float *dy, float *dx, sfp_threads_t *threads);
-void global_maxpool_backward(int64_t planes, int64_t spatial, const float *x, const float *dy, float *dx,
-                             sfp_threads_t *threads);
-
-/* Gemm without C: y (m,n) = alpha op(a) op(b), a (m,k) or (k,m) when
- * trans_a, b (k,n) or (n,k) when trans_b -> da +=, db += (same layouts). */
-void gemm_backward(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                   const float *b, const float *dy, float *da, float *db);
-/* MatMul (shapes as matmul_shape_init) -> da +=, db +=, summed over the
- * batch dims an operand was broadcast along. */
-void matmul_backward(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
-                     float *db);
-void matmul_backward_ref(const sfp_matmul_shape_t *s, const float *a, const float *b, const float *dy, float *da,
-                         float *db);
 
 /* Data movement, float32: the gradient goes back where the element came from. */
 /* dy (outer, sum(len_i) * inner) -> dx_i (outer, len_i * inner) += (dx[i] may be NULL). */

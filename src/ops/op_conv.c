@@ -1,5 +1,6 @@
 /* Conv: shape inference, MACs (also after a channel removal), its table row
- * (channel rules, filter axis), forward and backward. X (N,C,D1..Dk),
+ * (channel rules, filter axis), and the forward and backward kernels side by
+ * side (the node adapters at the end). X (N,C,D1..Dk),
  * W (M, C/group, k1..kk), B (M) -> Y (N, M, O1..Ok). MACs = elements of Y *
  * (C/group) * prod(k). 2-D convolutions on CPUs the direct kernel supports run
  * it (conv_direct.c). Otherwise: per image and group, im2col into scratch and
@@ -408,77 +409,6 @@ void conv_forward_ref(const sfp_conv_shape_t *s, const float *x, const float *w,
         }
 }
 
-static int conv_shape_of(const sfp_exec_t *x, sfp_conv_shape_t *s, sfp_error_t *err)
-{
-    const sfp_shape_t *xs = x->in_shape[0], *ws = x->in_shape[1];
-    sfp_op_ctx_t c = exec_ctx(x);
-    sfp_window_t win;
-    int rc = op_window(&c, xs->dims + 2, xs->ndim - 2, ws->dims + 2, false, &win, err);
-    if (rc < 0) return rc;
-    memset(s, 0, sizeof *s);
-    s->batch = xs->dims[0];
-    s->in_channels = xs->dims[1];
-    s->out_channels = ws->dims[0];
-    s->group = node_attr_int(x->node, "group", 1);
-    s->n_spatial = win.n_spatial;
-    for (int d = 0; d < win.n_spatial; d++) {
-        s->in[d] = win.in[d];
-        s->out[d] = win.out[d];
-        s->kernel[d] = win.kernel[d];
-        s->stride[d] = win.stride[d];
-        s->dilation[d] = win.dilation[d];
-        s->pad_begin[d] = win.pad_begin[d];
-    }
-    return 0;
-}
-
-/* Scratch floats before the kernel's: a fused BatchNormalization's scale and
- * shift per output channel (64-byte multiples, so the kernel's stays aligned). */
-static int64_t conv_fold_floats(const sfp_conv_shape_t *s) { return 2 * ((s->out_channels + 15) / 16 * 16); }
-
-static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
-{
-    int rc;
-    sfp_conv_shape_t s;
-    for (int i = 0; i < 3; i++)
-        if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
-    if ((rc = conv_shape_of(x, &s, err)) < 0) return rc;
-    int64_t cg = s.in_channels / s.group, mg = s.out_channels / s.group;
-    int64_t k = cg * prod_n(s.kernel, s.n_spatial), ohw = prod_n(s.out, s.n_spatial);
-    size_t floats = 0;
-    int64_t cols = ohw * (s.batch > 0 ? s.batch : 1); /* at most this many columns per sgemm */
-    if (!sfp_sgemm_fits(mg, cols, k, k, cols, cols) ||
-        !conv_scratch_floats(&s, sfp_threads_count(x->threads), &floats) ||
-        floats > SIZE_MAX / sizeof(float) - (size_t)conv_fold_floats(&s) ||
-        !sfp_mul_size(floats + (size_t)conv_fold_floats(&s), sizeof(float), scratch_bytes))
-        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the convolution is too large for the BLAS interface");
-    return 0;
-}
-
-static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
-{
-    sfp_conv_shape_t s;
-    int rc = conv_shape_of(x, &s, err);
-    if (rc < 0) return rc;
-    const float *bias = x->node->n_inputs > 2 ? x->in[2] : NULL;
-    const sfp_fusion_t *f = x->fused;
-    sfp_conv_epilogue_t e = {NULL, bias, NULL, false};
-    float *scratch = x->scratch;
-    if (f) { /* a fused BatchNormalization becomes a scale and shift per channel */
-        if (f->bn) {
-            float *a = scratch, *b = scratch + conv_fold_floats(&s) / 2;
-            batchnorm_fold(s.out_channels, f->bn_param[0], f->bn_param[1], f->bn_param[2], f->bn_param[3],
-                           node_attr_float(f->bn, "epsilon", 1e-5f), bias, a, b);
-            e.scale = a;
-            e.shift = b;
-        }
-        e.residual = f->residual;
-        e.relu = f->relu;
-    }
-    conv_forward_fused(&s, x->in[0], x->in[1], &e, x->out[0], scratch + conv_fold_floats(&s), x->threads);
-    return 0;
-}
-
 /* ---- backward ---- */
 
 /* Partial sums of dw and db: the batch's image chunks (conv_images_per_gemm
@@ -725,9 +655,14 @@ static void conv_bwd_images(const conv_bwd_job_t *j, int worker, int64_t n, int6
             for (int64_t i = 0; i < cnt; i++)
                 conv_im2col(s, j->x + (n + i) * s->in_channels * ihw, g * cg, cg, col + i * ohw, cols, j->inner);
         }
-        /* dW_g (mg, k) += dY_g (mg, cols) col^T (cols, k) */
-        if (j->want_dw)
+        /* dW_g (mg, k) += dY_g (mg, cols) col^T (cols, k), on one BLAS thread
+         * even when one worker runs: OpenBLAS's threaded split changes the
+         * last bits, and dW must not depend on the thread count */
+        if (j->want_dw) {
+            if (j->inner) sfp_blas_set_threads(1);
             sfp_sgemm(false, true, mg, k, cols, 1.0f, dyg, ld_dy, colg, ld_col, 1.0f, dw_part + g * mg * k, k);
+            if (j->inner) sfp_blas_set_threads(sfp_threads_count(j->inner));
+        }
         if (!j->dx) continue;
         const float *wg = j->w + g * mg * k;
         if (pointwise) { /* dX_g (cg, ohw) += W_g^T (cg, mg) dY_g (mg, ohw) */
@@ -854,6 +789,78 @@ void conv_backward_ref(const sfp_conv_shape_t *s, const float *x, const float *w
             for (int64_t o = 0; o < ohw; o++) bias_sum += (double)dy[(n * s->out_channels + m) * ohw + o];
         if (db) db[m] += (float)bias_sum;
     }
+}
+
+/* ---- the node: shape, scratch, forward and backward ---- */
+static int conv_shape_of(const sfp_exec_t *x, sfp_conv_shape_t *s, sfp_error_t *err)
+{
+    const sfp_shape_t *xs = x->in_shape[0], *ws = x->in_shape[1];
+    sfp_op_ctx_t c = exec_ctx(x);
+    sfp_window_t win;
+    int rc = op_window(&c, xs->dims + 2, xs->ndim - 2, ws->dims + 2, false, &win, err);
+    if (rc < 0) return rc;
+    memset(s, 0, sizeof *s);
+    s->batch = xs->dims[0];
+    s->in_channels = xs->dims[1];
+    s->out_channels = ws->dims[0];
+    s->group = node_attr_int(x->node, "group", 1);
+    s->n_spatial = win.n_spatial;
+    for (int d = 0; d < win.n_spatial; d++) {
+        s->in[d] = win.in[d];
+        s->out[d] = win.out[d];
+        s->kernel[d] = win.kernel[d];
+        s->stride[d] = win.stride[d];
+        s->dilation[d] = win.dilation[d];
+        s->pad_begin[d] = win.pad_begin[d];
+    }
+    return 0;
+}
+
+/* Scratch floats before the kernel's: a fused BatchNormalization's scale and
+ * shift per output channel (64-byte multiples, so the kernel's stays aligned). */
+static int64_t conv_fold_floats(const sfp_conv_shape_t *s) { return 2 * ((s->out_channels + 15) / 16 * 16); }
+
+static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t *err)
+{
+    int rc;
+    sfp_conv_shape_t s;
+    for (int i = 0; i < 3; i++)
+        if ((rc = exec_need_dtype(x, i, SFP_DT_FLOAT, err)) < 0) return rc;
+    if ((rc = conv_shape_of(x, &s, err)) < 0) return rc;
+    int64_t cg = s.in_channels / s.group, mg = s.out_channels / s.group;
+    int64_t k = cg * prod_n(s.kernel, s.n_spatial), ohw = prod_n(s.out, s.n_spatial);
+    size_t floats = 0;
+    int64_t cols = ohw * (s.batch > 0 ? s.batch : 1); /* at most this many columns per sgemm */
+    if (!sfp_sgemm_fits(mg, cols, k, k, cols, cols) ||
+        !conv_scratch_floats(&s, sfp_threads_count(x->threads), &floats) ||
+        floats > SIZE_MAX / sizeof(float) - (size_t)conv_fold_floats(&s) ||
+        !sfp_mul_size(floats + (size_t)conv_fold_floats(&s), sizeof(float), scratch_bytes))
+        return exec_errorf(x, err, SFP_EUNSUPPORTED, "the convolution is too large for the BLAS interface");
+    return 0;
+}
+
+static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
+{
+    sfp_conv_shape_t s;
+    int rc = conv_shape_of(x, &s, err);
+    if (rc < 0) return rc;
+    const float *bias = x->node->n_inputs > 2 ? x->in[2] : NULL;
+    const sfp_fusion_t *f = x->fused;
+    sfp_conv_epilogue_t e = {NULL, bias, NULL, false};
+    float *scratch = x->scratch;
+    if (f) { /* a fused BatchNormalization becomes a scale and shift per channel */
+        if (f->bn) {
+            float *a = scratch, *b = scratch + conv_fold_floats(&s) / 2;
+            batchnorm_fold(s.out_channels, f->bn_param[0], f->bn_param[1], f->bn_param[2], f->bn_param[3],
+                           node_attr_float(f->bn, "epsilon", 1e-5f), bias, a, b);
+            e.scale = a;
+            e.shift = b;
+        }
+        e.residual = f->residual;
+        e.relu = f->relu;
+    }
+    conv_forward_fused(&s, x->in[0], x->in[1], &e, x->out[0], scratch + conv_fold_floats(&s), x->threads);
+    return 0;
 }
 
 static int conv_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)

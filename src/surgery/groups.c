@@ -357,6 +357,63 @@ static int block_nonzero_reaching_layers(uf_ctx_t *u, sfp_error_t *err)
     return 0;
 }
 
+/* The activations whose channels index a parameter's dims 0 and 1 when node
+ * n reads it as input k (-1: none): a Conv weight's rows are the output's
+ * channels and (group 1) its columns the input's; a bias or BN parameter
+ * follows the output; a Gemm weight follows transB. */
+static void param_axes(const uf_ctx_t *u, const sfp_node_t *n, int k, int *axis0, int *axis1)
+{
+    const sfp_op_def_t *def = op_of(n);
+    int x = n->inputs[0], y = n->outputs[0];
+    *axis0 = *axis1 = -1;
+    if (!def) return;
+    if ((def->flags & SFP_OPF_FILTERS) && k == 1) {
+        int *out_axis = def->weight_axis(n) == 0 ? axis0 : axis1, *in_axis = out_axis == axis0 ? axis1 : axis0;
+        *out_axis = y;
+        if (def->chan != SFP_CHAN_CONV || node_attr_int(n, "group", 1) == 1) *in_axis = x;
+    } else if ((def->flags & SFP_OPF_FILTERS) && k == 2 && u->g->values[n->inputs[2]].ndim == 1) {
+        *axis0 = y;
+    } else if ((def->flags & SFP_OPF_NORM) && k >= 1) {
+        *axis0 = y;
+    }
+}
+
+/* One initializer read by several nodes (an nn.Conv2d called twice) is one
+ * tensor in the output: the channels that index it are joined across all
+ * its readers. (Copies an exporter made of equal values were untied on
+ * load: model_untie_aliases.) */
+static int join_shared_params(uf_ctx_t *u, sfp_error_t *err)
+{
+    const sfp_graph_t *g = u->g;
+    int *first_node = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    int *first_input = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    if (!first_node || !first_input) {
+        free(first_node);
+        free(first_input);
+        return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) first_node[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sfp_node_t *n = &g->nodes[i];
+        for (int k = 1; k < n->n_inputs && n->n_outputs > 0; k++) {
+            int p = n->inputs[k], a0 = -1, a1 = -1, b0 = -1, b1 = -1;
+            if (p < 0 || !g->values[p].init) continue;
+            if (first_node[p] < 0) {
+                first_node[p] = i;
+                first_input[p] = k;
+                continue;
+            }
+            param_axes(u, n, k, &a0, &a1);
+            param_axes(u, &g->nodes[first_node[p]], first_input[p], &b0, &b1);
+            if (a0 >= 0 && b0 >= 0) union_same(u, a0, b0);
+            if (a1 >= 0 && b1 >= 0) union_same(u, a1, b1);
+        }
+    }
+    free(first_node);
+    free(first_input);
+    return 0;
+}
+
 /* Sort key of a channel: the values it touches, then its first slot. */
 typedef struct chan_rec {
     int64_t root;
@@ -653,6 +710,7 @@ int groups_find(sfp_model_t *m, sfp_groups_t **out, sfp_error_t *err)
     for (int i = 0; i < g->n_inputs; i++) block_value(&u, g->inputs[i], "model input channels are never pruned");
     for (int i = 0; i < g->n_outputs; i++) block_value(&u, g->outputs[i], "model output channels are never pruned");
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = apply_rule(&u, &g->nodes[i], err);
+    if (rc == 0) rc = join_shared_params(&u, err);
     if (rc == 0) rc = block_nonzero_reaching_layers(&u, err);
     if (rc == 0) rc = collect(&u, err);
     if (rc == 0) qsort(gs->g, (size_t)gs->n, sizeof *gs->g, cmp_group);

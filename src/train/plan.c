@@ -302,7 +302,6 @@ static int build_steps(sfp_plan_t *p, const int *run_node, const fuse_info_t *in
             const sfp_node_t *bn = info[i].bn >= 0 ? &g->nodes[info[i].bn] : NULL;
             st->out0 = info[i].out0;
             st->fusion.bn = bn;
-            for (int k = 0; bn && k < 4; k++) st->fusion.bn_param[k] = const_tensor(g, bn->inputs[1 + k])->data;
             st->fusion.relu = info[i].relu;
             st->x.fused = &st->fusion;
         }
@@ -592,8 +591,14 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     if ((flags & SFP_PLAN_TRAIN) && (rc = autograd_analyse(p, err)) < 0) goto fail;
     if ((rc = allocate(p, err)) < 0) goto fail;
     for (int s = 0; s < p->n_steps; s++) {
-        p->steps[s].x.scratch = p->arena + p->scratch_offset;
-        p->steps[s].x.scratch_bytes = p->scratch_bytes;
+        plan_step_t *st = &p->steps[s];
+        st->x.scratch = p->arena + p->scratch_offset;
+        st->x.scratch_bytes = p->scratch_bytes;
+        /* the plan's own view of the BN parameters: an initializer in place,
+         * a folded value (Identity of an initializer, Constant) as copied
+         * into the arena, never the graph's folded tensor, which the next
+         * shape inference frees */
+        for (int k = 0; st->fusion.bn && k < 4; k++) st->fusion.bn_param[k] = p->data[st->fusion.bn->inputs[1 + k]];
     }
     if (flags & SFP_PLAN_TRAIN) autograd_bind(p);
     free(run_node);

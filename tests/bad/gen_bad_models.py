@@ -361,6 +361,15 @@ def tensor_cases():
     attr_named(node_named(m, "bn0"), "epsilon").f = 0.0
     case("tensor/bn_zero_var_zero_eps.onnx", m, 3, "node 'bn0' \\(BatchNormalization\\): variance 'bn.var' channel 2 is 0 with epsilon 0")
 
+    # the spec allows one place for the values: raw_data, a typed field or external data
+    m = copy_model()
+    init_named(m, "conv.b").float_data.extend([1.0, 2.0, 3.0, 4.0])
+    case("tensor/raw_and_float_data.onnx", m, 3,
+         "initializer 'conv.b': holds its values twice \\(raw_data and typed data fields\\)")
+    m = copy_model()
+    init_named(m, "conv.b").float_data.extend([1.0, 2.0, 3.0, 4.0])
+    case("tensor/raw_and_float_data_c.onnx", m, 3, "initializer 'conv.b': holds its values twice", cmd="compress")
+
     m = copy_model()
     init_named(m, "conv.b").segment.begin = 0
     init_named(m, "conv.b").segment.end = 4
@@ -527,6 +536,17 @@ def unsupported_cases():
     node_named(m, "conv0").attribute.append(helper.make_attribute("auto_pad", "BOGUS"))
     case("unsup/auto_pad_bogus.onnx", m, 3, "node 'conv0' \\(Conv\\): auto_pad 'BOGUS' is not one of")
 
+    # attributes of another type than ONNX defines: refused at the node when loading
+    m = copy_model()
+    a = attr_named(node_named(m, "conv0"), "pads")
+    a.CopyFrom(helper.make_attribute("pads", [1.0, 1.0, 1.0, 1.0]))
+    case("graph/attr_pads_floats.onnx", m, 3, "node 'conv0' \\(Conv\\): attribute 'pads' has type FLOATS, ONNX defines it as INTS")
+    m = copy_model()
+    a = attr_named(node_named(m, "bn0"), "epsilon")
+    a.CopyFrom(helper.make_attribute("epsilon", 1))
+    case("graph/attr_epsilon_int.onnx", m, 3, "node 'bn0' \\(BatchNormalization\\): attribute 'epsilon' has type INT",
+         cmd="compress")
+
     m = copy_model()
     node_named(m, "conv0").attribute.append(helper.make_attribute("frobnicate", 1))
     case("unsup/unknown_attribute.onnx", m, 4, "node 'conv0' \\(Conv\\): attribute 'frobnicate' is not supported")
@@ -649,6 +669,10 @@ def external_cases():
          "external data length 8 does not match its dims \\(16 bytes\\)")
     case("ext/missing.onnx", ext_model("nothere.bin"), 3, "external data file 'nothere.bin': No such file")
     case("ext/no_location.onnx", ext_model(""), 3, "external data without a location")
+    m = ext_model("weights.bin", 0, 16)
+    init_named(m, "conv.b").raw_data = np.zeros(4, np.float32).tobytes()
+    case("ext/raw_and_external.onnx", m, 3,
+         "initializer 'conv.b': holds its values twice \\(raw_data and an external data location\\)")
     # The model file itself is a FIFO: refused at once, never read (no hang).
     mfifo = os.path.join(OUT, "ext", "model_fifo.onnx")
     if os.path.lexists(mfifo):

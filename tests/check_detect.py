@@ -326,6 +326,14 @@ def confidence_and_two_models(fails, work, model, model_meta, data, names):
     acc = sum(i["class"] == i["true_class"] for i in sure) / len(sure)
     fails.check(cut["decided"] == len(sure) and abs(cut["accuracy"] - acc) < 1e-9,
                 f"--min-confidence: accuracy {cut['accuracy']} over {cut['decided']} decided, expected {acc}")
+    other = os.path.join(work, "r8_other_names.onnx")
+    m = onnx.load(model_meta)
+    meta = json.loads(m.metadata_props[0].value)
+    meta["classes"] = meta["classes"][1:] + meta["classes"][:1]
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, other)
+    rc, out = run([SFP, "detect", model_meta, other, data, "--quiet"])
+    fails.check(rc == 2 and "give two models of the same task" in out, f"models naming classes apart: exit {rc}: {out}")
     page = os.path.join(work, "two.html")
     both = detect_json([model_meta, model, data, "--html", page])
     paths = [i["path"] for i in both["images"]]

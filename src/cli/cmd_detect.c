@@ -207,6 +207,27 @@ static int map_labels(const detect_run_t *r, detect_source_t *src, char *const *
     return 0;
 }
 
+/* A second model must name its classes as the first does (when both name
+ * them): its calls are read with the first one's names. */
+static int same_classes(const detect_run_t *r, sfp_error_t *err)
+{
+    sfp_data_desc_t d[DETECT_MAX_MODELS];
+    memset(d, 0, sizeof d);
+    int rc = 0;
+    for (int m = 0; m < r->n_models && rc == 0; m++) {
+        const char *meta = sfp_model_meta_get(r->models[m].m, DATA_META_KEY);
+        if (meta) rc = data_describe_parse(meta, r->models[m].path, &d[m], err);
+    }
+    if (rc == 0 && r->n_models == 2 && d[0].n_classes == r->k && d[1].n_classes == r->k)
+        for (int j = 0; j < r->k && rc == 0; j++)
+            if (strcmp(d[0].class_names[j], d[1].class_names[j]) != 0)
+                rc = sfp_errorf(err, SFP_EUSAGE, "%s names class %d '%s', %s names it '%s': give two models of the "
+                                "same task", sfp_q(r->models[0].path), j, sfp_q(d[0].class_names[j]),
+                                sfp_q(r->models[1].path), sfp_q(d[1].class_names[j]));
+    for (int m = 0; m < DETECT_MAX_MODELS; m++) data_desc_clear(&d[m]);
+    return rc;
+}
+
 /* FOLDER/classes.txt, when present: k folder names in the model's class order. */
 static int folder_aliases(const detect_run_t *r, const char *dir, char ***out, char **path_out, sfp_error_t *err)
 {
@@ -791,6 +812,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     int first_input = a->n_pos > 2 && is_model_path(a->pos[1]) ? 2 : 1;
     for (int i = 0; i < first_input && rc == 0; i++) rc = load_model(cmd, a, &r, a->pos[i], err);
     if (rc < 0) goto done;
+    if ((rc = same_classes(&r, err)) < 0) goto done;
     if ((rc = class_names(&r, cli_get(cmd, a, "labels"), r.models[0].m, r.models[0].path, err)) < 0) goto done;
     if ((rc = open_inputs(&r, a->pos + first_input, a->n_pos - first_input, split, err)) < 0) goto done;
     if ((rc = list_images(&r, err)) < 0) goto done;

@@ -291,7 +291,7 @@ static const char style[] =
     "figure.wrong{border-color:#c33;background:#fee}figure.right{border-color:#3a3}"
     "figure.uncertain{border-color:#d90;background:#ffd}figure.disagree{border-color:#36c;background:#eef}"
     "figcaption span{display:block}.file{overflow-wrap:break-word}"
-    ".bad{color:#b00}.uncertain{color:#a60}small{white-space:nowrap}"
+    "span.bad{color:#b00}span.uncertain{color:#a60}small{white-space:nowrap}"
     "table{border-collapse:collapse;margin:1em 1em 1em 0;display:inline-table;vertical-align:top}"
     "th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}caption{text-align:left}"
     "td.diag{background:#dfd}td.off{background:#fdd}td.zero{color:#aaa}";

@@ -131,7 +131,7 @@ demo-defects: deps
 	  --report-json $(DEMO_DEFECTS)/report.json
 	@echo "== detect with both models on the 700 test images ($(DEMO_DEFECTS)/detect.html)"
 	$(BUILD)/onnx-sfp detect $(DEFECT_MODEL) $(DEMO_DEFECTS)/defects-pruned.onnx $(DEMO_DEFECTS)/data \
-	  --html $(DEMO_DEFECTS)/detect.html --json > $(DEMO_DEFECTS)/detect.json
+	  --html $(DEMO_DEFECTS)/detect.html --json --threads 1 > $(DEMO_DEFECTS)/detect.json
 	@echo "== batch-1 latency on the same images: onnx-sfp, then ONNX Runtime (1 thread each)"
 	$(BUILD)/onnx-sfp bench $(DEFECT_MODEL) $(DEMO_DEFECTS)/defects-pruned.onnx --data $(DEMO_DEFECTS)/data \
 	  --limit 700 --threads 1 --json > $(DEMO_DEFECTS)/bench.json

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -104,6 +105,12 @@ def check_scores(fails, what, got, names, truths):
     fails.check(abs(got["accuracy"] - acc) < 1e-9, f"{what}: accuracy {got['accuracy']}, expected {acc}")
     fails.check(abs(got["balanced_accuracy"] - balanced) < 1e-9,
                 f"{what}: balanced accuracy {got['balanced_accuracy']}, expected {balanced}")
+    defects = [i for i, t in zip(got["images"], truths) if t != "ok"]
+    escape = sum(i["class"] == "ok" for i in defects) / len(defects)
+    fails.check(abs(got["escape_rate"] - escape) < 1e-9, f"{what}: escape rate {got['escape_rate']}, expected {escape}")
+    for i, c in enumerate(names):
+        if rows[i]:
+            fails.check(abs(got["recall"][c] - conf[i, i] / rows[i]) < 1e-9, f"{what}: recall of {c} {got['recall'][c]}")
 
 
 class PageChecker(html.parser.HTMLParser):
@@ -155,7 +162,7 @@ def check_page(fails, page, got):
             continue
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as thumb:
             thumb.load()
-            fails.check(max(thumb.size) <= 96, f"html: thumbnail of {thumb.size}")
+            fails.check(max(thumb.size) <= 128, f"html: thumbnail of {thumb.size}")
     text = "\n".join(p.text)
     for img in got["images"]:
         fails.check(os.path.basename(img["path"]) in text, f"html: no file name {os.path.basename(img['path'])}")
@@ -164,8 +171,12 @@ def check_page(fails, page, got):
     fails.check(wrong.count(True) == sum(i["class"] != i.get("true_class", i["class"]) for i in got["images"]),
                 "html: misclassified count differs from the JSON")
     labelled = got["accuracy"] is not None
-    fails.check("images/s" in source and ("confusion" in source and "balanced accuracy" in source) == labelled,
+    fails.check("images/s" in source and ("confusion" in source and "balanced accuracy" in source and
+                                          "escape rate" in source) == labelled,
                 "html: summary missing, or scores on a page without labels")
+    fails.check(source.find("<h2>Summary") < source.find("<figure"), "html: the summary is not first")
+    for s in got["skipped"]:
+        fails.check(os.path.basename(s["path"]) in text, f"html: skipped file {s['path']} not named")
 
 
 def bad_inputs(fails, work, model, model_meta, data):
@@ -182,7 +193,7 @@ def bad_inputs(fails, work, model, model_meta, data):
         f.write("a\nb\n")
     labels_other = os.path.join(work, "labels_other.txt")
     with open(labels_other, "w") as f:
-        f.write("\n".join(c.upper() for c in CLASSES) + "\n")
+        f.write("\n".join("x" + c for c in CLASSES) + "\n")
     # A valid model whose output is the image itself (not [N, K]).
     image_out = os.path.join(work, "identity.onnx")
     g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"], name="id")], "identity",
@@ -217,6 +228,128 @@ def bad_inputs(fails, work, model, model_meta, data):
     left = [n for n in os.listdir(work) if n.startswith(".") or ".tmp" in n]
     fails.check(not left, f"temporary files left: {left}")
     return len(cases)
+
+
+def training_and_detect_agree(fails, work):
+    """One preprocessing path: a model trained on a folder of 64x64 images
+    (fitted to its 32x32 input) records them, and detect on that folder's
+    test split scores exactly what eval scores there (same decoding, fit and
+    filter, so the same predictions). Images of another size make detect warn
+    on one stderr line; images like the training ones do not."""
+    folder, other = os.path.join(work, "train64"), os.path.join(work, "other48")
+    for out, size, split, seed in ((folder, 64, "6,4", "7"), (other, 48, "1,2", "8")):
+        rc, msg = run(["/usr/bin/python3", "tools/gen_defects.py", out, "--split", split, "--size", str(size),
+                       "--seed", seed])
+        if rc != 0:
+            raise SystemExit("FAIL gen_defects: " + msg)
+    init, trained = os.path.join(work, "t8_init.onnx"), os.path.join(work, "t8.onnx")
+    for args in (["init", "resnet8", init, "--input", f"1x{SIDE}x{SIDE}", "--classes", "7", "--seed", "2"],
+                 ["train", init, trained, "--data", folder, "--epochs", "2", "--batch", "14", "--val-split", "0",
+                  "--lr", "0.05", "--threads", "1"]):
+        rc, msg = run([SFP] + args + ["--quiet"])
+        if rc != 0:
+            raise SystemExit(f"FAIL {args[0]}: {msg}")
+    meta = json.loads({p.key: p.value for p in onnx.load(trained).metadata_props}["onnx_sfp.preprocess"])
+    fails.check(meta.get("data") == {"format": "imagefolder", "geometry": "1x64x64", "fit": "resize",
+                                     "filter": "mitchell", "other_sizes": 0},
+                f"trained model records its data as {meta.get('data')}")
+    rc, out = run([SFP, "eval", trained, "--data", folder, "--json", "--quiet"])
+    evaluated = json.loads(out) if rc == 0 else {}
+    got = detect_json([trained, folder])
+    fails.check(rc == 0 and evaluated["images"] == got["labelled"] == 28 and
+                abs(evaluated["accuracy"] - got["accuracy"]) < 1e-6,
+                f"eval scores {evaluated} on the training folder's test split, detect {got['accuracy']}")
+    for data, warns in ((folder, False), (other, True)):
+        p = subprocess.run([SFP, "detect", trained, data, "--json"], capture_output=True, text=True)
+        rc, out = p.returncode, p.stderr
+        lines = [ln for ln in out.splitlines() if "warning" in ln]
+        fails.check(rc == 0 and len(lines) == int(warns) and
+                    (not warns or "1x48x48" in lines[0] and "1x64x64" in lines[0] and "mitchell" in lines[0]),
+                    f"detect {os.path.basename(data)}: exit {rc}, warnings {lines}")
+
+
+def real_folders(fails, work, model_meta, data, names):
+    """A camera folder: a fake and a truncated PNG are skipped and named
+    (text, JSON with the reason, page) and the run scores the rest (exit 0;
+    --strict: the same output, then exit 3). Folder names that differ from
+    the model's class names in case, spaces, '-', '_' match; a name that
+    does not is mapped by a classes.txt in the folder."""
+    folder = os.path.join(work, "camera")
+    shutil.rmtree(folder, ignore_errors=True)
+    spelled = {"crazing": "Crazing", "inclusion": "IN CLUSION", "patches": "patches", "pitted_surface": "Pitted-Surface",
+               "rolled-in_scale": "rolled in scale", "scratches": "Scratches_", "ok": "good"}
+    for c in CLASSES:
+        shutil.copytree(os.path.join(data, "test", c), os.path.join(folder, spelled[c]))
+    with open(os.path.join(folder, "patches", "fake.png"), "w") as f:
+        f.write("not an image\n")
+    good = os.path.join(data, "test", "ok", sorted(os.listdir(os.path.join(data, "test", "ok")))[0])
+    with open(good, "rb") as f:
+        head = f.read()[:60]
+    with open(os.path.join(folder, "good", "cut.png"), "wb") as f:
+        f.write(head)
+    rc, out = run([SFP, "detect", model_meta, folder, "--quiet"])
+    fails.check(rc == 3 and "'good' is not one of the model's classes" in out and "classes.txt" in out,
+                f"camera folder without classes.txt: exit {rc}: {out.strip()}")
+    with open(os.path.join(folder, "classes.txt"), "w") as f:
+        f.write("\n".join("good" if n == "ok" else n for n in names) + "\n")
+    page = os.path.join(work, "camera.html")
+    got = detect_json([model_meta, folder, "--html", page])
+    truths = [[c for c in CLASSES if os.path.join(folder, spelled[c]) + "/" in i["path"]][0] for i in got["images"]]
+    fails.check(len(got["images"]) == 21 and all(i.get("true_class") == t for i, t in zip(got["images"], truths)),
+                "camera folder: not the 21 decodable images with their true classes")
+    skipped = {os.path.basename(x["path"]): x["reason"] for x in got["skipped"]}
+    fails.check(set(skipped) == {"fake.png", "cut.png"} and all(skipped.values()),
+                f"camera folder: skipped {skipped}")
+    check_scores(fails, "camera folder", got, names, truths)
+    check_page(fails, page, got)
+    rc, out = run([SFP, "detect", model_meta, folder, "--quiet"])
+    fails.check(rc == 0 and sum(ln.startswith("skipped ") for ln in out.splitlines()) == 2 and "fake.png" in out and "cut.png" in out,
+                f"camera folder text: exit {rc}")
+    p = subprocess.run([SFP, "detect", model_meta, folder, "--json", "--strict", "--quiet"], capture_output=True,
+                       text=True)
+    fails.check(p.returncode == 3 and json.loads(p.stdout)["skipped"] and "--strict" in p.stderr,
+                f"--strict: exit {p.returncode}, stderr {p.stderr.strip()}")
+
+
+def confidence_and_two_models(fails, work, model, model_meta, data, names):
+    """--min-confidence puts the calls below it in 'uncertain', scored apart;
+    a second model runs on the same images: its own classes (checked against
+    ONNX Runtime), agreement, MACs and parameters."""
+    got = detect_json([model_meta, data])
+    conf = sorted(i["confidence"] for i in got["images"])
+    p = conf[len(conf) // 2]
+    cut = detect_json([model_meta, data, "--min-confidence", str(p)])
+    low = [i for i in cut["images"] if i["confidence"] < p]
+    fails.check(cut["uncertain"] == len(low) > 0 and all(i["uncertain"] == (i["confidence"] < p) for i in cut["images"]),
+                f"--min-confidence {p}: {cut['uncertain']} uncertain, {len(low)} below")
+    sure = [i for i in cut["images"] if not i["uncertain"]]
+    acc = sum(i["class"] == i["true_class"] for i in sure) / len(sure)
+    fails.check(cut["decided"] == len(sure) and abs(cut["accuracy"] - acc) < 1e-9,
+                f"--min-confidence: accuracy {cut['accuracy']} over {cut['decided']} decided, expected {acc}")
+    other = os.path.join(work, "r8_other_names.onnx")
+    m = onnx.load(model_meta)
+    meta = json.loads(m.metadata_props[0].value)
+    meta["classes"] = meta["classes"][1:] + meta["classes"][:1]
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, other)
+    rc, out = run([SFP, "detect", model_meta, other, data, "--quiet"])
+    fails.check(rc == 2 and "give two models of the same task" in out, f"models naming classes apart: exit {rc}: {out}")
+    page = os.path.join(work, "two.html")
+    both = detect_json([model_meta, model, data, "--html", page])
+    paths = [i["path"] for i in both["images"]]
+    ties = compare_predictions(fails, "second model", {"images": [dict(i["second"], path=i["path"])
+                                                                  for i in both["images"]],
+                                                       "images_per_s": both["second"]["images_per_s"]},
+                               reference(model, paths, 0.0, 1.0, work), names)
+    same = sum(i["class"] == i["second"]["class"] for i in both["images"]) / len(paths)
+    fails.check(abs(both["agreement"] - same) < 1e-9, f"agreement {both['agreement']}, expected {same}")
+    fails.check(both["macs"] == both["second"]["macs"] == 11944384 and both["params"] > 0,
+                f"MACs {both['macs']} / {both['second']['macs']}, params {both['params']}")
+    with open(page, encoding="utf-8") as f:
+        source = f.read()
+    fails.check("agreement" in source and source.count("<figure") == len(paths) and "B: " in source,
+                "two-model page: no agreement, or not one card per image with both calls")
+    return ties
 
 
 def main():
@@ -303,6 +436,9 @@ def main():
     rc, out = run([SFP, "detect", model_meta, data, "--quiet"])
     fails.check(rc == 0 and "balanced accuracy" in out and out.count(".png:") == 21, f"text output: exit {rc}")
 
+    training_and_detect_agree(fails, work)
+    real_folders(fails, work, model_meta, data, names)
+    ties += confidence_and_two_models(fails, work, model, model_meta, data, names)
     n_bad = bad_inputs(fails, work, model, model_meta, data)
     return fails.finish(f"detect: classes and confidences equal ONNX Runtime's on {fails.compared} images "
                         f"({ties} near-ties skipped), scores, HTML page and {n_bad} bad-input cases right", work)

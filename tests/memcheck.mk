@@ -5,7 +5,8 @@
 #   test images, report --json of both models;
 #   eval on an image folder of every decoded format (the decoding child runs
 #   under memcheck too) and on four broken data sets, whose error paths must
-#   end in exit 3 with nothing leaked.
+#   end in exit 3 with nothing leaked; detect of both models on the folder
+#   with a corrupt PNG (skipped), with --min-confidence and the page.
 # OpenBLAS runs single-threaded (its threads only slow valgrind down); our
 # own thread pool and loader thread run as usual. Reports go to one log per
 # process (the image decoding child's stderr is /dev/null and the parent does
@@ -27,6 +28,9 @@ memcheck: all
 	$(MEMCHECK_RUN) report $(MEMCHECK_DIR)/r20.onnx $(MEMCHECK_DIR)/r20-pruned.onnx --json >$(MEMCHECK_DIR)/report.json
 	/usr/bin/python3 tests/bad_data/gen_bad_data.py $(MEMCHECK_DIR)/data >/dev/null
 	$(MEMCHECK_RUN) eval $(MEMCHECK_DIR)/r20-pruned.onnx --data $(MEMCHECK_DIR)/data/img_ok --quiet
+	$(MEMCHECK_RUN) detect $(MEMCHECK_DIR)/r20.onnx $(MEMCHECK_DIR)/r20-pruned.onnx \
+	  $(MEMCHECK_DIR)/data/img_corrupt_png --min-confidence 0.5 --html $(MEMCHECK_DIR)/detect.html --json \
+	  --quiet >$(MEMCHECK_DIR)/detect.json
 	@for c in $(MEMCHECK_BAD); do echo "memcheck: eval on $$c (exit 3 expected)"; \
 	  $(MEMCHECK_RUN) eval $(MEMCHECK_DIR)/r20-pruned.onnx --data $(MEMCHECK_DIR)/data/$$c --quiet; \
 	  rc=$$?; [ $$rc -eq 3 ] || { echo "memcheck: $$c gave exit $$rc"; exit 1; }; done

@@ -752,16 +752,25 @@ static void make_image_folder(const char *root)
     tu_write_file(join(root, ".hidden"), "x", 1);
 }
 
-static void test_image_folder_loads_sorted_classes_padded_and_resized(void **state)
+/* make_image_folder in a new temporary root, opened for a 1x8x8 model. */
+static sfp_dataset_t *open_made_folder_8x8(char *root, size_t size)
 {
-    (void)state;
-    char root[64];
-    tu_tmpdir(root, sizeof root);
+    tu_tmpdir(root, size);
     make_image_folder(root);
     sfp_error_t err = {0};
     sfp_dataset_t *ds = NULL;
     sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
     TU_OK(&err, data_open(root, "train", &opts, &ds, &err));
+    return ds;
+}
+
+static void test_image_folder_loads_sorted_classes_padded_and_resized(void **state)
+{
+    (void)state;
+    char root[64];
+    sfp_error_t err = {0};
+    sfp_dataset_t *ds = open_made_folder_8x8(root, sizeof root);
+    sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
     assert_string_equal(ds->format, "imagefolder");
     assert_int_equal(ds->n_classes, 3);
     /* Byte-wise order: upper case before lower case. */
@@ -1001,6 +1010,66 @@ static void test_image_files_load_unlabelled_for_detect(void **state)
     /* The 4x4 PGM fits exactly: no padding. */
     assert_int_equal(data_pixels(ds, 1)[0], 10);
     assert_int_equal(data_pixels(ds, 1)[2 * 16 + 15], 10 + 15 * 15);
+    data_free(ds);
+}
+
+/* Image data remembers each file's own size (what a model records as its
+ * training data, and what detect compares with); detect's skip_unreadable
+ * leaves out a fake PNG, a truncated one and a crafted JPEG, naming each,
+ * and loads the rest, where training refuses the folder. */
+static void test_image_folder_records_source_sizes_and_can_skip_unreadable_files(void **state)
+{
+    (void)state;
+    char root[64];
+    sfp_error_t err = {0};
+    sfp_dataset_t *ds = open_made_folder_8x8(root, sizeof root);
+    sfp_data_opts_t opts = {.channels = 1, .height = 8, .width = 8};
+    int c = 0, h = 0, w = 0;
+    int64_t other = -1;
+    assert_true(data_source_geometry(ds, 0, &c, &h, &w)); /* Moose/a.bmp, RGB 16x16 */
+    assert_int_equal(c, 3);
+    assert_int_equal(h, 16);
+    assert_int_equal(w, 16);
+    /* 4 files: 16x16 RGB, 8x8 RGB and two 4x4 gray: 1x4x4 is the most common. */
+    assert_true(data_common_source_geometry(ds, &c, &h, &w, &other));
+    assert_int_equal(c, 1);
+    assert_int_equal(h, 4);
+    assert_int_equal(other, 2);
+    sfp_data_prep_t prep;
+    data_prep_init(&prep, 1, 8, 8);
+    assert_string_equal(data_prep_fit_name(&prep, ds), "pad-center");
+    assert_string_equal(data_prep_filter_name(&prep, ds), "none");
+    data_prep_init(&prep, 1, 3, 3);
+    assert_string_equal(data_prep_fit_name(&prep, ds), "resize");
+    assert_string_equal(data_prep_filter_name(&prep, ds), DATA_RESIZE_FILTER_DOWN);
+    assert_int_equal(data_n_unreadable(ds), 0);
+    data_free(ds);
+
+    tu_write_file(join(root, "ant/fake.png"), "not an image\n", 13);
+    const uint8_t png_head[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    tu_write_file(join(root, "zebra/cut.png"), png_head, sizeof png_head);
+    const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xc4, 0x00, 0x04, 0x11, 0x10, 0x13, 0x18, 0x24, 0x1a, 0x18, 0x16,
+                            0x16, 0x18, 0x31, 0x23, 0x25, 0x1d, 0x28, 0x3a, 0x33, 0xff, 0xd9};
+    tu_write_file(join(root, "zebra/crafted.jpg"), jpeg, sizeof jpeg);
+    expect_bad_folder(root, SFP_EBADDATA, "ant/fake.png", "not a readable");
+    opts.skip_unreadable = true;
+    TU_OK(&err, data_open(root, "train", &opts, &ds, &err));
+    assert_int_equal(ds->n, 4);
+    assert_int_equal(data_n_unreadable(ds), 3);
+    const char *reason = NULL;
+    assert_non_null(strstr(data_unreadable(ds, 0, &reason), "ant/fake.png"));
+    assert_non_null(strstr(reason, "not a readable")); /* the path is not repeated */
+    assert_null(strstr(reason, "fake.png"));
+    assert_non_null(strstr(data_unreadable(ds, 1, &reason), "zebra/crafted.jpg"));
+    assert_non_null(strstr(reason, "Huffman table"));
+    assert_non_null(strstr(data_unreadable(ds, 2, &reason), "zebra/cut.png"));
+    /* The files that decode keep their labels, pixels and sizes. */
+    assert_int_equal(data_label(ds, 1), 1);
+    assert_non_null(strstr(data_source_path(ds, 1), "ant/x.png"));
+    assert_true(data_source_geometry(ds, 1, &c, &h, &w));
+    assert_int_equal(h, 8);
+    assert_int_equal(data_label(ds, 3), 2);
+    assert_int_equal(data_pixels(ds, 2)[2 * 8 + 2], 10); /* zebra/1.pgm, padded */
     data_free(ds);
 }
 
@@ -1571,6 +1640,13 @@ static void test_description_round_trips(void **state)
     assert_true(desc.prep.std[0] == std);
     assert_int_equal(desc.n_classes, 10);
     assert_string_equal(desc.class_names[9], "Ankle boot");
+    /* The training data: IDX 28x28, padded, no filter. */
+    assert_int_equal(desc.data_channels, 1);
+    assert_int_equal(desc.data_height, 28);
+    assert_int_equal(desc.data_width, 28);
+    assert_string_equal(desc.data_format, "idx");
+    assert_string_equal(desc.data_fit, "pad-center");
+    assert_string_equal(desc.data_filter, "none");
     data_desc_clear(&desc);
     free(json);
     data_free(ds);
@@ -1641,6 +1717,7 @@ int main(void)
         cmocka_unit_test(test_image_folder_bad_contents_are_refused),
         cmocka_unit_test(test_image_files_stb_mishandles_are_refused_before_decoding),
         cmocka_unit_test(test_image_files_load_unlabelled_for_detect),
+        cmocka_unit_test(test_image_folder_records_source_sizes_and_can_skip_unreadable_files),
         cmocka_unit_test(test_normalisation_values_are_exact),
         cmocka_unit_test(test_idx_28x28_into_a_32x32_model_is_zero_padded_and_centred),
         cmocka_unit_test(test_larger_source_is_resized_bilinearly),

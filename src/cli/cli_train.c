@@ -173,7 +173,7 @@ int cli_train_setup(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m, c
     if ((rc = cli_model_geometry(m, model_path, &s->c, &s->h, &s->w, &s->k, err)) < 0) return rc;
     sfp_train_opts_t *o = &s->opts;
     if ((rc = parse_schedule(cmd, a, epochs, lr, &o->lr, err)) < 0) return rc;
-    sfp_data_opts_t dopts = {s->c, s->h, s->w, s->k};
+    sfp_data_opts_t dopts = {s->c, s->h, s->w, s->k, false};
     if ((rc = cli_open_data(data_path, "train", &dopts, model_path, &s->train, err)) < 0) goto fail;
     if ((rc = limit_set(&s->train, limit, err)) < 0) goto fail;
     if (val_path) {
@@ -288,7 +288,7 @@ int cli_open_eval_data(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m
     if (rc < 0) return rc;
     data_prep_init(prep, c, h, w);
     if ((rc = cli_preprocessing(cmd, a, m, path, NULL, prep, prep_source, err)) < 0) return rc;
-    sfp_data_opts_t dopts = {c, h, w, k};
+    sfp_data_opts_t dopts = {c, h, w, k, false};
     if ((rc = data_open(data_path, split, &dopts, &full, err)) < 0) return rc;
     if (limit > 0) {
         rc = data_subset(full, limit, &ds, err);

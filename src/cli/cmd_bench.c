@@ -72,7 +72,7 @@ static int input_load(const cli_cmd_t *cmd, const cli_args_t *a, sfp_model_t *m,
     if ((rc = cli_model_geometry(m, path, &c, &h, &w, &k, err)) < 0) return rc;
     in->example_floats = (size_t)c * (size_t)h * (size_t)w;
     if (data_path) {
-        sfp_data_opts_t dopts = {c, h, w, k};
+        sfp_data_opts_t dopts = {c, h, w, k, false};
         data_prep_init(&prep, c, h, w);
         if ((rc = cli_preprocessing(cmd, a, m, path, NULL, &prep, &prep_source, err)) < 0) return rc;
         if ((rc = data_open(data_path, "test", &dopts, &full, err)) < 0) return rc;

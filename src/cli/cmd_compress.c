@@ -341,7 +341,7 @@ static int measure_without_training(const cli_cmd_t *cmd, const cli_args_t *a, c
     if ((rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0) return rc;
     if ((rc = cli_model_geometry(orig, in, &c, &h, &w, &k, err)) < 0) return rc;
     data_prep_init(&prep, c, h, w);
-    sfp_data_opts_t dopts = {c, h, w, k};
+    sfp_data_opts_t dopts = {c, h, w, k, false};
     if ((rc = cli_open_data(path, "test", &dopts, in, &full, err)) < 0) return rc;
     if (limit > 0 && (rc = data_subset(full, limit, &ds, err)) < 0) goto done;
     if ((rc = cli_preprocessing(cmd, a, orig, in, ds ? ds : full, &prep, &src, err)) < 0) goto done;

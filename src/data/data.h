@@ -27,7 +27,11 @@
  *   .gif .pgm .ppm .pnm, any case); other entries (text files, nested
  *   folders) are skipped and counted in n_skipped for the log; names starting
  *   with '.' are ignored. A file with an image extension that does not
- *   decode is refused, as are empty class folders and fewer than 2 classes. */
+ *   decode is refused (or, with skip_unreadable, left out and listed), as
+ *   are empty class folders and fewer than 2 classes.
+ * - Image files are fitted at load with stb_image_resize (Mitchell when a
+ *   side shrinks, Catmull-Rom when it grows); each row keeps its file's own
+ *   geometry, which a trained model records (data_describe). */
 #ifndef SFP_DATA_H
 #define SFP_DATA_H
 
@@ -40,6 +44,9 @@
 #define DATA_MAX_CHANNELS 3
 #define DATA_MAX_SIDE 16384         /* model input height/width limit */
 #define DATA_META_KEY "onnx_sfp.preprocess" /* metadata_props key of the description */
+/* The filters that fit image files to the model's input at load (stb_image_resize, per axis). */
+#define DATA_RESIZE_FILTER_DOWN "mitchell"
+#define DATA_RESIZE_FILTER_UP "catmull-rom"
 
 /* ------------------------------------------------------------------------ */
 /* Datasets                                                                 */
@@ -70,6 +77,9 @@ typedef struct sfp_data_opts {
                                     CIFAR keep their geometry; batches fit it. */
     int n_classes;               /* model outputs: a label at or beyond it is refused;
                                     also the class count of IDX data (0: max label + 1) */
+    bool skip_unreadable;        /* image files: a file that does not decode is left out
+                                    and listed (data_unreadable) instead of refused; the
+                                    set may then have no examples (n 0) */
 } sfp_data_opts_t;
 
 /* Opens a dataset, detecting the format from path:
@@ -97,6 +107,16 @@ void data_free(sfp_dataset_t *ds);
 const uint8_t *data_pixels(const sfp_dataset_t *ds, int64_t i);
 int data_label(const sfp_dataset_t *ds, int64_t i);
 const char *data_source_path(const sfp_dataset_t *ds, int64_t i);
+
+/* Image data: the geometry the file of example i had before it was fitted
+ * (channels after dropping alpha); false for IDX/CIFAR. */
+bool data_source_geometry(const sfp_dataset_t *ds, int64_t i, int *c, int *h, int *w);
+/* The geometry most of ds's files had (ties: the first seen) and how many
+ * differ from it; false when ds is not image data. */
+bool data_common_source_geometry(const sfp_dataset_t *ds, int *c, int *h, int *w, int64_t *n_other);
+/* Image data opened with skip_unreadable: the files left out, and why. */
+int64_t data_n_unreadable(const sfp_dataset_t *ds);
+const char *data_unreadable(const sfp_dataset_t *ds, int64_t j, const char **reason);
 
 /* The first min(first_n, n) examples (first_n >= 1). */
 int data_subset(const sfp_dataset_t *ds, int64_t first_n, sfp_dataset_t **out, sfp_error_t *err);
@@ -145,15 +165,24 @@ int data_prep_set_norm(sfp_data_prep_t *prep, const float *mean, int n_mean, con
 int data_parse_floats(const char *text, const char *what, float *out, int max, int *n_out, sfp_error_t *err);
 /* Checks prep is usable with ds (channels, sizes, mean/std counts). */
 int data_prep_check(const sfp_data_prep_t *prep, const sfp_dataset_t *ds, sfp_error_t *err);
-/* How ds's examples reach the model's H x W: "none", "pad-center" or "resize". */
+/* How ds's examples reach the model's H x W: "none", "pad-center" or
+ * "resize" (for image data: what the files' most common size gets). */
 const char *data_prep_fit_name(const sfp_data_prep_t *prep, const sfp_dataset_t *ds);
+/* The resize filter of that fit: "none" when not resized, "bilinear" for
+ * IDX/CIFAR (at batch time), for image files DATA_RESIZE_FILTER_DOWN or _UP
+ * (both joined by '+' when one axis shrinks and the other grows). */
+const char *data_prep_filter_name(const sfp_data_prep_t *prep, const sfp_dataset_t *ds);
 /* Example i of ds, preprocessed without augmentation: out holds C x H x W floats. */
 void data_prep_example(const sfp_data_prep_t *prep, const sfp_dataset_t *ds, int64_t i, float *out);
 
 /* Description of the preprocessing for the model's metadata_props (key
  * DATA_META_KEY), one line of JSON, e.g.
  * {"mean":[0.286],"std":[0.353],"input":"1x32x32","pad":"center","resize":"bilinear",
- *  "classes":["T-shirt/top",...],"data":{"format":"idx.gz","geometry":"1x28x28","fit":"pad-center"}}
+ *  "classes":["T-shirt/top",...],"data":{"format":"idx.gz","geometry":"1x28x28","fit":"pad-center",
+ *  "filter":"none"}}
+ * "data" describes the training data: "geometry" the examples' size before
+ * fitting (for image files the most common one, "other_sizes" counting the
+ * files of another size), "fit" and "filter" how that size reached "input". 
  * ds may be NULL (no classes, no "data"). *out_json is malloc'd. */
 int data_describe(const sfp_data_prep_t *prep, const sfp_dataset_t *ds, char **out_json, sfp_error_t *err);
 
@@ -162,6 +191,10 @@ typedef struct sfp_data_desc {
     sfp_data_prep_t prep;
     int n_classes;       /* 0 when the description has no classes */
     char **class_names;
+    /* The training data ("data"; zeros / empty when not recorded): the
+     * geometry its examples had before fitting, how they were fitted. */
+    int data_channels, data_height, data_width;
+    char data_format[16], data_fit[16], data_filter[32];
 } sfp_data_desc_t;
 /* Parses a description; where names its source for messages (e.g. the model
  * file). Malformed text gives SFP_EBADMODEL, a rule this version does not
@@ -233,6 +266,9 @@ struct sfp_data_store {
     int n_classes;
     char **class_names;    /* n_classes */
     char **row_paths;      /* image data: the file of each row; else NULL */
+    int32_t *row_geometry; /* image data: 3 per row, the file's own C, H, W; else NULL */
+    int64_t n_bad;         /* skip_unreadable: files left out (not rows) */
+    char **bad_paths, **bad_reasons;
 };
 
 /* A new set owning a new store of n rows of c x h x w (pixels zeroed, labels
@@ -253,9 +289,18 @@ int data_open_imagefolder(const char *root, const char *split, const sfp_data_op
                           sfp_error_t *err);
 /* Size and channel count (1 or 3 after dropping alpha) an image file declares. */
 int data_image_probe(const char *path, int *channels, int *height, int *width, sfp_error_t *err);
-/* data_image_load of n files into out_chw (n rows of C x H x W bytes). */
+/* What decoding one file found. */
+typedef struct data_image_info {
+    int channels, height, width; /* the file's own geometry (channels 1 or 3 after alpha) */
+    int rc;                      /* skip_bad: 0, or the error of a file that did not decode */
+    char reason[SFP_ERROR_MSG_MAX];
+} data_image_info_t;
+/* data_image_load of n files into out_chw (n rows of C x H x W bytes);
+ * infos (NULL: not wanted) gets n entries. With skip_bad (needs infos) a
+ * file that does not decode, or crashes the decoder, leaves its row zero and
+ * its reason in infos, and the others are still decoded. */
 int data_image_load_many(const char *const *paths, int64_t n, int channels, int height, int width,
-                         uint8_t *out_chw, sfp_error_t *err);
+                         uint8_t *out_chw, data_image_info_t *infos, bool skip_bad, sfp_error_t *err);
 
 /* Counter-based PRNG (splitmix64 over a key): same numbers on every machine. */
 typedef struct sfp_data_rng {

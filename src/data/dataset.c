@@ -46,6 +46,13 @@ static void store_release(sfp_data_store_t *st)
     if (st->row_paths)
         for (int64_t i = 0; i < st->n_rows; i++) free(st->row_paths[i]);
     free(st->row_paths);
+    free(st->row_geometry);
+    for (int64_t i = 0; i < st->n_bad; i++) {
+        free(st->bad_paths[i]);
+        free(st->bad_reasons[i]);
+    }
+    free(st->bad_paths);
+    free(st->bad_reasons);
     free(st);
 }
 
@@ -154,6 +161,53 @@ int data_label(const sfp_dataset_t *ds, int64_t i)
 const char *data_source_path(const sfp_dataset_t *ds, int64_t i)
 {
     return ds->store->row_paths ? ds->store->row_paths[ds->rows[i]] : NULL;
+}
+
+bool data_source_geometry(const sfp_dataset_t *ds, int64_t i, int *c, int *h, int *w)
+{
+    if (!ds->store->row_geometry) return false;
+    const int32_t *g = ds->store->row_geometry + 3 * (size_t)ds->rows[i];
+    *c = g[0];
+    *h = g[1];
+    *w = g[2];
+    return true;
+}
+
+bool data_common_source_geometry(const sfp_dataset_t *ds, int *c, int *h, int *w, int64_t *n_other)
+{
+    if (!ds->store->row_geometry || ds->n < 1) return false;
+    /* Boyer-Moore majority vote, then a count: the majority when there is
+     * one, else some frequent geometry (enough for a one-line warning). */
+    int64_t best = 0, votes = 0;
+    for (int64_t i = 0; i < ds->n; i++) {
+        const int32_t *g = ds->store->row_geometry + 3 * (size_t)ds->rows[i];
+        const int32_t *b = ds->store->row_geometry + 3 * (size_t)ds->rows[best];
+        if (votes == 0) {
+            best = i;
+            votes = 1;
+        } else if (memcmp(g, b, 3 * sizeof *g) == 0) votes++;
+        else votes--;
+    }
+    const int32_t *b = ds->store->row_geometry + 3 * (size_t)ds->rows[best];
+    int64_t other = 0;
+    for (int64_t i = 0; i < ds->n; i++)
+        other += memcmp(ds->store->row_geometry + 3 * (size_t)ds->rows[i], b, 3 * sizeof *b) != 0;
+    *c = b[0];
+    *h = b[1];
+    *w = b[2];
+    *n_other = other;
+    return true;
+}
+
+int64_t data_n_unreadable(const sfp_dataset_t *ds)
+{
+    return ds->store->n_bad;
+}
+
+const char *data_unreadable(const sfp_dataset_t *ds, int64_t j, const char **reason)
+{
+    *reason = ds->store->bad_reasons[j];
+    return ds->store->bad_paths[j];
 }
 
 int data_subset(const sfp_dataset_t *ds, int64_t first_n, sfp_dataset_t **out, sfp_error_t *err)

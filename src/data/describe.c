@@ -76,11 +76,20 @@ int data_describe(const sfp_data_prep_t *prep, const sfp_dataset_t *ds, char **o
     if (!failed && ds) {
         json_object *data = json_object_new_object();
         char source[64];
-        snprintf(source, sizeof source, "%dx%dx%d", ds->channels, ds->height, ds->width);
+        int c = ds->channels, h = ds->height, w = ds->width;
+        int64_t other = 0;
+        bool files = data_common_source_geometry(ds, &c, &h, &w, &other);
+        snprintf(source, sizeof source, "%dx%dx%d", c, h, w);
         failed = !data;
         if (data) json_object_object_add(obj, "data", data);
         failed = failed || add_string(data, "format", ds->format) < 0 || add_string(data, "geometry", source) < 0 ||
-                 add_string(data, "fit", data_prep_fit_name(prep, ds)) < 0;
+                 add_string(data, "fit", data_prep_fit_name(prep, ds)) < 0 ||
+                 add_string(data, "filter", data_prep_filter_name(prep, ds)) < 0;
+        if (!failed && files) {
+            json_object *n = json_object_new_int64(other);
+            failed = !n;
+            if (n) json_object_object_add(data, "other_sizes", n);
+        }
     }
     const char *text = failed ? NULL
                               : json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
@@ -156,6 +165,35 @@ static int check_rule(json_object *obj, const char *key, const char *want, const
     return 0;
 }
 
+/* An optional string member of at most size - 1 bytes into out. */
+static int copy_string(json_object *obj, const char *key, char *out, size_t size, const char *where, sfp_error_t *err)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(obj, key, &v)) return 0;
+    if (!json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) >= size)
+        return sfp_errorf(err, SFP_EBADMODEL, "%s: preprocessing data \"%s\" is not a short string", sfp_q(where),
+                          key);
+    snprintf(out, size, "%s", json_object_get_string(v));
+    return 0;
+}
+
+/* The optional "data" object: the training data's geometry and fit. */
+static int parse_data(json_object *obj, const char *where, sfp_data_desc_t *out, sfp_error_t *err)
+{
+    json_object *data = NULL, *v = NULL;
+    if (!json_object_object_get_ex(obj, "data", &data)) return 0;
+    if (!json_object_is_type(data, json_type_object))
+        return sfp_errorf(err, SFP_EBADMODEL, "%s: preprocessing \"data\" is not an object", sfp_q(where));
+    if (json_object_object_get_ex(data, "geometry", &v) &&
+        (!json_object_is_type(v, json_type_string) ||
+         !parse_geometry(json_object_get_string(v), &out->data_channels, &out->data_height, &out->data_width)))
+        return sfp_errorf(err, SFP_EBADMODEL, "%s: preprocessing data \"geometry\" is not CxHxW", sfp_q(where));
+    int rc = copy_string(data, "format", out->data_format, sizeof out->data_format, where, err);
+    if (rc == 0) rc = copy_string(data, "fit", out->data_fit, sizeof out->data_fit, where, err);
+    if (rc == 0) rc = copy_string(data, "filter", out->data_filter, sizeof out->data_filter, where, err);
+    return rc;
+}
+
 static int parse_object(json_object *obj, const char *where, sfp_data_desc_t *out, sfp_error_t *err)
 {
     json_object *v = NULL;
@@ -174,6 +212,7 @@ static int parse_object(json_object *obj, const char *where, sfp_data_desc_t *ou
         sfp_error_prefix(err, "%s: preprocessing description", sfp_q(where));
         return rc;
     }
+    if ((rc = parse_data(obj, where, out, err)) < 0) return rc;
     if (!json_object_object_get_ex(obj, "classes", &v)) return 0;
     if (!json_object_is_type(v, json_type_array))
         return sfp_errorf(err, SFP_EBADMODEL, "%s: preprocessing \"classes\" is not an array", sfp_q(where));

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -38,6 +39,10 @@
 #define STBI_MAX_DIMENSIONS (1 << 15)
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_STATIC
+/* Named here (they are stb's own defaults) because a trained model records
+ * them: DATA_RESIZE_FILTER_DOWN / _UP in data.h. */
+#define STBIR_DEFAULT_FILTER_DOWNSAMPLE STBIR_FILTER_MITCHELL
+#define STBIR_DEFAULT_FILTER_UPSAMPLE STBIR_FILTER_CATMULLROM
 #if defined(__GNUC__)
 /* Static stb functions we do not call; reported at the end of the file, so
  * this one stays off for the whole file. */
@@ -259,8 +264,10 @@ static void convert_channels(const uint8_t *src, int comp, size_t n_pixels, int 
     }
 }
 
-/* Decodes, converts and fits one file in this process (the child's job). */
-static int image_decode(const char *path, int channels, int height, int width, uint8_t *out_chw, sfp_error_t *err)
+/* Decodes, converts and fits one file in this process (the child's job);
+ * info gets the file's own geometry. */
+static int image_decode(const char *path, int channels, int height, int width, uint8_t *out_chw,
+                        data_image_info_t *info, sfp_error_t *err)
 {
     image_file_t img;
     int rc = image_read(path, &img, err);
@@ -270,6 +277,9 @@ static int image_decode(const char *path, int channels, int height, int width, u
     free(img.bytes);
     if (!decoded)
         return sfp_errorf(err, SFP_EBADDATA, "%s: cannot decode the image: %s", sfp_q(path), stbi_failure_reason());
+    info->channels = comp <= 2 ? 1 : 3;
+    info->height = h;
+    info->width = w;
     size_t n_pixels = (size_t)w * (size_t)h; /* stb allocated w * h * comp bytes */
     uint8_t *hwc = malloc(n_pixels * (size_t)channels);
     uint8_t *resized = NULL;
@@ -317,7 +327,8 @@ static int image_decode(const char *path, int channels, int height, int width, u
 
 enum { CHILD_RUNNING = 0, CHILD_DONE = 1, CHILD_FAILED = 2 };
 
-/* Shared between parent and child, followed by the pixels. */
+/* Shared between parent and child, followed by the pixels and one
+ * data_image_info_t per file. */
 typedef struct sandbox_header {
     volatile int64_t current; /* index of the file being decoded */
     volatile int state;
@@ -329,9 +340,10 @@ typedef struct sandbox_header {
 #define SANDBOX_PIXELS_OFFSET ((sizeof(sandbox_header_t) + 63) & ~(size_t)63)
 
 /* The child's job: probe paths[0] (pixels NULL) or decode count files; the
- * outcome goes into hdr. */
-static void child_work(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
-                       int channels, int height, int width)
+ * outcome goes into hdr. With skip_bad a file that does not decode leaves
+ * zero pixels and its reason in infos, and the next one is decoded. */
+static void child_work(sandbox_header_t *hdr, uint8_t *pixels, data_image_info_t *infos, const char *const *paths,
+                       int64_t count, int channels, int height, int width, bool skip_bad)
 {
     size_t row = (size_t)channels * (size_t)height * (size_t)width;
     int rc = 0;
@@ -340,46 +352,58 @@ static void child_work(sandbox_header_t *hdr, uint8_t *pixels, const char *const
     } else {
         for (int64_t i = 0; i < count && rc == 0; i++) {
             hdr->current = i;
-            rc = image_decode(paths[i], channels, height, width, pixels + (size_t)i * row, &hdr->err);
+            rc = image_decode(paths[i], channels, height, width, pixels + (size_t)i * row, &infos[i], &hdr->err);
+            if (rc < 0 && skip_bad && rc != SFP_EINTERRUPTED) {
+                memset(pixels + (size_t)i * row, 0, row);
+                infos[i].rc = rc;
+                snprintf(infos[i].reason, sizeof infos[i].reason, "%s", hdr->err.msg);
+                rc = 0;
+            }
         }
     }
     hdr->rc = rc;
     hdr->state = rc == 0 ? CHILD_DONE : CHILD_FAILED;
 }
 
-static void child_main(sandbox_header_t *hdr, uint8_t *pixels, const char *const *paths, int64_t count,
-                       int channels, int height, int width)
+static void child_main(sandbox_header_t *hdr, uint8_t *pixels, data_image_info_t *infos, const char *const *paths,
+                       int64_t count, int channels, int height, int width, bool skip_bad)
 {
     /* The parent reports a crash; a sanitizer's report of stb's bug on a
      * crafted file would only be noise on the terminal. */
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (devnull >= 0) dup2(devnull, STDERR_FILENO);
-    child_work(hdr, pixels, paths, count, channels, height, width);
+    child_work(hdr, pixels, infos, paths, count, channels, height, width, skip_bad);
     _exit(hdr->state == CHILD_DONE ? 0 : 1);
 }
 
 /* Probes paths[0] (out_chw NULL, results in probed) or decodes count files
- * into out_chw (count x row bytes) in a child process. */
+ * into out_chw (count x row bytes) and infos in a child process. *n_done
+ * gets the files whose pixels and infos were copied back: count, or on a
+ * failure the files before the one that failed. */
 static int sandbox_run(const char *const *paths, int64_t count, int channels, int height, int width,
-                       uint8_t *out_chw, int *probed, sfp_error_t *err)
+                       uint8_t *out_chw, data_image_info_t *out_infos, bool skip_bad, int *probed, int64_t *n_done,
+                       sfp_error_t *err)
 {
     size_t row = (size_t)channels * (size_t)height * (size_t)width;
-    size_t map_bytes = SANDBOX_PIXELS_OFFSET + (out_chw ? (size_t)count * row : 0);
+    size_t infos_offset = SANDBOX_PIXELS_OFFSET + (out_chw ? ((size_t)count * row + 63) & ~(size_t)63 : 0);
+    size_t map_bytes = infos_offset + (out_chw ? (size_t)count * sizeof(data_image_info_t) : 0);
     void *map = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *n_done = 0;
     if (map == MAP_FAILED)
         return sfp_errorf(err, SFP_ENOMEM, "cannot map %zu bytes for decoding images: %s", map_bytes,
                           strerror(errno));
     sandbox_header_t *hdr = map;
     uint8_t *pixels = out_chw ? (uint8_t *)map + SANDBOX_PIXELS_OFFSET : NULL;
+    data_image_info_t *infos = out_chw ? (data_image_info_t *)(void *)((uint8_t *)map + infos_offset) : NULL;
     int rc = 0, status = 0;
     pid_t pid = 0, waited = 0;
 #ifdef SFP_IMAGE_IN_PROCESS
     /* Fuzzing builds only (tests/fuzz/fuzz.mk): the fuzzer needs the decoder's
      * coverage and sanitizer reports, which a child would keep to itself. */
-    child_work(hdr, pixels, paths, count, channels, height, width);
+    child_work(hdr, pixels, infos, paths, count, channels, height, width, skip_bad);
 #else
     pid = fork();
-    if (pid == 0) child_main(hdr, pixels, paths, count, channels, height, width);
+    if (pid == 0) child_main(hdr, pixels, infos, paths, count, channels, height, width, skip_bad);
     if (pid < 0) {
         rc = sfp_errorf(err, SFP_ERUNTIME, "cannot start the image decoding process: %s", strerror(errno));
         munmap(map, map_bytes);
@@ -394,8 +418,15 @@ static int sandbox_run(const char *const *paths, int64_t count, int channels, in
     int64_t current = out_chw ? hdr->current : 0;
     if (current < 0 || current >= count) current = 0;
     const char *path = paths[current];
+    int64_t copied = hdr->state == CHILD_DONE ? count : current;
+    if (out_chw && copied > 0) {
+        memcpy(out_chw, pixels, (size_t)copied * row);
+        if (out_infos) memcpy(out_infos, infos, (size_t)copied * sizeof *infos);
+        for (int64_t i = 0; out_infos && i < copied; i++)
+            out_infos[i].reason[sizeof out_infos[i].reason - 1] = '\0';
+    }
+    *n_done = copied;
     if (hdr->state == CHILD_DONE) {
-        if (out_chw) memcpy(out_chw, pixels, (size_t)count * row);
         if (probed) {
             memcpy(probed, hdr->probed, sizeof hdr->probed);
             if ((probed[0] != 1 && probed[0] != 3) || probed[1] < 1 || probed[2] < 1 ||
@@ -434,7 +465,8 @@ static int check_geometry(int channels, int height, int width, sfp_error_t *err)
 int data_image_probe(const char *path, int *channels, int *height, int *width, sfp_error_t *err)
 {
     int probed[3] = {0, 0, 0};
-    int rc = sandbox_run(&path, 1, 1, 1, 1, NULL, probed, err);
+    int64_t done = 0;
+    int rc = sandbox_run(&path, 1, 1, 1, 1, NULL, NULL, false, probed, &done, err);
     if (rc < 0) return rc;
     *channels = probed[0];
     *height = probed[1];
@@ -443,20 +475,33 @@ int data_image_probe(const char *path, int *channels, int *height, int *width, s
 }
 
 int data_image_load_many(const char *const *paths, int64_t n, int channels, int height, int width,
-                         uint8_t *out_chw, sfp_error_t *err)
+                         uint8_t *out_chw, data_image_info_t *infos, bool skip_bad, sfp_error_t *err)
 {
     int rc = check_geometry(channels, height, width, err);
     if (rc < 0) return rc;
     size_t row = (size_t)channels * (size_t)height * (size_t)width;
     int64_t per_child = row >= SANDBOX_CHUNK_BYTES ? 1 : (int64_t)(SANDBOX_CHUNK_BYTES / row);
-    for (int64_t first = 0; first < n && rc == 0; first += per_child) {
-        int64_t count = n - first < per_child ? n - first : per_child;
-        rc = sandbox_run(paths + first, count, channels, height, width, out_chw + (size_t)first * row, NULL, err);
+    if (infos) memset(infos, 0, (size_t)n * sizeof *infos);
+    for (int64_t first = 0; first < n && rc == 0;) {
+        int64_t count = n - first < per_child ? n - first : per_child, done = 0;
+        rc = sandbox_run(paths + first, count, channels, height, width, out_chw + (size_t)first * row,
+                         infos ? infos + first : NULL, skip_bad && infos, NULL, &done, err);
+        if (rc == SFP_EBADDATA && skip_bad && infos && done < count) {
+            /* The decoder died on file first + done: skip it, go on after it. */
+            data_image_info_t *bad = &infos[first + done];
+            memset(out_chw + (size_t)(first + done) * row, 0, row);
+            bad->rc = rc;
+            snprintf(bad->reason, sizeof bad->reason, "%s", err ? err->msg : "cannot decode the image");
+            if (err) memset(err, 0, sizeof *err);
+            rc = 0;
+            done++;
+        }
+        first += rc == 0 ? done : 0;
     }
     return rc;
 }
 
 int data_image_load(const char *path, int channels, int height, int width, uint8_t *out_chw, sfp_error_t *err)
 {
-    return data_image_load_many(&path, 1, channels, height, width, out_chw, err);
+    return data_image_load_many(&path, 1, channels, height, width, out_chw, NULL, false, err);
 }

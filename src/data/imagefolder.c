@@ -128,6 +128,35 @@ static int pick_geometry(const char *first, const sfp_data_opts_t *opts, int *c,
     return 0;
 }
 
+/* Moves the files that did not decode out of ds's rows into the store's
+ * list of unreadable files (all of them: ds->n becomes 0). */
+static int leave_out_unreadable(sfp_dataset_t *ds, const data_image_info_t *infos, int n, sfp_error_t *err)
+{
+    sfp_data_store_t *st = ds->store;
+    int64_t n_bad = 0, kept = 0;
+    for (int i = 0; i < n; i++) n_bad += infos[i].rc != 0;
+    if (n_bad == 0) return 0;
+    st->bad_paths = calloc((size_t)n_bad, sizeof *st->bad_paths);
+    st->bad_reasons = calloc((size_t)n_bad, sizeof *st->bad_reasons);
+    if (!st->bad_paths || !st->bad_reasons) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (infos[i].rc == 0) {
+            ds->rows[kept++] = i;
+            continue;
+        }
+        int64_t j = st->n_bad++;
+        st->bad_paths[j] = sfp_strdup(st->row_paths[i]);
+        /* The reason without the path the message starts with. */
+        const char *reason = infos[i].reason;
+        size_t len = strlen(st->row_paths[i]);
+        if (!strncmp(reason, st->row_paths[i], len) && !strncmp(reason + len, ": ", 2)) reason += len + 2;
+        st->bad_reasons[j] = sfp_strdup(reason);
+        if (!st->bad_paths[j] || !st->bad_reasons[j]) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    }
+    ds->n = kept;
+    return 0;
+}
+
 /* Decodes the listed files into a new set (labels may be NULL: unlabelled). */
 static int load_files(const char *format, const char *shown_path, const char *const *paths, const int32_t *labels,
                       int n, const sfp_data_opts_t *opts, sfp_dataset_t **out, sfp_error_t *err)
@@ -141,13 +170,22 @@ static int load_files(const char *format, const char *shown_path, const char *co
     sfp_dataset_t *ds = NULL;
     if ((rc = data_set_create(format, shown_path, n, c, h, w, &ds, err)) < 0) return rc;
     sfp_data_store_t *st = ds->store;
+    data_image_info_t *infos = calloc((size_t)n, sizeof *infos);
     st->row_paths = calloc((size_t)n, sizeof *st->row_paths);
-    if (!st->row_paths) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
+    st->row_geometry = calloc(3 * (size_t)n, sizeof *st->row_geometry);
+    if (!st->row_paths || !st->row_geometry || !infos) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
     for (int i = 0; i < n && rc == 0; i++) {
         if (!(st->row_paths[i] = sfp_strdup(paths[i]))) rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
         st->labels[i] = labels ? labels[i] : -1;
     }
-    if (rc == 0) rc = data_image_load_many(paths, n, c, h, w, st->pixels, err);
+    if (rc == 0) rc = data_image_load_many(paths, n, c, h, w, st->pixels, infos, opts->skip_unreadable, err);
+    for (int i = 0; i < n && rc == 0; i++) {
+        st->row_geometry[3 * (size_t)i] = infos[i].channels;
+        st->row_geometry[3 * (size_t)i + 1] = infos[i].height;
+        st->row_geometry[3 * (size_t)i + 2] = infos[i].width;
+    }
+    if (rc == 0) rc = leave_out_unreadable(ds, infos, n, err);
+    free(infos);
     if (rc < 0) {
         data_free(ds);
         return rc;

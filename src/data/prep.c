@@ -97,10 +97,34 @@ int data_prep_check(const sfp_data_prep_t *prep, const sfp_dataset_t *ds, sfp_er
     return 0;
 }
 
+/* The geometry ds's examples had before fitting: the files' own for image
+ * data (the most common one), else the stored one. */
+static void source_geometry(const sfp_dataset_t *ds, int *c, int *h, int *w)
+{
+    int64_t other = 0;
+    if (data_common_source_geometry(ds, c, h, w, &other)) return;
+    *c = ds->channels;
+    *h = ds->height;
+    *w = ds->width;
+}
+
 const char *data_prep_fit_name(const sfp_data_prep_t *prep, const sfp_dataset_t *ds)
 {
     static const char *const names[] = {"none", "pad-center", "resize"};
-    return names[fit_kind(ds->height, ds->width, prep->height, prep->width)];
+    int c = 0, h = 0, w = 0;
+    source_geometry(ds, &c, &h, &w);
+    return names[fit_kind(h, w, prep->height, prep->width)];
+}
+
+const char *data_prep_filter_name(const sfp_data_prep_t *prep, const sfp_dataset_t *ds)
+{
+    int c = 0, h = 0, w = 0;
+    source_geometry(ds, &c, &h, &w);
+    if (fit_kind(h, w, prep->height, prep->width) != FIT_RESIZE) return "none";
+    if (!ds->store->row_geometry) return "bilinear";
+    bool down_h = h > prep->height, down_w = w > prep->width;
+    if (down_h == down_w) return down_h ? DATA_RESIZE_FILTER_DOWN : DATA_RESIZE_FILTER_UP;
+    return DATA_RESIZE_FILTER_DOWN "+" DATA_RESIZE_FILTER_UP;
 }
 
 /* Value 0..255 of model channel c at source pixel offset off (y * w + x). */

@@ -2,13 +2,14 @@
  * inline (CSS, thumbnails as base64 PNG data: URIs made with stb_image_write),
  * so the page opens offline. Text from outside (file names, class names) is
  * HTML-escaped, control characters and invalid UTF-8 become U+FFFD. */
+#include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "report/detect_html.h"
-#include "report/html.h"
 #include "util/util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -19,6 +20,69 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 #include <stb/stb_image_write.h>
+
+static void buf_puts(sfp_buf_t *b, const char *s)
+{
+    sfp_buf_append(b, s, strlen(s));
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void buf_printf(sfp_buf_t *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof small) {
+        b->failed = true; /* only short fixed texts go through here */
+        return;
+    }
+    sfp_buf_append(b, small, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (1 to 4), 0 when invalid. */
+static int utf8_length(const unsigned char *s)
+{
+    int n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
+    if (s[0] >= 0xF5) n = 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
+    return n;
+}
+
+/* The first n bytes of text (at most up to its NUL) for element content and
+ * quoted attribute values. */
+static void buf_escape_n(sfp_buf_t *b, const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text, *end = s + n;
+    while (s < end && *s) {
+        const char *entity = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
+                           : *s == '"' ? "&quot;" : *s == '\'' ? "&#39;" : NULL;
+        if (entity) {
+            buf_puts(b, entity);
+            s++;
+        } else if (*s < 0x20 || *s == 0x7F) {
+            buf_puts(b, "&#xFFFD;");
+            s++;
+        } else if (*s < 0x80) {
+            sfp_buf_append(b, s++, 1);
+        } else {
+            int len = utf8_length(s);
+            if (len == 0 || len > end - s) {
+                buf_puts(b, "&#xFFFD;");
+                s++;
+            } else {
+                sfp_buf_append(b, s, (size_t)len);
+                s += len;
+            }
+        }
+    }
+}
 
 static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
 {
@@ -33,165 +97,251 @@ static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
     }
 }
 
+
+static void buf_escape(sfp_buf_t *b, const char *text)
+{
+    buf_escape_n(b, text, strlen(text));
+}
+
+/* A file name that may wrap after its separators (/ _ - . and space) and
+ * nowhere else unless one part is wider than its box. */
+static void buf_file_name(sfp_buf_t *b, const char *name)
+{
+    size_t start = 0, n = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        if (!strchr("/_-. ", name[i]) || i + 1 == n) continue;
+        buf_escape_n(b, name + start, i + 1 - start);
+        buf_puts(b, "<wbr>");
+        start = i + 1;
+    }
+    buf_escape_n(b, name + start, n - start);
+}
+
 static void png_sink(void *context, void *data, int size)
 {
     sfp_buf_append(context, data, (size_t)size);
 }
 
-/* Thumbnail side lengths: the image's own, or scaled so the longer side is
- * DETECT_HTML_THUMB (aspect kept, at least 1). */
-static void thumb_size(int h, int w, int *th, int *tw)
+/* <img> of the image's thumbnail (CHW bytes) as a base64 PNG; a gray box
+ * when there is none. */
+static void buf_thumbnail(sfp_buf_t *b, const detect_image_t *im, const char *alt)
 {
-    int longer = h > w ? h : w;
-    *th = h;
-    *tw = w;
-    if (longer <= DETECT_HTML_THUMB) return;
-    *th = (int)((int64_t)h * DETECT_HTML_THUMB / longer);
-    *tw = (int)((int64_t)w * DETECT_HTML_THUMB / longer);
-    if (*th < 1) *th = 1;
-    if (*tw < 1) *tw = 1;
-}
-
-/* <img> of CHW pixels as a base64 PNG, downscaled by averaging the source
- * pixels that fall into each thumbnail pixel. */
-static void buf_thumbnail(sfp_buf_t *b, const detect_summary_t *s, const uint8_t *chw, const char *alt)
-{
-    int c = s->channels, h = s->height, w = s->width, th = 0, tw = 0;
-    thumb_size(h, w, &th, &tw);
-    size_t n = (size_t)th * (size_t)tw * (size_t)c;
-    uint32_t *sum = calloc(n, sizeof *sum), *count = calloc((size_t)th * (size_t)tw, sizeof *count);
+    if (!im->thumb) {
+        buf_puts(b, "<div class=\"nothumb\"></div>");
+        return;
+    }
+    int c = im->thumb_c, h = im->thumb_h, w = im->thumb_w;
+    size_t n = (size_t)h * (size_t)w * (size_t)c;
     uint8_t *hwc = malloc(n);
     sfp_buf_t png = {0};
-    if (!sum || !count || !hwc) b->failed = true;
-    for (int y = 0; y < h && !b->failed; y++) {
-        int ty = (int)((int64_t)y * th / h);
-        for (int x = 0; x < w; x++) {
-            size_t t = (size_t)ty * (size_t)tw + (size_t)((int64_t)x * tw / w);
-            count[t]++;
-            for (int k = 0; k < c; k++) sum[t * (size_t)c + (size_t)k] += chw[((size_t)k * (size_t)h + (size_t)y) * (size_t)w + (size_t)x];
-        }
+    if (!hwc) {
+        b->failed = true;
+        return;
     }
+    for (int k = 0; k < c; k++)
+        for (size_t i = 0; i < (size_t)h * (size_t)w; i++) hwc[i * (size_t)c + (size_t)k] = im->thumb[(size_t)k * (size_t)h * (size_t)w + i];
+    if (!stbi_write_png_to_func(png_sink, &png, w, h, c, hwc, w * c) || png.failed) b->failed = true;
     if (!b->failed) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t cnt = count[i / (size_t)c];
-            hwc[i] = (uint8_t)((sum[i] + cnt / 2) / cnt);
-        }
-        bool gray = true; /* a gray image fed to an RGB model: write one channel */
-        for (size_t i = 0; c == 3 && i < n && gray; i += 3) gray = hwc[i] == hwc[i + 1] && hwc[i] == hwc[i + 2];
-        if (c == 3 && gray)
-            for (size_t i = 0; i < n / 3; i++) hwc[i] = hwc[3 * i];
-        int comp = c == 3 && gray ? 1 : c;
-        if (!stbi_write_png_to_func(png_sink, &png, tw, th, comp, hwc, tw * comp) || png.failed) b->failed = true;
-    }
-    if (!b->failed) {
-        int longer = th > tw ? th : tw;
-        html_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", tw * DETECT_HTML_THUMB / longer,
-                   th * DETECT_HTML_THUMB / longer);
-        html_escape(b, alt);
-        html_puts(b, "\" src=\"data:image/png;base64,");
+        buf_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", w, h);
+        buf_escape(b, alt);
+        buf_puts(b, "\" src=\"data:image/png;base64,");
         buf_base64(b, (const unsigned char *)png.data, png.len);
-        html_puts(b, "\">");
+        buf_puts(b, "\">");
     }
     free(png.data);
-    free(sum);
-    free(count);
     free(hwc);
 }
 
-static bool misclassified(const detect_result_t *r)
+static bool call_wrong(const detect_image_t *im, int m)
 {
-    return r->truth >= 0 && r->predicted != r->truth;
+    return im->truth >= 0 && !im->call[m].uncertain && im->call[m].predicted != im->truth;
 }
 
-static void buf_item(sfp_buf_t *b, const detect_summary_t *s, const detect_result_t *r)
+/* "wrong", "uncertain", "disagree" (two models, different classes), "right" or "unknown". */
+static const char *image_kind(const detect_page_t *p, const detect_image_t *im)
 {
-    const char *kind = r->truth < 0 ? "unknown" : misclassified(r) ? "wrong" : "right";
-    const char *slash = strrchr(r->path, '/');
-    const char *name = slash && slash[1] ? slash + 1 : r->path;
-    html_printf(b, "<figure class=\"%s\">", kind);
-    buf_thumbnail(b, s, r->pixels, name);
-    html_puts(b, "<figcaption><span class=\"file\" title=\"");
-    html_escape(b, r->path);
-    html_puts(b, "\">");
-    html_escape(b, name);
-    html_puts(b, "</span><br>predicted <b>");
-    html_escape(b, s->class_names[r->predicted]);
-    html_printf(b, "</b> %.1f%%<br>", 100.0 * r->confidence);
-    if (r->truth >= 0) {
-        html_puts(b, "true ");
-        html_escape(b, s->class_names[r->truth]);
-    } else {
-        html_puts(b, "true class unknown");
-    }
-    html_printf(b, "<br>%.2f ms</figcaption></figure>\n", r->ms);
+    for (int m = 0; m < p->n_models; m++)
+        if (call_wrong(im, m)) return "wrong";
+    for (int m = 0; m < p->n_models; m++)
+        if (im->call[m].uncertain) return "uncertain";
+    if (p->n_models == 2 && im->call[0].predicted != im->call[1].predicted) return "disagree";
+    return im->truth >= 0 ? "right" : "unknown";
 }
 
-static void buf_summary(sfp_buf_t *b, const detect_summary_t *s)
+static void buf_item(sfp_buf_t *b, const detect_page_t *p, const detect_image_t *im, const char *kind)
 {
-    html_printf(b, "<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>images</th><td>%lld</td></tr>\n",
-               (long long)s->n_images);
-    if (s->n_labelled > 0) {
-        html_printf(b, "<tr><th>accuracy</th><td>%.2f%% (%lld of %lld labelled)</td></tr>\n",
-                   100.0 * (double)s->n_correct / (double)s->n_labelled, (long long)s->n_correct,
-                   (long long)s->n_labelled);
-        html_printf(b, "<tr><th>balanced accuracy</th><td>%.2f%%</td></tr>\n", 100.0 * s->balanced_accuracy);
-    } else {
-        html_puts(b, "<tr><th>accuracy</th><td>no labelled images</td></tr>\n");
+    const char *slash = strrchr(im->path, '/');
+    const char *name = slash && slash[1] ? slash + 1 : im->path;
+    buf_printf(b, "<figure class=\"%s\">", kind);
+    buf_thumbnail(b, im, name);
+    buf_puts(b, "<figcaption><span class=\"file\" title=\"");
+    buf_escape(b, im->path);
+    buf_puts(b, "\">");
+    buf_file_name(b, name);
+    buf_puts(b, "</span>");
+    if (im->truth >= 0) {
+        buf_puts(b, "<span class=\"truth\">true ");
+        buf_escape(b, p->class_names[im->truth]);
+        buf_puts(b, "</span>");
     }
-    html_printf(b, "<tr><th>images/s</th><td>%.1f</td></tr>\n</table>\n", s->images_per_s);
-    if (!s->confusion || s->n_labelled == 0) return;
-    html_puts(b, "<table class=\"confusion\">\n<caption>confusion matrix: rows true class, columns predicted"
-                "</caption>\n<tr><th></th>");
-    for (int j = 0; j < s->n_classes; j++) {
-        html_puts(b, "<th>");
-        html_escape(b, s->class_names[j]);
-        html_puts(b, "</th>");
+    for (int m = 0; m < p->n_models; m++) {
+        const detect_call_t *c = &im->call[m];
+        const char *mark = c->uncertain ? "uncertain" : im->truth < 0 ? "call" : c->predicted == im->truth ? "ok" : "bad";
+        buf_printf(b, "<span class=\"%s\">", mark);
+        if (p->n_models == 2) buf_puts(b, m == 0 ? "A: " : "B: ");
+        buf_puts(b, "<b>");
+        buf_escape(b, p->class_names[c->predicted]);
+        buf_printf(b, "</b> %.1f%%%s <small>%.2f ms</small></span>", 100.0 * c->confidence,
+                   c->uncertain ? " (uncertain)" : "", c->ms);
     }
-    html_puts(b, "</tr>\n");
-    for (int i = 0; i < s->n_classes; i++) {
-        html_puts(b, "<tr><th>");
-        html_escape(b, s->class_names[i]);
-        html_puts(b, "</th>");
-        for (int j = 0; j < s->n_classes; j++) {
-            int64_t v = s->confusion[(size_t)i * (size_t)s->n_classes + (size_t)j];
-            html_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
+    buf_puts(b, "</figcaption></figure>\n");
+}
+
+static void buf_percent(sfp_buf_t *b, double v)
+{
+    if (isnan(v)) buf_puts(b, "<td>&ndash;</td>");
+    else buf_printf(b, "<td>%.2f%%</td>", 100.0 * v);
+}
+
+static void buf_count(sfp_buf_t *b, int64_t v)
+{
+    if (v < 0) buf_puts(b, "<td>&ndash;</td>");
+    else buf_printf(b, "<td>%lld</td>", (long long)v);
+}
+
+static void buf_summary(sfp_buf_t *b, const detect_page_t *p)
+{
+    const detect_model_summary_t *ms = p->models;
+    buf_puts(b, "<table class=\"summary\">\n<tr><th></th>");
+    for (int m = 0; m < p->n_models; m++) {
+        buf_printf(b, "<th>%s", p->n_models == 2 ? (m == 0 ? "A: " : "B: ") : "");
+        buf_escape(b, ms[m].path);
+        buf_puts(b, "</th>");
+    }
+    buf_puts(b, "</tr>\n<tr><th>accuracy</th>");
+    for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].accuracy);
+    buf_puts(b, "</tr>\n<tr><th>balanced accuracy</th>");
+    for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].balanced_accuracy);
+    buf_puts(b, "</tr>\n<tr><th>escape rate (defects called ");
+    buf_escape(b, p->ok_class >= 0 ? p->class_names[p->ok_class] : "ok");
+    buf_puts(b, ")</th>");
+    for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].escape_rate);
+    buf_puts(b, "</tr>\n<tr><th>labelled / decided / correct</th>");
+    for (int m = 0; m < p->n_models; m++)
+        buf_printf(b, "<td>%lld / %lld / %lld</td>", (long long)ms[m].n_labelled, (long long)ms[m].n_decided,
+                   (long long)ms[m].n_correct);
+    buf_puts(b, "</tr>\n<tr><th>uncertain");
+    if (p->min_confidence > 0) buf_printf(b, " (confidence below %.0f%%)", 100.0 * p->min_confidence);
+    buf_puts(b, "</th>");
+    for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].n_uncertain);
+    buf_puts(b, "</tr>\n<tr><th>ms per image (forward, batch as run)</th>");
+    for (int m = 0; m < p->n_models; m++) buf_printf(b, "<td>%.3f</td>", ms[m].ms_per_image);
+    buf_puts(b, "</tr>\n<tr><th>images/s (with decoding)</th>");
+    for (int m = 0; m < p->n_models; m++) buf_printf(b, "<td>%.1f</td>", ms[m].images_per_s);
+    buf_puts(b, "</tr>\n<tr><th>MACs</th>");
+    for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].macs);
+    buf_puts(b, "</tr>\n<tr><th>parameters</th>");
+    for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].params);
+    buf_puts(b, "</tr>\n");
+    if (p->n_models == 2)
+        buf_printf(b, "<tr><th>agreement (same class)</th><td colspan=\"2\">%.2f%%</td></tr>\n",
+                   100.0 * p->agreement);
+    buf_puts(b, "</table>\n");
+    if (ms[0].n_labelled == 0) return;
+
+    buf_puts(b, "<table class=\"recall\">\n<caption>recall per class</caption>\n<tr><th>class</th>");
+    for (int m = 0; m < p->n_models; m++) buf_puts(b, p->n_models == 2 ? (m == 0 ? "<th>A</th>" : "<th>B</th>") : "<th>recall</th>");
+    buf_puts(b, "</tr>\n");
+    for (int k = 0; k < p->n_classes; k++) {
+        buf_puts(b, "<tr><th>");
+        buf_escape(b, p->class_names[k]);
+        buf_puts(b, "</th>");
+        for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].recall[k]);
+        buf_puts(b, "</tr>\n");
+    }
+    buf_puts(b, "</table>\n");
+    for (int m = 0; m < p->n_models; m++) {
+        buf_printf(b, "<table class=\"confusion\">\n<caption>%sconfusion matrix: rows true class, columns predicted"
+                      "</caption>\n<tr><th></th>", p->n_models == 2 ? (m == 0 ? "A: " : "B: ") : "");
+        for (int j = 0; j < p->n_classes; j++) {
+            buf_puts(b, "<th>");
+            buf_escape(b, p->class_names[j]);
+            buf_puts(b, "</th>");
         }
-        html_puts(b, "</tr>\n");
+        buf_puts(b, "</tr>\n");
+        for (int i = 0; i < p->n_classes; i++) {
+            buf_puts(b, "<tr><th>");
+            buf_escape(b, p->class_names[i]);
+            buf_puts(b, "</th>");
+            for (int j = 0; j < p->n_classes; j++) {
+                int64_t v = ms[m].confusion[(size_t)i * (size_t)p->n_classes + (size_t)j];
+                buf_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
+            }
+            buf_puts(b, "</tr>\n");
+        }
+        buf_puts(b, "</table>\n");
     }
-    html_puts(b, "</table>\n");
 }
 
 static const char style[] =
     "body{font-family:sans-serif;margin:1.5em;color:#222}"
-    "figure{display:inline-block;width:120px;margin:4px;padding:6px;border:2px solid #ccc;"
+    "figure{display:inline-block;width:150px;margin:4px;padding:6px;border:2px solid #ccc;"
     "vertical-align:top;font-size:12px;text-align:center}"
-    "figure img{image-rendering:pixelated;background:#000}"
+    "figure img,.nothumb{background:#000;max-width:100%;height:auto}.nothumb{width:128px;height:128px}"
     "figure.wrong{border-color:#c33;background:#fee}figure.right{border-color:#3a3}"
-    ".file{word-break:break-all}"
-    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+    "figure.uncertain{border-color:#d90;background:#ffd}figure.disagree{border-color:#36c;background:#eef}"
+    "figcaption span{display:block}.file{overflow-wrap:break-word}"
+    "span.bad{color:#b00}span.uncertain{color:#a60}small{white-space:nowrap}"
+    "table{border-collapse:collapse;margin:1em 1em 1em 0;display:inline-table;vertical-align:top}"
+    "th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}caption{text-align:left}"
     "td.diag{background:#dfd}td.off{background:#fdd}td.zero{color:#aaa}";
 
-int detect_html_write(const char *path, const detect_result_t *results, int64_t n, const detect_summary_t *s,
-                      sfp_error_t *err)
+int detect_html_write(const char *path, const detect_page_t *p, sfp_error_t *err)
 {
     sfp_buf_t b = {0};
-    int64_t n_wrong = 0;
-    for (int64_t i = 0; i < n; i++) n_wrong += misclassified(&results[i]);
-    html_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
-    html_escape(&b, s->model_path);
-    html_puts(&b, "</title>\n<style>");
-    html_puts(&b, style);
-    html_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
-    html_escape(&b, s->model_path);
-    html_printf(&b, "</h1>\n<p>%lld images, %lld labelled, %lld misclassified (shown first).</p>\n",
-               (long long)n, (long long)s->n_labelled, (long long)n_wrong);
-    html_puts(&b, "<div class=\"images\">\n");
-    for (int pass = 0; pass < 2; pass++)
-        for (int64_t i = 0; i < n; i++)
-            if (misclassified(&results[i]) == (pass == 0)) buf_item(&b, s, &results[i]);
-    html_puts(&b, "</div>\n");
-    buf_summary(&b, s);
-    html_puts(&b, "</body>\n</html>\n");
+    const char *kinds[] = {"wrong", "uncertain", "disagree", "right", "unknown"};
+    int64_t counts[5] = {0};
+    for (int64_t i = 0; i < p->n_images; i++)
+        for (int k = 0; k < 5; k++) counts[k] += strcmp(image_kind(p, &p->images[i]), kinds[k]) == 0;
+    buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
+    buf_escape(&b, p->models[0].path);
+    buf_puts(&b, "</title>\n<style>");
+    buf_puts(&b, style);
+    buf_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
+    buf_escape(&b, p->models[0].path);
+    if (p->n_models == 2) {
+        buf_puts(&b, " and ");
+        buf_escape(&b, p->models[1].path);
+    }
+    buf_printf(&b, "</h1>\n<h2>Summary</h2>\n<p>%lld images, %lld could not be decoded; %lld misclassified, "
+               "%lld uncertain", (long long)p->n_images, (long long)p->n_skipped, (long long)counts[0],
+               (long long)counts[1]);
+    if (p->n_models == 2) {
+        int64_t disagree = 0;
+        for (int64_t i = 0; i < p->n_images; i++)
+            disagree += p->images[i].call[0].predicted != p->images[i].call[1].predicted;
+        buf_printf(&b, ", %lld where the models disagree", (long long)disagree);
+    }
+    buf_puts(&b, " (shown first, in that order).</p>\n");
+    buf_summary(&b, p);
+    if (p->n_skipped > 0) {
+        buf_puts(&b, "<h2>Not decoded (skipped)</h2>\n<ul class=\"skipped\">\n");
+        for (int64_t i = 0; i < p->n_skipped; i++) {
+            buf_puts(&b, "<li><span class=\"file\" title=\"");
+            buf_escape(&b, p->skipped_paths[i]);
+            buf_puts(&b, "\">");
+            buf_file_name(&b, p->skipped_paths[i]);
+            buf_puts(&b, "</span>: ");
+            buf_escape(&b, p->skipped_reasons[i]);
+            buf_puts(&b, "</li>\n");
+        }
+        buf_puts(&b, "</ul>\n");
+    }
+    buf_puts(&b, "<h2>Images</h2>\n<div class=\"images\">\n");
+    for (int k = 0; k < 5; k++)
+        for (int64_t i = 0; i < p->n_images; i++)
+            if (!strcmp(image_kind(p, &p->images[i]), kinds[k])) buf_item(&b, p, &p->images[i], kinds[k]);
+    buf_puts(&b, "</div>\n</body>\n</html>\n");
     int rc = b.failed ? sfp_errorf(err, SFP_ENOMEM, "%s: out of memory building the HTML page", sfp_q(path))
                       : sfp_write_file_atomic(path, (const uint8_t *)b.data, b.len, err);
     free(b.data);

@@ -138,7 +138,7 @@ static const int geometries[4][3] = {{1, 28, 28}, {3, 32, 32}, {1, 5, 7}, {3, 64
 __attribute__((unused)) static void open_and_read(const char *name, bool as_file, bool test, const int *geo,
                                                   int n_classes, int channels, int side, const char *where)
 {
-    sfp_data_opts_t opts = {geo[0], geo[1], geo[2], n_classes};
+    sfp_data_opts_t opts = {geo[0], geo[1], geo[2], n_classes, false};
     char path[512];
     if (as_file) snprintf(path, sizeof path, "%s/%s", dir, name);
     else snprintf(path, sizeof path, "%s", dir);

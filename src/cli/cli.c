@@ -129,6 +129,11 @@ static int parse_threads(const char *v, int *out, sfp_error_t *err)
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *a, sfp_error_t *err)
 {
     memset(a, 0, sizeof *a);
+    int n_opts = 0;
+    while (cmd->opts && cmd->opts[n_opts].name) n_opts++;
+    if (n_opts > CLI_MAX_OPTS) /* a table the per-option arrays cannot hold: a fault of the tool */
+        return sfp_errorf(err, SFP_ERUNTIME, "internal: command '%s' has %d options, at most %d fit", cmd->name, n_opts,
+                          CLI_MAX_OPTS);
     bool only_pos = false;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];

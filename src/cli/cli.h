@@ -8,7 +8,7 @@
 
 #include "onnxsfp/error.h"
 
-#define CLI_MAX_OPTS 40
+#define CLI_MAX_OPTS 64 /* options of one command's table; cli_parse refuses a longer table */
 #define CLI_MAX_POS 64
 
 typedef struct cli_opt {

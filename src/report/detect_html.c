@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "report/detect_html.h"
+#include "report/html.h"
 #include "util/util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -20,69 +21,6 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 #include <stb/stb_image_write.h>
-
-static void buf_puts(sfp_buf_t *b, const char *s)
-{
-    sfp_buf_append(b, s, strlen(s));
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void buf_printf(sfp_buf_t *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof small) {
-        b->failed = true; /* only short fixed texts go through here */
-        return;
-    }
-    sfp_buf_append(b, small, (size_t)n);
-}
-
-/* Length of the valid UTF-8 sequence at s (1 to 4), 0 when invalid. */
-static int utf8_length(const unsigned char *s)
-{
-    int n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
-    if (s[0] >= 0xF5) n = 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
-    return n;
-}
-
-/* The first n bytes of text (at most up to its NUL) for element content and
- * quoted attribute values. */
-static void buf_escape_n(sfp_buf_t *b, const char *text, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)text, *end = s + n;
-    while (s < end && *s) {
-        const char *entity = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
-                           : *s == '"' ? "&quot;" : *s == '\'' ? "&#39;" : NULL;
-        if (entity) {
-            buf_puts(b, entity);
-            s++;
-        } else if (*s < 0x20 || *s == 0x7F) {
-            buf_puts(b, "&#xFFFD;");
-            s++;
-        } else if (*s < 0x80) {
-            sfp_buf_append(b, s++, 1);
-        } else {
-            int len = utf8_length(s);
-            if (len == 0 || len > end - s) {
-                buf_puts(b, "&#xFFFD;");
-                s++;
-            } else {
-                sfp_buf_append(b, s, (size_t)len);
-                s += len;
-            }
-        }
-    }
-}
 
 static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
 {
@@ -98,11 +36,6 @@ static void buf_base64(sfp_buf_t *b, const unsigned char *bytes, size_t n)
 }
 
 
-static void buf_escape(sfp_buf_t *b, const char *text)
-{
-    buf_escape_n(b, text, strlen(text));
-}
-
 /* A file name that may wrap after its separators (/ _ - . and space) and
  * nowhere else unless one part is wider than its box. */
 static void buf_file_name(sfp_buf_t *b, const char *name)
@@ -110,11 +43,11 @@ static void buf_file_name(sfp_buf_t *b, const char *name)
     size_t start = 0, n = strlen(name);
     for (size_t i = 0; i < n; i++) {
         if (!strchr("/_-. ", name[i]) || i + 1 == n) continue;
-        buf_escape_n(b, name + start, i + 1 - start);
-        buf_puts(b, "<wbr>");
+        html_escape_n(b, name + start, i + 1 - start);
+        html_puts(b, "<wbr>");
         start = i + 1;
     }
-    buf_escape_n(b, name + start, n - start);
+    html_escape_n(b, name + start, n - start);
 }
 
 static void png_sink(void *context, void *data, int size)
@@ -127,7 +60,7 @@ static void png_sink(void *context, void *data, int size)
 static void buf_thumbnail(sfp_buf_t *b, const detect_image_t *im, const char *alt)
 {
     if (!im->thumb) {
-        buf_puts(b, "<div class=\"nothumb\"></div>");
+        html_puts(b, "<div class=\"nothumb\"></div>");
         return;
     }
     int c = im->thumb_c, h = im->thumb_h, w = im->thumb_w;
@@ -142,11 +75,11 @@ static void buf_thumbnail(sfp_buf_t *b, const detect_image_t *im, const char *al
         for (size_t i = 0; i < (size_t)h * (size_t)w; i++) hwc[i * (size_t)c + (size_t)k] = im->thumb[(size_t)k * (size_t)h * (size_t)w + i];
     if (!stbi_write_png_to_func(png_sink, &png, w, h, c, hwc, w * c) || png.failed) b->failed = true;
     if (!b->failed) {
-        buf_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", w, h);
-        buf_escape(b, alt);
-        buf_puts(b, "\" src=\"data:image/png;base64,");
+        html_printf(b, "<img width=\"%d\" height=\"%d\" alt=\"", w, h);
+        html_escape(b, alt);
+        html_puts(b, "\" src=\"data:image/png;base64,");
         buf_base64(b, (const unsigned char *)png.data, png.len);
-        buf_puts(b, "\">");
+        html_puts(b, "\">");
     }
     free(png.data);
     free(hwc);
@@ -172,114 +105,114 @@ static void buf_item(sfp_buf_t *b, const detect_page_t *p, const detect_image_t 
 {
     const char *slash = strrchr(im->path, '/');
     const char *name = slash && slash[1] ? slash + 1 : im->path;
-    buf_printf(b, "<figure class=\"%s\">", kind);
+    html_printf(b, "<figure class=\"%s\">", kind);
     buf_thumbnail(b, im, name);
-    buf_puts(b, "<figcaption><span class=\"file\" title=\"");
-    buf_escape(b, im->path);
-    buf_puts(b, "\">");
+    html_puts(b, "<figcaption><span class=\"file\" title=\"");
+    html_escape(b, im->path);
+    html_puts(b, "\">");
     buf_file_name(b, name);
-    buf_puts(b, "</span>");
+    html_puts(b, "</span>");
     if (im->truth >= 0) {
-        buf_puts(b, "<span class=\"truth\">true ");
-        buf_escape(b, p->class_names[im->truth]);
-        buf_puts(b, "</span>");
+        html_puts(b, "<span class=\"truth\">true ");
+        html_escape(b, p->class_names[im->truth]);
+        html_puts(b, "</span>");
     }
     for (int m = 0; m < p->n_models; m++) {
         const detect_call_t *c = &im->call[m];
         const char *mark = c->uncertain ? "uncertain" : im->truth < 0 ? "call" : c->predicted == im->truth ? "ok" : "bad";
-        buf_printf(b, "<span class=\"%s\">", mark);
-        if (p->n_models == 2) buf_puts(b, m == 0 ? "A: " : "B: ");
-        buf_puts(b, "<b>");
-        buf_escape(b, p->class_names[c->predicted]);
-        buf_printf(b, "</b> %.1f%%%s <small>%.2f ms</small></span>", 100.0 * c->confidence,
+        html_printf(b, "<span class=\"%s\">", mark);
+        if (p->n_models == 2) html_puts(b, m == 0 ? "A: " : "B: ");
+        html_puts(b, "<b>");
+        html_escape(b, p->class_names[c->predicted]);
+        html_printf(b, "</b> %.1f%%%s <small>%.2f ms</small></span>", 100.0 * c->confidence,
                    c->uncertain ? " (uncertain)" : "", c->ms);
     }
-    buf_puts(b, "</figcaption></figure>\n");
+    html_puts(b, "</figcaption></figure>\n");
 }
 
 static void buf_percent(sfp_buf_t *b, double v)
 {
-    if (isnan(v)) buf_puts(b, "<td>&ndash;</td>");
-    else buf_printf(b, "<td>%.2f%%</td>", 100.0 * v);
+    if (isnan(v)) html_puts(b, "<td>&ndash;</td>");
+    else html_printf(b, "<td>%.2f%%</td>", 100.0 * v);
 }
 
 static void buf_count(sfp_buf_t *b, int64_t v)
 {
-    if (v < 0) buf_puts(b, "<td>&ndash;</td>");
-    else buf_printf(b, "<td>%lld</td>", (long long)v);
+    if (v < 0) html_puts(b, "<td>&ndash;</td>");
+    else html_printf(b, "<td>%lld</td>", (long long)v);
 }
 
 static void buf_summary(sfp_buf_t *b, const detect_page_t *p)
 {
     const detect_model_summary_t *ms = p->models;
-    buf_puts(b, "<table class=\"summary\">\n<tr><th></th>");
+    html_puts(b, "<table class=\"summary\">\n<tr><th></th>");
     for (int m = 0; m < p->n_models; m++) {
-        buf_printf(b, "<th>%s", p->n_models == 2 ? (m == 0 ? "A: " : "B: ") : "");
-        buf_escape(b, ms[m].path);
-        buf_puts(b, "</th>");
+        html_printf(b, "<th>%s", p->n_models == 2 ? (m == 0 ? "A: " : "B: ") : "");
+        html_escape(b, ms[m].path);
+        html_puts(b, "</th>");
     }
-    buf_puts(b, "</tr>\n<tr><th>accuracy</th>");
+    html_puts(b, "</tr>\n<tr><th>accuracy</th>");
     for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].accuracy);
-    buf_puts(b, "</tr>\n<tr><th>balanced accuracy</th>");
+    html_puts(b, "</tr>\n<tr><th>balanced accuracy</th>");
     for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].balanced_accuracy);
-    buf_puts(b, "</tr>\n<tr><th>escape rate (defects called ");
-    buf_escape(b, p->ok_class >= 0 ? p->class_names[p->ok_class] : "ok");
-    buf_puts(b, ")</th>");
+    html_puts(b, "</tr>\n<tr><th>escape rate (defects called ");
+    html_escape(b, p->ok_class >= 0 ? p->class_names[p->ok_class] : "ok");
+    html_puts(b, ")</th>");
     for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].escape_rate);
-    buf_puts(b, "</tr>\n<tr><th>labelled / decided / correct</th>");
+    html_puts(b, "</tr>\n<tr><th>labelled / decided / correct</th>");
     for (int m = 0; m < p->n_models; m++)
-        buf_printf(b, "<td>%lld / %lld / %lld</td>", (long long)ms[m].n_labelled, (long long)ms[m].n_decided,
+        html_printf(b, "<td>%lld / %lld / %lld</td>", (long long)ms[m].n_labelled, (long long)ms[m].n_decided,
                    (long long)ms[m].n_correct);
-    buf_puts(b, "</tr>\n<tr><th>uncertain");
-    if (p->min_confidence > 0) buf_printf(b, " (confidence below %.0f%%)", 100.0 * p->min_confidence);
-    buf_puts(b, "</th>");
+    html_puts(b, "</tr>\n<tr><th>uncertain");
+    if (p->min_confidence > 0) html_printf(b, " (confidence below %.0f%%)", 100.0 * p->min_confidence);
+    html_puts(b, "</th>");
     for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].n_uncertain);
-    buf_puts(b, "</tr>\n<tr><th>ms per image (forward, batch as run)</th>");
-    for (int m = 0; m < p->n_models; m++) buf_printf(b, "<td>%.3f</td>", ms[m].ms_per_image);
-    buf_puts(b, "</tr>\n<tr><th>images/s (with decoding)</th>");
-    for (int m = 0; m < p->n_models; m++) buf_printf(b, "<td>%.1f</td>", ms[m].images_per_s);
-    buf_puts(b, "</tr>\n<tr><th>MACs</th>");
+    html_puts(b, "</tr>\n<tr><th>ms per image (forward, batch as run)</th>");
+    for (int m = 0; m < p->n_models; m++) html_printf(b, "<td>%.3f</td>", ms[m].ms_per_image);
+    html_puts(b, "</tr>\n<tr><th>images/s (with decoding)</th>");
+    for (int m = 0; m < p->n_models; m++) html_printf(b, "<td>%.1f</td>", ms[m].images_per_s);
+    html_puts(b, "</tr>\n<tr><th>MACs</th>");
     for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].macs);
-    buf_puts(b, "</tr>\n<tr><th>parameters</th>");
+    html_puts(b, "</tr>\n<tr><th>parameters</th>");
     for (int m = 0; m < p->n_models; m++) buf_count(b, ms[m].params);
-    buf_puts(b, "</tr>\n");
+    html_puts(b, "</tr>\n");
     if (p->n_models == 2)
-        buf_printf(b, "<tr><th>agreement (same class)</th><td colspan=\"2\">%.2f%%</td></tr>\n",
+        html_printf(b, "<tr><th>agreement (same class)</th><td colspan=\"2\">%.2f%%</td></tr>\n",
                    100.0 * p->agreement);
-    buf_puts(b, "</table>\n");
+    html_puts(b, "</table>\n");
     if (ms[0].n_labelled == 0) return;
 
-    buf_puts(b, "<table class=\"recall\">\n<caption>recall per class</caption>\n<tr><th>class</th>");
-    for (int m = 0; m < p->n_models; m++) buf_puts(b, p->n_models == 2 ? (m == 0 ? "<th>A</th>" : "<th>B</th>") : "<th>recall</th>");
-    buf_puts(b, "</tr>\n");
+    html_puts(b, "<table class=\"recall\">\n<caption>recall per class</caption>\n<tr><th>class</th>");
+    for (int m = 0; m < p->n_models; m++) html_puts(b, p->n_models == 2 ? (m == 0 ? "<th>A</th>" : "<th>B</th>") : "<th>recall</th>");
+    html_puts(b, "</tr>\n");
     for (int k = 0; k < p->n_classes; k++) {
-        buf_puts(b, "<tr><th>");
-        buf_escape(b, p->class_names[k]);
-        buf_puts(b, "</th>");
+        html_puts(b, "<tr><th>");
+        html_escape(b, p->class_names[k]);
+        html_puts(b, "</th>");
         for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].recall[k]);
-        buf_puts(b, "</tr>\n");
+        html_puts(b, "</tr>\n");
     }
-    buf_puts(b, "</table>\n");
+    html_puts(b, "</table>\n");
     for (int m = 0; m < p->n_models; m++) {
-        buf_printf(b, "<table class=\"confusion\">\n<caption>%sconfusion matrix: rows true class, columns predicted"
+        html_printf(b, "<table class=\"confusion\">\n<caption>%sconfusion matrix: rows true class, columns predicted"
                       "</caption>\n<tr><th></th>", p->n_models == 2 ? (m == 0 ? "A: " : "B: ") : "");
         for (int j = 0; j < p->n_classes; j++) {
-            buf_puts(b, "<th>");
-            buf_escape(b, p->class_names[j]);
-            buf_puts(b, "</th>");
+            html_puts(b, "<th>");
+            html_escape(b, p->class_names[j]);
+            html_puts(b, "</th>");
         }
-        buf_puts(b, "</tr>\n");
+        html_puts(b, "</tr>\n");
         for (int i = 0; i < p->n_classes; i++) {
-            buf_puts(b, "<tr><th>");
-            buf_escape(b, p->class_names[i]);
-            buf_puts(b, "</th>");
+            html_puts(b, "<tr><th>");
+            html_escape(b, p->class_names[i]);
+            html_puts(b, "</th>");
             for (int j = 0; j < p->n_classes; j++) {
                 int64_t v = ms[m].confusion[(size_t)i * (size_t)p->n_classes + (size_t)j];
-                buf_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
+                html_printf(b, "<td class=\"%s\">%lld</td>", i == j ? "diag" : v ? "off" : "zero", (long long)v);
             }
-            buf_puts(b, "</tr>\n");
+            html_puts(b, "</tr>\n");
         }
-        buf_puts(b, "</table>\n");
+        html_puts(b, "</table>\n");
     }
 }
 
@@ -303,45 +236,45 @@ int detect_html_write(const char *path, const detect_page_t *p, sfp_error_t *err
     int64_t counts[5] = {0};
     for (int64_t i = 0; i < p->n_images; i++)
         for (int k = 0; k < 5; k++) counts[k] += strcmp(image_kind(p, &p->images[i]), kinds[k]) == 0;
-    buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
-    buf_escape(&b, p->models[0].path);
-    buf_puts(&b, "</title>\n<style>");
-    buf_puts(&b, style);
-    buf_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
-    buf_escape(&b, p->models[0].path);
+    html_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>onnx-sfp detect: ");
+    html_escape(&b, p->models[0].path);
+    html_puts(&b, "</title>\n<style>");
+    html_puts(&b, style);
+    html_puts(&b, "</style>\n</head>\n<body>\n<h1>onnx-sfp detect: ");
+    html_escape(&b, p->models[0].path);
     if (p->n_models == 2) {
-        buf_puts(&b, " and ");
-        buf_escape(&b, p->models[1].path);
+        html_puts(&b, " and ");
+        html_escape(&b, p->models[1].path);
     }
-    buf_printf(&b, "</h1>\n<h2>Summary</h2>\n<p>%lld images, %lld could not be decoded; %lld misclassified, "
+    html_printf(&b, "</h1>\n<h2>Summary</h2>\n<p>%lld images, %lld could not be decoded; %lld misclassified, "
                "%lld uncertain", (long long)p->n_images, (long long)p->n_skipped, (long long)counts[0],
                (long long)counts[1]);
     if (p->n_models == 2) {
         int64_t disagree = 0;
         for (int64_t i = 0; i < p->n_images; i++)
             disagree += p->images[i].call[0].predicted != p->images[i].call[1].predicted;
-        buf_printf(&b, ", %lld where the models disagree", (long long)disagree);
+        html_printf(&b, ", %lld where the models disagree", (long long)disagree);
     }
-    buf_puts(&b, " (shown first, in that order).</p>\n");
+    html_puts(&b, " (shown first, in that order).</p>\n");
     buf_summary(&b, p);
     if (p->n_skipped > 0) {
-        buf_puts(&b, "<h2>Not decoded (skipped)</h2>\n<ul class=\"skipped\">\n");
+        html_puts(&b, "<h2>Not decoded (skipped)</h2>\n<ul class=\"skipped\">\n");
         for (int64_t i = 0; i < p->n_skipped; i++) {
-            buf_puts(&b, "<li><span class=\"file\" title=\"");
-            buf_escape(&b, p->skipped_paths[i]);
-            buf_puts(&b, "\">");
+            html_puts(&b, "<li><span class=\"file\" title=\"");
+            html_escape(&b, p->skipped_paths[i]);
+            html_puts(&b, "\">");
             buf_file_name(&b, p->skipped_paths[i]);
-            buf_puts(&b, "</span>: ");
-            buf_escape(&b, p->skipped_reasons[i]);
-            buf_puts(&b, "</li>\n");
+            html_puts(&b, "</span>: ");
+            html_escape(&b, p->skipped_reasons[i]);
+            html_puts(&b, "</li>\n");
         }
-        buf_puts(&b, "</ul>\n");
+        html_puts(&b, "</ul>\n");
     }
-    buf_puts(&b, "<h2>Images</h2>\n<div class=\"images\">\n");
+    html_puts(&b, "<h2>Images</h2>\n<div class=\"images\">\n");
     for (int k = 0; k < 5; k++)
         for (int64_t i = 0; i < p->n_images; i++)
             if (!strcmp(image_kind(p, &p->images[i]), kinds[k])) buf_item(&b, p, &p->images[i], kinds[k]);
-    buf_puts(&b, "</div>\n</body>\n</html>\n");
+    html_puts(&b, "</div>\n</body>\n</html>\n");
     int rc = b.failed ? sfp_errorf(err, SFP_ENOMEM, "%s: out of memory building the HTML page", sfp_q(path))
                       : sfp_write_file_atomic(path, (const uint8_t *)b.data, b.len, err);
     free(b.data);

@@ -37,11 +37,10 @@ static int utf8_length(const unsigned char *s)
     return n;
 }
 
-/* Text for element content and quoted attribute values. */
-void html_escape(sfp_buf_t *b, const char *text)
+void html_escape_n(sfp_buf_t *b, const char *text, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    while (*s) {
+    const unsigned char *s = (const unsigned char *)text, *end = s + n;
+    while (s < end && *s) {
         const char *entity = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
                            : *s == '"' ? "&quot;" : *s == '\'' ? "&#39;" : NULL;
         if (entity) {
@@ -53,14 +52,19 @@ void html_escape(sfp_buf_t *b, const char *text)
         } else if (*s < 0x80) {
             sfp_buf_append(b, s++, 1);
         } else {
-            int n = utf8_length(s);
-            if (n == 0) {
+            int len = utf8_length(s);
+            if (len == 0 || len > end - s) {
                 html_puts(b, "&#xFFFD;");
                 s++;
             } else {
-                sfp_buf_append(b, s, (size_t)n);
-                s += n;
+                sfp_buf_append(b, s, (size_t)len);
+                s += len;
             }
         }
     }
+}
+
+void html_escape(sfp_buf_t *b, const char *text)
+{
+    html_escape_n(b, text, strlen(text));
 }

@@ -14,5 +14,7 @@ void html_printf(sfp_buf_t *b, const char *fmt, ...);
 /* Text from outside for element content and quoted attribute values: & < > "
  * ' as entities, control characters and invalid UTF-8 as U+FFFD. */
 void html_escape(sfp_buf_t *b, const char *text);
+/* The same for the first n bytes of text (at most up to its NUL). */
+void html_escape_n(sfp_buf_t *b, const char *text, size_t n);
 
 #endif

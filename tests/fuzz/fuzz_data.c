@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         write_file(name[1], data + 1, size - 1);
         write_file(name[2], data + 1, size - 1);
         sfp_data_opts_t opts = {0};
-        if (mode == 3) opts = (sfp_data_opts_t){geo[0], geo[1], geo[2], 2};
+        if (mode == 3) opts = (sfp_data_opts_t){geo[0], geo[1], geo[2], 2, false};
         check_data_error(rc = data_open(dir, "train", &opts, &ds, &err), &err, "data_open (image folder)");
         if (rc == 0) {
             if (ds->n != 2 || ds->n_classes != 2) die("image folder of a bad size");

@@ -8,14 +8,16 @@
 #   end in exit 3 with nothing leaked; detect of both models on the folder
 #   with a corrupt PNG (skipped), with --min-confidence and the page.
 # OpenBLAS runs single-threaded (its threads only slow valgrind down); our
-# own thread pool and loader thread run as usual. Reports go to one log per
+# own thread pool and loader thread run as usual, except that the pool does
+# not spin between loops (SFP_SPIN_US=0: valgrind runs one thread at a time,
+# so a spinning one only waits its slice out). Reports go to one log per
 # process (the image decoding child's stderr is /dev/null and the parent does
 # not read its exit status): any non-empty log fails the target.
 VALGRIND ?= valgrind
 MEMCHECK_DIR := $(BUILD)/memcheck
 MEMCHECK_FASHION ?= /usr/share/datasets/fashion-mnist
 MEMCHECK_BAD := idx_gz_truncated idx_label_beyond_classes cifar_partial_record img_corrupt_png
-MEMCHECK_RUN := OPENBLAS_NUM_THREADS=1 $(VALGRIND) --error-exitcode=99 --leak-check=full \
+MEMCHECK_RUN := OPENBLAS_NUM_THREADS=1 SFP_SPIN_US=0 $(VALGRIND) --error-exitcode=99 --leak-check=full \
   --errors-for-leak-kinds=definite --quiet --log-file=$(MEMCHECK_DIR)/logs/%p.log $(BUILD)/onnx-sfp
 
 .PHONY: memcheck

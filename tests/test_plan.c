@@ -416,6 +416,41 @@ static void test_fused_plan_matches_unfused_and_follows_weight_updates(void **st
     sfp_model_free(m);
 }
 
+/* SFP_PLAN_CONST_WEIGHTS: the convolutions pack their weights at the first
+ * run and keep them; every run gives what a plan packing on each call gives
+ * (bit for bit: same panels, same kernel), and a plan made after a weight
+ * change sees the new weights. */
+static void test_const_weight_plan_packs_once_and_matches(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = fusion_model();
+    sfp_plan_t *packed = NULL, *plain = NULL;
+    TU_OK(&err, plan_create(m, 3, SFP_PLAN_CONST_WEIGHTS, 2, &packed, &err));
+    TU_OK(&err, plan_create(m, 3, 0, 2, &plain, &err));
+    float *x = pattern(3 * 3 * 9 * 10, 23);
+    const int64_t out_n[2] = {3 * 8 * 5 * 5, 3 * 8 * 9 * 10};
+    for (int round = 0; round < 3; round++) {
+        run_plan(packed, x);
+        run_plan(plain, x);
+        for (int o = 0; o < 2; o++)
+            assert_memory_equal(plan_output(packed, o), plan_output(plain, o), sizeof(float) * (size_t)out_n[o]);
+    }
+    plan_free(packed);
+    /* the weights change (a fine-tuning step): a new plan packs them anew */
+    float *w = m->graph.values[graph_find_value(&m->graph, "c1.weight")].init->data;
+    for (int i = 0; i < 8; i++) w[i] = -2.0f * w[i] + 0.125f;
+    TU_OK(&err, plan_create(m, 3, SFP_PLAN_CONST_WEIGHTS, 2, &packed, &err));
+    run_plan(packed, x);
+    run_plan(plain, x);
+    for (int o = 0; o < 2; o++)
+        assert_memory_equal(plan_output(packed, o), plan_output(plain, o), sizeof(float) * (size_t)out_n[o]);
+    plan_free(packed);
+    plan_free(plain);
+    free(x);
+    sfp_model_free(m);
+}
+
 /* A fused BN whose parameters are not initializers: its bias is an Identity
  * of another BN's bias (how PyTorch's exporter dedups equal tensors of a
  * trained ResNet) and its scale a Constant node. Shape inference keeps such
@@ -480,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_forward_of_folded_ops_matches_their_folding),
         cmocka_unit_test(test_fused_plan_matches_unfused_and_follows_weight_updates),
         cmocka_unit_test(test_fused_bn_reading_folded_parameters_survives_reinference),
+        cmocka_unit_test(test_const_weight_plan_packs_once_and_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

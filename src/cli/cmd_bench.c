@@ -107,7 +107,7 @@ static int time_plan(sfp_model_t *m, const bench_input_t *in, int64_t batch, int
                      double *median, sfp_error_t *err)
 {
     sfp_plan_t *p = NULL;
-    int rc = plan_create(m, batch, 0, threads, &p, err);
+    int rc = plan_create(m, batch, SFP_PLAN_CONST_WEIGHTS, threads, &p, err);
     if (rc < 0) return rc;
     double *times = malloc(sizeof(double) * BENCH_MAX_RUNS);
     if (!times) {

@@ -472,7 +472,7 @@ static int classify(detect_run_t *r, int mi, int64_t batch, int threads, sfp_err
                 *slot = NULL;
             }
             double t_plan = sfp_now_seconds();
-            if (!*slot && (rc = plan_create(dm->m, b.n, 0, threads, slot, err)) < 0) break;
+            if (!*slot && (rc = plan_create(dm->m, b.n, SFP_PLAN_CONST_WEIGHTS, threads, slot, err)) < 0) break;
             double t_run = sfp_now_seconds();
             t0 += t_run - t_plan; /* plan creation is set-up, not per-image time */
             const void *inputs[1] = {b.x};

@@ -87,7 +87,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     for (int i = 0; i < n_in; i++)
         if ((rc = npy_path(in_paths[i]) ? npy_load(in_paths[i], &in[i], err) : sfp_tensor_load_pb(in_paths[i], &in[i], err)) < 0)
             goto out;
-    if ((rc = plan_create(m, choose_batch(g, in), 0, a->threads, &plan, err)) < 0) {
+    if ((rc = plan_create(m, choose_batch(g, in), SFP_PLAN_CONST_WEIGHTS, a->threads, &plan, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(a->pos[0]));
         goto out;
     }

@@ -78,6 +78,10 @@ typedef struct sfp_conv_epilogue {
  * over y for the epilogue. */
 void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                         float *y, float *scratch, sfp_threads_t *threads);
+/* The same with w also in the direct kernel's layout (conv_direct_pack), or
+ * packed NULL. */
+void conv_forward_packed(const sfp_conv_shape_t *s, const float *x, const float *w, const float *packed,
+                         const sfp_conv_epilogue_t *e, float *y, float *scratch, sfp_threads_t *threads);
 /* Direct kernel (conv_direct.c): 2-D convolutions without im2col on a CPU
  * with AVX2 + FMA or AVX-512, the tiles of the instruction set util/cpu.h
  * chose (conv_direct_avx2.c, conv_direct_avx512.c; see conv_direct.c). */
@@ -85,8 +89,15 @@ bool conv_direct_applies(const sfp_conv_shape_t *s);
 /* Floats of scratch conv_direct_forward needs; false when the shape is not
  * for it. */
 bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out);
-void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
-                         float *y, float *scratch, sfp_threads_t *threads);
+/* packed: NULL (the weights are packed into scratch on every call), or
+ * conv_direct_packed_bytes of w as conv_direct_pack left them (inference
+ * plans whose weights do not change pack once). */
+void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *packed,
+                         const sfp_conv_epilogue_t *e, float *y, float *scratch, sfp_threads_t *threads);
+/* Bytes of w in the kernel's layout (0: the shape is not for the direct
+ * kernel), and the packing itself. */
+size_t conv_direct_packed_bytes(const sfp_conv_shape_t *s);
+void conv_direct_pack(const sfp_conv_shape_t *s, const float *w, float *packed);
 /* dw +=, db += of the direct kernel's shapes (conv_direct_applies): the
  * weight gradient straight from the padded phase planes, no im2col; sums
  * over a fixed number of image ranges, so the same for any thread count. */

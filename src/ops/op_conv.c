@@ -352,8 +352,14 @@ static void epilogue_planes(void *ctx, int64_t p0, int64_t p1)
 void conv_forward_fused(const sfp_conv_shape_t *s, const float *x, const float *w, const sfp_conv_epilogue_t *e,
                         float *y, float *scratch, sfp_threads_t *threads)
 {
+    conv_forward_packed(s, x, w, NULL, e, y, scratch, threads);
+}
+
+void conv_forward_packed(const sfp_conv_shape_t *s, const float *x, const float *w, const float *packed,
+                         const sfp_conv_epilogue_t *e, float *y, float *scratch, sfp_threads_t *threads)
+{
     if (conv_direct_applies(s)) {
-        conv_direct_forward(s, x, w, e, y, scratch, threads);
+        conv_direct_forward(s, x, w, packed, e, y, scratch, threads);
         return;
     }
     conv_run(s, x, w, e->scale ? NULL : e->shift, y, false, scratch, threads);
@@ -724,7 +730,7 @@ void conv_backward(const sfp_conv_shape_t *s, const float *x, const float *w, co
         conv_flip_kernel(s, w, wt);
         if (conv_direct_applies(&t)) { /* dx += conv(dy, wt): dx is the residual of its own epilogue */
             const sfp_conv_epilogue_t e = {NULL, NULL, dx_fresh ? NULL : dx, false};
-            conv_direct_forward(&t, dy, wt, &e, dx, rest, threads);
+            conv_direct_forward(&t, dy, wt, NULL, &e, dx, rest, threads);
         } else {
             conv_run(&t, dy, wt, NULL, dx, true, rest, threads);
         }
@@ -839,6 +845,8 @@ static int conv_prepare(const sfp_exec_t *x, size_t *scratch_bytes, sfp_error_t 
     return 0;
 }
 
+#define CONV_PERSIST_HEADER 64
+
 static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
     sfp_conv_shape_t s;
@@ -859,8 +867,28 @@ static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
         e.residual = f->residual;
         e.relu = f->relu;
     }
-    conv_forward_fused(&s, x->in[0], x->in[1], &e, x->out[0], scratch + conv_fold_floats(&s), x->threads);
+    const float *packed = NULL;
+    if (x->persist && conv_direct_applies(&s)) { /* weights packed at the first run of the plan */
+        uint64_t *packed_once = x->persist;
+        float *buf = (float *)((uint8_t *)x->persist + CONV_PERSIST_HEADER);
+        if (!*packed_once) {
+            conv_direct_pack(&s, x->in[1], buf);
+            *packed_once = 1;
+        }
+        packed = buf;
+    }
+    conv_forward_packed(&s, x->in[0], x->in[1], packed, &e, x->out[0], scratch + conv_fold_floats(&s), x->threads);
     return 0;
+}
+
+/* Plans whose weights do not change: the weights in the direct kernel's
+ * layout after a 64-byte header (non-zero once packed). */
+static size_t conv_persist_bytes(const sfp_exec_t *x)
+{
+    sfp_conv_shape_t s;
+    if (conv_shape_of(x, &s, NULL) < 0 || !conv_direct_applies(&s)) return 0;
+    const size_t bytes = conv_direct_packed_bytes(&s);
+    return bytes ? bytes + CONV_PERSIST_HEADER : 0;
 }
 
 static int conv_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t *scratch_bytes, sfp_error_t *err)
@@ -897,7 +925,8 @@ static int conv_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 const sfp_op_def_t op_defs_conv[] = {
     {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
      {.forward = conv_forward_node, .prepare = conv_prepare, .backward = conv_backward_node,
-      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .overwrite_din = 0x1, .fuse = true},
+      .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .overwrite_din = 0x1, .fuse = true,
+      .persist_bytes = conv_persist_bytes},
      .id = SFP_OP_CONV, .chan = SFP_CHAN_CONV, .shrink = SFP_SHRINK_FILTERS, .flags = SFP_OPF_FILTERS, .weight_axis = conv_weight_axis, .work_kept = conv_work_kept},
     {0},
 };

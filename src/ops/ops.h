@@ -74,6 +74,11 @@ typedef struct sfp_exec {
     const sfp_fusion_t *fused;  /* inference plans: what follows folded in, or NULL */
     size_t scratch_bytes;
     sfp_threads_t *threads;     /* for the kernels' parallel loops; may be NULL */
+    /* Inference plans whose initializers stay unchanged while they live:
+     * persist_bytes (run.persist_bytes) private to the node, zero at plan
+     * creation, kept from run to run; else NULL. */
+    void *persist;
+    size_t persist_bytes;
     /* ---- training runtime (src/train); zero/NULL in inference plans ---- */
     /* Normalisation uses (and updates) batch statistics instead of the
      * running ones. */
@@ -125,6 +130,10 @@ typedef struct sfp_op_run {
     unsigned overwrite_din;
     /* forward honours sfp_exec_t.fused (inference plans may fuse into it) */
     bool fuse;
+    /* Plans whose weights do not change (SFP_PLAN_CONST_WEIGHTS): bytes the
+     * node keeps between runs (sfp_exec_t.persist), e.g. its weights in the
+     * kernel's layout, made at the first run. NULL or 0: none. */
+    size_t (*persist_bytes)(const sfp_exec_t *x);
 } sfp_op_run_t;
 
 /* One id per supported op: what code outside src/ops asks instead of

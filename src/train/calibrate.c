@@ -69,7 +69,7 @@ int calibrate_channel_stats(const sfp_model_t *m, const sfp_dataset_t *ds, const
     int first = 0, rc;
     if ((rc = copy_with_outputs(m, n, values, &c, &first, err)) < 0) return rc;
     sfp_data_iter_opts_t io = {batch, true, true, false, seed, {0, false}, 0, 0};
-    if ((rc = plan_create(c, batch, 0, threads, &p, err)) < 0 || (rc = data_iter_create(ds, prep, &io, &it, err)) < 0)
+    if ((rc = plan_create(c, batch, SFP_PLAN_CONST_WEIGHTS, threads, &p, err)) < 0 || (rc = data_iter_create(ds, prep, &io, &it, err)) < 0)
         goto out;
     for (int i = 0; i < n; i++) {
         const int64_t ch = m->graph.values[values[i]].dims[1];

@@ -336,6 +336,20 @@ static int prepare_steps(sfp_plan_t *p, sfp_error_t *err)
             if (rc < 0) return rc;
         }
         if (need > p->scratch_bytes) p->scratch_bytes = need;
+        if ((p->flags & SFP_PLAN_CONST_WEIGHTS) && !(p->flags & SFP_PLAN_TRAIN) && st->def->run.persist_bytes)
+            st->x.persist_bytes = st->def->run.persist_bytes(&st->x);
+    }
+    return 0;
+}
+
+/* Each step's persist memory after end (SFP_PLAN_CONST_WEIGHTS). */
+static int place_persist(sfp_plan_t *p, size_t *end, sfp_error_t *err)
+{
+    for (int s = 0; s < p->n_steps; s++) {
+        plan_step_t *st = &p->steps[s];
+        if (!st->x.persist_bytes) continue;
+        if (!plan_align_up(*end, &st->persist_offset) || !plan_add_size(st->persist_offset, st->x.persist_bytes, end))
+            return sfp_errorf(err, SFP_ENOMEM, "the plan does not fit in memory");
     }
     return 0;
 }
@@ -517,6 +531,7 @@ static int allocate(sfp_plan_t *p, sfp_error_t *err)
         !plan_add_size(p->scratch_offset, scratch, &end))
         return sfp_errorf(err, SFP_ENOMEM, "the plan does not fit in memory");
     if ((rc = place_constants(p, end, &end, err)) < 0) return rc;
+    if ((rc = place_persist(p, &end, err)) < 0) return rc;
     if ((p->flags & SFP_PLAN_TRAIN) && (rc = autograd_place_persistent(p, &end, err)) < 0) return rc;
     p->arena_bytes = end;
     p->arena = alloc_arena(end);
@@ -594,6 +609,10 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
         plan_step_t *st = &p->steps[s];
         st->x.scratch = p->arena + p->scratch_offset;
         st->x.scratch_bytes = p->scratch_bytes;
+        if (st->x.persist_bytes) {
+            st->x.persist = p->arena + st->persist_offset;
+            memset(st->x.persist, 0, st->x.persist_bytes);
+        }
         /* the plan's own view of the BN parameters: an initializer in place,
          * a folded value (Identity of an initializer, Constant) as copied
          * into the arena, never the graph's folded tensor, which the next

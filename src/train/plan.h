@@ -33,7 +33,12 @@ enum {
     SFP_PLAN_TRAIN = 1u << 2,
     /* With SFP_PLAN_TRAIN: float plan inputs get gradients too
      * (plan_value_grad after plan_backward). */
-    SFP_PLAN_INPUT_GRADS = 1u << 3
+    SFP_PLAN_INPUT_GRADS = 1u << 3,
+    /* Inference plans: the model's initializers do not change while the
+     * plan lives, so ops may keep them in the layout their kernels read,
+     * made at the first run (the direct convolution packs its weights once
+     * instead of on every run). Ignored with SFP_PLAN_TRAIN. */
+    SFP_PLAN_CONST_WEIGHTS = 1u << 4
 };
 
 /* What a trainable parameter is, for per-kind optimiser settings. */

@@ -33,6 +33,7 @@ typedef struct plan_step {
     const void **dout;         /* gradient of each output, or NULL */
     void **din;                /* gradient of each input, or NULL */
     size_t saved_offset;       /* x.saved within the arena */
+    size_t persist_offset;     /* x.persist within the arena (SFP_PLAN_CONST_WEIGHTS) */
     bool backward;             /* plan_backward runs this step */
     /* inference plans: nodes fused into this one (fuse_steps) */
     int out0;                  /* value written as output 0 (the last fused node's output) */

@@ -220,7 +220,7 @@ int trainer_create(sfp_model_t *m, const sfp_dataset_t *train, const sfp_dataset
         const sfp_batch_share_t share = {t->batch, sum_over_processes, NULL};
         plan_share_batch(t->plan, &share);
     }
-    if (opts->teacher && (rc = plan_create(opts->teacher, t->share_n, 0, opts->threads, &t->teacher_plan, err)) < 0) {
+    if (opts->teacher && (rc = plan_create(opts->teacher, t->share_n, SFP_PLAN_CONST_WEIGHTS, opts->threads, &t->teacher_plan, err)) < 0) {
         sfp_error_prefix(err, "teacher");
         goto fail;
     }

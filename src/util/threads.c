@@ -1,14 +1,27 @@
-/* Static-partition parallel-for over pthreads. Workers sleep on a condition
- * variable between loops; a loop bumps a generation counter, each worker runs
- * the chunk with its own index, the last one to finish wakes the caller. */
+/* Static-partition parallel-for over pthreads. A loop publishes its work and
+ * bumps a generation counter; each worker runs the chunk with its own index
+ * and the last one to finish releases the caller. Between loops, and while
+ * the caller waits for the last chunk, both sides spin for a short while
+ * (0.2 ms by default) before sleeping on a condition variable: a batch-1 inference
+ * hands work over once per layer, every ~20-100 us, and a futex wake-up per
+ * hand-over cost more than the second thread saved. The spin is bounded, so
+ * a pool between jobs sleeps and a busy machine loses at most that much of a
+ * core per hand-over. A pool with more threads than online cores never spins
+ * (a spinning thread would hold the core the working one waits for), nor
+ * does any with SFP_SPIN_US=0 in the environment (valgrind, shared
+ * machines); SFP_SPIN_US=N sets the spin to N microseconds. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/threads.h"
 
 #define MAX_THREADS 256
+#define SPIN_NS_DEFAULT 200000 /* 0.2 ms */
 
 typedef struct worker {
     sfp_threads_t *pool;
@@ -21,15 +34,16 @@ struct sfp_threads {
     int n_started;      /* workers actually running */
     worker_t *workers;
     pthread_mutex_t lock;
-    pthread_cond_t wake;    /* workers wait here for a new generation */
-    pthread_cond_t done;    /* the caller waits here for pending == 0 */
-    uint64_t generation;
-    int pending;            /* chunks handed to workers and not finished */
+    pthread_cond_t wake;    /* workers sleep here for a new generation */
+    pthread_cond_t done;    /* the caller sleeps here for pending == 0 */
+    atomic_uint_fast64_t generation; /* stored (release) after the loop's fields */
+    atomic_int pending;     /* chunks handed to workers and not finished */
+    atomic_int stop;
+    int64_t spin_ns;        /* how long either side spins before sleeping */
     int n_chunks;
     int64_t n, grain;
     sfp_chunk_fn fn;
     void *ctx;
-    int stop;
 };
 
 int sfp_cpu_count(void)
@@ -46,29 +60,83 @@ static void chunk_range(int64_t n, int n_chunks, int k, int64_t *begin, int64_t 
     *end = n / n_chunks * (k + 1) + (n % n_chunks) * (k + 1) / n_chunks;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins until *gen differs from seen or the pool stops, for at most spin_ns;
+ * true when it did. */
+static bool spin_for_generation(sfp_threads_t *t, uint64_t seen)
+{
+    if (t->spin_ns <= 0) return false;
+    const int64_t until = now_ns() + t->spin_ns;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&t->generation, memory_order_acquire) != seen ||
+            atomic_load_explicit(&t->stop, memory_order_relaxed))
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > until) return false;
+    }
+}
+
+static bool spin_for_done(sfp_threads_t *t)
+{
+    if (t->spin_ns <= 0) return atomic_load_explicit(&t->pending, memory_order_acquire) == 0;
+    const int64_t until = now_ns() + t->spin_ns;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&t->pending, memory_order_acquire) == 0) return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > until) return false;
+    }
+}
+
+static int64_t spin_ns_for(int n_threads)
+{
+    if (n_threads > sfp_cpu_count()) return 0;
+    const char *env = getenv("SFP_SPIN_US");
+    if (env && *env) {
+        char *end = NULL;
+        long long us = strtoll(env, &end, 10);
+        if (end && *end == '\0' && us >= 0 && us <= 1000000) return (int64_t)us * 1000;
+    }
+    return SPIN_NS_DEFAULT;
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     sfp_threads_t *t = w->pool;
     uint64_t seen = 0;
-    pthread_mutex_lock(&t->lock);
     for (;;) {
-        while (!t->stop && t->generation == seen) pthread_cond_wait(&t->wake, &t->lock);
-        if (t->stop) break;
-        seen = t->generation;
+        if (!spin_for_generation(t, seen)) {
+            pthread_mutex_lock(&t->lock);
+            while (!atomic_load(&t->stop) && atomic_load(&t->generation) == seen) pthread_cond_wait(&t->wake, &t->lock);
+            pthread_mutex_unlock(&t->lock);
+        }
+        if (atomic_load(&t->stop)) break;
+        seen = atomic_load_explicit(&t->generation, memory_order_acquire);
+        /* the loop's fields were written before generation was stored, and
+         * the caller changes them only after every chunk has finished */
         if (w->index >= t->n_chunks) continue;
-        int n_chunks = t->n_chunks;
-        int64_t n = t->n;
-        sfp_chunk_fn fn = t->fn;
-        void *ctx = t->ctx;
-        pthread_mutex_unlock(&t->lock);
         int64_t begin = 0, end = 0;
-        chunk_range(n, n_chunks, w->index, &begin, &end);
-        if (end > begin) fn(ctx, w->index, begin, end);
-        pthread_mutex_lock(&t->lock);
-        if (--t->pending == 0) pthread_cond_signal(&t->done);
+        chunk_range(t->n, t->n_chunks, w->index, &begin, &end);
+        if (end > begin) t->fn(t->ctx, w->index, begin, end);
+        if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&t->lock); /* the caller checks pending under the lock before it sleeps */
+            pthread_cond_signal(&t->done);
+            pthread_mutex_unlock(&t->lock);
+        }
     }
-    pthread_mutex_unlock(&t->lock);
     return NULL;
 }
 
@@ -79,6 +147,10 @@ int sfp_threads_create(int n_threads, sfp_threads_t **out, sfp_error_t *err)
     sfp_threads_t *t = calloc(1, sizeof *t);
     if (!t) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     t->n_threads = n_threads;
+    t->spin_ns = spin_ns_for(n_threads);
+    atomic_init(&t->generation, 0);
+    atomic_init(&t->pending, 0);
+    atomic_init(&t->stop, 0);
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t);
         return sfp_errorf(err, SFP_ERUNTIME, "cannot create a mutex");
@@ -118,7 +190,7 @@ void sfp_threads_free(sfp_threads_t *t)
 {
     if (!t) return;
     pthread_mutex_lock(&t->lock);
-    t->stop = 1;
+    atomic_store(&t->stop, 1);
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->lock);
     for (int i = 0; i < t->n_started; i++) pthread_join(t->workers[i].thread, NULL);
@@ -145,21 +217,22 @@ void sfp_threads_for_chunks(sfp_threads_t *t, int64_t n, int64_t grain, sfp_chun
         fn(ctx, 0, 0, n);
         return;
     }
-    pthread_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->lock); /* a worker about to sleep checks generation under it */
     t->n_chunks = n_chunks;
     t->n = n;
     t->grain = grain;
     t->fn = fn;
     t->ctx = ctx;
-    t->pending = n_chunks - 1;
-    t->generation++;
+    atomic_store_explicit(&t->pending, n_chunks - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->lock);
     int64_t begin = 0, end = 0;
     chunk_range(n, n_chunks, 0, &begin, &end);
     fn(ctx, 0, begin, end);
+    if (spin_for_done(t)) return;
     pthread_mutex_lock(&t->lock);
-    while (t->pending > 0) pthread_cond_wait(&t->done, &t->lock);
+    while (atomic_load(&t->pending) > 0) pthread_cond_wait(&t->done, &t->lock);
     pthread_mutex_unlock(&t->lock);
 }
 

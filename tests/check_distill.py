@@ -6,6 +6,7 @@ reduction='batchmean') + (1-A)*cross_entropy(z, y) and its gradient by z
 (autograd, float64) must equal ours to 1e-6 relative to the largest entry
 (ours: float32 logits and gradient, double sums). Then `compress --distill`
 fine-tunes a small model end to end and refuses bad options (exit 2)."""
+import json
 import os
 import subprocess
 import sys
@@ -58,11 +59,20 @@ def main():
     model, dst = os.path.join(out_dir, "r20.onnx"), os.path.join(out_dir, "r20.pruned.onnx")
     rc, msg = run([SFP, "init", "resnet20", model, "--input", "1x28x28", "--seed", "3", "--quiet"])
     data = "/usr/share/datasets/fashion-mnist"
+    report = os.path.join(out_dir, "report.json")
     for method in ("sfp", "hybrid"):
         rc, msg = run([SFP, "compress", model, dst, "--data", data, "--limit", "256", "--epochs", "1", "--batch", "32",
-                       "--method", method, "--distill", "--distill-weight", "0.7", "--temperature", "3", "--quiet"])
+                       "--method", method, "--distill", "--distill-weight", "0.7", "--temperature", "3", "--quiet",
+                       "--round-to", "2", "--report-json", report])
         if rc != 0:
             problems.append(f"compress --distill --method {method}: exit {rc}: {msg.strip()[-300:]}")
+            continue
+        with open(report) as f:
+            policy = json.load(f).get("policy")
+        want = {"flops": None, "round_to": 2, "global": False, "rates_file": None,
+                "distill": {"weight": 0.7, "temperature": 3.0}}
+        if policy != want:
+            problems.append(f"compress --distill --method {method}: report policy {policy}, want {want}")
     for bad in (["--distill-weight", "0.5"], ["--distill", "--distill-weight", "1.5"], ["--distill", "--temperature", "0"],
                 ["--distill", "--epochs", "0"]):
         rc, msg = run([SFP, "compress", model, dst, "--data", data, "--limit", "64", "--quiet"] + bad)

@@ -73,6 +73,32 @@ def main():
         print(f"     {layer}: rate 0.75 accuracy {ours:.4f} vs ONNX Runtime on the pruned model {ref:.4f}")
         if abs(ours - ref) > 1.0 / N + 1e-9:
             problems.append(f"{layer}: sensitivity {ours} vs ONNX Runtime {ref}")
+    # --round-to 8: the kept counts compress --round-to 8 keeps, group by group
+    rc, msg = run([SFP, "sensitivity", model, "--data", DATA, "--limit", "50", "--rates", "0.5,0.75", "--round-to", "8",
+                   "--json", "--quiet"])
+    if rc != 0:
+        problems.append("--round-to 8: " + msg[:200])
+    else:
+        rounded = json.loads(msg)
+        if rounded.get("round_to") != 8:
+            problems.append(f"--round-to 8: round_to {rounded.get('round_to')}")
+        g = rounded["groups"][0]
+        rules = os.path.join(out, "rules8.json")
+        with open(rules, "w") as f:
+            json.dump({g["group"]: 0.75, "*": 0}, f)
+        report = os.path.join(out, "round8.json")
+        rc, msg = run([SFP, "compress", model, os.path.join(out, "r8.onnx"), "--epochs", "0", "--rates", rules,
+                       "--round-to", "8", "--report-json", report, "--quiet"])
+        with open(report) as f:
+            want = [r["removed"] for r in json.load(f)["group_rates"] if r["group"] == g["group"]]
+        if rc != 0 or want != [g["results"][1]["removed"]]:
+            problems.append(f"--round-to 8, {g['group']} at 0.75: sensitivity removes {g['results'][1]['removed']}, "
+                            f"compress {want}")
+        for g in rounded["groups"]:
+            for r in g["results"]:
+                kept = g["channels"] - r["removed"]
+                if r["removed"] and kept % 8:
+                    problems.append(f"--round-to 8, {g['group']} at {r['rate']}: keeps {kept}")
     rc, msg = run([SFP, "sensitivity", model, "--data", DATA, "--limit", "50", "--rates", "0.5", "--quiet"])
     if rc != 0 or "accuracy drop" not in msg or groups[0]["group"] not in msg:
         problems.append("text table: " + msg[:200])

@@ -51,6 +51,21 @@ static double ratio_removed(int64_t before, int64_t after)
     return before > 0 ? 1.0 - (double)after / (double)before : 0.0;
 }
 
+/* The command's options, parsed. */
+typedef struct compress_args {
+    const char *in, *out, *skip, *masked_path, *json_path, *html_path, *resume;
+    double rate, flops, cluster_rate, decay_fraction, max_drop;
+    int64_t epochs;
+    sfp_prune_method_t method;
+    const char *method_name;
+    int64_t round_to;
+    bool global;
+    const char *rates_path;
+    const int *remove;      /* channels removed per group (prune_counts_make) */
+    bool distill;
+    double distill_weight, temperature;
+} compress_args_t;
+
 /* What a run did, for --report-json and the summary. acc_* NaN: not measured. */
 typedef struct run_summary {
     const char *method;
@@ -59,6 +74,7 @@ typedef struct run_summary {
     double acc_before, acc_after;
     int bn_reinserted;      /* BatchNormalization put back for fine-tuning */
     double max_drop;        /* --max-accuracy-drop in points, negative without */
+    const compress_args_t *args; /* the options, for the report's "policy" */
 } run_summary_t;
 
 /* Validation accuracy lost, in points (NaN when not measured). */
@@ -131,6 +147,25 @@ static void print_group_rates(const sfp_groups_t *gs, const sfp_prune_counts_t *
                     gs->g[gi].n_channels - pc->remove[gi], (double)pc->remove[gi] / gs->g[gi].n_channels);
 }
 
+/* How the channels to remove were chosen and how the model was fine-tuned:
+ * {"flops", "round_to", "global", "rates_file", "distill"}. */
+static json_object *policy_json(const compress_args_t *ca)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "flops", ca->flops > 0.0 ? json_object_new_double(ca->flops) : NULL);
+    json_object_object_add(o, "round_to", json_object_new_int64(ca->round_to));
+    json_object_object_add(o, "global", json_object_new_boolean(ca->global));
+    json_object_object_add(o, "rates_file", ca->rates_path ? json_object_new_string(ca->rates_path) : NULL);
+    json_object *d = NULL;
+    if (ca->distill && ca->epochs > 0) {
+        d = json_object_new_object();
+        json_object_object_add(d, "weight", json_object_new_double(ca->distill_weight));
+        json_object_object_add(d, "temperature", json_object_new_double(ca->temperature));
+    }
+    json_object_object_add(o, "distill", d);
+    return o;
+}
+
 /* The --report-json object to json_path and its page (report_html.h) to
  * html_path; either may be NULL. */
 static int write_report_json(const char *path, const char *html_path, const sfp_report_t *a, const sfp_report_t *b,
@@ -150,6 +185,7 @@ static int write_report_json(const char *path, const char *html_path, const sfp_
     json_object_object_add(root, "layers", report_layers_json(before, after));
     json_object_object_add(root, "groups_left_whole", groups_left_whole(gs));
     json_object_object_add(root, "group_rates", group_rates_json(gs, pc));
+    json_object_object_add(root, "policy", policy_json(rs->args));
     char *text = path ? report_json_text(root) : NULL;
     int rc = path && !text ? sfp_errorf(err, SFP_ENOMEM, "out of memory")
              : path        ? sfp_write_file_atomic(path, (const uint8_t *)text, strlen(text), err)
@@ -175,19 +211,6 @@ static int accuracy_of(sfp_model_t *m, const sfp_dataset_t *ds, const sfp_data_p
     return rc;
 }
 
-typedef struct compress_args {
-    const char *in, *out, *skip, *masked_path, *json_path, *html_path, *resume;
-    double rate, flops, cluster_rate, decay_fraction, max_drop;
-    int64_t epochs;
-    sfp_prune_method_t method;
-    const char *method_name;
-    int64_t round_to;
-    bool global;
-    const char *rates_path;
-    const int *remove;      /* channels removed per group (prune_counts_make) */
-    bool distill;
-    double distill_weight, temperature;
-} compress_args_t;
 
 /* The training setup of a fine-tuning run on *work (a clone of the input,
  * or the checkpoint's model): data, flags, preprocessing recorded, and BN
@@ -369,7 +392,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     memset(&ck, 0, sizeof ck);
     cli_train_setup_t setup;
     memset(&setup, 0, sizeof setup);
-    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0, ca.max_drop};
+    run_summary_t rs = {ca.method_name, 0, 0, ca.epochs, (double)NAN, (double)NAN, 0, ca.max_drop, &ca};
     sfp_rate_rule_t *rules = NULL;
     int n_rules = 0;
     sfp_prune_counts_t *pc = NULL;

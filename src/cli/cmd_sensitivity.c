@@ -18,6 +18,7 @@ static const cli_opt_t opts[] = {
     {"limit", "N", "evaluate on the first N images only (default: all)"},
     {"batch", "B", "images per forward pass (default 128)"},
     {"skip", "PATTERN", "leave groups whose layer names match this shell pattern out"},
+    {"round-to", "N", "round each group's kept channels to a multiple of N, as compress --round-to (default 1)"},
     {"mean", "LIST", "per-channel mean after scaling pixels to [0, 1] (default: model metadata, else 0)"},
     {"std", "LIST", "per-channel std (default: model metadata, else 1)"},
     {"json", NULL, "print JSON (schema in docs/json.md) instead of the table"},
@@ -48,7 +49,8 @@ static void show_progress(void *ctx, int done, int total)
     if (!*(bool *)ctx) fprintf(stderr, "\ronnx-sfp: sensitivity: %d of %d groups%s", done, total, done == total ? "\n" : "");
 }
 
-static void print_json(const char *path, const sfp_groups_t *gs, const sfp_sensitivity_t *s, const double *rates)
+static void print_json(const char *path, const sfp_groups_t *gs, const sfp_sensitivity_t *s, const double *rates,
+                       int round_to)
 {
     json_object *root = json_object_new_object(), *arr = json_object_new_array(), *ra = json_object_new_array();
     json_object_object_add(root, "schema_version", json_object_new_int(1));
@@ -57,6 +59,7 @@ static void print_json(const char *path, const sfp_groups_t *gs, const sfp_sensi
     json_object_object_add(root, "accuracy", json_object_new_double(s->base_accuracy));
     for (int k = 0; k < s->n_rates; k++) json_object_array_add(ra, json_object_new_double(rates[k]));
     json_object_object_add(root, "rates", ra);
+    json_object_object_add(root, "round_to", json_object_new_int(round_to));
     for (int gi = 0; gi < gs->n; gi++) {
         if (isnan(s->accuracy[(size_t)gi * (size_t)s->n_rates])) continue;
         json_object *g = json_object_new_object(), *res = json_object_new_array();
@@ -102,12 +105,13 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     const char *path = a->pos[0], *data_path = cli_get(cmd, a, "data"), *skip = cli_get(cmd, a, "skip");
     double rates[MAX_RATES];
     int n_rates = 0, rc;
-    int64_t batch = 128, limit = 0;
+    int64_t batch = 128, limit = 0, round_to = 1;
     bool quiet = a->quiet || !isatty(STDERR_FILENO);
     if (!data_path) return sfp_errorf(err, SFP_EUSAGE, "usage: onnx-sfp sensitivity MODEL.onnx --data PATH (--data is required)");
     if ((rc = parse_rates(cli_get(cmd, a, "rates") ? cli_get(cmd, a, "rates") : "0.25,0.5,0.75", rates, &n_rates, err)) < 0 ||
         (rc = cli_int(cmd, a, "batch", 1, 65536, 128, &batch, err)) < 0 ||
-        (rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0)
+        (rc = cli_int(cmd, a, "limit", 1, INT64_MAX, 0, &limit, err)) < 0 ||
+        (rc = cli_int(cmd, a, "round-to", 1, 4096, 1, &round_to, err)) < 0)
         return rc;
     sfp_model_t *m = NULL;
     sfp_dataset_t *ds = NULL;
@@ -128,12 +132,12 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if (!a->quiet)
         fprintf(stderr, "onnx-sfp: sensitivity of %s on %s (%s, %lld images, preprocessing from %s)\n", path, data_path,
                 (ds)->format, (long long)(ds)->n, prep_source);
-    if ((rc = prune_sensitivity(m, gs, rates, n_rates, skip, ds, &prep, batch, a->threads, show_progress,
+    if ((rc = prune_sensitivity(m, gs, rates, n_rates, (int)round_to, skip, ds, &prep, batch, a->threads, show_progress,
                                 &quiet, &s, err)) < 0) {
         sfp_error_prefix(err, "%s", sfp_q(path));
         goto done;
     }
-    if (cli_flag(cmd, a, "json")) print_json(path, gs, &s, rates);
+    if (cli_flag(cmd, a, "json")) print_json(path, gs, &s, rates, (int)round_to);
     else print_table(gs, &s, rates);
 done:
     prune_sensitivity_clear(&s);
@@ -144,7 +148,7 @@ done:
 }
 
 const cli_cmd_t cmd_sensitivity = {
-    "sensitivity", "MODEL.onnx --data PATH [--rates 0.25,0.5,0.75] [--limit N] [--skip PATTERN] [--json]",
+    "sensitivity", "MODEL.onnx --data PATH [--rates 0.25,0.5,0.75] [--round-to N] [--limit N] [--skip PATTERN] [--json]",
     "accuracy drop of each channel group pruned alone at a few rates (no fine-tuning)",
     "Each prunable group (see report --groups) loses its lowest-L2 floor(R * C) channels while every other\n"
     "group stays whole, and the model is evaluated on the test split of --data (the first --limit N images).\n"

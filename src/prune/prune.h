@@ -102,8 +102,11 @@ typedef struct sfp_sensitivity {
     int *removed;       /* n_groups x n_rates; owned */
 } sfp_sensitivity_t;
 
-int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, const char *skip,
-                      const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
+/* round_to > 1: each group's kept count is rounded as compress --round-to
+ * does (prune_round_kept), so the table shows the counts compress would
+ * keep. */
+int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, int round_to,
+                      const char *skip, const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
                       void (*progress)(void *ctx, int done, int total), void *ctx, sfp_sensitivity_t *out,
                       sfp_error_t *err);
 void prune_sensitivity_clear(sfp_sensitivity_t *s);

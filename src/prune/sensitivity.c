@@ -43,8 +43,8 @@ static int accuracy_pruned(sfp_model_t *m, const sfp_groups_t *gs, int gi, int r
     return rc;
 }
 
-int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, const char *skip,
-                      const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
+int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rates, int n_rates, int round_to,
+                      const char *skip, const sfp_dataset_t *ds, const sfp_data_prep_t *prep, int64_t batch, int threads,
                       void (*progress)(void *ctx, int done, int total), void *ctx, sfp_sensitivity_t *out,
                       sfp_error_t *err)
 {
@@ -67,7 +67,11 @@ int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rate
         for (int k = 0; k < n_rates && rc == 0; k++) {
             size_t at = (size_t)gi * (size_t)n_rates + (size_t)k;
             out->accuracy[at] = left ? (double)NAN : out->base_accuracy;
-            out->removed[at] = left ? 0 : prune_group_count(&gs->g[gi], rates[k]);
+            const sfp_chan_group_t *grp = &gs->g[gi];
+            out->removed[at] = left ? 0 : prune_group_count(grp, rates[k]);
+            if (out->removed[at] > 0 && round_to > 1)
+                out->removed[at] = prune_round_kept(grp->n_channels, grp->n_segments > 1 ? grp->n_segments : 1,
+                                                    out->removed[at], round_to);
             if (out->removed[at] > 0)
                 rc = accuracy_pruned(m, gs, gi, out->removed[at], ds, prep, batch, threads, &out->accuracy[at], err);
         }

@@ -421,6 +421,63 @@ static void *share_step(void *arg)
     return NULL;
 }
 
+/* Training plans fuse a residual Add and a Relu into the Conv or the
+ * BatchNormalization before them (forward epilogue; backward: the mask and
+ * the residual's gradient first). A plan with SFP_PLAN_KEEP_ACTIVATIONS
+ * fuses nothing: both must give the same logits, parameter and input
+ * gradients, in training and in inference mode, for every block shape
+ * (BN or not before the Add, shortcut from the block input or from the
+ * graph input, which then also gets the conv's gradient). */
+static void test_fused_training_plan_matches_unfused(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    for (int variant = 0; variant < 4; variant++) {
+        const tu_resnet_spec_t spec = {.batch = 6, .in_c = 8, .hw = 8, .width = 8, .classes = 4,
+                                       .bn2 = (variant & 1) != 0, .from_input = (variant & 2) != 0};
+        sfp_model_t *m = tu_small_resnet(&spec);
+        sfp_plan_t *fused = NULL, *plain = NULL;
+        TU_OK(&err, plan_create(m, 6, SFP_PLAN_TRAIN | SFP_PLAN_INPUT_GRADS, 2, &fused, &err));
+        TU_OK(&err, plan_create(m, 6, SFP_PLAN_TRAIN | SFP_PLAN_INPUT_GRADS | SFP_PLAN_KEEP_ACTIVATIONS, 2, &plain, &err));
+        if (plan_n_steps(fused) >= plan_n_steps(plain))
+            fail_msg("variant %d: %d fused steps, %d unfused", variant, plan_n_steps(fused), plan_n_steps(plain));
+        uint32_t seed = 40u + (uint32_t)variant;
+        float *x = tu_uniform(&seed, 6 * 8 * 64, -1, 1), dlogits[24];
+        const int32_t labels[6] = {0, 1, 2, 3, 1, 2};
+        const void *in[1] = {x};
+        double loss = 0.0;
+        for (int mode = 0; mode < 2; mode++) { /* training form, then running statistics */
+            plan_set_training(fused, mode == 0);
+            plan_set_training(plain, mode == 0);
+            sfp_plan_t *both[2] = {fused, plain};
+            for (int k = 0; k < 2; k++) {
+                plan_zero_grad(both[k]);
+                TU_OK(&err, plan_run(both[k], in, &err));
+                TU_OK(&err, loss_softmax_xent(6, 4, plan_output(both[k], 0), labels, 0.0f, &loss, dlogits, NULL, &err));
+                TU_OK(&err, plan_backward(both[k], dlogits, &err));
+            }
+            for (int i = 0; i < 24; i++)
+                TU_EXPECT_NEAR(((const float *)plan_output(fused, 0))[i], ((const float *)plan_output(plain, 0))[i], 1e-5);
+            size_t n = 0, n2 = 0;
+            const float *gf = plan_grad_block(fused, &n), *gp = plan_grad_block(plain, &n2);
+            assert_true(n > 0 && n == n2);
+            double scale = 0.0;
+            for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)gp[i]));
+            for (size_t i = 0; i < n; i++) TU_EXPECT_NEAR(gf[i], gp[i], 1e-5 * scale);
+            const float *dxf = plan_value_grad(fused, plan_input_value(fused, 0));
+            const float *dxp = plan_value_grad(plain, plan_input_value(plain, 0));
+            assert_true(dxf && dxp);
+            scale = 0.0;
+            for (int i = 0; i < 6 * 8 * 64; i++) scale = fmax(scale, fabs((double)dxp[i]));
+            for (int i = 0; i < 6 * 8 * 64; i++) TU_EXPECT_NEAR(dxf[i], dxp[i], 1e-5 * scale);
+        }
+        plan_free(fused);
+        plan_free(plain);
+        sfp_model_free(m);
+        free(x);
+    }
+}
+
 static void test_shared_batch_plans_match_the_whole_batch(void **state)
 {
     (void)state;
@@ -506,15 +563,16 @@ static void write_text(const char *path, const char *text)
 }
 
 /* The branch every Relu took in the last run, for tools/torch_step.py: per
- * Relu node in step order an int64 count, then one byte per element (1 where
+ * Relu node in node order an int64 count, then one byte per element (1 where
  * the output is positive). Relu outputs are all alive between plan_run and
- * plan_backward (their backward reads them). */
+ * plan_backward (their backward, or that of the step they are fused into,
+ * reads them). */
 static void write_relu_masks(const sfp_plan_t *p, const sfp_model_t *m, const char *path)
 {
     FILE *f = fopen(path, "wb");
     if (!f) fail_msg("cannot create %s", path);
-    for (int s = 0; s < plan_n_steps(p); s++) {
-        const sfp_node_t *n = &m->graph.nodes[plan_step_node(p, s)];
+    for (int node = 0; node < m->graph.n_nodes; node++) { /* node order: a fused Relu is no step of its own */
+        const sfp_node_t *n = &m->graph.nodes[node];
         if (strcmp(n->op_type, "Relu") != 0) continue;
         const float *y = plan_value_data(p, n->outputs[0]);
         int64_t count = shape_numel(plan_value_shape(p, n->outputs[0]));
@@ -637,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_lr_schedules),
         cmocka_unit_test(test_sgd_steps_fit_a_small_batch),
         cmocka_unit_test(test_shared_batch_plans_match_the_whole_batch),
+        cmocka_unit_test(test_fused_training_plan_matches_unfused),
         cmocka_unit_test(test_train_steps_for_pytorch_comparison),
     };
     const char *dir = getenv("SFP_TRAIN_STEP_DIR");

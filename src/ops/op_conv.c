@@ -917,6 +917,7 @@ static int conv_backward_node(const sfp_exec_t *x, sfp_error_t *err)
     sfp_conv_shape_t s;
     int rc = conv_shape_of(x, &s, err);
     if (rc < 0) return rc;
+    exec_fused_backward(x); /* a fused Add and Relu: dout[0] becomes the conv output's gradient */
     conv_backward(&s, x->in[0], x->in[1], x->dout[0], x->din[0], x->din[1], x->node->n_inputs > 2 ? x->din[2] : NULL,
                   (x->din_fresh & 1u) != 0, x->scratch, x->threads);
     return 0;
@@ -926,7 +927,7 @@ const sfp_op_def_t op_defs_conv[] = {
     {"Conv", 2, 3, 1, 1, conv_attrs, NULL, conv_infer, conv_work, SFP_WORK_DENSE, 0x6,
      {.forward = conv_forward_node, .prepare = conv_prepare, .backward = conv_backward_node,
       .prepare_backward = conv_prepare_backward, .keep_inputs = 0x3, .overwrite_din = 0x1, .fuse = true,
-      .persist_bytes = conv_persist_bytes},
+      .fuse_train = true, .persist_bytes = conv_persist_bytes},
      .id = SFP_OP_CONV, .chan = SFP_CHAN_CONV, .shrink = SFP_SHRINK_FILTERS, .flags = SFP_OPF_FILTERS, .weight_axis = conv_weight_axis, .work_kept = conv_work_kept},
     {0},
 };

@@ -54,7 +54,26 @@ typedef struct bn_job {
     const float *x, *scale, *bias, *mean, *var;
     float eps;
     float *y;
+    const float *res;   /* fused residual (same layout as y), or NULL */
+    bool relu;          /* fused Relu */
 } bn_job_t;
+
+/* A fused residual Add and Relu on one plane just written (still in cache). */
+static void plane_post(float *restrict y, const float *restrict res, bool relu, int64_t n)
+{
+    if (res) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) y[i + k] += res[i + k];
+        for (; i < n; i++) y[i] += res[i];
+    }
+    if (relu) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) y[i + k] = y[i + k] > 0.0f ? y[i + k] : 0.0f;
+        for (; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    }
+}
 
 static float bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
 
@@ -81,16 +100,22 @@ static void bn_planes(void *ctx, int64_t p0, int64_t p1)
         for (; i + 16 <= j->spatial; i += 16) /* fixed trip count: vectorised at -O2 */
             for (int k = 0; k < 16; k++) yp[i + k] = xp[i + k] * a + b;
         for (; i < j->spatial; i++) yp[i] = xp[i] * a + b;
+        if (j->res || j->relu) plane_post(yp, j->res ? j->res + p * j->spatial : NULL, j->relu, j->spatial);
     }
+}
+
+static void bn_infer_run(const bn_job_t *j, int64_t n, sfp_threads_t *threads)
+{
+    int64_t grain = j->spatial >= 8192 ? 1 : 8192 / (j->spatial ? j->spatial : 1);
+    sfp_threads_for(threads, n * j->c, grain, bn_planes, (void *)j);
 }
 
 /* x (N, C, S), scale/bias/mean/var (C) -> y (N, C, S) */
 void batchnorm_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale, const float *bias,
                        const float *mean, const float *var, float eps, float *y, sfp_threads_t *threads)
 {
-    bn_job_t j = {c, spatial, x, scale, bias, mean, var, eps, y};
-    int64_t grain = spatial >= 8192 ? 1 : 8192 / (spatial ? spatial : 1);
-    sfp_threads_for(threads, n * c, grain, bn_planes, &j);
+    bn_job_t j = {c, spatial, x, scale, bias, mean, var, eps, y, NULL, false};
+    bn_infer_run(&j, n, threads);
 }
 
 void batchnorm_forward_ref(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
@@ -203,6 +228,8 @@ typedef struct bn_train_job {
     float eps, momentum;
     float *y, *mean, *invstd, *running_mean, *running_var;
     double *sum, *sq;        /* shared batches: per-channel sums (C each) */
+    const float *res;        /* fused residual, or NULL */
+    bool relu;               /* fused Relu */
 } bn_train_job_t;
 
 static double channel_sum(const bn_train_job_t *j, int64_t ch)
@@ -242,6 +269,8 @@ static void channel_normalise(const bn_train_job_t *j, int64_t ch, double mu, do
         for (; k + 16 <= j->spatial; k += 16)
             for (int l = 0; l < 16; l++) yp[k + l] = (xp[k + l] - mean) * a + b;
         for (; k < j->spatial; k++) yp[k] = (xp[k] - mean) * a + b;
+        if (j->res || j->relu)
+            plane_post(yp, j->res ? j->res + (i * j->c + ch) * j->spatial : NULL, j->relu, j->spatial);
     }
 }
 
@@ -290,37 +319,36 @@ static int64_t bn_channels_per_task(int64_t n, int64_t spatial)
     return per_channel >= 8192 ? 1 : 8192 / (per_channel ? per_channel : 1);
 }
 
+static void bn_train_run(bn_train_job_t *j, sfp_threads_t *threads)
+{
+    if (!j->running_mean || !j->running_var) j->running_mean = j->running_var = NULL;
+    sfp_threads_for(threads, j->c, bn_channels_per_task(j->n, j->spatial), bn_train_channels, j);
+}
+
 /* x (N, C, S), scale/bias (C) -> y (N, C, S); save_mean/save_invstd (C,
  * may be NULL); running_mean/running_var (C) updated when not NULL */
 void batchnorm_train_forward(int64_t n, int64_t c, int64_t spatial, const float *x, const float *scale,
                              const float *bias, float eps, float momentum, float *y, float *save_mean,
                              float *save_invstd, float *running_mean, float *running_var, sfp_threads_t *threads)
 {
-    bn_train_job_t j = {n,    c,         spatial,     n * spatial,  x,           scale, bias, eps,
-                        momentum, y, save_mean, save_invstd, running_mean, running_var, NULL,  NULL};
-    if (!running_mean || !running_var) j.running_mean = j.running_var = NULL;
-    sfp_threads_for(threads, c, bn_channels_per_task(n, spatial), bn_train_channels, &j);
+    bn_train_job_t j = {n,        c, spatial,   n * spatial, x,           scale,        bias,        eps,
+                        momentum, y, save_mean, save_invstd, running_mean, running_var, NULL, NULL, NULL, false};
+    bn_train_run(&j, threads);
 }
 
-/* As batchnorm_train_forward for this process's share (N of share->total_batch)
- * of a batch; scratch holds 2C doubles. */
-static int batchnorm_train_forward_shared(const sfp_batch_share_t *share, int64_t n, int64_t c, int64_t spatial,
-                                          const float *x, const float *scale, const float *bias, float eps,
-                                          float momentum, float *y, float *save_mean, float *save_invstd,
-                                          float *running_mean, float *running_var, double *scratch,
-                                          sfp_threads_t *threads, sfp_error_t *err)
+static int bn_train_run_shared(const sfp_batch_share_t *share, bn_train_job_t *j, sfp_threads_t *threads,
+                               sfp_error_t *err)
 {
-    bn_train_job_t j = {n,        c, spatial,   share->total_batch * spatial, x,           scale,        bias,        eps,
-                        momentum, y, save_mean, save_invstd,                  running_mean, running_var, scratch, scratch + c};
-    const int64_t per_task = bn_channels_per_task(n, spatial);
+    const int64_t per_task = bn_channels_per_task(j->n, j->spatial);
     int rc;
-    sfp_threads_for(threads, c, per_task, bn_shared_sums, &j);
-    if ((rc = share->sum(share->ctx, j.sum, c, err)) < 0) return rc;
-    sfp_threads_for(threads, c, per_task, bn_shared_sq, &j);
-    if ((rc = share->sum(share->ctx, j.sq, c, err)) < 0) return rc;
-    sfp_threads_for(threads, c, per_task, bn_shared_normalise, &j);
+    sfp_threads_for(threads, j->c, per_task, bn_shared_sums, j);
+    if ((rc = share->sum(share->ctx, j->sum, j->c, err)) < 0) return rc;
+    sfp_threads_for(threads, j->c, per_task, bn_shared_sq, j);
+    if ((rc = share->sum(share->ctx, j->sq, j->c, err)) < 0) return rc;
+    sfp_threads_for(threads, j->c, per_task, bn_shared_normalise, j);
     return 0;
 }
+
 
 typedef struct bn_bwd_job {
     int64_t n, c, spatial;
@@ -460,14 +488,18 @@ void batchnorm_backward_ref(int64_t n, int64_t c, int64_t spatial, const float *
     }
 }
 
+/* A fused Add and Relu (sfp_exec_t.fused) are applied to each plane right
+ * after it is normalised, in both forms. */
 static int bn_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
     const sfp_shape_t *xs = x->in_shape[0];
     const int64_t n = xs->dims[0], c = xs->dims[1], spatial = shape_prod(xs, 2, xs->ndim);
     const float eps = node_attr_float(x->node, "epsilon", 1e-5f);
+    const float *res = x->fused ? x->fused->residual : NULL;
+    const bool relu = x->fused && x->fused->relu;
     if (!x->training) {
-        batchnorm_forward(n, c, spatial, x->in[0], x->in[1], x->in[2], x->in[3], x->in[4], eps, x->out[0],
-                          x->threads);
+        bn_job_t j = {c, spatial, x->in[0], x->in[1], x->in[2], x->in[3], x->in[4], eps, x->out[0], res, relu};
+        bn_infer_run(&j, n, x->threads);
         return 0;
     }
     if (n * spatial < 2)
@@ -475,14 +507,17 @@ static int bn_forward_node(const sfp_exec_t *x, sfp_error_t *err)
                            "training needs more than one value per channel (batch %lld x %lld positions)",
                            (long long)n, (long long)spatial);
     float *saved = x->saved; /* NULL when no backward pass reads it */
-    if (x->share)
-        return batchnorm_train_forward_shared(x->share, n, c, spatial, x->in[0], x->in[1], x->in[2], eps,
-                                              node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved,
-                                              saved ? saved + c : NULL, x->in_init ? x->in_init[3] : NULL,
-                                              x->in_init ? x->in_init[4] : NULL, x->scratch, x->threads, err);
-    batchnorm_train_forward(n, c, spatial, x->in[0], x->in[1], x->in[2], eps,
-                            node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved, saved ? saved + c : NULL,
-                            x->in_init ? x->in_init[3] : NULL, x->in_init ? x->in_init[4] : NULL, x->threads);
+    bn_train_job_t j = {n, c, spatial, n * spatial, x->in[0], x->in[1], x->in[2], eps,
+                        node_attr_float(x->node, "momentum", 0.9f), x->out[0], saved, saved ? saved + c : NULL,
+                        x->in_init ? x->in_init[3] : NULL, x->in_init ? x->in_init[4] : NULL, NULL, NULL, res, relu};
+    if (x->share) {
+        double *sums = x->scratch;
+        j.count = x->share->total_batch * spatial;
+        j.sum = sums;
+        j.sq = sums + c;
+        return bn_train_run_shared(x->share, &j, x->threads, err);
+    }
+    bn_train_run(&j, x->threads);
     return 0;
 }
 
@@ -500,6 +535,7 @@ static int bn_prepare_backward(const sfp_exec_t *x, size_t *saved_bytes, size_t 
 
 static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 {
+    exec_fused_backward(x); /* a fused Add and Relu: dout[0] becomes the BN output's gradient */
     const sfp_shape_t *xs = x->in_shape[0];
     const int64_t n = xs->dims[0], c = xs->dims[1], spatial = shape_prod(xs, 2, xs->ndim);
     const float *mean = x->saved, *invstd = (const float *)x->saved + c;
@@ -522,7 +558,8 @@ static int bn_backward_node(const sfp_exec_t *x, sfp_error_t *err)
 const sfp_op_def_t op_defs_norm[] = {
     {"BatchNormalization", 5, 5, 1, 5, bn_attrs, bn_check, bn_infer, op_work_out_elems, SFP_WORK_ELEMENTWISE, 0x6,
      {.forward = bn_forward_node, .prepare = bn_prepare, .backward = bn_backward_node,
-      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f, .overwrite_din = 0x1},
+      .prepare_backward = bn_prepare_backward, .keep_inputs = 0x1f, .overwrite_din = 0x1, .fuse = true,
+      .fuse_train = true},
      .id = SFP_OP_BATCH_NORMALIZATION, .chan = SFP_CHAN_SAME, .shrink = SFP_SHRINK_NORM, .flags = SFP_OPF_NORM},
     {0},
 };

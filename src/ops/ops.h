@@ -33,11 +33,13 @@ typedef struct sfp_shape {
     int64_t dims[SFP_MAX_DIMS];
 } sfp_shape_t;
 
-/* What an inference plan fused into a node whose op takes it (run.fuse),
- * in this order on output 0: a BatchNormalization (inference form; its node
- * for epsilon and its scale, B, mean, var data), a residual added (same
- * shape as output 0, never the output's own buffer), Relu. out[0] is then
- * the last fused node's output; the intermediate values are never made. */
+/* What a plan fused into a node whose op takes it (run.fuse; in training
+ * plans run.fuse_train, and never a BatchNormalization), in this order on
+ * output 0: a BatchNormalization (inference form; its node for epsilon and
+ * its scale, B, mean, var data), a residual added (same shape as output 0,
+ * never the output's own buffer), Relu. out[0] is then the last fused
+ * node's output; the intermediate values are never made. In training the
+ * backward starts with exec_fused_backward. */
 typedef struct sfp_fusion {
     const sfp_node_t *bn;       /* NULL: none */
     const float *bn_param[4];
@@ -130,6 +132,10 @@ typedef struct sfp_op_run {
     unsigned overwrite_din;
     /* forward honours sfp_exec_t.fused (inference plans may fuse into it) */
     bool fuse;
+    /* training plans may fuse a residual Add and a Relu into it too: forward
+     * in both modes and backward honour sfp_exec_t.fused (the backward calls
+     * exec_fused_backward first) */
+    bool fuse_train;
     /* Plans whose weights do not change (SFP_PLAN_CONST_WEIGHTS): bytes the
      * node keeps between runs (sfp_exec_t.persist), e.g. its weights in the
      * kernel's layout, made at the first run. NULL or 0: none. */
@@ -322,6 +328,12 @@ int op_check_auto_pad(const sfp_op_ctx_t *c, sfp_error_t *err);
 
 /* ---- helpers for forward entry points ---- */
 /* Error prefixed with the node's name and op type. */
+/* The backward of what a training plan fused after a node (run.fuse_train):
+ * dout[0], the gradient of the last fused output, is masked in place by
+ * out[0] > 0 for a fused Relu (a plan never reads that gradient again), and
+ * added to din[n_inputs], the fused residual's gradient (written whole when
+ * din_fresh says so); dout[0] is then the gradient of the node's own output. */
+void exec_fused_backward(const sfp_exec_t *x);
 int exec_errorf(const sfp_exec_t *x, sfp_error_t *err, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))

@@ -92,22 +92,22 @@ static int find_gradients(sfp_plan_t *p, sfp_error_t *err)
         p->grad_birth[v] = -1;
     }
     for (int s = 0; s < p->n_steps; s++) {
-        const sfp_node_t *n = p->steps[s].x.node;
+        const plan_step_t *st = &p->steps[s];
         bool any = false;
-        for (int k = 0; k < n->n_inputs; k++) any = any || (n->inputs[k] >= 0 && depends[n->inputs[k]]);
-        for (int o = 0; any && o < n->n_outputs; o++)
-            if (n->outputs[o] >= 0 && is_float(p, n->outputs[o])) depends[n->outputs[o]] = true;
+        for (int k = 0; k < step_n_inputs(st); k++) any = any || (step_input(st, k) >= 0 && depends[step_input(st, k)]);
+        for (int o = 0; any && o < st->x.node->n_outputs; o++)
+            if (step_output(st, o) >= 0 && is_float(p, step_output(st, o))) depends[step_output(st, o)] = true;
     }
     if (p->n_outputs > 0) reaches[p->output_ids[0]] = true;
     for (int s = p->n_steps - 1; s >= 0; s--) {
-        const sfp_node_t *n = p->steps[s].x.node;
+        const plan_step_t *st = &p->steps[s];
         bool any = false;
-        for (int o = 0; o < n->n_outputs; o++) {
-            int v = n->outputs[o];
+        for (int o = 0; o < st->x.node->n_outputs; o++) {
+            int v = step_output(st, o);
             any = any || (v >= 0 && reaches[v] && depends[v] && is_float(p, v));
         }
-        for (int k = 0; any && k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0) reaches[n->inputs[k]] = true;
+        for (int k = 0; any && k < step_n_inputs(st); k++)
+            if (step_input(st, k) >= 0) reaches[step_input(st, k)] = true;
     }
     for (int v = 0; v < g->n_values; v++) p->has_grad[v] = depends[v] && reaches[v] && is_float(p, v);
     free(depends);
@@ -116,16 +116,16 @@ static int find_gradients(sfp_plan_t *p, sfp_error_t *err)
         plan_step_t *st = &p->steps[s];
         const sfp_node_t *n = st->x.node;
         bool out_grad = false, in_grad = false;
-        for (int o = 0; o < n->n_outputs; o++) out_grad = out_grad || (n->outputs[o] >= 0 && p->has_grad[n->outputs[o]]);
-        for (int k = 0; k < n->n_inputs; k++) in_grad = in_grad || (n->inputs[k] >= 0 && p->has_grad[n->inputs[k]]);
+        for (int o = 0; o < n->n_outputs; o++) out_grad = out_grad || (step_output(st, o) >= 0 && p->has_grad[step_output(st, o)]);
+        for (int k = 0; k < step_n_inputs(st); k++) in_grad = in_grad || (step_input(st, k) >= 0 && p->has_grad[step_input(st, k)]);
         st->backward = out_grad && in_grad;
         if (!st->backward) continue;
         if (!st->def->run.backward)
             return sfp_errorf(err, SFP_EUNSUPPORTED,
                               "node '%s' (%s): training cannot pass gradients through this operator",
                               sfp_q(n->name), sfp_q(n->op_type));
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
+        for (int k = 0; k < step_n_inputs(st); k++) {
+            int v = step_input(st, k);
             /* the last step in forward order is the first backward writer */
             if (v >= 0 && p->has_grad[v] && p->grad_birth[v] < 0) p->grad_birth[v] = s;
         }
@@ -140,7 +140,7 @@ static int prepare_backward_steps(sfp_plan_t *p, sfp_error_t *err)
 {
     size_t n_in = 0, n_out = 0;
     for (int s = 0; s < p->n_steps; s++) {
-        n_in += (size_t)p->steps[s].x.node->n_inputs;
+        n_in += (size_t)step_n_inputs(&p->steps[s]);
         n_out += (size_t)p->steps[s].x.node->n_outputs;
     }
     p->in_init_ptrs = calloc(n_in + 1, sizeof *p->in_init_ptrs);
@@ -153,16 +153,16 @@ static int prepare_backward_steps(sfp_plan_t *p, sfp_error_t *err)
         const sfp_node_t *n = st->x.node;
         st->in_init = p->in_init_ptrs + ii;
         st->din = p->din_ptrs + ii;
-        ii += (size_t)n->n_inputs;
+        ii += (size_t)step_n_inputs(st);
         st->dout = p->dout_ptrs + oi;
         oi += (size_t)n->n_outputs;
         st->x.in_init = st->in_init;
         st->x.din = st->din;
         st->x.dout = st->dout;
-        for (int k = 0; k < n->n_inputs; k++)
-            st->din[k] = st->backward && n->inputs[k] >= 0 && p->has_grad[n->inputs[k]] ? &wanted_marker : NULL;
+        for (int k = 0; k < step_n_inputs(st); k++)
+            st->din[k] = st->backward && step_input(st, k) >= 0 && p->has_grad[step_input(st, k)] ? &wanted_marker : NULL;
         for (int o = 0; o < n->n_outputs; o++)
-            st->dout[o] = n->outputs[o] >= 0 && p->has_grad[n->outputs[o]] ? &wanted_marker : NULL;
+            st->dout[o] = step_output(st, o) >= 0 && p->has_grad[step_output(st, o)] ? &wanted_marker : NULL;
         if (!st->backward || !st->def->run.prepare_backward) continue;
         /* prepare sees the constant inputs only, as the forward's prepare */
         for (int k = 0; k < n->n_inputs; k++) {
@@ -197,9 +197,9 @@ int autograd_analyse(sfp_plan_t *p, sfp_error_t *err)
         return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     for (int v = 0; v < p->n_values; v++) p->param_index[v] = p->producer_step[v] = -1;
     for (int s = 0; s < p->n_steps; s++) {
-        const sfp_node_t *n = p->steps[s].x.node;
-        for (int o = 0; o < n->n_outputs; o++)
-            if (n->outputs[o] >= 0) p->producer_step[n->outputs[o]] = s;
+        const plan_step_t *st = &p->steps[s];
+        for (int o = 0; o < st->x.node->n_outputs; o++)
+            if (step_output(st, o) >= 0) p->producer_step[step_output(st, o)] = s;
     }
     if ((rc = find_params(p, err)) < 0) return rc;
     if ((rc = find_gradients(p, err)) < 0) return rc;
@@ -226,8 +226,8 @@ void autograd_lifetimes(const sfp_plan_t *p, int32_t *birth, int32_t *death)
                 death[v] = t;
         }
         for (int o = 0; o < n->n_outputs && o < 32; o++) {
-            int v = n->outputs[o];
-            if (v >= 0 && (st->def->run.keep_outputs >> o & 1u) && birth[v] >= 0 && death[v] != PLAN_NEVER_FREED &&
+            int v = step_output(st, o);
+            if (v >= 0 && (step_keep_outputs(st) >> o & 1u) && birth[v] >= 0 && death[v] != PLAN_NEVER_FREED &&
                 death[v] < t)
                 death[v] = t;
         }
@@ -276,12 +276,12 @@ void autograd_bind(sfp_plan_t *p)
         plan_step_t *st = &p->steps[s];
         const sfp_node_t *n = st->x.node;
         st->x.saved = st->x.saved_bytes ? p->arena + st->saved_offset : NULL;
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
+        for (int k = 0; k < step_n_inputs(st); k++) {
+            int v = step_input(st, k);
             st->in_init[k] = v >= 0 && g->values[v].init ? g->values[v].init->data : NULL;
             st->din[k] = st->din[k] ? p->grad[v] : NULL;
         }
-        for (int o = 0; o < n->n_outputs; o++) st->dout[o] = st->dout[o] ? p->grad[n->outputs[o]] : NULL;
+        for (int o = 0; o < n->n_outputs; o++) st->dout[o] = st->dout[o] ? p->grad[step_output(st, o)] : NULL;
     }
     plan_zero_grad(p);
 }
@@ -317,18 +317,17 @@ int plan_backward(sfp_plan_t *p, const float *dloss_doutput, sfp_error_t *err)
     for (int s = p->n_steps - 1; s >= 0; s--) {
         plan_step_t *st = &p->steps[s];
         if (!st->backward) continue;
-        const sfp_node_t *n = st->x.node;
         st->x.din_fresh = 0;
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
+        for (int k = 0; k < step_n_inputs(st); k++) {
+            int v = step_input(st, k);
             if (v < 0 || !st->din[k] || p->grad_birth[v] != s || p->param_index[v] >= 0) continue;
             bool first = true, repeated = false; /* x op x: zeroed once, the slots add */
-            for (int j = 0; j < n->n_inputs; j++) {
-                if (j < k && n->inputs[j] == v) first = false;
-                if (j != k && n->inputs[j] == v) repeated = true;
+            for (int j = 0; j < step_n_inputs(st); j++) {
+                if (j < k && step_input(st, j) == v) first = false;
+                if (j != k && step_input(st, j) == v) repeated = true;
             }
             if (!first) continue;
-            if (!repeated && (st->def->run.overwrite_din >> k & 1u))
+            if (!repeated && (step_overwrite_din(st) >> k & 1u))
                 st->x.din_fresh |= 1u << k; /* the op writes it whole: no memset, no read */
             else
                 memset(p->grad[v], 0, sizeof(float) * (size_t)shape_numel(&p->shapes[v]));

@@ -166,9 +166,13 @@ static bool same_shape(const sfp_shape_t *a, const sfp_shape_t *b)
     return true;
 }
 
-/* Inference plans: a node whose op takes fusion (run.fuse: Conv) absorbs
- * what follows it alone, in this order: BatchNormalization (inference form,
- * constant parameters), Add (same shapes, no broadcast), Relu. Each
+/* A node whose op takes fusion (run.fuse: Conv, BatchNormalization) absorbs
+ * what follows it alone, in this order: BatchNormalization (inference
+ * plans only: inference form, constant parameters), Add (same shapes, no
+ * broadcast), Relu. Training plans fuse the Add and the Relu only, into
+ * ops with run.fuse_train; their backward masks and routes the gradient
+ * (exec_fused_backward), and the Relu's output stays for it. Plans with
+ * SFP_PLAN_KEEP_ACTIVATIONS fuse nothing. Each
  * absorbed node must be the only reader of the value before it, which is not
  * a graph output; that value is then never made. Absorbed nodes stop
  * running (run_node 0). When the Add's other operand is computed after the
@@ -181,7 +185,8 @@ static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t
 {
     const sfp_graph_t *g = &p->m->graph;
     for (int i = 0; i < g->n_nodes; i++) info[i] = (fuse_info_t){i, run_node[i] ? i : -1, -1, -1, -1, false};
-    if (p->flags & (SFP_PLAN_TRAIN | SFP_PLAN_KEEP_ACTIVATIONS)) return;
+    if (p->flags & SFP_PLAN_KEEP_ACTIVATIONS) return;
+    const bool train = (p->flags & SFP_PLAN_TRAIN) != 0;
     for (int v = 0; v < g->n_values; v++) n_readers[v] = 0;
     for (int i = 0; i < g->n_outputs; i++) n_readers[g->outputs[i]] += 2; /* never "sole" */
     for (int i = 0; i < g->n_nodes; i++)
@@ -190,10 +195,12 @@ static void fuse_steps(sfp_plan_t *p, int *run_node, int *n_readers, fuse_info_t
     for (int i = 0; i < g->n_nodes; i++) {
         const sfp_node_t *head = &g->nodes[i];
         const sfp_op_def_t *def = op_find(head->op_type, head->domain);
-        if (!run_node[i] || !def || !def->run.fuse || head->n_outputs != 1 || head->outputs[0] < 0) continue;
+        if (!run_node[i] || !def || !(train ? def->run.fuse_train : def->run.fuse) || head->n_outputs != 1 ||
+            head->outputs[0] < 0)
+            continue;
         int v = head->outputs[0], r = sole_reader(g, run_node, n_readers, i + 1, v), last = i;
         bool defer = false;
-        if (r >= 0 && op_is(&g->nodes[r], SFP_OP_BATCH_NORMALIZATION) && g->nodes[r].n_inputs == 5 &&
+        if (!train && r >= 0 && op_is(&g->nodes[r], SFP_OP_BATCH_NORMALIZATION) && g->nodes[r].n_inputs == 5 &&
             g->nodes[r].inputs[0] == v && g->nodes[r].n_outputs >= 1 && g->nodes[r].outputs[0] >= 0) {
             bool consts = true;
             for (int k = 1; k < 5; k++) {

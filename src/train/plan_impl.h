@@ -43,6 +43,36 @@ typedef struct plan_step {
     double backward_seconds;
 } plan_step_t;
 
+/* A step's values as its backward sees them: the node's inputs, then the
+ * residual a fused Add reads (one more slot); output 0 is the last fused
+ * node's output. A fused Relu keeps output 0 for backward (its mask). */
+static inline int step_n_inputs(const plan_step_t *st)
+{
+    return st->x.node->n_inputs + (st->residual >= 0 ? 1 : 0);
+}
+
+static inline int step_input(const plan_step_t *st, int k)
+{
+    return k < st->x.node->n_inputs ? st->x.node->inputs[k] : st->residual;
+}
+
+static inline int step_output(const plan_step_t *st, int o)
+{
+    return o == 0 ? st->out0 : st->x.node->outputs[o];
+}
+
+static inline unsigned step_keep_outputs(const plan_step_t *st)
+{
+    return st->def->run.keep_outputs | (st->x.fused && st->fusion.relu ? 1u : 0u);
+}
+
+/* din_fresh-capable slots: the op's, and a fused residual's (written whole
+ * or added to, as din_fresh says). */
+static inline unsigned step_overwrite_din(const plan_step_t *st)
+{
+    return st->def->run.overwrite_din | (st->residual >= 0 ? 1u << st->x.node->n_inputs : 0u);
+}
+
 struct sfp_plan {
     sfp_model_t *m;
     int64_t batch;

@@ -326,6 +326,34 @@ def confidence_and_two_models(fails, work, model, model_meta, data, names):
     acc = sum(i["class"] == i["true_class"] for i in sure) / len(sure)
     fails.check(cut["decided"] == len(sure) and abs(cut["accuracy"] - acc) < 1e-9,
                 f"--min-confidence: accuracy {cut['accuracy']} over {cut['decided']} decided, expected {acc}")
+    # --ok-threshold: 'ok' only at that probability or more (ONNX Runtime's
+    # logits decide), else the likeliest other class; escapes can only drop
+    paths = [i["path"] for i in got["images"]]
+    z = reference(model_meta, paths, 0.45, 0.2, work)
+    prob = np.exp(z - z.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    ok = names.index("ok")
+    called_ok = sorted(prob[i, ok] for i in range(len(paths)) if prob[i].argmax() == ok)
+    # between two ok probabilities, so that some ok calls stay and some change
+    t = round((called_ok[0] + called_ok[-1]) / 2, 6) if len(called_ok) > 1 and called_ok[-1] - called_ok[0] > 1e-3 else 0.9
+    fails.check(len(called_ok) > 1, f"--ok-threshold: the test model calls {len(called_ok)} image(s) ok")
+    th = detect_json([model_meta, data, "--ok-threshold", str(t)])
+    fails.check(th["ok_threshold"] == t, f"--ok-threshold: ok_threshold {th['ok_threshold']}")
+    for i, im in enumerate(th["images"]):
+        want = int(prob[i].argmax())
+        if want == ok and prob[i, ok] < t:
+            want = max((j for j in range(len(names)) if j != ok), key=lambda j: prob[i, j])
+        gap = abs(prob[i, ok] - t)
+        if names[want] != im["class"] and gap > 1e-5:
+            fails.check(False, f"--ok-threshold {t}: {im['path']} called {im['class']}, expected {names[want]}")
+        elif abs(im["confidence"] - prob[i, want]) > 1e-4 and gap > 1e-5:
+            fails.check(False, f"--ok-threshold {t}: {im['path']} confidence {im['confidence']}, expected {prob[i, want]}")
+    changed = sum(a["class"] != b["class"] for a, b in zip(got["images"], th["images"]))
+    fails.check(changed > 0, f"--ok-threshold {t}: no call changed")
+    fails.check(th["escape_rate"] <= got["escape_rate"] + 1e-12,
+                f"--ok-threshold: escape rate {th['escape_rate']} above argmax's {got['escape_rate']}")
+    rc, out = run([SFP, "detect", model_meta, data, "--ok-threshold", "1.5", "--quiet"])
+    fails.check(rc == 2, f"--ok-threshold 1.5: exit {rc}")
     other = os.path.join(work, "r8_other_names.onnx")
     m = onnx.load(model_meta)
     meta = json.loads(m.metadata_props[0].value)

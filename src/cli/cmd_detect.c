@@ -35,6 +35,7 @@ static const cli_opt_t opts[] = {
     {"split", "NAME", "a folder holding train/ and test/: which one to read (default test)"},
     {"batch", "B", "images per forward pass (default 1: ms is each image's own latency)"},
     {"min-confidence", "P", "calls below confidence P (0..1) go to an 'uncertain' bucket, not counted as calls"},
+    {"ok-threshold", "P", "call 'ok' only when its probability is at least P (0..1), else the likeliest defect (default: argmax)"},
     {"strict", NULL, "exit 3 (after all output) when a file could not be decoded"},
     {"mean", "LIST", "per-channel mean after scaling pixels to [0, 1] (default: model metadata, else 0)"},
     {"std", "LIST", "per-channel std (default: model metadata, else 1)"},
@@ -67,6 +68,8 @@ typedef struct detect_run {
     detect_model_t models[DETECT_MAX_MODELS];
     int n_models;
     double min_confidence;
+    double ok_threshold;   /* > 0: 'ok' needs at least this probability */
+    int ok;                /* the ok class, or -1 */
     detect_source_t *sources;
     int n_sources;
     int64_t n_images;
@@ -406,8 +409,11 @@ static void warn_unlike_training(const detect_run_t *r, const sfp_model_t *m, co
 /* ------------------------------------------------------------------------ */
 /* Running                                                                  */
 
-/* Predicted class and its softmax probability from k logits. */
-static int top1(const float *z, int k, double *confidence)
+/* Predicted class and its softmax probability from k logits. With ok >= 0
+ * and ok_threshold > 0 the ok class is called only when its probability
+ * reaches ok_threshold, else the likeliest other class: an operating point
+ * that trades false alarms for fewer escapes. */
+static int decide(const float *z, int k, int ok, double ok_threshold, double *confidence)
 {
     int best = 0;
     for (int j = 1; j < k; j++)
@@ -415,7 +421,12 @@ static int top1(const float *z, int k, double *confidence)
     double sum = 0.0;
     for (int j = 0; j < k; j++) sum += exp((double)z[j] - (double)z[best]);
     *confidence = 1.0 / sum;
-    return best;
+    if (best != ok || ok_threshold <= 0.0 || *confidence >= ok_threshold || k < 2) return best;
+    int other = ok == 0 ? 1 : 0;
+    for (int j = 0; j < k; j++)
+        if (j != ok && z[j] > z[other]) other = j;
+    *confidence = exp((double)z[other] - (double)z[best]) / sum;
+    return other;
 }
 
 /* The images of every source, in order, with their true classes. */
@@ -482,7 +493,7 @@ static int classify(detect_run_t *r, int mi, int64_t batch, int threads, sfp_err
             const float *logits = plan_output(*slot, 0);
             for (int64_t i = 0; i < b.n; i++) {
                 detect_call_t *c = &r->images[done + b.examples[i]].call[mi];
-                c->predicted = top1(logits + i * r->k, r->k, &c->confidence);
+                c->predicted = decide(logits + i * r->k, r->k, r->ok, r->ok_threshold, &c->confidence);
                 c->uncertain = c->confidence < r->min_confidence;
                 c->ms = ms;
             }
@@ -683,6 +694,7 @@ static int print_json(const detect_run_t *r, const detect_model_summary_t *ms, s
     int ok = ok_class(r);
     json_object_object_add(root, "ok_class", ok >= 0 ? json_object_new_string(r->class_names[ok]) : NULL);
     json_object_object_add(root, "min_confidence", json_object_new_double(r->min_confidence));
+    json_object_object_add(root, "ok_threshold", r->ok_threshold > 0.0 ? json_object_new_double(r->ok_threshold) : NULL);
     for (int64_t i = 0; i < r->n_skipped; i++) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "path", json_object_new_string(r->skipped_paths[i]));
@@ -810,6 +822,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
         return sfp_errorf(err, SFP_EUSAGE, "--split: '%s' is not test or train", split);
     if ((rc = cli_int(cmd, a, "batch", 1, 4096, 1, &batch, err)) < 0) return rc;
     if ((rc = cli_double(cmd, a, "min-confidence", 0.0, 1.0, 0.0, &r.min_confidence, err)) < 0) return rc;
+    if ((rc = cli_double(cmd, a, "ok-threshold", 0.0, 1.0, 0.0, &r.ok_threshold, err)) < 0) return rc;
     int first_input = a->n_pos > 2 && is_model_path(a->pos[1]) ? 2 : 1;
     for (int i = 0; i < first_input && rc == 0; i++) rc = load_model(cmd, a, &r, a->pos[i], err);
     if (rc < 0) goto done;
@@ -817,6 +830,11 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     if ((rc = class_names(&r, cli_get(cmd, a, "labels"), r.models[0].m, r.models[0].path, err)) < 0) goto done;
     if ((rc = open_inputs(&r, a->pos + first_input, a->n_pos - first_input, split, err)) < 0) goto done;
     if ((rc = list_images(&r, err)) < 0) goto done;
+    r.ok = ok_class(&r);
+    if (r.ok_threshold > 0.0 && r.ok < 0) {
+        rc = sfp_errorf(err, SFP_EUSAGE, "--ok-threshold: the model has no class named 'ok'");
+        goto done;
+    }
     if (!a->quiet) {
         warn_unlike_training(&r, r.models[0].m, r.models[0].path);
         fprintf(stderr, "onnx-sfp: detect %s%s%s on %lld images (%d sources, %lld not decoded, input %dx%dx%d, %d "
@@ -828,7 +846,7 @@ static int run(const cli_cmd_t *cmd, const cli_args_t *a, sfp_error_t *err)
     for (int m = 0; m < r.n_models && rc == 0; m++) rc = summarise(&r, m, &ms[m], err);
     if (rc == 0 && html && (rc = make_thumbnails(&r, err)) == 0) {
         int ok = ok_class(&r);
-        detect_page_t page = {r.k, (const char *const *)r.class_names, ok, r.min_confidence, r.n_models, ms,
+        detect_page_t page = {r.k, (const char *const *)r.class_names, ok, r.min_confidence, r.ok_threshold, r.n_models, ms,
                               agreement(&r), r.n_images, r.images, r.n_skipped, r.skipped_paths, r.skipped_reasons};
         rc = detect_html_write(html, &page, err);
     }
@@ -861,6 +879,8 @@ const cli_cmd_t cmd_detect = {
     "(a path ending in .onnx right after the first) runs on the same images, side by side.\n"
     "Files that cannot be decoded are skipped and listed ('skipped'); --strict then exits 3.\n"
     "--min-confidence P: calls below P are 'uncertain', counted apart, not as right or wrong.\n"
+    "--ok-threshold P: 'ok' is called only when the model gives it probability P or more, else the\n"
+    "likeliest defect class: fewer escapes for more false alarms (an operating point chosen on validation images).\n"
     "Preprocessing as in train and eval (same loader): pixels scaled to [0, 1], --mean/--std (default:\n"
     "the model's metadata), images fitted to the model's input (smaller ones padded and centred, others\n"
     "resized); a warning when the images differ from those the model was trained on.\n"

@@ -157,7 +157,9 @@ static void buf_summary(sfp_buf_t *b, const detect_page_t *p)
     for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].balanced_accuracy);
     html_puts(b, "</tr>\n<tr><th>escape rate (defects called ");
     html_escape(b, p->ok_class >= 0 ? p->class_names[p->ok_class] : "ok");
-    html_puts(b, ")</th>");
+    html_puts(b, ")");
+    if (p->ok_threshold > 0) html_printf(b, " at ok threshold %.0f%%", 100.0 * p->ok_threshold);
+    html_puts(b, "</th>");
     for (int m = 0; m < p->n_models; m++) buf_percent(b, ms[m].escape_rate);
     html_puts(b, "</tr>\n<tr><th>labelled / decided / correct</th>");
     for (int m = 0; m < p->n_models; m++)

@@ -56,6 +56,7 @@ typedef struct detect_page {
     const char *const *class_names;
     int ok_class;               /* class of defect-free parts ("ok"), -1 when the model has none */
     double min_confidence;      /* 0: every call counts */
+    double ok_threshold;        /* > 0: ok called only at this probability or more */
     int n_models;
     const detect_model_summary_t *models;
     double agreement;           /* two models: fraction of images given the same class; NAN otherwise */

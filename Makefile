@@ -161,15 +161,18 @@ demo: deps
 # model: accuracy and escape rate within 1 point, >= 2x faster in both.
 DEMO_DEFECTS := $(BUILD)/demo-defects
 DEFECT_MODEL ?= models/defects-resnet20.onnx
+DEFECT_TRAIN ?= 1000
+DEFECT_EPOCHS ?= 3
+DEFECT_COMPRESS ?= --method smooth --distill
 .PHONY: demo-defects
 demo-defects: deps
 	$(MAKE) all
 	@mkdir -p $(DEMO_DEFECTS)
 	@grep -m1 'model name' /proc/cpuinfo
-	/usr/bin/python3 tools/gen_defects.py $(DEMO_DEFECTS)/data --split 300,100 --seed 7 --force
+	/usr/bin/python3 tools/gen_defects.py $(DEMO_DEFECTS)/data --split $(DEFECT_TRAIN),100 --seed 7 --force
 	$(BUILD)/onnx-sfp compress $(DEFECT_MODEL) $(DEMO_DEFECTS)/defects-pruned.onnx \
-	  --data $(DEMO_DEFECTS)/data --epochs 3 --rate 0.5 --method smooth --batch 32 --lr 0.02 --crop-pad 8 \
-	  --report-json $(DEMO_DEFECTS)/report.json
+	  --data $(DEMO_DEFECTS)/data --epochs $(DEFECT_EPOCHS) --rate 0.5 $(DEFECT_COMPRESS) --batch 32 --lr 0.02 \
+	  --crop-pad 8 --report-json $(DEMO_DEFECTS)/report.json
 	@echo "== detect with both models on the 700 test images ($(DEMO_DEFECTS)/detect.html)"
 	$(BUILD)/onnx-sfp detect $(DEFECT_MODEL) $(DEMO_DEFECTS)/defects-pruned.onnx $(DEMO_DEFECTS)/data \
 	  --html $(DEMO_DEFECTS)/detect.html --json --threads 1 > $(DEMO_DEFECTS)/detect.json

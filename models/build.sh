@@ -42,22 +42,34 @@ defects)
     # one thread beside other work; a checkpoint after every epoch, and a
     # second run of this script resumes from it (CKPT, default
     # build/models-tmp/defects.ckpt; keep it outside the work tree to resume
-    # in another checkout). Then the accuracy on the test split (eval) and
-    # on 700 fresh images of another seed (detect: escape rate, recall).
+    # in another checkout). Two cosine cycles: 12 epochs from init at lr
+    # 0.05, then a warm restart of 20 epochs at lr 0.02 (1 warm-up epoch,
+    # another shuffling seed) from the first cycle's model; the second has
+    # its own checkpoint (CKPT2). Then the accuracy on the test split (eval)
+    # and on 700 fresh images of another seed (detect: escape rate, recall).
     DATA=$TMP/defects200
     FRESH=$TMP/defects200-fresh
     CKPT=${CKPT:-$TMP/defects.ckpt}
+    CKPT2=${CKPT2:-$TMP/defects-cycle2.ckpt}
     [ -d "$DATA/test" ] ||
         /usr/bin/python3 tools/gen_defects.py "$DATA" --split 1500,200 --seed 1 --force
     [ -d "$FRESH/test" ] ||
         /usr/bin/python3 tools/gen_defects.py "$FRESH" --split 1,100 --seed 2 --force
     "$SFP" init resnet20 "$TMP/defects-init.onnx" --input 1x96x96 --classes 7 --seed 1
+    if [ ! -f "$TMP/defects-cycle1.onnx" ]; then
+        RESUME=""
+        [ -f "$CKPT" ] && RESUME="--resume $CKPT"
+        # shellcheck disable=SC2086
+        nice -n 10 "$SFP" train "$TMP/defects-init.onnx" "$TMP/defects-cycle1.onnx" --data "$DATA" --val-split 0.1 \
+            --epochs 12 --batch 32 --lr 0.05 --schedule cosine --momentum 0.9 --wd 5e-4 --crop-pad 8 --seed 1 \
+            --threads 1 --checkpoint "$CKPT" $RESUME
+    fi
     RESUME=""
-    [ -f "$CKPT" ] && RESUME="--resume $CKPT"
+    [ -f "$CKPT2" ] && RESUME="--resume $CKPT2"
     # shellcheck disable=SC2086
-    nice -n 10 "$SFP" train "$TMP/defects-init.onnx" models/defects-resnet20.onnx --data "$DATA" --val-split 0.1 \
-        --epochs 12 --batch 32 --lr 0.05 --schedule cosine --momentum 0.9 --wd 5e-4 --crop-pad 8 --seed 1 \
-        --threads 1 --checkpoint "$CKPT" $RESUME
+    nice -n 10 "$SFP" train "$TMP/defects-cycle1.onnx" models/defects-resnet20.onnx --data "$DATA" --val-split 0.1 \
+        --epochs 20 --batch 32 --lr 0.02 --warmup 1 --schedule cosine --momentum 0.9 --wd 5e-4 --crop-pad 8 \
+        --seed 2 --threads "$THREADS" --checkpoint "$CKPT2" $RESUME
     "$SFP" eval models/defects-resnet20.onnx --data "$DATA" --json --threads "$THREADS" |
         tee models/accuracy-defects-resnet20.txt
     "$SFP" detect models/defects-resnet20.onnx "$FRESH" --json --quiet --threads "$THREADS" |

@@ -152,9 +152,10 @@ demo: deps
 # ResNet-20 trained on 200x200 generated images fitted to 96x96 grayscale, 7
 # classes; DEFECT_MODEL=... takes another): generate fresh images at the
 # generator's default size with another seed than the model's training set
-# (300 train + 100 test a class), compress with soft-smooth pruning at rate 0.5
+# (1,000 train + 100 test a class), compress with soft-smooth pruning at rate 0.5
 # (channel counts stay multiples of 8, which ONNX Runtime's blocked kernels
-# need to gain from pruning) while fine-tuning 3 epochs, `detect` the 700 test
+# need to gain from pruning) while fine-tuning 3 epochs with the original as
+# teacher (--distill; DEFECT_TRAIN, DEFECT_EPOCHS, DEFECT_COMPRESS change it), `detect` the 700 test
 # images with both models side by side (text, JSON and an HTML page), time
 # both at batch 1 on the same images in onnx-sfp (`bench --data`) and in ONNX
 # Runtime (bench/ort_images.js), one thread each, and check the compressed

@@ -1,6 +1,6 @@
 /* Static-partition parallel-for over pthreads. A loop publishes its work and
  * bumps a generation counter; each worker runs the chunk with its own index
- * and the last one to finish releases the caller. Between loops, and while
+ * (if the loop has one) and the last worker to finish releases the caller. Between loops, and while
  * the caller waits for the last chunk, both sides spin for a short while
  * (0.2 ms by default) before sleeping on a condition variable: a batch-1 inference
  * hands work over once per layer, every ~20-100 us, and a futex wake-up per
@@ -37,7 +37,7 @@ struct sfp_threads {
     pthread_cond_t wake;    /* workers sleep here for a new generation */
     pthread_cond_t done;    /* the caller sleeps here for pending == 0 */
     atomic_uint_fast64_t generation; /* stored (release) after the loop's fields */
-    atomic_int pending;     /* chunks handed to workers and not finished */
+    atomic_int pending;     /* workers that have not finished the current loop */
     atomic_int stop;
     int64_t spin_ns;        /* how long either side spins before sleeping */
     int n_chunks;
@@ -74,28 +74,28 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *gen differs from seen or the pool stops, for at most spin_ns;
- * true when it did. */
-static bool spin_for_generation(sfp_threads_t *t, uint64_t seen)
+static bool new_loop(sfp_threads_t *t, uint64_t seen)
 {
+    return atomic_load_explicit(&t->generation, memory_order_acquire) != seen ||
+           atomic_load_explicit(&t->stop, memory_order_relaxed);
+}
+
+static bool loop_done(sfp_threads_t *t, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&t->pending, memory_order_acquire) == 0;
+}
+
+/* Spins until ready(t, arg) holds, for at most spin_ns (no time at all with
+ * spin_ns 0); true when it did. */
+static bool spin_until(sfp_threads_t *t, bool (*ready)(sfp_threads_t *, uint64_t), uint64_t arg)
+{
+    if (ready(t, arg)) return true;
     if (t->spin_ns <= 0) return false;
     const int64_t until = now_ns() + t->spin_ns;
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&t->generation, memory_order_acquire) != seen ||
-            atomic_load_explicit(&t->stop, memory_order_relaxed))
-            return true;
         cpu_relax();
-        if (i % 64 == 0 && now_ns() > until) return false;
-    }
-}
-
-static bool spin_for_done(sfp_threads_t *t)
-{
-    if (t->spin_ns <= 0) return atomic_load_explicit(&t->pending, memory_order_acquire) == 0;
-    const int64_t until = now_ns() + t->spin_ns;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&t->pending, memory_order_acquire) == 0) return true;
-        cpu_relax();
+        if (ready(t, arg)) return true;
         if (i % 64 == 0 && now_ns() > until) return false;
     }
 }
@@ -118,7 +118,7 @@ static void *worker_main(void *arg)
     sfp_threads_t *t = w->pool;
     uint64_t seen = 0;
     for (;;) {
-        if (!spin_for_generation(t, seen)) {
+        if (!spin_until(t, new_loop, seen)) {
             pthread_mutex_lock(&t->lock);
             while (!atomic_load(&t->stop) && atomic_load(&t->generation) == seen) pthread_cond_wait(&t->wake, &t->lock);
             pthread_mutex_unlock(&t->lock);
@@ -126,11 +126,13 @@ static void *worker_main(void *arg)
         if (atomic_load(&t->stop)) break;
         seen = atomic_load_explicit(&t->generation, memory_order_acquire);
         /* the loop's fields were written before generation was stored, and
-         * the caller changes them only after every chunk has finished */
-        if (w->index >= t->n_chunks) continue;
-        int64_t begin = 0, end = 0;
-        chunk_range(t->n, t->n_chunks, w->index, &begin, &end);
-        if (end > begin) t->fn(t->ctx, w->index, begin, end);
+         * the caller changes them only after every worker, with a chunk or
+         * without, has counted itself off: none reads them mid-change */
+        if (w->index < t->n_chunks) {
+            int64_t begin = 0, end = 0;
+            chunk_range(t->n, t->n_chunks, w->index, &begin, &end);
+            if (end > begin) t->fn(t->ctx, w->index, begin, end);
+        }
         if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&t->lock); /* the caller checks pending under the lock before it sleeps */
             pthread_cond_signal(&t->done);
@@ -223,14 +225,14 @@ void sfp_threads_for_chunks(sfp_threads_t *t, int64_t n, int64_t grain, sfp_chun
     t->grain = grain;
     t->fn = fn;
     t->ctx = ctx;
-    atomic_store_explicit(&t->pending, n_chunks - 1, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, t->n_started, memory_order_relaxed); /* every worker counts itself off */
     atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->lock);
     int64_t begin = 0, end = 0;
     chunk_range(n, n_chunks, 0, &begin, &end);
     fn(ctx, 0, begin, end);
-    if (spin_for_done(t)) return;
+    if (spin_until(t, loop_done, 0)) return;
     pthread_mutex_lock(&t->lock);
     while (atomic_load(&t->pending) > 0) pthread_cond_wait(&t->done, &t->lock);
     pthread_mutex_unlock(&t->lock);

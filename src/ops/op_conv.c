@@ -868,7 +868,7 @@ static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
         e.relu = f->relu;
     }
     const float *packed = NULL;
-    if (x->persist && conv_direct_applies(&s)) { /* weights packed at the first run of the plan */
+    if (x->persist) { /* the direct kernel's weights, packed at the plan's first run (conv_persist_bytes) */
         uint64_t *packed_once = x->persist;
         float *buf = (float *)((uint8_t *)x->persist + CONV_PERSIST_HEADER);
         if (!*packed_once) {
@@ -886,8 +886,8 @@ static int conv_forward_node(const sfp_exec_t *x, sfp_error_t *err)
 static size_t conv_persist_bytes(const sfp_exec_t *x)
 {
     sfp_conv_shape_t s;
-    if (conv_shape_of(x, &s, NULL) < 0 || !conv_direct_applies(&s)) return 0;
-    const size_t bytes = conv_direct_packed_bytes(&s);
+    if (conv_shape_of(x, &s, NULL) < 0) return 0;
+    const size_t bytes = conv_direct_packed_bytes(&s); /* 0 where the direct kernel does not apply */
     return bytes ? bytes + CONV_PERSIST_HEADER : 0;
 }
 

@@ -349,7 +349,6 @@ static int bn_train_run_shared(const sfp_batch_share_t *share, bn_train_job_t *j
     return 0;
 }
 
-
 typedef struct bn_bwd_job {
     int64_t n, c, spatial;
     int64_t count;           /* values per channel in the whole batch (all shares) */

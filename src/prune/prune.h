@@ -8,6 +8,13 @@
 #include "surgery/surgery.h"
 #include "train/train.h"
 
+/* The equal parts a group's channels are cut into: its grouped
+ * convolutions' segments, or 1. Channels are removed part by part. */
+static inline int prune_group_parts(const sfp_chan_group_t *grp)
+{
+    return grp->n_segments > 1 ? grp->n_segments : 1;
+}
+
 /* L2 score of every channel of group gi: the sum over its source layers of
  * the L2 norm of the filter (weight row) that makes the channel. out has
  * n_channels entries. */

@@ -119,11 +119,6 @@ typedef struct rate_ctx {
     int64_t n_ranked;
 } rate_ctx_t;
 
-static int parts_of(const sfp_chan_group_t *grp)
-{
-    return grp->n_segments > 1 ? grp->n_segments : 1;
-}
-
 /* Global ranking: a channel's L2 score over its group's mean score, so a
  * layer's scale (its fan-in, the BN after it) cancels; a group with a long
  * tail of weak filters loses more of them than a group of even ones. */
@@ -169,17 +164,17 @@ static void counts_at(const rate_ctx_t *c, double rate, int *remove)
         int64_t want = (int64_t)floor(rate * (double)c->n_ranked + 1e-9), taken = 0;
         for (int64_t i = 0; i < c->n_ranked && taken < want; i++) {
             const sfp_chan_group_t *grp = &gs->g[c->ranked[i].group];
-            int parts = parts_of(grp);
+            int parts = prune_group_parts(grp);
             if (remove[c->ranked[i].group] >= grp->n_channels - parts) continue;
             remove[c->ranked[i].group]++;
             taken++;
         }
         for (int gi = 0; gi < gs->n; gi++)
-            if (c->fixed[gi] == -1.0) remove[gi] -= remove[gi] % parts_of(&gs->g[gi]); /* equal parts */
+            if (c->fixed[gi] == -1.0) remove[gi] -= remove[gi] % prune_group_parts(&gs->g[gi]); /* equal parts */
     }
     for (int gi = 0; gi < gs->n; gi++) {
         const sfp_chan_group_t *grp = &gs->g[gi];
-        remove[gi] = prune_round_kept(grp->n_channels, parts_of(grp), remove[gi], c->o->round_to);
+        remove[gi] = prune_round_kept(grp->n_channels, prune_group_parts(grp), remove[gi], c->o->round_to);
     }
 }
 

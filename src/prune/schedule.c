@@ -289,7 +289,7 @@ static int choose_redundant(const sfp_model_t *m, const sfp_groups_t *gs, int gi
 static int choose_hybrid_group(sfp_pruner_t *p, int gi, sfp_error_t *err)
 {
     const sfp_chan_group_t *grp = &p->gs->g[gi];
-    int n = grp->n_channels, parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    int n = grp->n_channels, parts = prune_group_parts(grp);
     int total = p->remove[gi] / parts; /* per part */
     if (total <= 0) return 0;
     int n_cluster = prune_count(n / parts, p->o.cluster_rate);
@@ -455,7 +455,7 @@ int pruner_load_choice(sfp_pruner_t *p, const uint8_t *buf, size_t len, sfp_erro
     for (int gi = 0; gi < p->gs->n; gi++) {
         uint32_t nc = 0, count = 0;
         const sfp_chan_group_t *grp = &p->gs->g[gi];
-        int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+        int parts = prune_group_parts(grp);
         if (!get_u32(buf, len, &pos, &nc) || nc != (uint32_t)grp->n_channels ||
             (has_counts && (!get_u32(buf, len, &pos, &count) || count >= nc ||
                             (count > 0 && (!grp->prunable || count % (uint32_t)parts != 0)))) ||

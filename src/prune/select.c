@@ -18,13 +18,13 @@ int prune_count(int n_channels, double rate)
 
 int prune_group_count(const sfp_chan_group_t *grp, double rate)
 {
-    int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    int parts = prune_group_parts(grp);
     return parts * prune_count(grp->n_channels / parts, rate);
 }
 
 int prune_take_lowest(const sfp_chan_group_t *grp, const int *order, int per_segment, bool *chosen, sfp_error_t *err)
 {
-    int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+    int parts = prune_group_parts(grp);
     int *count = calloc((size_t)parts, sizeof(int));
     if (!count) return sfp_errorf(err, SFP_ENOMEM, "out of memory");
     for (int i = 0; i < grp->n_channels; i++) {
@@ -79,7 +79,7 @@ int prune_select_counts(const sfp_model_t *m, const sfp_groups_t *gs, const int 
 {
     for (int gi = 0; gi < gs->n; gi++) {
         const sfp_chan_group_t *grp = &gs->g[gi];
-        int parts = grp->n_segments > 1 ? grp->n_segments : 1;
+        int parts = prune_group_parts(grp);
         if (remove[gi] <= 0) continue;
         if (!grp->prunable || remove[gi] % parts != 0 || remove[gi] >= grp->n_channels)
             return sfp_errorf(err, SFP_ERUNTIME, "internal: channel group '%s' cannot lose %d of %d channels",

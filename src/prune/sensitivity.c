@@ -70,7 +70,7 @@ int prune_sensitivity(sfp_model_t *m, const sfp_groups_t *gs, const double *rate
             const sfp_chan_group_t *grp = &gs->g[gi];
             out->removed[at] = left ? 0 : prune_group_count(grp, rates[k]);
             if (out->removed[at] > 0 && round_to > 1)
-                out->removed[at] = prune_round_kept(grp->n_channels, grp->n_segments > 1 ? grp->n_segments : 1,
+                out->removed[at] = prune_round_kept(grp->n_channels, prune_group_parts(grp),
                                                     out->removed[at], round_to);
             if (out->removed[at] > 0)
                 rc = accuracy_pruned(m, gs, gi, out->removed[at], ds, prep, batch, threads, &out->accuracy[at], err);

@@ -226,20 +226,23 @@ static void check_conv_isa(const sfp_conv_shape_t *s, uint32_t *seed, sfp_thread
  * AVX-512 machine), on the channel counts and widths that pick each tile
  * shape and its narrower last tile: 1..70 channels incl. pruned counts (11,
  * 13, 22, 26, 44), rows of 3 to 35 positions (masked tails, two-row tiles
- * on maps of 8 columns or fewer and an odd row count), stride 2, groups. */
+ * on maps of 8 columns or fewer and an odd row count), stride 2, groups, and
+ * batch 1 split into bands of rows over three threads. */
 static void test_direct_conv_every_isa_matches_ref(void **state)
 {
     (void)state;
     const sfp_isa_t best = sfp_cpu_isa_supported();
     uint32_t seed = 4242;
     sfp_error_t err = {0};
-    sfp_threads_t *two = NULL;
+    sfp_threads_t *two = NULL, *three = NULL;
     TU_OK(&err, sfp_threads_create(2, &two, &err));
+    TU_OK(&err, sfp_threads_create(3, &three, &err));
     /* batch, in, out, group, h, w, stride */
     static const int64_t shapes[][7] = {
         {2, 16, 16, 1, 32, 32, 1}, {2, 11, 11, 1, 32, 32, 1}, {1, 13, 26, 1, 16, 16, 2}, {3, 22, 22, 1, 16, 16, 1},
         {2, 44, 44, 1, 8, 8, 1},   {2, 64, 64, 1, 8, 8, 1},   {1, 32, 64, 1, 16, 16, 2}, {3, 7, 70, 1, 7, 7, 1},
         {2, 5, 33, 1, 9, 35, 1},   {2, 6, 24, 2, 5, 3, 1},    {1, 3, 1, 1, 13, 21, 2},   {5, 26, 13, 1, 6, 12, 1},
+        {1, 16, 16, 1, 32, 32, 1}, {1, 22, 11, 1, 17, 33, 1}, {1, 16, 24, 1, 13, 8, 1},  {1, 7, 70, 1, 7, 7, 1},
     };
     for (int isa = SFP_ISA_SCALAR; isa <= (int)best; isa++) {
         assert_int_equal(sfp_cpu_set_isa((sfp_isa_t)isa), isa);
@@ -256,11 +259,13 @@ static void test_direct_conv_every_isa_matches_ref(void **state)
                 s.out[k] = (d[4 + k] + 2 - 3) / d[6] + 1;
             }
             assert_true(conv_direct_applies(&s) == (isa != SFP_ISA_SCALAR));
-            check_conv_isa(&s, &seed, i % 2 ? two : NULL, sfp_isa_name((sfp_isa_t)isa));
+            /* batch 1 on three threads: bands of rows, each padded by its thread */
+            check_conv_isa(&s, &seed, d[0] == 1 ? three : i % 2 ? two : NULL, sfp_isa_name((sfp_isa_t)isa));
         }
     }
     sfp_cpu_set_isa(best);
     sfp_threads_free(two);
+    sfp_threads_free(three);
 }
 
 static void random_pool(uint32_t *seed, int n_spatial, bool ceil_mode, sfp_pool_shape_t *s)

@@ -174,7 +174,9 @@ static int64_t direct_layout(const sfp_conv_shape_t *s, const direct_geom_t *g, 
         out->off = (int32_t *)(scratch + round16(g->pack_floats));
         out->pads = scratch + pads;
     }
-    return pads + round16(g->pad_floats) * direct_workers(s, n_threads);
+    /* one padded image per worker; at batch 1 one per thread (direct_band) */
+    const int64_t copies = s->batch < 2 && n_threads > 1 ? n_threads : direct_workers(s, n_threads);
+    return pads + round16(g->pad_floats) * copies;
 }
 
 bool conv_direct_scratch_floats(const sfp_conv_shape_t *s, int n_threads, size_t *out)
@@ -192,13 +194,7 @@ typedef struct direct_job {
     const sfp_conv_epilogue_t *e;
     float *y;
     direct_scratch_t scr;       /* pack (group, m_tile, k, mr), off (k), pads */
-    /* row-parallel mode: one image and group at a time */
-    const float *pad;
-    int64_t n, group, rows_per_claim;
-    /* the next image (or row) not yet taken: work is claimed, not dealt, so
-     * a thread the machine is slow to run holds nobody up (each output is
-     * computed the same whoever computes it) */
-    atomic_llong next;
+    int64_t n, group;           /* row-parallel mode: the image and group at hand */
 } direct_job_t;
 
 /* n floats, 16 at a time by fixed-size copies the compiler inlines as vector
@@ -213,6 +209,15 @@ static inline void copy_floats(float *restrict dst, const float *restrict src, i
         i += 8;
     }
     for (; i < n; i++) dst[i] = src[i];
+}
+
+/* One padded row of a stride-1 plane: left zeros, cols floats of src, zeros
+ * to wq (the pads are a float or two: no library call). */
+static inline void pad_row(float *restrict row, const float *restrict src, int64_t left, int64_t cols, int64_t wq)
+{
+    for (int64_t i = 0; i < left; i++) row[i] = 0.0f;
+    copy_floats(row + left, src, cols);
+    for (int64_t i = left + cols; i < wq; i++) row[i] = 0.0f;
 }
 
 /* Channels [c0, c1) of group grp of image n into their padded phase planes
@@ -231,12 +236,7 @@ static void pad_channels(const sfp_conv_shape_t *s, const direct_geom_t *g, cons
         if (g->sh == 1 && g->sw == 1) {
             float *plane = pad + c * g->plane;
             memset(plane, 0, row_bytes * (size_t)top);
-            for (int64_t r = 0; r < rows; r++) { /* the pads are a float or two: no library call */
-                float *restrict row = plane + (top + r) * g->wq;
-                for (int64_t i = 0; i < left; i++) row[i] = 0.0f;
-                copy_floats(row + left, src + r * w, cols);
-                for (int64_t i = left + cols; i < g->wq; i++) row[i] = 0.0f;
-            }
+            for (int64_t r = 0; r < rows; r++) pad_row(plane + (top + r) * g->wq, src + r * w, left, cols, g->wq);
             memset(plane + (top + rows) * g->wq, 0, row_bytes * (size_t)(g->hq - top - rows));
             continue;
         }
@@ -311,20 +311,27 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
         }
 }
 
-/* One worker: whole images, taken one at a time. */
-static void direct_images(void *ctx, int worker, int64_t w0, int64_t w1)
+/* Work is dealt, not claimed: with images split over the threads, thread w
+ * takes images [w0, w1) of the batch in every layer, and with rows split
+ * (fewer images than threads), the same band of rows of each image. Each
+ * thread then reads mostly what it wrote itself in the layer before: on
+ * machines whose cores share no cache (two vCPUs on different core complexes)
+ * reading the other core's output costs more than the convolution. */
+
+/* One worker: images [n0, n1). */
+static void direct_images(void *ctx, int worker, int64_t n0, int64_t n1)
 {
     direct_job_t *j = ctx;
-    (void)w0, (void)w1;
     float *pad = j->scr.pads + worker * round16(j->g.pad_floats);
-    for (int64_t n; (n = (int64_t)atomic_fetch_add(&j->next, 1)) < j->s->batch;)
+    for (int64_t n = n0; n < n1; n++)
         for (int64_t grp = 0; grp < j->s->group; grp++) {
             pad_image(j->s, &j->g, j->x, n, grp, pad);
             direct_rows(j, n, grp, pad, 0, j->g.oh);
         }
 }
 
-/* Channels [c0, c1) of the row-parallel mode's image and group padded. */
+/* Channels [c0, c1) of the row-parallel mode's image and group padded
+ * (strided convolutions: their phase planes interleave the rows). */
 static void pad_range(void *ctx, int64_t c0, int64_t c1)
 {
     const direct_job_t *j = ctx;
@@ -338,13 +345,50 @@ static int64_t pad_grain(const direct_geom_t *g)
     return per >= 16384 ? 1 : 16384 / per;
 }
 
-/* One worker on one image and group: output rows, a few at a time. */
-static void direct_row_range(void *ctx, int worker, int64_t w0, int64_t w1)
+/* One worker on one image and group: output row tiles [t0, t1) from the
+ * padded planes all workers filled (strided convolutions). */
+static void direct_row_band(void *ctx, int worker, int64_t t0, int64_t t1)
 {
     direct_job_t *j = ctx;
-    (void)worker, (void)w0, (void)w1;
-    for (int64_t r0; (r0 = (int64_t)atomic_fetch_add(&j->next, j->rows_per_claim)) < j->g.oh;)
-        direct_rows(j, j->n, j->group, j->pad, r0, r0 + j->rows_per_claim < j->g.oh ? r0 + j->rows_per_claim : j->g.oh);
+    (void)worker;
+    const int64_t r1 = t1 * j->g.tr;
+    direct_rows(j, j->n, j->group, j->scr.pads, t0 * j->g.tr, r1 < j->g.oh ? r1 : j->g.oh);
+}
+
+/* The same at stride 1, in one loop: the worker pads into its own copy of
+ * the padded planes (same layout) just the rows its tiles read, halo
+ * included, and zeroes what the tiles read past them (the last tile of a row
+ * runs into the next rows), so no thread reads what another wrote in this
+ * layer and no barrier separates padding from computing. */
+static void direct_band(void *ctx, int worker, int64_t t0, int64_t t1)
+{
+    direct_job_t *j = ctx;
+    const sfp_conv_shape_t *s = j->s;
+    const direct_geom_t *g = &j->g;
+    float *pad = j->scr.pads + worker * round16(g->pad_floats);
+    const int64_t oy0 = t0 * g->tr, oy1 = t1 * g->tr < g->oh ? t1 * g->tr : g->oh;
+    const int64_t h = s->in[0], w = s->in[1], top = s->pad_begin[0], left = s->pad_begin[1];
+    const int64_t cols = w < g->wp - left ? w : g->wp - left;
+    const int64_t rows = h < g->hp - top ? h : g->hp - top;
+    const int64_t last = t1 * g->tr + (s->kernel[0] - 1) * s->dilation[0]; /* whole tiles' rows */
+    const int64_t py1 = last < g->hq ? last : g->hq;
+    const int64_t spill = g->x_tiles * g->nr + s->kernel[1] * s->dilation[1] + g->wq * g->tr;
+    for (int64_t c = 0; c < g->cg; c++) {
+        const float *src = j->x + ((j->n * s->in_channels + j->group * g->cg + c) * h) * w;
+        float *plane = pad + c * g->plane;
+        for (int64_t py = oy0; py < py1; py++) {
+            const int64_t r = py - top;
+            if (r >= 0 && r < rows)
+                pad_row(plane + py * g->wq, src + r * w, left, cols, g->wq);
+            else
+                memset(plane + py * g->wq, 0, sizeof(float) * (size_t)g->wq);
+        }
+        /* into the next plane's first rows when py1 is the last: those are
+         * written again below when that plane's own rows are */
+        const int64_t z0 = c * g->plane + py1 * g->wq, z1 = z0 + spill < g->pad_floats ? z0 + spill : g->pad_floats;
+        memset(pad + z0, 0, sizeof(float) * (size_t)(z1 - z0));
+    }
+    direct_rows(j, j->n, j->group, pad, oy0, oy1);
 }
 
 /* panel (k, mr) = the mr rows side by side: written in order, read from
@@ -411,7 +455,7 @@ void conv_direct_pack(const sfp_conv_shape_t *s, const float *w, float *packed)
 void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float *w, const float *packed,
                          const sfp_conv_epilogue_t *e, float *y, float *scratch, sfp_threads_t *threads)
 {
-    direct_job_t j = {s, {0}, x, e, y, {0}, NULL, 0, 0, 1, 0};
+    direct_job_t j = {s, {0}, x, e, y, {0}, 0, 0};
     if (!direct_geom(s, &j.g) || s->batch < 1) return;
     const int n_threads = sfp_threads_count(threads), workers = direct_workers(s, n_threads);
     direct_layout(s, &j.g, n_threads, scratch, &j.scr);
@@ -422,25 +466,29 @@ void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float 
         direct_pack(s, &j.g, w, j.scr.pack, j.scr.off);
     }
     if (workers > 1 || n_threads < 2) {
-        atomic_store(&j.next, 0);
-        sfp_threads_for_chunks(threads, workers, 1, direct_images, &j);
+        sfp_threads_for_chunks(threads, s->batch, 1, direct_images, &j);
         return;
     }
-    /* fewer images than threads: the rows of each image are shared out, at
-     * least ~64k multiply-adds per claim so tiny layers stay on one thread */
+    /* fewer images than threads: bands of output rows of each image are
+     * shared out, at least ~64k multiply-adds each so tiny layers stay on one
+     * thread */
     const int64_t per_row = j.g.k * j.g.mg * j.g.ow;
-    j.rows_per_claim = per_row >= 65536 ? 1 : 65536 / per_row;
-    j.rows_per_claim = (j.rows_per_claim + j.g.tr - 1) / j.g.tr * j.g.tr; /* whole tiles */
-    const int64_t claims = (j.g.oh + j.rows_per_claim - 1) / j.rows_per_claim;
+    int64_t rows_per_band = per_row >= 65536 ? 1 : 65536 / per_row;
+    const int64_t row_tiles = (j.g.oh + j.g.tr - 1) / j.g.tr, tiles_per_band = (rows_per_band + j.g.tr - 1) / j.g.tr;
+    const int64_t max_bands = (row_tiles + tiles_per_band - 1) / tiles_per_band;
+    const int64_t bands = max_bands < n_threads ? max_bands : n_threads;
+    const bool by_rows = j.g.sh == 1 && j.g.sw == 1;
     for (int64_t n = 0; n < s->batch; n++)
         for (int64_t grp = 0; grp < s->group; grp++) {
-            j.pad = j.scr.pads;
             j.n = n;
             j.group = grp;
+            if (by_rows) {
+                sfp_threads_for_chunks(threads, row_tiles, (row_tiles + bands - 1) / bands, direct_band, &j);
+                continue;
+            }
             sfp_threads_for(threads, j.g.cg, pad_grain(&j.g), pad_range, &j);
             pad_tail(&j.g, j.scr.pads);
-            atomic_store(&j.next, 0);
-            sfp_threads_for_chunks(threads, claims < n_threads ? claims : n_threads, 1, direct_row_range, &j);
+            sfp_threads_for_chunks(threads, row_tiles, (row_tiles + bands - 1) / bands, direct_row_band, &j);
         }
 }
 

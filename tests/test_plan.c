@@ -503,6 +503,82 @@ static void test_fused_bn_reading_folded_parameters_survives_reinference(void **
     sfp_model_free(m);
 }
 
+/* Inference plans with threads split the batch: each thread runs its slice
+ * through the whole graph. The outputs are the single plan's (up to the
+ * order in which sgemm sums at another batch: 1e-6 of the largest), at
+ * batches that do and do not divide by the thread count, with weights packed
+ * once or per run; a graph whose Softmax normalises over the batch (axis 0)
+ * or that reorders it (Transpose) keeps one plan, and so does a training
+ * plan. */
+static sfp_model_t *softmax_model(int64_t axis, bool transpose)
+{
+    sfp_model_t *m = tu_model(11);
+    const int64_t x_dims[2] = {-1, 6};
+    tu_input(m, "x", SFP_DT_FLOAT, 2, x_dims);
+    sfp_node_t *n = tu_node(m, "Softmax", "sm", "x", transpose ? "s" : "y");
+    tu_attr_int(n, "axis", axis);
+    if (transpose) {
+        n = tu_node(m, "Transpose", "t", "s", "y");
+        tu_attr_ints(n, "perm", 2, (const int64_t[]){1, 0});
+    }
+    tu_output(m, "y");
+    sfp_error_t err = {0};
+    TU_OK(&err, model_validate(m, &err));
+    return m;
+}
+
+static void test_batch_split_plan_matches_single_plan(void **state)
+{
+    (void)state;
+    sfp_error_t err = {0};
+    sfp_model_t *m = chain_model();
+    static const int64_t batches[] = {2, 5, 7};
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+        const int64_t batch = batches[b];
+        float *x = pattern(batch * 4 * 6 * 6, 31 + (uint32_t)b);
+        sfp_plan_t *single = NULL;
+        TU_OK(&err, plan_create(m, batch, 0, 1, &single, &err));
+        assert_int_equal(plan_slices(single), 1);
+        run_plan(single, x);
+        for (int threads = 2; threads <= 3; threads++)
+            for (int packed = 0; packed < 2; packed++) {
+                sfp_plan_t *split = NULL;
+                TU_OK(&err, plan_create(m, batch, packed ? SFP_PLAN_CONST_WEIGHTS : 0, threads, &split, &err));
+                assert_int_equal(plan_slices(split), batch >= threads ? threads : 1);
+                assert_int_equal(plan_output_shape(split, 0)->dims[0], batch);
+                for (int round = 0; round < 2; round++) { /* the Gemm's sgemm may sum in another order */
+                    run_plan(split, x);
+                    assert_true(max_scaled_diff(plan_output(split, 0), plan_output(single, 0), batch * 5) <= 1e-6);
+                }
+                plan_free(split);
+            }
+        sfp_plan_t *train = NULL;
+        TU_OK(&err, plan_create(m, batch, SFP_PLAN_TRAIN, 2, &train, &err));
+        assert_int_equal(plan_slices(train), 1);
+        plan_free(train);
+        plan_free(single);
+        free(x);
+    }
+    sfp_model_free(m);
+    /* Softmax over the batch, over the features, and a Transpose after it */
+    static const struct { int64_t axis; bool transpose; int slices; } cases[] = {{0, false, 1}, {1, false, 2}, {1, true, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        m = softmax_model(cases[c].axis, cases[c].transpose);
+        float *x = pattern(4 * 6, 41);
+        sfp_plan_t *single = NULL, *two = NULL;
+        TU_OK(&err, plan_create(m, 4, 0, 1, &single, &err));
+        TU_OK(&err, plan_create(m, 4, 0, 2, &two, &err));
+        assert_int_equal(plan_slices(two), cases[c].slices);
+        run_plan(single, x);
+        run_plan(two, x);
+        assert_memory_equal(plan_output(two, 0), plan_output(single, 0), sizeof(float) * 24);
+        plan_free(single);
+        plan_free(two);
+        free(x);
+        sfp_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_fused_plan_matches_unfused_and_follows_weight_updates),
         cmocka_unit_test(test_fused_bn_reading_folded_parameters_survives_reinference),
         cmocka_unit_test(test_const_weight_plan_packs_once_and_matches),
+        cmocka_unit_test(test_batch_split_plan_matches_single_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,7 +70,7 @@ static const void *constant_node_data(const sfp_graph_t *g, int id)
 }
 
 /* ---- planning ---- */
-static int snapshot_shapes(sfp_plan_t *p, sfp_error_t *err)
+int plan_snapshot_shapes(sfp_plan_t *p, sfp_error_t *err)
 {
     const sfp_graph_t *g = &p->m->graph;
     p->n_values = g->n_values;
@@ -579,7 +579,8 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
 {
     sfp_graph_t *g = &m->graph;
     int64_t old_batch = g->batch;
-    int rc;
+    int rc = plan_split_create(m, batch, flags, threads, out, err);
+    if (rc <= 0) return rc;
     int *run_node = NULL, *n_readers = NULL;
     fuse_info_t *fuse = NULL;
     sfp_plan_t *p = calloc(1, sizeof *p);
@@ -590,7 +591,7 @@ int plan_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_
     p->training = (flags & SFP_PLAN_TRAIN) != 0;
     if ((rc = graph_topo_sort(g, err)) < 0) goto fail;
     if ((rc = model_infer_shapes(m, batch > 0 ? batch : 0, err)) < 0) goto fail;
-    if ((rc = snapshot_shapes(p, err)) < 0) goto fail;
+    if ((rc = plan_snapshot_shapes(p, err)) < 0) goto fail;
     run_node = calloc((size_t)g->n_nodes + 1, sizeof *run_node);
     if (!run_node) {
         rc = sfp_errorf(err, SFP_ENOMEM, "out of memory");
@@ -647,6 +648,13 @@ fail:
 void plan_free(sfp_plan_t *p)
 {
     if (!p) return;
+    for (int i = 0; p->sub && i < p->n_sub; i++) plan_free(p->sub[i]);
+    free(p->sub);
+    for (int o = 0; p->out_bufs && o < p->n_outputs; o++) free(p->out_bufs[o]);
+    free(p->out_bufs);
+    free(p->split_in);
+    free(p->split_err);
+    free(p->split_rc);
     autograd_free(p);
     sfp_threads_free(p->threads);
     free(p->arena);
@@ -666,6 +674,7 @@ void plan_free(sfp_plan_t *p)
 
 int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
 {
+    if (p->n_sub) return plan_split_run(p, inputs, err);
     bool profile = (p->flags & SFP_PLAN_PROFILE) != 0;
     for (int i = 0; i < p->n_inputs; i++) {
         if (!inputs || !inputs[i])
@@ -710,11 +719,19 @@ int plan_output_value(const sfp_plan_t *p, int i) { return p->output_ids[i]; }
 const sfp_shape_t *plan_output_shape(const sfp_plan_t *p, int i) { return &p->shapes[p->output_ids[i]]; }
 const void *plan_output(const sfp_plan_t *p, int i) { return p->data[p->output_ids[i]]; }
 int64_t plan_batch(const sfp_plan_t *p) { return p->batch; }
-size_t plan_arena_bytes(const sfp_plan_t *p) { return p->arena_bytes; }
 int plan_threads(const sfp_plan_t *p) { return p->n_threads; }
-int plan_n_steps(const sfp_plan_t *p) { return p->n_steps; }
-int plan_step_node(const sfp_plan_t *p, int step) { return p->steps[step].node; }
-double plan_step_seconds(const sfp_plan_t *p, int step) { return p->steps[step].seconds; }
+int plan_slices(const sfp_plan_t *p) { return p->n_sub ? p->n_sub : 1; }
+/* a split plan answers for its slices: the steps are theirs (all the same) */
+int plan_n_steps(const sfp_plan_t *p) { return p->n_sub ? plan_n_steps(p->sub[0]) : p->n_steps; }
+int plan_step_node(const sfp_plan_t *p, int step) { return p->n_sub ? plan_step_node(p->sub[0], step) : p->steps[step].node; }
+double plan_step_seconds(const sfp_plan_t *p, int step) { return p->n_sub ? 0.0 : p->steps[step].seconds; }
+
+size_t plan_arena_bytes(const sfp_plan_t *p)
+{
+    size_t n = p->arena_bytes;
+    for (int i = 0; i < p->n_sub; i++) n += plan_arena_bytes(p->sub[i]);
+    return n;
+}
 
 const sfp_shape_t *plan_value_shape(const sfp_plan_t *p, int value_id)
 {

@@ -132,9 +132,19 @@ const void *plan_value_data(const sfp_plan_t *p, int value_id);
 /* The batch the shapes are for: dim 0 of the inputs with a free batch dim,
  * 0 when no input has one (shapes as declared). */
 int64_t plan_batch(const sfp_plan_t *p);
-/* Bytes of the one allocation (activations + scratch + constant copies). */
+/* Bytes of the one allocation (activations + scratch + constant copies);
+ * of all of them for a split plan. */
 size_t plan_arena_bytes(const sfp_plan_t *p);
 int plan_threads(const sfp_plan_t *p);
+/* Inference plans (no SFP_PLAN_TRAIN, _KEEP_ACTIVATIONS or _PROFILE) with
+ * T >= 2 threads and a batch of at least T are split by the batch: T
+ * one-thread plans of consecutive slices, each thread taking its images
+ * through the whole graph (the same results; sgemm may sum in another
+ * order at another batch), when every
+ * step computes each image from that image alone (plan_split.c says how
+ * that is decided). SFP_PLAN_SPLIT=0 in the environment turns it off. The
+ * number of slices, 1 for a plan that is not split. */
+int plan_slices(const sfp_plan_t *p);
 /* Nodes plan_run executes (folded and unused nodes are not), in order. */
 int plan_n_steps(const sfp_plan_t *p);
 int plan_step_node(const sfp_plan_t *p, int step);          /* node id in the graph */

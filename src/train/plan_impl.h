@@ -113,7 +113,24 @@ struct sfp_plan {
     size_t saved_bytes_total, params_offset, params_bytes;
     bool shared;               /* plan_share_batch: steps see &share */
     sfp_batch_share_t share;
+
+    /* ---- batch-split inference plans (plan_split.c) ---- */
+    int n_sub;                 /* > 0: n_sub one-thread plans of consecutive slices */
+    sfp_plan_t **sub;
+    void **out_bufs;           /* per output: the whole batch's (p->data points there) */
+    const void **split_in;     /* per slice: its inputs */
+    sfp_error_t *split_err;    /* per slice: its last error */
+    int *split_rc;
 };
+
+/* plan.c: the graph's inferred shapes into p->shapes (and the per-value
+ * arrays), p->batch from the inputs' free batch dim. */
+int plan_snapshot_shapes(sfp_plan_t *p, sfp_error_t *err);
+/* plan_split.c: 1 when this plan is not split (plan_create makes the single
+ * one), 0 with *out, < 0 on error. */
+int plan_split_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_plan_t **out,
+                      sfp_error_t *err);
+int plan_split_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err);
 
 /* Time line of buffer lifetimes: forward step s runs at time s, the backward
  * of step s at 2 * n_steps - 1 - s. */

@@ -23,7 +23,8 @@ def main():
     with open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "unknown")
     print(f"CPU: {cpu} (onnx-sfp kernels: {bench.get('isa', '?')}), one thread each; {a['labelled']} test images "
-          f"({detect['uncertain']} uncertain), {len(detect['skipped'])} skipped")
+          f"({detect['uncertain']} uncertain), {len(detect['skipped'])} skipped; "
+          + (f"'ok' called at probability >= {detect['ok_threshold']}" if detect.get("ok_threshold") else "argmax"))
     rows = [("accuracy %", 100 * a["accuracy"], 100 * b["accuracy"]),
             ("balanced accuracy %", 100 * a["balanced_accuracy"], 100 * b["balanced_accuracy"]),
             ("escape rate %", 100 * a["escape_rate"], 100 * b["escape_rate"]),

@@ -473,7 +473,7 @@ void conv_direct_forward(const sfp_conv_shape_t *s, const float *x, const float 
      * shared out, at least ~64k multiply-adds each so tiny layers stay on one
      * thread */
     const int64_t per_row = j.g.k * j.g.mg * j.g.ow;
-    int64_t rows_per_band = per_row >= 65536 ? 1 : 65536 / per_row;
+    const int64_t rows_per_band = per_row >= 65536 ? 1 : 65536 / per_row;
     const int64_t row_tiles = (j.g.oh + j.g.tr - 1) / j.g.tr, tiles_per_band = (rows_per_band + j.g.tr - 1) / j.g.tr;
     const int64_t max_bands = (row_tiles + tiles_per_band - 1) / tiles_per_band;
     const int64_t bands = max_bands < n_threads ? max_bands : n_threads;

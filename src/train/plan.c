@@ -674,7 +674,6 @@ void plan_free(sfp_plan_t *p)
 
 int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
 {
-    if (p->n_sub) return plan_split_run(p, inputs, err);
     bool profile = (p->flags & SFP_PLAN_PROFILE) != 0;
     for (int i = 0; i < p->n_inputs; i++) {
         if (!inputs || !inputs[i])
@@ -682,6 +681,7 @@ int plan_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
                               sfp_q(p->m->graph.values[p->input_ids[i]].name));
         p->data[p->input_ids[i]] = (void *)inputs[i]; /* read-only: only passed as const inputs */
     }
+    if (p->n_sub) return plan_split_run(p, err);
     p->backward_ready = false;
     for (int s = 0; s < p->n_steps; s++) {
         plan_step_t *st = &p->steps[s];

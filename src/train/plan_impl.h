@@ -130,7 +130,8 @@ int plan_snapshot_shapes(sfp_plan_t *p, sfp_error_t *err);
  * one), 0 with *out, < 0 on error. */
 int plan_split_create(sfp_model_t *m, int64_t batch, unsigned flags, int threads, sfp_plan_t **out,
                       sfp_error_t *err);
-int plan_split_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err);
+/* plan_split_run: plan_run of a split plan, its inputs bound (p->data). */
+int plan_split_run(sfp_plan_t *p, sfp_error_t *err);
 
 /* Time line of buffer lifetimes: forward step s runs at time s, the backward
  * of step s at 2 * n_steps - 1 - s. */

@@ -187,14 +187,8 @@ static void run_slice(void *ctx, int chunk, int64_t i0, int64_t i1)
     }
 }
 
-int plan_split_run(sfp_plan_t *p, const void *const *inputs, sfp_error_t *err)
+int plan_split_run(sfp_plan_t *p, sfp_error_t *err)
 {
-    for (int i = 0; i < p->n_inputs; i++) {
-        if (!inputs || !inputs[i])
-            return sfp_errorf(err, SFP_EUSAGE, "plan input %d ('%s') has no data", i,
-                              sfp_q(p->m->graph.values[p->input_ids[i]].name));
-        p->data[p->input_ids[i]] = (void *)inputs[i];
-    }
     memset(p->split_rc, 0, sizeof *p->split_rc * (size_t)p->n_sub);
     sfp_blas_set_threads(1); /* the slices' sgemm calls run side by side, one thread each */
     sfp_threads_for_chunks(p->threads, p->n_sub, 1, run_slice, p);

@@ -197,6 +197,17 @@ typedef struct direct_job {
     int64_t n, group;           /* row-parallel mode: the image and group at hand */
 } direct_job_t;
 
+/* What the next image will read first (its input, to be padded, and its
+ * residual), asked into L2 a slice per output row tile while this image
+ * computes: at large batches a layer's input was written a whole batch
+ * slice ago and has left L2. Measured on a Zen 4 EPYC, batch 64 a thread,
+ * alternating: ResNet-20 1 thread 1092 -> 1153 images/s, ResNet-56 1
+ * thread 377 -> 390, 2 threads 731 -> 765 (into L1 or L3 instead: slower). */
+typedef struct ahead {
+    const char *x, *res;
+    int64_t x_bytes, res_bytes;
+} ahead_t;
+
 /* n floats, 16 at a time by fixed-size copies the compiler inlines as vector
  * moves: rows of a CIFAR map are 8-32 floats, where a memcpy call costs more
  * than the copy. */
@@ -270,14 +281,25 @@ static void pad_image(const sfp_conv_shape_t *s, const direct_geom_t *g, const f
     pad_tail(g, pad);
 }
 
-/* Output rows [r0, r1) of image n, group grp, from its padded buffer. */
-static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const float *pad, int64_t r0, int64_t r1)
+/* Output rows [r0, r1) of image n, group grp, from its padded buffer;
+ * next (or NULL): lines to ask into L2 meanwhile (ahead_t). */
+static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const float *pad, int64_t r0, int64_t r1,
+                        const ahead_t *next)
 {
     const sfp_conv_shape_t *s = j->s;
     const direct_geom_t *g = &j->g;
     const sfp_conv_epilogue_t *e = j->e;
     const int64_t base = (n * s->out_channels + grp * g->mg) * g->ohw;
-    for (int64_t oy = r0; oy < r1; oy += g->tr)
+    const int64_t row_tiles = (r1 - r0 + g->tr - 1) / g->tr;
+    for (int64_t oy = r0; oy < r1; oy += g->tr) {
+        if (next) { /* this row tile's share of the next image's lines */
+            const int64_t ti = (oy - r0) / g->tr;
+            for (int64_t b = next->x_bytes * ti / row_tiles / 64 * 64; b < next->x_bytes * (ti + 1) / row_tiles; b += 64)
+                __builtin_prefetch(next->x + b, 0, 2);
+            for (int64_t b = next->res_bytes * ti / row_tiles / 64 * 64; b < next->res_bytes * (ti + 1) / row_tiles;
+                 b += 64)
+                __builtin_prefetch(next->res + b, 0, 2);
+        }
         for (int64_t xt = 0; xt < g->x_tiles; xt++) {
             const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
             const float *src = pad + oy * g->wq + x0;
@@ -309,6 +331,7 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
                 tile(g->k, j->scr.pack + (grp * g->m_tiles + mt) * g->k * g->mr, src, j->scr.off, &o);
             }
         }
+    }
 }
 
 /* Work is dealt, not claimed: with images split over the threads, thread w
@@ -323,11 +346,17 @@ static void direct_images(void *ctx, int worker, int64_t n0, int64_t n1)
 {
     direct_job_t *j = ctx;
     float *pad = j->scr.pads + worker * round16(j->g.pad_floats);
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t grp = 0; grp < j->s->group; grp++) {
-            pad_image(j->s, &j->g, j->x, n, grp, pad);
-            direct_rows(j, n, grp, pad, 0, j->g.oh);
+    const sfp_conv_shape_t *s = j->s;
+    const int64_t x_image = s->in_channels * s->in[0] * s->in[1], y_image = s->out_channels * j->g.ohw;
+    for (int64_t n = n0; n < n1; n++) {
+        const ahead_t next = {(const char *)(j->x + (n + 1) * x_image),
+                              j->e->residual ? (const char *)(j->e->residual + (n + 1) * y_image) : NULL,
+                              (int64_t)sizeof(float) * x_image, j->e->residual ? (int64_t)sizeof(float) * y_image : 0};
+        for (int64_t grp = 0; grp < s->group; grp++) {
+            pad_image(s, &j->g, j->x, n, grp, pad);
+            direct_rows(j, n, grp, pad, 0, j->g.oh, n + 1 < n1 && grp == s->group - 1 ? &next : NULL);
         }
+    }
 }
 
 /* Channels [c0, c1) of the row-parallel mode's image and group padded
@@ -352,7 +381,7 @@ static void direct_row_band(void *ctx, int worker, int64_t t0, int64_t t1)
     direct_job_t *j = ctx;
     (void)worker;
     const int64_t r1 = t1 * j->g.tr;
-    direct_rows(j, j->n, j->group, j->scr.pads, t0 * j->g.tr, r1 < j->g.oh ? r1 : j->g.oh);
+    direct_rows(j, j->n, j->group, j->scr.pads, t0 * j->g.tr, r1 < j->g.oh ? r1 : j->g.oh, NULL);
 }
 
 /* The same at stride 1, in one loop: the worker pads into its own copy of
@@ -388,7 +417,7 @@ static void direct_band(void *ctx, int worker, int64_t t0, int64_t t1)
         const int64_t z0 = c * g->plane + py1 * g->wq, z1 = z0 + spill < g->pad_floats ? z0 + spill : g->pad_floats;
         memset(pad + z0, 0, sizeof(float) * (size_t)(z1 - z0));
     }
-    direct_rows(j, j->n, j->group, pad, oy0, oy1);
+    direct_rows(j, j->n, j->group, pad, oy0, oy1, NULL);
 }
 
 /* panel (k, mr) = the mr rows side by side: written in order, read from

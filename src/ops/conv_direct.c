@@ -654,12 +654,19 @@ static void dw_chunk(const dw_job_t *j, int64_t n, int64_t cnt, int64_t grp, con
     const direct_geom_t *g = &j->g;
     if (j->want_db)
         for (int64_t m = 0; m < g->mg; m++) {
-            double sum = 0.0;
+            /* eight running sums (position p into sum p % 8), then added
+             * pairwise: one chain of dependent adds per channel was ~5% of a
+             * ResNet-56 training step */
+            double sum[8] = {0.0};
             for (int64_t i = 0; i < cnt; i++) {
                 const float *restrict row = j->dy + ((n + i) * s->out_channels + grp * g->mg + m) * g->ohw;
-                for (int64_t p = 0; p < g->ohw; p++) sum += (double)row[p];
+                int64_t p = 0;
+                for (; p + 8 <= g->ohw; p += 8)
+                    for (int q = 0; q < 8; q++) sum[q] += (double)row[p + q];
+                for (; p < g->ohw; p++) sum[p % 8] += (double)row[p];
             }
-            db_part[grp * g->mg + m] += (float)sum;
+            db_part[grp * g->mg + m] +=
+                (float)(((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7])));
         }
     if (!j->want_dw) return;
     const int64_t ld = dw_channels(g);

@@ -257,6 +257,11 @@ static void pad_channels(const sfp_conv_shape_t *s, const direct_geom_t *g, cons
             const int64_t y = top + r;
             float *row = pad + ((y % g->sh * g->sw * g->cg + c) * g->hq + y / g->sh) * g->wq;
             const float *restrict in = src + r * w;
+            if (g->sw == 2) { /* input column i is padded column left + i: phase (left + i) % 2 */
+                conv_direct_split2(in, cols, row + left % 2 * g->cg * g->plane + left / 2,
+                                   row + (left + 1) % 2 * g->cg * g->plane + (left + 1) / 2);
+                continue;
+            }
             for (int64_t px = 0; px < g->sw; px++) { /* padded columns x = px, px + sw, ... */
                 float *restrict dst = row + px * g->cg * g->plane;
                 int64_t x = px < left ? px + (left - px + g->sw - 1) / g->sw * g->sw : px;

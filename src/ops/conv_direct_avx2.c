@@ -122,9 +122,29 @@ static const tile_shape_t shapes[] = {{6, 2, 1}, {4, 3, 1}, {12, 1, 1}, {8, 1, 1
 static const tile_fn fns[] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2,
                               tile_2x2, tile_2x3, tile_2x1, tile_4x1};
 const dw_tile_kind_t conv_direct_avx2_dw = {dw_tile, 8 * DW_MV, DW_NR};
+/* Even-indexed floats of in[0, n) to even[], odd-indexed to odd[]: a
+ * stride-2 row split into its two phase planes, 16 floats per step. */
+AVX2 void conv_direct_split2(const float *restrict in, int64_t n, float *restrict even, float *restrict odd)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = _mm256_loadu_ps(in + i), b = _mm256_loadu_ps(in + i + 8);
+        /* per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6, then the halves' middle swapped */
+        const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(even + i / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+        _mm256_storeu_ps(odd + i / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+    }
+    for (; i < n; i++) (i % 2 ? odd : even)[i / 2] = in[i];
+}
+
 const conv_direct_isa_t conv_direct_avx2 = {"avx2", 8, shapes, fns, 5, (int)(sizeof shapes / sizeof shapes[0]),
                                             &conv_direct_avx2_dw, &conv_direct_avx2_dw};
 #else
+void conv_direct_split2(const float *in, int64_t n, float *even, float *odd)
+{
+    for (int64_t i = 0; i < n; i++) (i % 2 ? odd : even)[i / 2] = in[i];
+}
 const dw_tile_kind_t conv_direct_avx2_dw = {NULL, 16, 1};
 const conv_direct_isa_t conv_direct_avx2 = {"avx2", 8, NULL, NULL, 0, 0, NULL, NULL}; /* never chosen */
 #endif

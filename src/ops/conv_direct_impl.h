@@ -68,6 +68,10 @@ typedef struct conv_direct_isa {
 } conv_direct_isa_t;
 
 extern const conv_direct_isa_t conv_direct_avx2;
+
+/* Even-indexed floats of in[0, n) to even[0, ceil(n / 2)), odd-indexed to
+ * odd[0, n / 2) (AVX2; every CPU the direct path runs on has it). */
+void conv_direct_split2(const float *in, int64_t n, float *even, float *odd);
 extern const conv_direct_isa_t conv_direct_avx512;
 
 #endif

@@ -637,16 +637,9 @@ static void dw_transpose(const dw_job_t *j, int64_t n, int64_t cnt, int64_t grp,
     for (int64_t i = 0; i < cnt; i++) {
         const float *src = j->dy + ((n + i) * s->out_channels + grp * g->mg) * g->ohw;
         float *dst = dyt + i * g->ohw * ld;
-        for (int64_t p0 = 0; p0 < g->ohw; p0 += 64) { /* blocks of positions: reads and writes stay near */
-            const int64_t p1 = p0 + 64 < g->ohw ? p0 + 64 : g->ohw;
-            for (int64_t m = 0; m < g->mg; m++) {
-                const float *restrict row = src + m * g->ohw;
-                float *restrict col = dst + m;
-                for (int64_t p = p0; p < p1; p++) col[p * ld] = row[p];
-            }
-            for (int64_t p = p0; p < p1 && g->mg < ld; p++)
-                memset(dst + p * ld + g->mg, 0, sizeof(float) * (size_t)(ld - g->mg));
-        }
+        conv_direct_transpose(src, g->ohw, g->mg, g->ohw, dst, ld);
+        for (int64_t p = 0; p < g->ohw && g->mg < ld; p++)
+            memset(dst + p * ld + g->mg, 0, sizeof(float) * (size_t)(ld - g->mg));
     }
 }
 

@@ -122,6 +122,36 @@ static const tile_shape_t shapes[] = {{6, 2, 1}, {4, 3, 1}, {12, 1, 1}, {8, 1, 1
 static const tile_fn fns[] = {tile_6x2, tile_4x3, tile_12x1, tile_8x1, tile_4x2,
                               tile_2x2, tile_2x3, tile_2x1, tile_4x1};
 const dw_tile_kind_t conv_direct_avx2_dw = {dw_tile, 8 * DW_MV, DW_NR};
+/* dst[p * dst_ld + m] = src[m * src_ld + p] for m < rows, p < cols: 8 x 8
+ * blocks transposed in registers (unpack, shuffle, swap of 128-bit halves),
+ * the edges one float at a time. */
+AVX2 void conv_direct_transpose(const float *restrict src, int64_t src_ld, int64_t rows, int64_t cols,
+                                float *restrict dst, int64_t dst_ld)
+{
+    const int64_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+    for (int64_t m = 0; m < rows8; m += 8)
+        for (int64_t p = 0; p < cols8; p += 8) {
+            __m256 r[8], t[8], u[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (m + i) * src_ld + p);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(dst + (p + i) * dst_ld + m, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+                _mm256_storeu_ps(dst + (p + i + 4) * dst_ld + m, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+            }
+        }
+    for (int64_t m = 0; m < rows; m++) /* the edges: rows past rows8, columns past cols8 */
+        for (int64_t p = m < rows8 ? cols8 : 0; p < cols; p++) dst[p * dst_ld + m] = src[m * src_ld + p];
+}
+
 /* Even-indexed floats of in[0, n) to even[], odd-indexed to odd[]: a
  * stride-2 row split into its two phase planes, 16 floats per step. */
 AVX2 void conv_direct_split2(const float *restrict in, int64_t n, float *restrict even, float *restrict odd)
@@ -141,6 +171,11 @@ AVX2 void conv_direct_split2(const float *restrict in, int64_t n, float *restric
 const conv_direct_isa_t conv_direct_avx2 = {"avx2", 8, shapes, fns, 5, (int)(sizeof shapes / sizeof shapes[0]),
                                             &conv_direct_avx2_dw, &conv_direct_avx2_dw};
 #else
+void conv_direct_transpose(const float *src, int64_t src_ld, int64_t rows, int64_t cols, float *dst, int64_t dst_ld)
+{
+    for (int64_t m = 0; m < rows; m++)
+        for (int64_t p = 0; p < cols; p++) dst[p * dst_ld + m] = src[m * src_ld + p];
+}
 void conv_direct_split2(const float *in, int64_t n, float *even, float *odd)
 {
     for (int64_t i = 0; i < n; i++) (i % 2 ? odd : even)[i / 2] = in[i];

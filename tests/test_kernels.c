@@ -225,9 +225,10 @@ static void check_conv_isa(const sfp_conv_shape_t *s, uint32_t *seed, sfp_thread
 /* Every instruction set the CPU has (so the AVX2 tiles stay tested on an
  * AVX-512 machine), on the channel counts and widths that pick each tile
  * shape and its narrower last tile: 1..70 channels incl. pruned counts (11,
- * 13, 22, 26, 44), rows of 3 to 35 positions (masked tails, two-row tiles
- * on maps of 8 columns or fewer and an odd row count), stride 2, groups, and
- * batch 1 split into bands of rows over three threads. */
+ * 13, 22, 26, 44), rows of 3 to 40 positions (masked tails, two-row tiles
+ * on maps of 8 columns or fewer and an odd row count), stride 2 with pads 0
+ * to 2, groups, and batch 1 split into bands of rows over three threads;
+ * the backward's dY transpose on 8x8 blocks and their edges. */
 static void test_direct_conv_every_isa_matches_ref(void **state)
 {
     (void)state;
@@ -237,12 +238,15 @@ static void test_direct_conv_every_isa_matches_ref(void **state)
     sfp_threads_t *two = NULL, *three = NULL;
     TU_OK(&err, sfp_threads_create(2, &two, &err));
     TU_OK(&err, sfp_threads_create(3, &three, &err));
-    /* batch, in, out, group, h, w, stride */
-    static const int64_t shapes[][7] = {
-        {2, 16, 16, 1, 32, 32, 1}, {2, 11, 11, 1, 32, 32, 1}, {1, 13, 26, 1, 16, 16, 2}, {3, 22, 22, 1, 16, 16, 1},
-        {2, 44, 44, 1, 8, 8, 1},   {2, 64, 64, 1, 8, 8, 1},   {1, 32, 64, 1, 16, 16, 2}, {3, 7, 70, 1, 7, 7, 1},
-        {2, 5, 33, 1, 9, 35, 1},   {2, 6, 24, 2, 5, 3, 1},    {1, 3, 1, 1, 13, 21, 2},   {5, 26, 13, 1, 6, 12, 1},
-        {1, 16, 16, 1, 32, 32, 1}, {1, 22, 11, 1, 17, 33, 1}, {1, 16, 24, 1, 13, 8, 1},  {1, 7, 70, 1, 7, 7, 1},
+    /* batch, in, out, group, h, w, stride, pad (stride 2 with pads 0, 1, 2: rows split into column phases
+     * from an even and an odd start, 16 at a time and the tail) */
+    static const int64_t shapes[][8] = {
+        {2, 16, 16, 1, 32, 32, 1, 1}, {2, 11, 11, 1, 32, 32, 1, 1}, {1, 13, 26, 1, 16, 16, 2, 1},
+        {3, 22, 22, 1, 16, 16, 1, 1}, {2, 44, 44, 1, 8, 8, 1, 1},   {2, 64, 64, 1, 8, 8, 1, 1},
+        {1, 32, 64, 1, 16, 16, 2, 1}, {3, 7, 70, 1, 7, 7, 1, 1},    {2, 5, 33, 1, 9, 35, 1, 1},
+        {2, 6, 24, 2, 5, 3, 1, 1},    {1, 3, 1, 1, 13, 21, 2, 1},   {5, 26, 13, 1, 6, 12, 1, 1},
+        {1, 16, 16, 1, 32, 32, 1, 1}, {1, 22, 11, 1, 17, 33, 1, 1}, {1, 16, 24, 1, 13, 8, 1, 1},
+        {1, 7, 70, 1, 7, 7, 1, 1},    {2, 5, 8, 1, 9, 35, 2, 0},    {1, 9, 16, 1, 11, 40, 2, 2},
     };
     for (int isa = SFP_ISA_SCALAR; isa <= (int)best; isa++) {
         assert_int_equal(sfp_cpu_set_isa((sfp_isa_t)isa), isa);
@@ -255,8 +259,8 @@ static void test_direct_conv_every_isa_matches_ref(void **state)
                 s.kernel[k] = 3;
                 s.stride[k] = d[6];
                 s.dilation[k] = 1;
-                s.pad_begin[k] = 1;
-                s.out[k] = (d[4 + k] + 2 - 3) / d[6] + 1;
+                s.pad_begin[k] = d[7];
+                s.out[k] = (d[4 + k] + 2 * d[7] - 3) / d[6] + 1;
             }
             assert_true(conv_direct_applies(&s) == (isa != SFP_ISA_SCALAR));
             /* batch 1 on three threads: bands of rows, each padded by its thread */

@@ -920,6 +920,38 @@ static void test_pooling_backward_kernels_match_ref(void **state)
         free(dx[0]);
         free(dx[1]);
     }
+    /* 2-D windows inside the input (the path without bounds): a 1x1 average
+     * (downsampling shortcut), overlapping and disjoint windows, and for max
+     * all-equal inputs, where the first tap of each window must win */
+    static const int64_t inside[][6] = {{9, 8, 1, 1, 2, 2}, {8, 8, 2, 2, 2, 2}, {7, 9, 3, 3, 1, 1}, {9, 9, 3, 2, 2, 1}};
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++)
+        for (int ties = 0; ties < 2; ties++) {
+            const int64_t *d = inside[i];
+            sfp_pool_shape_t s = {.batch = 2, .channels = 3, .n_spatial = 2};
+            for (int k = 0; k < 2; k++) {
+                s.in[k] = d[k];
+                s.kernel[k] = d[2 + k];
+                s.stride[k] = d[4 + k];
+                s.dilation[k] = 1;
+                s.out[k] = (d[k] - d[2 + k]) / d[4 + k] + 1;
+            }
+            int64_t x_n = 6 * d[0] * d[1], y_n = 6 * s.out[0] * s.out[1];
+            float *x = ties ? calloc((size_t)x_n, sizeof(float)) : distinct(&seed, x_n);
+            float *dy = tu_uniform(&seed, y_n, -1, 1);
+            float *dx[2] = {calloc((size_t)x_n, sizeof(float)), calloc((size_t)x_n, sizeof(float))};
+            maxpool_backward_ref(&s, x, dy, dx[0]);
+            maxpool_backward(&s, x, dy, dx[1], NULL);
+            for (int64_t e = 0; e < x_n; e++) TU_EXPECT_NEAR(dx[1][e], dx[0][e], 0.0);
+            memset(dx[0], 0, sizeof(float) * (size_t)x_n);
+            memset(dx[1], 0, sizeof(float) * (size_t)x_n);
+            avgpool_backward_ref(&s, dy, dx[0]);
+            avgpool_backward(&s, dy, dx[1], NULL);
+            for (int64_t e = 0; e < x_n; e++) TU_EXPECT_NEAR(dx[1][e], dx[0][e], 1e-6);
+            free(x);
+            free(dy);
+            free(dx[0]);
+            free(dx[1]);
+        }
 }
 
 /* ---- Gemm and MatMul ---- */

@@ -402,12 +402,47 @@ typedef struct pool_bwd_job {
     bool is_max;
 } pool_bwd_job_t;
 
+/* The same for 2-D windows all inside the input (pool_all_inside_2d): the
+ * taps in the same order, no bounds; a 1x1 average (a downsampling
+ * shortcut's) is a strided add. */
+static void pool_bwd_planes_inside_2d(const pool_bwd_job_t *j, int64_t p0, int64_t p1)
+{
+    const sfp_pool_shape_t *s = j->s;
+    const int64_t ih = s->in[0], iw = s->in[1], oh = s->out[0], ow = s->out[1];
+    const int64_t kh = s->kernel[0], kw = s->kernel[1], sh = s->stride[0], sw = s->stride[1];
+    const double taps = (double)(kh * kw);
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->is_max ? j->x + p * ih * iw : NULL;
+        const float *dy = j->dy + p * oh * ow;
+        float *dx = j->dx + p * ih * iw;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const int64_t at = oy * sh * iw + ox * sw;
+                if (!j->is_max) {
+                    const float g = (float)((double)dy[oy * ow + ox] / taps);
+                    for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++) dx[at + ky * iw + kx] += g;
+                    continue;
+                }
+                int64_t best_at = at;
+                for (int64_t ky = 0; ky < kh; ky++)
+                    for (int64_t kx = 0; kx < kw; kx++)
+                        if (x[at + ky * iw + kx] > x[best_at]) best_at = at + ky * iw + kx;
+                dx[best_at] += dy[oy * ow + ox];
+            }
+    }
+}
+
 /* Planes [p0, p1): the forward's window walk; max finds the first largest
  * tap (strictly greater replaces), average adds dy / divisor to every tap. */
 static void pool_bwd_planes(void *ctx, int64_t p0, int64_t p1)
 {
     const pool_bwd_job_t *j = ctx;
     const sfp_pool_shape_t *s = j->s;
+    if (pool_all_inside_2d(s)) {
+        pool_bwd_planes_inside_2d(j, p0, p1);
+        return;
+    }
     const int ns = s->n_spatial, last = ns - 1;
     const int64_t ihw = prod_n(s->in, ns), ohw = prod_n(s->out, ns);
     int64_t in_stride[SFP_MAX_SPATIAL];

@@ -882,6 +882,25 @@ static void test_pooling_backward_matches_finite_differences(void **state)
     }
 }
 
+/* maxpool_backward and avgpool_backward against their _ref twins. */
+static void check_pool_backward(const sfp_pool_shape_t *s, const float *x, const float *dy, int64_t x_n,
+                                double max_tol, double avg_tol)
+{
+    float *dx[2] = {calloc((size_t)x_n, sizeof(float)), calloc((size_t)x_n, sizeof(float))};
+    assert_non_null(dx[0]);
+    assert_non_null(dx[1]);
+    maxpool_backward_ref(s, x, dy, dx[0]);
+    maxpool_backward(s, x, dy, dx[1], NULL);
+    for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], max_tol);
+    memset(dx[0], 0, sizeof(float) * (size_t)x_n);
+    memset(dx[1], 0, sizeof(float) * (size_t)x_n);
+    avgpool_backward_ref(s, dy, dx[0]);
+    avgpool_backward(s, dy, dx[1], NULL);
+    for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], avg_tol);
+    free(dx[0]);
+    free(dx[1]);
+}
+
 static void test_pooling_backward_kernels_match_ref(void **state)
 {
     (void)state;
@@ -906,19 +925,9 @@ static void test_pooling_backward_kernels_match_ref(void **state)
         }
         int64_t x_n = 6 * numel(s.n_spatial, s.in), y_n = 6 * numel(s.n_spatial, s.out);
         float *x = distinct(&seed, x_n), *dy = tu_uniform(&seed, y_n, -1, 1);
-        float *dx[2] = {calloc((size_t)x_n, sizeof(float)), calloc((size_t)x_n, sizeof(float))};
-        maxpool_backward_ref(&s, x, dy, dx[0]);
-        maxpool_backward(&s, x, dy, dx[1], NULL);
-        for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], 1e-6);
-        memset(dx[0], 0, sizeof(float) * (size_t)x_n);
-        memset(dx[1], 0, sizeof(float) * (size_t)x_n);
-        avgpool_backward_ref(&s, dy, dx[0]);
-        avgpool_backward(&s, dy, dx[1], NULL);
-        for (int64_t i = 0; i < x_n; i++) TU_EXPECT_NEAR(dx[1][i], dx[0][i], 1e-5);
+        check_pool_backward(&s, x, dy, x_n, 1e-6, 1e-5);
         free(x);
         free(dy);
-        free(dx[0]);
-        free(dx[1]);
     }
     /* 2-D windows inside the input (the path without bounds): a 1x1 average
      * (downsampling shortcut), overlapping and disjoint windows, and for max
@@ -938,19 +947,9 @@ static void test_pooling_backward_kernels_match_ref(void **state)
             int64_t x_n = 6 * d[0] * d[1], y_n = 6 * s.out[0] * s.out[1];
             float *x = ties ? calloc((size_t)x_n, sizeof(float)) : distinct(&seed, x_n);
             float *dy = tu_uniform(&seed, y_n, -1, 1);
-            float *dx[2] = {calloc((size_t)x_n, sizeof(float)), calloc((size_t)x_n, sizeof(float))};
-            maxpool_backward_ref(&s, x, dy, dx[0]);
-            maxpool_backward(&s, x, dy, dx[1], NULL);
-            for (int64_t e = 0; e < x_n; e++) TU_EXPECT_NEAR(dx[1][e], dx[0][e], 0.0);
-            memset(dx[0], 0, sizeof(float) * (size_t)x_n);
-            memset(dx[1], 0, sizeof(float) * (size_t)x_n);
-            avgpool_backward_ref(&s, dy, dx[0]);
-            avgpool_backward(&s, dy, dx[1], NULL);
-            for (int64_t e = 0; e < x_n; e++) TU_EXPECT_NEAR(dx[1][e], dx[0][e], 1e-6);
+            check_pool_backward(&s, x, dy, x_n, 0.0, 1e-6);
             free(x);
             free(dy);
-            free(dx[0]);
-            free(dx[1]);
         }
 }
 

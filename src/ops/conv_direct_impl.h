@@ -69,11 +69,12 @@ typedef struct conv_direct_isa {
 
 extern const conv_direct_isa_t conv_direct_avx2;
 
+extern const conv_direct_isa_t conv_direct_avx512;
+
 /* Even-indexed floats of in[0, n) to even[0, ceil(n / 2)), odd-indexed to
  * odd[0, n / 2) (AVX2; every CPU the direct path runs on has it). */
 void conv_direct_split2(const float *in, int64_t n, float *even, float *odd);
 /* dst[p * dst_ld + m] = src[m * src_ld + p], m < rows, p < cols (AVX2). */
 void conv_direct_transpose(const float *src, int64_t src_ld, int64_t rows, int64_t cols, float *dst, int64_t dst_ld);
-extern const conv_direct_isa_t conv_direct_avx512;
 
 #endif

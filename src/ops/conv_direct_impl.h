@@ -68,7 +68,6 @@ typedef struct conv_direct_isa {
 } conv_direct_isa_t;
 
 extern const conv_direct_isa_t conv_direct_avx2;
-
 extern const conv_direct_isa_t conv_direct_avx512;
 
 /* Even-indexed floats of in[0, n) to even[0, ceil(n / 2)), odd-indexed to

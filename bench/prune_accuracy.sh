@@ -26,6 +26,9 @@
 #        --flops MAC target instead, for every variant; PyTorch then uses the
 #        uniform rate the plain sfp run chose, so plain sfp must be in the set)
 #        NICE=0 (>0: run every process under `nice -n NICE`)
+# A rate of 0 in RATES (BUDGET=rate, METHODS=sfp) fine-tunes the unpruned
+# model on the same budget, here and in PyTorch: the accuracy a pruned run
+# has to be compared with when the input model is not trained to the end.
 # The long-budget table (ResNet-20 and ResNet-56, all 60,000 images, 10
 # epochs, at least 50 % fewer MACs, every method with and without
 # distillation, uniform and global, beside PyTorch SFP):

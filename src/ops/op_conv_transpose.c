@@ -16,9 +16,9 @@ static int convt_list(const sfp_op_ctx_t *c, const char *name, int count, int64_
 {
     const int64_t *v = NULL;
     size_t n = node_attr_ints(c->node, name, &v);
-    for (int k = 0; k < count; k++) out[k] = n ? v[k] : dflt;
-    if (n && (int)n != count)
+    if (n && n != (size_t)count) /* before reading: a short list is not read past its end */
         return op_errorf(c, err, SFP_EBADMODEL, "attribute %s has %zu values, expected %d", name, n, count);
+    for (int k = 0; k < count; k++) out[k] = n ? v[k] : dflt;
     for (int k = 0; k < count; k++)
         if (out[k] < lo || out[k] > OP_MAX_DIM)
             return op_errorf(c, err, SFP_EBADMODEL, "attribute %s value %lld out of range", name, (long long)out[k]);

@@ -208,6 +208,12 @@ typedef struct ahead {
     int64_t x_bytes, res_bytes;
 } ahead_t;
 
+/* Share i of n of the lines of [p, p + bytes) asked into L2. */
+static inline void prefetch_share(const char *p, int64_t bytes, int64_t i, int64_t n)
+{
+    for (int64_t b = bytes * i / n / 64 * 64; b < bytes * (i + 1) / n; b += 64) __builtin_prefetch(p + b, 0, 2);
+}
+
 /* n floats, 16 at a time by fixed-size copies the compiler inlines as vector
  * moves: rows of a CIFAR map are 8-32 floats, where a memcpy call costs more
  * than the copy. */
@@ -298,12 +304,8 @@ static void direct_rows(const direct_job_t *j, int64_t n, int64_t grp, const flo
     const int64_t row_tiles = (r1 - r0 + g->tr - 1) / g->tr;
     for (int64_t oy = r0; oy < r1; oy += g->tr) {
         if (next) { /* this row tile's share of the next image's lines */
-            const int64_t ti = (oy - r0) / g->tr;
-            for (int64_t b = next->x_bytes * ti / row_tiles / 64 * 64; b < next->x_bytes * (ti + 1) / row_tiles; b += 64)
-                __builtin_prefetch(next->x + b, 0, 2);
-            for (int64_t b = next->res_bytes * ti / row_tiles / 64 * 64; b < next->res_bytes * (ti + 1) / row_tiles;
-                 b += 64)
-                __builtin_prefetch(next->res + b, 0, 2);
+            prefetch_share(next->x, next->x_bytes, (oy - r0) / g->tr, row_tiles);
+            prefetch_share(next->res, next->res_bytes, (oy - r0) / g->tr, row_tiles);
         }
         for (int64_t xt = 0; xt < g->x_tiles; xt++) {
             const int64_t x0 = xt * g->nr, at = base + oy * g->ow + x0;
